@@ -1,0 +1,39 @@
+"""The `rig` command. Each verb lives in its own module here and is registered below."""
+
+import sys
+
+import click
+
+from rig.cli.boards import boards
+from rig.cli.console import err
+from rig.errors import RigError
+
+HELP = """rig - a hardware-in-the-loop lab for OTA firmware updates.
+
+\b
+Boards are described in labgrid environment files under targets/. The virtual rack
+(targets/virtual-rack.yaml) runs the same protocols as real boards, so every verb works on
+either. Start with:
+  rig boards --rack targets/virtual-rack.yaml
+"""
+
+
+@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="rig")
+def cli():
+    pass
+
+
+cli.add_command(boards)
+
+
+def main():
+    try:
+        cli(prog_name="rig")
+    except RigError as exc:
+        for line in str(exc).splitlines():
+            err(line)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err("interrupted")
+        sys.exit(130)

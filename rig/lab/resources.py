@@ -1,0 +1,43 @@
+"""rig's own labgrid resources, for what labgrid has no word for.
+
+A targets file names this module under `imports:` so that labgrid's Environment, its pytest plugin
+and its client tools can all read rig's boards.
+"""
+
+import attr
+from labgrid.factory import target_factory
+from labgrid.resource.common import Resource
+
+_str = attr.validators.instance_of(str)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class RigBoard(Resource):
+    """What kind of board a target is.
+
+    Args:
+        variant (str): esp32, stm32h7 or stm32l0
+        flash_layout (str): a layout name from rig.image.layouts; defaults to the variant's
+        tags (list): free-form labels for selecting boards (`rig boards --tag`, pytest markers)
+        virtual (bool): served by `rig lab up` rather than wired to real silicon
+    """
+
+    variant = attr.ib(validator=_str)
+    flash_layout = attr.ib(default=None, validator=attr.validators.optional(_str))
+    tags = attr.ib(factory=list, validator=attr.validators.instance_of(list))
+    virtual = attr.ib(default=False, validator=attr.validators.instance_of(bool))
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class RigDebugProbe(Resource):
+    """An SWD debug probe driven by pyocd (an ST-LINK, a CMSIS-DAP probe, or a virtual one).
+
+    Args:
+        unique_id (str): the probe's serial number, as `pyocd list` prints it
+        target_type (str): the pyocd target type of the part behind the probe
+    """
+
+    unique_id = attr.ib(validator=_str)
+    target_type = attr.ib(validator=_str)
