@@ -1,0 +1,1 @@
+"""Virtual boards and the rack daemon. Reached only through sockets, ptys and files, like real boards."""

@@ -1,0 +1,105 @@
+"""A NOR/embedded flash model with the rules of the real part, persisted in a file.
+
+Rules enforced (a violation raises FlashError, as the part's controller would flag an error):
+- writes are aligned to the write unit and whole units long;
+- a written unit is never programmed again before its sector is erased (embedded flash with ECC:
+  STM32). SPI NOR on the ESP32 may clear bits in place (`bit_clear=True`): new = old AND data,
+  which ESP-IDF's NVS relies on;
+- erases cover whole sectors.
+
+Every write and erase is one counted operation, so a power cut can be armed to land before
+operation N, or to tear operation N (only the first half of it reaches the cells). The file is a
+shared memory map: bytes survive the process, so restarting the daemon is a power cycle.
+"""
+
+import mmap
+import os
+from pathlib import Path
+
+from rig.image.layouts import Geometry
+
+
+class FlashError(Exception):
+    """The flash controller refused an operation (misaligned, rewrite, partial sector)."""
+
+
+class PowerCut(Exception):
+    """Power was cut at an armed flash operation; the board must stop executing now."""
+
+
+class Flash:
+    def __init__(self, path: Path, geometry: Geometry, bit_clear: bool = False):
+        self.geometry = geometry
+        self.bit_clear = bit_clear
+        self.ops = 0  # operations since the file was opened, for reports
+        self._cut_at: int | None = None
+        self._tear = False
+        path = Path(path)
+        fresh = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fresh or os.fstat(fd).st_size != geometry.size:
+                os.ftruncate(fd, 0)
+                os.ftruncate(fd, geometry.size)
+                os.pwrite(fd, bytes([geometry.erased]) * geometry.size, 0)
+            self._map = mmap.mmap(fd, geometry.size)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        self._map.flush()
+        self._map.close()
+
+    # -- reads never count: a power cut during a read changes nothing in the cells.
+    def read(self, offset: int, length: int) -> bytes:
+        self._bounds(offset, length)
+        return self._map[offset : offset + length]
+
+    def is_erased(self, offset: int, length: int) -> bool:
+        return self.read(offset, length) == bytes([self.geometry.erased]) * length
+
+    def write(self, offset: int, data: bytes) -> None:
+        g = self.geometry
+        self._bounds(offset, len(data))
+        if offset % g.write_size or len(data) % g.write_size:
+            raise FlashError(f"write at 0x{offset:x}+{len(data)} is not aligned to the {g.write_size}-byte unit")
+        old = self._map[offset : offset + len(data)]
+        if self.bit_clear:
+            new = bytes(a & b for a, b in zip(old, data, strict=True))
+        else:
+            for unit in range(0, len(data), g.write_size):
+                if old[unit : unit + g.write_size] != bytes([g.erased]) * g.write_size:
+                    raise FlashError(f"write at 0x{offset + unit:x}: unit already programmed; erase its sector first")
+            new = bytes(data)
+        self._operation(offset, new)
+
+    def erase(self, offset: int, length: int) -> None:
+        g = self.geometry
+        self._bounds(offset, length)
+        if offset % g.sector_size or length % g.sector_size or not length:
+            raise FlashError(f"erase at 0x{offset:x}+{length} is not whole {g.sector_size}-byte sectors")
+        self._operation(offset, bytes([g.erased]) * length)
+
+    # -- power-cut injection
+    def arm_cut(self, after_ops: int, tear: bool = False) -> None:
+        """Let `after_ops` more operations complete; cut power at the next one (torn if `tear`)."""
+        self._cut_at = self.ops + after_ops
+        self._tear = tear
+
+    def disarm(self) -> None:
+        self._cut_at = None
+
+    def _operation(self, offset: int, new: bytes) -> None:
+        if self._cut_at is not None and self.ops >= self._cut_at:
+            self._cut_at = None
+            if self._tear:
+                half = len(new) // 2
+                self._map[offset : offset + half] = new[:half]
+            self._map.flush()
+            raise PowerCut(f"power cut at flash operation {self.ops} (0x{offset:x})")
+        self._map[offset : offset + len(new)] = new
+        self.ops += 1
+
+    def _bounds(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.geometry.size:
+            raise FlashError(f"0x{offset:x}+{length} is outside the {self.geometry.size}-byte flash")
