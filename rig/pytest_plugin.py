@@ -17,6 +17,16 @@ def pytest_addoption(parser):
     )
 
 
+def pytest_configure(config):
+    from rig.errors import RigError
+    from rig.serialcheck import check_rfc2217
+
+    try:
+        check_rfc2217()
+    except RigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 @pytest.fixture(scope="session")
 def rig_rack(request):
     """The validated rack (rig.lab.Rack) named by --rig-rack."""

@@ -7,6 +7,7 @@ import click
 from rig.cli.boards import boards
 from rig.cli.console import err
 from rig.errors import RigError
+from rig.serialcheck import check_rfc2217
 
 HELP = """rig - a hardware-in-the-loop lab for OTA firmware updates.
 
@@ -29,6 +30,7 @@ cli.add_command(boards)
 
 def main():
     try:
+        check_rfc2217()
         cli(prog_name="rig")
     except RigError as exc:
         for line in str(exc).splitlines():

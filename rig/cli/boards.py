@@ -21,7 +21,7 @@ def boards(rack, variant, tags):
     inventory = load_rack(rack)
     table = Table(title=f"{len(inventory.boards)} boards in {rack}", title_justify="left")
     for column in ("board", "variant", "virtual", "console", "power", "probe", "flash layout", "tags"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for b in inventory.select(variant=variant, tags=tags):
         table.add_row(
             b.id,

@@ -4,7 +4,8 @@ import sys
 
 from rich.console import Console
 
-out = Console(highlight=False)
+# Piped output (CI logs, `| less`) gets a wide table rather than rich's 80-column default.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def err(line: str) -> None:

@@ -7,6 +7,7 @@ Validation collects every problem in one pass and reports each as one line:
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from labgrid.factory import target_factory
@@ -277,7 +278,10 @@ def _describe_console(cls_name, args) -> str:
 
 def _describe_power(cls_name, args) -> str:
     if cls_name == "NetworkPowerPort":
-        return f"{args.get('model')} {args.get('host')} #{args.get('index')}"
+        host = str(args.get("host"))
+        # A URL template (simplerest, rest) says more in its host:port than in full.
+        host = urlsplit(host).netloc or host
+        return f"{args.get('model')} {host} #{args.get('index')}"
     return f"{cls_name} " + " ".join(f"{k}={v}" for k, v in args.items())
 
 
