@@ -1,0 +1,308 @@
+"""A virtual board: the context its firmware models run in, and the runner that powers and resets it.
+
+The chip models (ROM loader, bootloaders, the app model, the SMP server) see the hardware only
+through `BoardContext`: the console UART, the flash, the reset controller and a clock. They run in
+the board's own thread. Power loss and resets are cooperative, as they must be in Python: the
+runner bumps a run number, and the next `ctx.read`, `ctx.sleep`, `ctx.write` or flash operation
+of the stale run raises `PowerCut`, which unwinds the models. RAM is simply the Python state of
+that run, so it is lost; `ctx.retained` is the RAM that survives a reset but not a power cut (the
+`.noinit` section the boot counter lives in); the flash is a file and survives everything.
+
+`Board` is the runner side, driven by the rack daemon's servers (power switch, console line
+changes, debug probe, control endpoint); nothing in the firmware models calls it directly.
+"""
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.image.layouts import Layout
+from rig.sim.flash import Flash, PowerCut
+
+log = logging.getLogger(__name__)
+
+RESET_CAUSES = ("power-on", "pin", "watchdog", "software", "brownout")  # docs/console.md names
+# The ESP32 DevKit's EN pin has an RC filter: the chip leaves reset this long after EN rises, and
+# samples GPIO0 then. It also hides the brief invalid DTR/RTS pair of esptool's classic reset.
+EN_RELEASE_DELAY = 0.02
+DEFAULT_CUT_OFF_TIME = 0.2  # seconds a flash-triggered power cut keeps the board unpowered
+
+
+@dataclass(frozen=True)
+class BootedImage:
+    slot: int  # slot index the app runs from (MCUboot swap: 0; ESP32: ota index)
+    offset: int  # flash offset of the image's first byte (MCUboot header / ESP image header)
+    header_size: int  # MCUboot hdr_size; 0 for ESP32
+    image: bytes  # the image bytes (header + payload, no trailer)
+
+
+Firmware = Callable[["BoardContext"], None]
+
+
+class BoardContext:
+    """What firmware running on one boot of a board can touch. A new context per boot."""
+
+    def __init__(self, board: "Board", run: int, reset_cause: str, boot_mode: str):
+        self._board = board
+        self._run = run
+        self.board_id: str = board.id
+        self.variant: str = board.variant
+        self.layout: Layout = board.layout
+        self.flash: Flash = board.flash  # offsets from flash start (layout partitions), not bus addresses
+        self.state_dir: Path = board.state_dir
+        self.reset_cause: str = reset_cause
+        self.boot_mode: str = boot_mode  # ESP32: "download" if GPIO0 was low at reset, else "spi"
+        self.retained: dict = board.retained  # survives resets, cleared at power-on
+
+    # -- console UART
+    def write(self, data: bytes) -> None:
+        """Board -> host on the console (UART TX). Raises PowerCut if this run has been stopped."""
+        self._check()
+        self._board.transmit(bytes(data))
+
+    def log(self, line: str) -> None:
+        self.write(line.encode() + b"\r\n")
+
+    def read(self, timeout: float) -> bytes:
+        """Host -> board console bytes received so far (UART RX); b"" after `timeout` seconds."""
+        return self._board.receive(self._run, timeout)
+
+    # -- power, reset, time
+    def powered(self) -> bool:
+        """False once this run must stop (power cut or reset): long loops must check it."""
+        return self._board.current(self._run)
+
+    def sleep(self, seconds: float) -> None:
+        """Let time pass; raises PowerCut as soon as power goes away or a reset is requested."""
+        self._board.wait(self._run, seconds)
+
+    def reset(self, cause: str) -> None:
+        """Reset the chip ("software", "watchdog", "pin"). Like NVIC_SystemReset it never returns."""
+        self._board.reset(cause)
+        raise PowerCut(f"{cause} reset")
+
+    def _check(self) -> None:
+        if not self._board.current(self._run):
+            raise PowerCut("board stopped")
+
+
+class Board:
+    """One virtual board: power, reset lines, console UART, flash, and the thread its firmware runs in.
+
+    `firmware(ctx)` is the whole boot flow (rig.sim.boot.run). It returns when the chip halts (no
+    bootable image); the board then idles until the next reset or power cycle.
+    """
+
+    def __init__(self, board_id: str, variant: str, layout: Layout, state_dir: Path, firmware: Firmware):
+        self.id = board_id
+        self.variant = variant
+        self.layout = layout
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # SPI NOR (ESP32) clears bits in place; STM32 embedded flash with ECC refuses rewrites.
+        self.flash = Flash(self.state_dir / "flash.bin", layout.geometry, bit_clear=variant == "esp32")
+        self.retained: dict = {}
+        self.power_cycles = 0  # power-on events since the daemon started
+        self._firmware = firmware
+        self._cond = threading.Condition()
+        self._outlet = False
+        self._cut = False  # a flash-triggered power cut is in progress
+        self._cut_off_time = DEFAULT_CUT_OFF_TIME
+        self._run = 0  # bumped whenever the running firmware must stop
+        self._start = False  # a boot is due once power is on and no one holds the chip in reset
+        self._cause = "power-on"
+        self._holds: set[str] = set()  # who holds the chip in reset: "en" (ESP32 EN low), "debug"
+        self._release_at = 0.0
+        self._gpio0_low = False
+        self._rx = bytearray()
+        self._listeners: list[Callable[[bytes], None]] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._supervise, name=f"board-{board_id}", daemon=True)
+        self._thread.start()
+
+    # -- power
+    @property
+    def powered(self) -> bool:
+        return self._outlet and not self._cut
+
+    def set_power(self, on: bool) -> None:
+        """The outlet: off stops the firmware and loses RAM; on is a cold boot (reset cause power-on)."""
+        with self._cond:
+            was = self.powered
+            self._outlet = on
+            self._power_changed(was)
+
+    def cut_power(self, off_time: float | None = None) -> None:
+        """A power glitch independent of the outlet (the lab's cut relay): off now, back after off_time."""
+        with self._cond:
+            was = self.powered
+            self._cut = True
+            self._power_changed(was)
+        timer = threading.Timer(self._cut_off_time if off_time is None else off_time, self._end_cut)
+        timer.daemon = True
+        timer.start()
+
+    def arm_cut(self, after_ops: int, tear: bool = False, off_time: float = DEFAULT_CUT_OFF_TIME) -> None:
+        """Cut power when the flash reaches its operation `ops + after_ops` (torn if `tear`)."""
+        with self._cond:
+            self._cut_off_time = off_time
+            self.flash.arm_cut(after_ops, tear)
+
+    def _end_cut(self) -> None:
+        with self._cond:
+            was = self.powered
+            self._cut = False
+            self._power_changed(was)
+
+    def _power_changed(self, was: bool) -> None:
+        if was and not self.powered:
+            self._stop()
+            self.retained.clear()
+        elif self.powered and not was:
+            self.power_cycles += 1
+            self._boot_due("power-on")
+
+    # -- reset
+    def reset(self, cause: str) -> None:
+        """Stop the firmware and boot again with this reset cause (if powered and not held)."""
+        if cause not in RESET_CAUSES:
+            raise ValueError(f"unknown reset cause {cause!r}")
+        with self._cond:
+            self._stop()
+            if self.powered:
+                self._boot_due(cause)
+
+    def hold(self, who: str) -> None:
+        """Hold the chip in reset (ESP32 EN low, a probe's reset-and-halt) until release(who)."""
+        with self._cond:
+            self._holds.add(who)
+            self._stop()
+
+    def release(self, who: str, delay: float = 0.0, cause: str = "pin") -> None:
+        """Let go of the reset line; the chip starts `delay` seconds later unless held again.
+
+        The ESP32's EN pin is its chip enable, not a reset pin: releasing it is a power-on reset
+        that also clears RTC RAM, so its caller passes cause="power-on".
+        """
+        with self._cond:
+            if who not in self._holds:
+                return
+            self._holds.discard(who)
+            self._release_at = time.monotonic() + delay
+            if cause == "power-on":
+                self.retained.clear()
+            if self.powered:
+                self._boot_due(cause)
+
+    def set_gpio0(self, low: bool) -> None:
+        """ESP32 strapping pin, sampled when the chip leaves reset: low = serial download mode."""
+        with self._cond:
+            self._gpio0_low = low
+
+    def _stop(self) -> None:
+        self._run += 1
+        self._start = False
+        self._rx.clear()  # the UART's FIFO does not survive a reset
+        self._cond.notify_all()
+
+    def _boot_due(self, cause: str) -> None:
+        self._start = True
+        self._cause = cause
+        self._cond.notify_all()
+
+    # -- console UART
+    def add_listener(self, send: Callable[[bytes], None]) -> None:
+        """`send(data)` receives everything the board transmits; it must not block for long."""
+        with self._cond:
+            self._listeners.append(send)
+
+    def remove_listener(self, send: Callable[[bytes], None]) -> None:
+        with self._cond:
+            if send in self._listeners:
+                self._listeners.remove(send)
+
+    def console_input(self, data: bytes) -> None:
+        """Bytes from a host on the console; dropped while the chip is off or held in reset."""
+        with self._cond:
+            if self.powered and not self._holds:
+                self._rx += data
+                self._cond.notify_all()
+
+    def transmit(self, data: bytes) -> None:
+        with self._cond:
+            listeners = list(self._listeners)
+        for send in listeners:
+            try:
+                send(data)
+            except OSError:
+                log.info("board %s: a console client went away", self.id)
+                self.remove_listener(send)
+
+    def receive(self, run: int, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if run != self._run:
+                    raise PowerCut("board stopped")
+                if self._rx:
+                    data = bytes(self._rx)
+                    self._rx.clear()
+                    return data
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return b""
+                self._cond.wait(left)
+
+    def current(self, run: int) -> bool:
+        return run == self._run
+
+    def wait(self, run: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with self._cond:
+            while run == self._run:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(left)
+        raise PowerCut("board stopped")
+
+    # -- the firmware thread
+    def close(self) -> None:
+        """Stop the firmware thread and flush the flash file (daemon shutdown: a power cut)."""
+        with self._cond:
+            self._closing = True
+            self._outlet = False
+            self._stop()
+        self._thread.join(timeout=5)
+        self.flash.close()
+
+    def _next_boot(self) -> BoardContext | None:
+        with self._cond:
+            while True:
+                if self._closing:
+                    return None
+                if self._start and self.powered and not self._holds:
+                    left = self._release_at - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                else:
+                    self._cond.wait()
+            self._start = False
+            mode = "download" if self.variant == "esp32" and self._gpio0_low else "spi"
+            return BoardContext(self, self._run, self._cause, mode)
+
+    def _supervise(self) -> None:
+        while (ctx := self._next_boot()) is not None:
+            try:
+                self._firmware(ctx)
+            except PowerCut:
+                if ctx.powered():
+                    # Nobody stopped this run: an armed flash operation cut the power.
+                    self.cut_power()
+            except Exception:  # a bug in a chip model: the chip hangs, the daemon keeps serving
+                log.error("board %s: firmware model crashed:\n%s", self.id, traceback.format_exc())
