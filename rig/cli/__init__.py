@@ -6,6 +6,7 @@ import click
 
 from rig.cli.boards import boards
 from rig.cli.console import err
+from rig.cli.demo import demo
 from rig.errors import RigError
 from rig.serialcheck import check_rfc2217
 
@@ -26,6 +27,7 @@ def cli():
 
 
 cli.add_command(boards)
+cli.add_command(demo)
 
 
 def main():
