@@ -1,0 +1,28 @@
+"""Delta updates: patches a small device applies while streaming, old slot in, new slot out.
+
+bsdiff4 finds the matches; rig.delta.ops re-serialises them as one forward-only instruction
+stream; a profile's codec compresses it (P1 LZSS for STM32L0, P2 LZMA1-4K for STM32H7/ESP32);
+rig.delta.container frames it with sizes, SHA-256s and CRCs. Format: docs/delta-format.md.
+
+Interface:
+
+    make(old: bytes, new: bytes, profile: str = "p2") -> Delta
+        Delta.kind is "patch" (Delta.data is the patch) or "full" (the patch exceeded 60 % of the
+        compressed full image; Delta.data is the new image). Every patch is applied and its
+        result SHA-256 checked before make() returns it. Also .profile, .old_size, .new_size,
+        .patch_size, .full_compressed_size, .ratio.
+    apply(old: bytes, patch: bytes) -> bytes
+        The Python applier. Refuses (RigError, one line) a corrupt or truncated patch and a wrong
+        source image.
+    info(patch: bytes) -> dict
+        The header fields (profile, sizes, SHA-256s), after the CRC checks.
+    rig.delta.native.apply(old, patch) -> bytes
+    rig.delta.native.apply_stream(patch, read_old, write_new, page_size, resume_at=0) -> None
+        The device's own C applier (firmware/lib/) through ctypes: reads the old slot through
+        read_old(offset, length), writes the new slot in page_size chunks through
+        write_new(offset, data), and after a reset resumes at resume_at (a page boundary).
+"""
+
+from rig.delta.patch import FULL_IMAGE_THRESHOLD, Delta, apply, info, make
+
+__all__ = ["FULL_IMAGE_THRESHOLD", "Delta", "apply", "info", "make"]
