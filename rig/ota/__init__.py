@@ -1,0 +1,1 @@
+"""OTA delivery and campaigns: the update server, link profiles, faults, power-cut triggers."""
