@@ -10,6 +10,13 @@ that run, so it is lost; `ctx.retained` is the RAM that survives a reset but not
 
 `Board` is the runner side, driven by the rack daemon's servers (power switch, console line
 changes, debug probe, control endpoint); nothing in the firmware models calls it directly.
+
+Debug probes: for an STM32 board with a RigDebugProbe the daemon starts
+`rig.sim.stm32.swd.SwdServer(board: Board, host: str)` (attributes `.port`, method `.close()`) and
+publishes its port in the registry. A probe reaches the chip through `board.flash`,
+`board.hold("debug")` / `board.release("debug", cause=...)` (core held in reset or halted: the
+firmware does not run) and `board.reset(cause)`. A flash operation of the probe that hits an armed
+cut raises PowerCut in the probe's thread; the probe server then calls `board.cut_power()`.
 """
 
 import logging
@@ -30,6 +37,8 @@ RESET_CAUSES = ("power-on", "pin", "watchdog", "software", "brownout")  # docs/c
 # samples GPIO0 then. It also hides the brief invalid DTR/RTS pair of esptool's classic reset.
 EN_RELEASE_DELAY = 0.02
 DEFAULT_CUT_OFF_TIME = 0.2  # seconds a flash-triggered power cut keeps the board unpowered
+# Real firmware sets its IWDG / task watchdog to seconds; the lab keeps it short so a hang test is quick.
+DEFAULT_WATCHDOG_TIMEOUT = 1.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class BoardContext:
         self.reset_cause: str = reset_cause
         self.boot_mode: str = boot_mode  # ESP32: "download" if GPIO0 was low at reset, else "spi"
         self.retained: dict = board.retained  # survives resets, cleared at power-on
+        self.watchdog_timeout: float = board.watchdog_timeout  # seconds without a feed before a reset
 
     # -- console UART
     def write(self, data: bytes) -> None:
@@ -97,7 +107,8 @@ class Board:
     bootable image); the board then idles until the next reset or power cycle.
     """
 
-    def __init__(self, board_id: str, variant: str, layout: Layout, state_dir: Path, firmware: Firmware):
+    def __init__(self, board_id: str, variant: str, layout: Layout, state_dir: Path, firmware: Firmware,
+                 watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT):
         self.id = board_id
         self.variant = variant
         self.layout = layout
@@ -106,6 +117,7 @@ class Board:
         # SPI NOR (ESP32) clears bits in place; STM32 embedded flash with ECC refuses rewrites.
         self.flash = Flash(self.state_dir / "flash.bin", layout.geometry, bit_clear=variant == "esp32")
         self.retained: dict = {}
+        self.watchdog_timeout = watchdog_timeout
         self.power_cycles = 0  # power-on events since the daemon started
         self._firmware = firmware
         self._cond = threading.Condition()

@@ -1,0 +1,65 @@
+"""The lab's instruments on loopback: arm a power cut at a flash operation, read counters.
+
+These are what a real rig has besides the boards (a relay in the supply, a counter on the flash
+bus). Fault campaigns use them to place a cut; no verdict is ever read from here.
+
+    GET  /boards                          {id: {"powered", "flash_ops", "power_cycles"}}
+    GET  /boards/<id>                     the same for one board
+    POST /boards/<id>/cut?op=N&tear=0|1&off=SECONDS
+                                          cut power when N more flash operations have completed
+                                          (operation N+1 torn if tear=1), back on after `off` s
+    POST /boards/<id>/disarm              forget an armed cut
+"""
+
+import json
+import re
+
+from rig.sim.board import DEFAULT_CUT_OFF_TIME, Board
+from rig.sim.http_endpoint import HttpEndpoint
+
+_ROUTE = re.compile(r"/boards(?:/(?P<id>[^/]+)(?:/(?P<action>cut|disarm))?)?/?")
+
+
+def counters(board: Board) -> dict:
+    return {"powered": board.powered, "flash_ops": board.flash.ops, "power_cycles": board.power_cycles}
+
+
+class ControlEndpoint:
+    def __init__(self, boards: dict[str, Board], host: str = "127.0.0.1", port: int = 0):
+        def handle(method, path, query):
+            match = _ROUTE.fullmatch(path)
+            if not match:
+                return _json(404, {"error": f"no such endpoint {path}; see GET /boards"})
+            board_id, action = match["id"], match["action"]
+            if board_id is None:
+                return _json(200, {b.id: counters(b) for b in boards.values()})
+            board = boards.get(board_id)
+            if board is None:
+                return _json(404, {"error": f"no board {board_id!r}; boards: {', '.join(boards)}"})
+            if action is None:
+                return _json(200, counters(board))
+            if method != "POST":
+                return _json(405, {"error": f"{action} needs POST"})
+            if action == "disarm":
+                board.flash.disarm()
+                return _json(200, counters(board))
+            try:
+                op = int(query["op"])
+                tear = query.get("tear", "0") == "1"
+                off = float(query.get("off", DEFAULT_CUT_OFF_TIME))
+            except (KeyError, ValueError):
+                return _json(400, {"error": "cut needs op=N (int), optional tear=0|1 and off=SECONDS"})
+            if op < 0 or off < 0:
+                return _json(400, {"error": "op and off must not be negative"})
+            board.arm_cut(op, tear, off)
+            return _json(200, counters(board) | {"armed": {"op": op, "tear": tear, "off": off}})
+
+        self._http = HttpEndpoint(host, port, handle, "control")
+        self.host, self.port = self._http.host, self._http.port
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _json(status: int, body: dict) -> tuple[int, str, str]:
+    return status, json.dumps(body), "application/json"

@@ -1,0 +1,145 @@
+"""The rack daemon: every virtual board of a rack file, its console, power outlet and probe, on loopback.
+
+Started detached by `rig lab up` as `python -m rig.sim.daemon --rack FILE --state DIR --name NAME`;
+its stdout/stderr is the lab's log file. It announces itself in the registry (rig.sim.registry)
+only once every port listens, and on SIGTERM stops the boards, flushes their flash files and
+removes its registry entry. Starting it again is a power cycle: flash files stay, RAM does not.
+"""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from rig.errors import RigError
+from rig.image.layouts import LAYOUTS
+from rig.lab import Board as RackBoard
+from rig.lab import load_rack
+from rig.sim import boot, registry
+from rig.sim.board import DEFAULT_WATCHDOG_TIMEOUT, Board
+from rig.sim.control import ControlEndpoint
+from rig.sim.power import PowerSwitch
+from rig.sim.pty_console import PtyConsole
+from rig.sim.rfc2217_server import Rfc2217Server
+
+log = logging.getLogger("rig.sim.daemon")
+POWER_MODEL = "simplerest"
+
+
+class Lab:
+    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float):
+        rack = load_rack(rack_path)
+        virtual = [b for b in rack.boards if b.virtual]
+        if not virtual:
+            raise RigError(f"{rack_path}: no board has `virtual: true`; nothing for the virtual lab to serve")
+        self._closers = []
+        self.boards: dict[str, Board] = {}
+        self.entry: dict = {"rack": str(rack_path.resolve()), "pid": os.getpid(), "state": str(state.resolve()),
+                            "boards": {}}
+        outlets: dict[str, dict[int, Board]] = {}
+        try:
+            for spec in virtual:
+                board = Board(spec.id, spec.variant, LAYOUTS[spec.flash_layout], state / spec.id, boot.run,
+                              watchdog_timeout)
+                self._closers.append(board.close)
+                self.boards[spec.id] = board
+                self.entry["boards"][spec.id] = self._serve_board(spec, board)
+                power = spec.resources.get("NetworkPowerPort")
+                if power is not None:
+                    if power.get("model") != POWER_MODEL:
+                        raise RigError(f"board {spec.id}: NetworkPowerPort model {power.get('model')!r}; "
+                                       f"the virtual lab serves model {POWER_MODEL!r}")
+                    outlets.setdefault(power["host"], {})[int(power.get("index", 0))] = board
+            if len(outlets) > 1:
+                raise RigError(f"{rack_path}: virtual boards name {len(outlets)} power switch URLs; "
+                               "the virtual lab serves one - give every NetworkPowerPort the same host")
+            for url, by_index in outlets.items():
+                switch = _bind(f"power switch {url}", lambda u=url, o=by_index: PowerSwitch(u, o))
+                self._closers.append(switch.close)
+                self.entry["power"] = {"host": switch.host, "port": switch.port}
+            control = ControlEndpoint(self.boards)
+            self._closers.append(control.close)
+            self.entry["control"] = {"host": control.host, "port": control.port}
+        except BaseException:
+            self.close()
+            raise
+        for board in self.boards.values():
+            board.set_power(True)  # the rack's outlets come up on
+
+    def _serve_board(self, spec: RackBoard, board: Board) -> dict:
+        console = spec.resources.get("NetworkSerialPort")
+        if console is None:
+            raise RigError(f"board {spec.id}: the virtual lab serves consoles as NetworkSerialPort; add one")
+        host, port = console.get("host", "127.0.0.1"), int(console["port"])
+        server = _bind(f"board {spec.id}: console {host}:{port}", lambda: Rfc2217Server(board, host, port))
+        self._closers.append(server.close)
+        pty = PtyConsole(board)
+        self._closers.append(pty.close)
+        entry = {"variant": spec.variant, "console": {"rfc2217": server.port, "host": host, "pty": pty.path}}
+        if spec.probe is not None:
+            swd = _probe_server(board, host)
+            if swd is not None:
+                self._closers.append(swd.close)
+                entry["swd"] = {"host": host, "port": swd.port, "unique_id": spec.probe}
+        return entry
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:  # shutting down: one stuck server must not keep the flash unflushed
+                log.exception("while stopping")
+        self._closers.clear()
+
+
+def _bind(what: str, start):
+    try:
+        return start()
+    except OSError as exc:
+        raise RigError(f"{what}: cannot listen ({exc.strerror}); is another lab up? see `rig lab status`") from exc
+
+
+def _probe_server(board: Board, host: str):
+    """The SWD server of the STM32 model (rig.sim.stm32.swd.SwdServer(board, host): .port, .close())."""
+    try:
+        from rig.sim.stm32.swd import SwdServer
+    except ModuleNotFoundError as exc:
+        if exc.name != "rig.sim.stm32.swd":
+            raise
+        log.warning("board %s: no SWD server (rig.sim.stm32.swd not installed)", board.id)
+        return None
+    return _bind(f"board {board.id}: SWD server", lambda: SwdServer(board, host))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rig.sim.daemon", description=__doc__.splitlines()[0])
+    parser.add_argument("--rack", required=True, type=Path)
+    parser.add_argument("--state", required=True, type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--watchdog", type=float, default=DEFAULT_WATCHDOG_TIMEOUT)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        lab = Lab(args.rack, args.state, args.watchdog)
+    except RigError as exc:
+        print(f"rig: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    registry.write(args.name, lab.entry)
+    log.info("lab %s up: %s", args.name, ", ".join(lab.boards))
+    while not stop.wait(0.5):
+        pass
+    log.info("lab %s stopping", args.name)
+    lab.close()
+    registry.remove(args.name, os.getpid())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

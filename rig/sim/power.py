@@ -1,0 +1,50 @@
+"""The rack's network power switch, speaking the `simplerest` protocol labgrid's NetworkPowerDriver uses.
+
+The rack file's URL template, e.g. http://127.0.0.1:52100/outlet/{index}/{value}, is served as is:
+GET with a value of 0 or 1 switches the outlet, GET without it (trailing slash removed, as
+labgrid's client does) answers "1" or "0".
+"""
+
+import logging
+import re
+from urllib.parse import urlparse
+
+from rig.errors import RigError
+from rig.sim.board import Board
+from rig.sim.http_endpoint import HttpEndpoint
+
+log = logging.getLogger(__name__)
+
+
+def _path_pattern(template_path: str) -> re.Pattern:
+    if "{index}" not in template_path:
+        raise RigError(f"power URL path {template_path!r} has no {{index}}; "
+                       "write it like http://127.0.0.1:52100/outlet/{index}/{value}")
+    pattern = re.escape(template_path).replace(r"\{index\}", r"(?P<index>\d+)")
+    pattern = pattern.replace(r"\{value\}", r"(?P<value>[01]?)")
+    return re.compile(pattern.rstrip("/") + "/?")
+
+
+class PowerSwitch:
+    """One HTTP power switch serving every outlet of the rack that shares its URL."""
+
+    def __init__(self, url_template: str, outlets: dict[int, Board]):
+        url = urlparse(url_template)
+        pattern = _path_pattern(url.path)
+
+        def handle(method, path, query):
+            match = pattern.fullmatch(path)
+            board = outlets.get(int(match["index"])) if match else None
+            if board is None:
+                return 404, f"no outlet at {path}\n", "text/plain"
+            value = match.groupdict().get("value")
+            if value:
+                log.info("outlet %s (%s) -> %s", match["index"], board.id, value)
+                board.set_power(value == "1")
+            return 200, "1" if board.powered else "0", "text/plain"
+
+        self._http = HttpEndpoint(url.hostname, url.port or 80, handle, "power-switch")
+        self.host, self.port = self._http.host, self._http.port
+
+    def close(self) -> None:
+        self._http.close()
