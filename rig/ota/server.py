@@ -45,7 +45,8 @@ class OtaServer:
         self.faults: dict[str, list[Fault]] = {}  # per device; "*" applies to every device
         self.stats: dict[str, DeviceStats] = {}
         self._listeners: list[Callable[[str, str, int], None]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._active = 0  # requests being answered
         self._httpd = ThreadingHTTPServer((host, port), _handler(self))
         self._httpd.daemon_threads = True
         if tls is not None:
@@ -70,6 +71,11 @@ class OtaServer:
         with self._lock:
             return self.stats.setdefault(device, DeviceStats())
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being answered, so the counters are final."""
+        with self._lock:
+            return self._lock.wait_for(lambda: self._active == 0, timeout)
+
     def __enter__(self):
         self._thread.start()
         return self
@@ -86,12 +92,13 @@ class OtaServer:
         path = (self.root / name.lstrip("/")).resolve()
         return path if path.is_file() and self.root in path.parents else None
 
-    def _begin(self, device: str) -> tuple[int, list[Fault], LinkProfile]:
+    def _begin(self, device: str) -> tuple[list[Fault], LinkProfile]:
         with self._lock:
             stats = self.stats.setdefault(device, DeviceStats())
             stats.requests += 1
+            self._active += 1
             plan = self.faults.get(device, []) + self.faults.get("*", [])
-            return stats.requests, [f for f in plan if f.applies(stats.requests)], self.links.get(device, self.link)
+            return [f for f in plan if f.applies(stats.requests)], self.links.get(device, self.link)
 
     def _served(self, device: str, name: str, first: int, end: int, n: int) -> None:
         with self._lock:
@@ -103,6 +110,11 @@ class OtaServer:
                 stats.ranges.append((name, first, end - 1))
         for listener in self._listeners:
             listener(device, name, end)
+
+    def _end(self) -> None:
+        with self._lock:
+            self._active -= 1
+            self._lock.notify_all()
 
     def _fired(self, device: str, what: str) -> None:
         with self._lock:
@@ -118,15 +130,21 @@ def _handler(server: OtaServer):
             pass
 
         def do_HEAD(self):
-            self._serve(body=False)
+            self._counted(body=False)
 
         def do_GET(self):
-            self._serve(body=True)
+            self._counted(body=True)
 
-        def _serve(self, body: bool):
+        def _counted(self, body: bool):
             url = urlsplit(self.path)
             device = parse_qs(url.query).get("device", [self.client_address[0]])[0]
-            request_no, faults, link = server._begin(device)
+            faults, link = server._begin(device)
+            try:
+                self._serve(url, device, faults, link, body)
+            finally:
+                server._end()
+
+        def _serve(self, url, device, faults, link, body: bool):
             name = url.path.lstrip("/")
             for f in faults:
                 if f.kind == "wrong-file":

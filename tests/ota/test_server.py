@@ -40,6 +40,7 @@ def test_full_download_is_counted_per_device(server):
     status, headers, body = get(server.url("app.bin", "dev-1"))
     assert (status, body) == (200, IMAGE)
     assert headers["Accept-Ranges"] == "bytes"
+    assert server.wait_idle()
     assert server.stats["dev-1"].bytes_served == len(IMAGE)
     assert server.stats["dev-1"].requests == 1
 
@@ -66,6 +67,7 @@ def test_drop_then_resume_rebuilds_the_image(server):
     assert got == IMAGE[: len(IMAGE) * 40 // 100]
     _, _, rest = get(server.url("app.bin", "dev"), {"Range": f"bytes={len(got)}-"})
     assert got + rest == IMAGE
+    assert server.wait_idle()
     assert server.stats["dev"].faults_fired == [f"drop at {len(got)}"]
     assert server.stats["dev"].bytes_served == len(IMAGE)
 
@@ -91,6 +93,7 @@ def test_corrupt_truncate_wrong_file_and_stall(server):
 
     server.faults["s"] = [Fault("stall", at_byte=5000, seconds=0.05)]
     assert get(server.url("app.bin", "s"))[2] == IMAGE
+    assert server.wait_idle()
     assert server.stats["s"].faults_fired == ["stall 0.05s at 5000"]
 
 
@@ -106,6 +109,7 @@ def test_byte_listener_sees_progress(server):
     seen = []
     server.on_bytes(lambda device, name, end: seen.append((device, name, end)))
     get(server.url("app.bin", "p"))
+    assert server.wait_idle()
     assert seen[-1] == ("p", "app.bin", len(IMAGE))
     assert [end for *_, end in seen] == sorted(end for *_, end in seen)
 
