@@ -7,6 +7,7 @@ import click
 from rig.cli.boards import boards
 from rig.cli.console import err
 from rig.cli.demo import demo
+from rig.cli.lab import lab
 from rig.errors import RigError
 from rig.serialcheck import check_rfc2217
 
@@ -28,6 +29,7 @@ def cli():
 
 cli.add_command(boards)
 cli.add_command(demo)
+cli.add_command(lab)
 
 
 def main():

@@ -1,0 +1,206 @@
+"""`rig lab up|down|status`: run the virtual rack of a targets file in the background."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from rig.cli.console import out
+from rig.cli.options import rack_option
+from rig.errors import RigError
+from rig.lab import load_rack
+from rig.sim import registry
+from rig.sim.board import DEFAULT_WATCHDOG_TIMEOUT
+
+START_TIMEOUT = 20.0  # seconds for the daemon to listen on every port
+STOP_TIMEOUT = 10.0  # seconds for the daemon to flush flash and exit after SIGTERM
+ERROR_PREFIX = "rig: error: "
+
+LAB_HELP = """Run the virtual boards of a rack file on loopback, as a real rack would serve them.
+
+\b
+Per board: the console as an RFC2217 server on the NetworkSerialPort port (pyserial, labgrid and
+esptool open rfc2217://127.0.0.1:PORT; esptool resets the ESP32 through DTR/RTS) and as a pty
+(/dev/pts/N, for smpclient and ser2net); power through the simplerest switch of the rack's
+NetworkPowerPort URL; SWD for pyocd on the STM32 boards. Flash lives in files in the state folder,
+so `down` then `up` is a power cycle, never a wipe.
+
+\b
+  rig lab up --rack targets/virtual-rack.yaml
+  rig lab status --rack targets/virtual-rack.yaml
+  rig lab down --rack targets/virtual-rack.yaml
+"""
+
+
+@click.group(help=LAB_HELP)
+def lab():
+    pass
+
+
+@lab.command()
+@rack_option
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Folder for flash images and the daemon log.  [default: .rig/lab/<rack name>]")
+@click.option("--watchdog", type=click.FloatRange(min=0.1), default=DEFAULT_WATCHDOG_TIMEOUT, show_default=True,
+              metavar="SECONDS", help="Watchdog timeout of the virtual firmware (a hung app resets after it).")
+def up(rack, state, watchdog):
+    """Start the rack daemon in the background; returns once every board's ports listen.
+
+    Running it again while the lab is up changes nothing. The daemon's log is daemon.log in the
+    state folder.
+    """
+    rack_path, name = _identify(rack)
+    load_rack(rack_path)  # every problem of the file, reported before anything starts
+    entry = registry.read(name)
+    if entry is not None:
+        _check_same_rack(entry, rack_path, name)
+        out.print(f"lab {name} is already up (pid {entry['pid']}); see `rig lab status --rack {rack}`")
+        return
+    state = (state or Path(".rig/lab") / name).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    log_path = state / "daemon.log"
+    with open(log_path, "ab") as log:
+        log_start = log.tell()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rig.sim.daemon", "--rack", str(rack_path), "--state", str(state),
+             "--name", name, "--watchdog", str(watchdog)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    entry = _wait_for_daemon(proc, name, log_path, log_start)
+    out.print(f"lab {name} up (pid {entry['pid']}), state in {state}, log {log_path}")
+    _print_table(name, entry, rack_path)
+
+
+@lab.command()
+@rack_option
+def down(rack):
+    """Stop the rack daemon: the boards lose power, their flash files stay in the state folder."""
+    rack_path, name = _identify(rack)
+    entry = registry.read(name)
+    if entry is None:
+        raise RigError(f"lab {name} is not up, nothing to stop; start it with `rig lab up --rack {rack}`")
+    _check_same_rack(entry, rack_path, name)
+    pid = entry["pid"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while registry.alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            registry.remove(name, pid)
+            raise RigError(f"lab {name}: daemon {pid} ignored SIGTERM for {STOP_TIMEOUT:.0f} s and was killed; "
+                           f"see {entry.get('state')}/daemon.log")
+        time.sleep(0.05)
+    out.print(f"lab {name} down; flash kept in {entry.get('state')}")
+
+
+@lab.command()
+@rack_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+def status(rack, as_json):
+    """Show whether the lab is up and, per board, power, console URL, pty path and probe.
+
+    \b
+    --json prints {"lab", "running", "pid", "control", "boards": [{"id", "variant",
+    "console" (rfc2217:// URL), "pty", "power" ("on"/"off"), "probe", "target", "swd",
+    "flash_ops", "power_cycles"}]}.
+    """
+    rack_path, name = _identify(rack)
+    entry = registry.read(name)
+    if entry is not None:
+        _check_same_rack(entry, rack_path, name)
+    if as_json:
+        rows = _rows(entry, rack_path) if entry else []
+        doc = {"lab": name, "running": entry is not None, "boards": rows}
+        if entry:
+            doc |= {"pid": entry["pid"], "state": entry.get("state"),
+                    "control": _url(entry["control"])}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if entry is None:
+        out.print(f"lab {name} is not up; start it with `rig lab up --rack {rack}`")
+        return
+    out.print(f"lab {name} up (pid {entry['pid']}), state in {entry.get('state')}")
+    _print_table(name, entry, rack_path)
+
+
+def _identify(rack) -> tuple[Path, str]:
+    """The rack file's absolute path and the lab's name: the file's stem (or the folder's name)."""
+    path = Path(rack).resolve()
+    return path, path.stem if path.is_file() else path.name
+
+
+def _check_same_rack(entry: dict, rack_path: Path, name: str) -> None:
+    if entry.get("rack") != str(rack_path):
+        raise RigError(f"lab {name} is up from another rack file, {entry.get('rack')}; "
+                       f"stop it first with `rig lab down --rack {entry.get('rack')}`")
+
+
+def _wait_for_daemon(proc: subprocess.Popen, name: str, log_path: Path, log_start: int) -> dict:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        entry = registry.read(name)
+        if entry is not None and entry.get("pid") == proc.pid:
+            return entry
+        if proc.poll() is not None:
+            raise RigError(_daemon_error(log_path, log_start) or
+                           f"lab {name}: the daemon exited with status {proc.returncode}; see {log_path}")
+        time.sleep(0.05)
+    proc.terminate()
+    raise RigError(f"lab {name}: the daemon did not come up within {START_TIMEOUT:.0f} s; see {log_path}")
+
+
+def _daemon_error(log_path: Path, log_start: int) -> str | None:
+    """The daemon's own one-line error from this start, if it printed one."""
+    with open(log_path, "rb") as f:
+        f.seek(log_start)
+        lines = f.read().decode(errors="replace").splitlines()
+    errors = [line[len(ERROR_PREFIX):] for line in lines if line.startswith(ERROR_PREFIX)]
+    return errors[-1] if errors else None
+
+
+def _url(endpoint: dict) -> str:
+    return f"http://{endpoint['host']}:{endpoint['port']}"
+
+
+def _rows(entry: dict, rack_path: Path) -> list[dict]:
+    rack = {b.id: b for b in load_rack(rack_path).boards}
+    try:
+        with urllib.request.urlopen(_url(entry["control"]) + "/boards", timeout=5) as reply:
+            live = json.load(reply)
+    except OSError as exc:
+        raise RigError(f"the lab's control endpoint {_url(entry['control'])} does not answer ({exc}); "
+                       "restart the lab with `rig lab down` and `rig lab up`") from exc
+    rows = []
+    for board_id, b in entry["boards"].items():
+        console, swd = b["console"], b.get("swd")
+        counters = live.get(board_id, {})
+        rows.append({
+            "id": board_id,
+            "variant": b["variant"],
+            "console": f"rfc2217://{console['host']}:{console['rfc2217']}",
+            "pty": console["pty"],
+            "power": "on" if counters.get("powered") else "off",
+            "probe": rack[board_id].probe if board_id in rack else None,
+            "target": rack[board_id].probe_target if board_id in rack else None,
+            "swd": f"{swd['host']}:{swd['port']}" if swd else None,
+            "flash_ops": counters.get("flash_ops"),
+            "power_cycles": counters.get("power_cycles"),
+        })
+    return rows
+
+
+def _print_table(name: str, entry: dict, rack_path: Path) -> None:
+    table = Table(title=f"lab {name}", title_justify="left")
+    for column in ("board", "variant", "power", "console", "pty", "probe", "swd"):
+        table.add_column(column)
+    for row in _rows(entry, rack_path):
+        probe = f"{row['probe']} ({row['target']})" if row["probe"] else "-"
+        table.add_row(row["id"], row["variant"], row["power"], row["console"], row["pty"], probe, row["swd"] or "-")
+    out.print(table)
