@@ -1,0 +1,107 @@
+"""One board's labgrid target with rig's drivers bound: what tests, the CLI and campaigns use.
+
+A targets file lists resources only (as labgrid's exporter publishes them); the drivers follow
+from the resources and the board's variant, so a rack file never repeats driver boilerplate and
+every board of a variant is driven alike. Drivers a targets file declares itself are reused.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+
+from labgrid import Environment
+from labgrid.driver.powerdriver import NetworkPowerDriver, PDUDaemonDriver, USBPowerDriver, YKUSHPowerDriver
+
+from rig.drivers.console import RigConsoleDriver
+from rig.drivers.espflash import EsptoolDriver
+from rig.drivers.reset import RigResetDriver
+from rig.drivers.smp import SMPDriver
+from rig.drivers.strategy import MCUStrategy
+from rig.drivers.swd import PyOCDDriver
+from rig.errors import RigError
+from rig.lab.inventory import Board
+
+POWER_DRIVERS = {
+    "NetworkPowerPort": NetworkPowerDriver,
+    "PDUDaemonPort": PDUDaemonDriver,
+    "YKUSHPowerPort": YKUSHPowerDriver,
+    "USBPowerPort": USBPowerDriver,
+}
+# A real board's supply needs time to drain before power returns; a virtual one loses RAM at once.
+POWER_OFF_S = {True: 0.2, False: 2.0}
+
+
+@dataclass
+class BoardDrivers:
+    board: Board
+    target: object  # labgrid Target
+    console: RigConsoleDriver
+    power: object | None  # a labgrid PowerProtocol driver
+    reset: RigResetDriver
+    strategy: MCUStrategy | None  # needs a power switch
+    swd: PyOCDDriver | None = None
+    esptool: EsptoolDriver | None = None
+    smp: SMPDriver | None = None
+
+    @property
+    def flasher(self):
+        """The driver that writes this board's flash: pyocd for STM32, esptool for ESP32."""
+        return self.swd or self.esptool
+
+    def flash(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
+        self.target.activate(self.flasher)
+        if self.swd:
+            self.swd.program(data, offset, verify=verify, progress=progress)
+        else:
+            self.esptool.write(data, offset, verify=verify, progress=progress)
+
+    def read_flash(self, offset: int, size: int, progress=None) -> bytes:
+        self.target.activate(self.flasher)
+        if self.swd:
+            return self.swd.read(offset, size)
+        return self.esptool.read(offset, size, progress=progress)
+
+    @property
+    def firmware_sha256(self) -> str | None:
+        """SHA-256 of the last image written through this board's flasher in this process."""
+        return self.flasher.last_image_sha256
+
+    def close(self) -> None:
+        """Release every connection (console, probe); the board keeps running as it is."""
+        self.target.deactivate_all_drivers()
+
+
+@cache
+def _environment(path: str) -> Environment:
+    return Environment(path)
+
+
+def open_board(board: Board) -> BoardDrivers:
+    """The labgrid target of `board` with rig's drivers bound (none active yet)."""
+    target = _environment(str(board.source)).get_target(board.id)
+    if target is None:
+        raise RigError(f"{board.source}: labgrid finds no target {board.id!r}")
+    return bind(target, board)
+
+
+def bind(target, board: Board) -> BoardDrivers:
+    """Bind rig's drivers for `board` to a labgrid target that holds its resources."""
+    console = _driver(target, RigConsoleDriver, "console")
+    power = None
+    for resource, cls in POWER_DRIVERS.items():
+        if resource in board.resources:
+            power = _driver(target, cls, "power")
+            if hasattr(power, "delay"):
+                power.delay = POWER_OFF_S[board.virtual]
+    swd = _driver(target, PyOCDDriver, "swd") if board.probe else None
+    esptool = _driver(target, EsptoolDriver, "esptool") if board.variant == "esp32" else None
+    smp = _driver(target, SMPDriver, "smp") if board.variant != "esp32" else None
+    reset = _driver(target, RigResetDriver, "reset")
+    strategy = _driver(target, MCUStrategy, "strategy") if power else None
+    return BoardDrivers(board, target, console, power, reset, strategy, swd, esptool, smp)
+
+
+def _driver(target, cls, name):
+    existing = [d for d in target.drivers if isinstance(d, cls)]
+    if existing:
+        return existing[0]
+    return cls(target, name)

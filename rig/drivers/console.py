@@ -1,0 +1,112 @@
+"""The board console: labgrid's SerialDriver plus a transcript and line-oriented expect helpers.
+
+Every byte read from the console, by a test, by the strategy waiting for the boot line, or by
+`expect`, goes through `_read`, so the transcript is the console exactly as the host saw it. The
+pytest plugin slices it per test for the JUnit report.
+
+Flashing tools open the port themselves (esptool resets an ESP32 through DTR/RTS, smpclient wants
+its own serial object), so a driver borrows the port with `borrowed()` and hands it back after.
+"""
+
+import contextlib
+import re
+
+import attr
+from labgrid.driver import SerialDriver
+from labgrid.factory import target_factory
+from labgrid.util.proxy import proxymanager
+from pexpect import TIMEOUT
+
+from rig.errors import RigError
+
+TAIL_LINES = 8  # lines quoted in a failed expectation
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class RigConsoleDriver(SerialDriver):
+    """A SerialDriver that keeps a transcript of everything it reads."""
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        self.transcript = bytearray()
+
+    def _read(self, size: int = 1, timeout: float = 0.0, max_size: int = None):
+        data = super()._read(size=size, timeout=timeout, max_size=max_size)
+        self.transcript += data
+        return data
+
+    @property
+    def url(self) -> str:
+        """What another tool opens to reach this console: a device path or an rfc2217:// URL."""
+        if not hasattr(self.port, "host"):
+            return self.port.port
+        host, port = proxymanager.get_host_and_port(self.port)
+        scheme = "rfc2217" if self.port.protocol == "rfc2217" else "socket"
+        return f"{scheme}://{host}:{port}"
+
+    def resolve_conflicts(self, client):
+        # labgrid lets one client own a console and deactivates the others. rig's clients (esptool,
+        # SMP, the reset driver) borrow the port per operation instead, so they coexist.
+        pass
+
+    def mark(self) -> int:
+        """A position in the transcript; `text_since(mark)` returns what was read after it."""
+        return len(self.transcript)
+
+    def text_since(self, mark: int) -> str:
+        return self.transcript[mark:].decode("utf-8", "replace").replace("\r\n", "\n")
+
+    def drain(self) -> None:
+        """Read what the board has sent so far into the transcript and mark it all as seen.
+
+        Later expectations then match only newer output; an old boot line left in the expect
+        buffer would otherwise satisfy the wait for the next one.
+        """
+        if self.status:
+            with contextlib.suppress(TIMEOUT):
+                while True:
+                    self._read(size=1, timeout=0.05)
+        self._expect.buffer = self._expect.string_type()
+
+    def expect_line(self, pattern: str, timeout: float = 10.0) -> re.Match:
+        """Wait for a console line matching the regex `pattern`; return its match.
+
+        On timeout, raise AssertionError quoting the last lines seen, so a failing test says what
+        the board printed instead.
+        """
+        start = self.mark()
+        line_re = re.compile(rf"[^\n]*{pattern}[^\n]*\r?\n".encode())
+        try:
+            _, _, match, _ = self.expect(line_re, timeout=timeout)
+        except TIMEOUT:
+            seen = self.text_since(start).strip().splitlines()[-TAIL_LINES:]
+            quoted = " | ".join(seen) if seen else "nothing"
+            raise AssertionError(f"console: no line matching {pattern!r} within {timeout:g} s; "
+                                 f"last lines: {quoted}") from None
+        found = re.search(pattern, match.group(0).decode("utf-8", "replace"))
+        assert found is not None  # the byte regex matched the same pattern
+        return found
+
+    def send_line(self, line: str) -> None:
+        self.write(line.encode() + b"\r\n")
+
+    @contextlib.contextmanager
+    def borrowed(self):
+        """Close the port for another tool and reopen it afterwards, if it was open.
+
+        The driver stays active in labgrid's eyes; only the connection is handed over. Bytes the
+        board sends meanwhile go to the borrower (a real UART has one reader too).
+        """
+        was_open = bool(self.status)
+        if was_open:
+            self.drain()
+            self.close()
+        try:
+            yield self.url
+        finally:
+            if was_open:
+                try:
+                    self.open()
+                except Exception as exc:
+                    raise RigError(f"console {self.url}: could not reopen after flashing: {exc}") from exc

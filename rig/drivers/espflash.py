@@ -1,0 +1,171 @@
+"""EsptoolDriver: an ESP32's ROM loader through esptool's Python API.
+
+labgrid has no esptool driver (its open request #1944). esptool needs the board's serial port for
+itself - it resets the chip into the ROM loader with DTR/RTS and speaks SLIP - so this driver
+borrows the port from the console driver for the length of one operation and hands it back, and
+the console, reopened, sees the app boot after esptool's hard reset.
+
+Offsets are flash offsets (the ESP32's SPI flash starts at 0); the partition table and otadata are
+found where rig.image.layouts puts them and parsed by rig.image.esp_partitions / rig.image.otadata.
+"""
+
+import contextlib
+import hashlib
+
+import attr
+from labgrid.driver.common import Driver
+from labgrid.factory import target_factory
+from labgrid.step import step
+
+from rig.drivers.esplog import quiet_esptool
+from rig.drivers.layout import board_layout, check_range
+from rig.errors import RigError
+from rig.image import esp_partitions
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class EsptoolDriver(Driver):
+    """Write, read, verify and erase SPI flash, read partition table and otadata, read/burn eFuses.
+
+    Args:
+        baud (int): baud rate after connecting (the ROM loader syncs at 115200)
+        stub (bool): upload esptool's flasher stub (faster; off = talk to the ROM only)
+        after (str): what to do after each operation: "hard-reset" (run the app) or "no-reset"
+    """
+
+    bindings = {"console": "RigConsoleDriver", "board": "RigBoard"}
+    baud = attr.ib(default=115200, validator=attr.validators.instance_of(int))
+    stub = attr.ib(default=True, validator=attr.validators.instance_of(bool))
+    after = attr.ib(default="hard-reset", validator=attr.validators.in_(("hard-reset", "no-reset")))
+
+    def __attrs_post_init__(self):
+        super().__attrs_post_init__()
+        self.last_image_sha256 = None
+
+    def on_activate(self):
+        self.layout = board_layout(self.board)
+
+    @contextlib.contextmanager
+    def loader(self, progress=None, total: int = 0, after: str | None = None):
+        """An ESPLoader connected to the ROM loader (or the stub) on the borrowed console port."""
+        from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub
+        from esptool.util import FatalError
+
+        with self.console.borrowed() as url, quiet_esptool(progress, total):
+            try:
+                esp = detect_chip(url, 115200, "default-reset", connect_attempts=3)
+            except (FatalError, OSError) as exc:
+                raise RigError(f"esptool: cannot reach the ROM loader on {url}: {_one_line(exc)}; "
+                               "is the board powered and the console free?") from exc
+            try:
+                if self.stub:
+                    esp = run_stub(esp)
+                if self.baud != 115200:
+                    esp.change_baud(self.baud)
+                attach_flash(esp)
+                yield esp
+                reset_chip(esp, after or self.after)
+            except FatalError as exc:
+                raise RigError(f"esptool: {_one_line(exc)}") from exc
+            finally:
+                esp._port.close()
+
+    @Driver.check_active
+    @step(args=["offset"])
+    def write(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
+        """Write `data` at `offset` (esptool erases what it covers), compressed, then MD5-verified."""
+        from esptool.cmds import write_flash
+
+        check_range(self.layout, offset, len(data))
+        with self.loader(progress, len(data)) as esp:
+            # force: the image header of an app is not rewritten for flash mode/size ("keep"), and
+            # rig writes partition tables and data that are not app images on purpose.
+            write_flash(esp, [(offset, data)], force=True, no_progress=progress is None)
+            if verify:
+                self._verify(esp, data, offset)
+        self.last_image_sha256 = hashlib.sha256(data).hexdigest()
+
+    @Driver.check_active
+    @step(args=["offset", "size"])
+    def read(self, offset: int, size: int, progress=None) -> bytes:
+        from esptool.cmds import read_flash
+
+        check_range(self.layout, offset, size)
+        with self.loader(progress, size) as esp:
+            return read_flash(esp, offset, size, no_progress=progress is None)
+
+    @Driver.check_active
+    @step(args=["offset"])
+    def verify(self, data: bytes, offset: int) -> None:
+        """RigError when flash at `offset` does not hold `data` (compared by the chip's MD5)."""
+        check_range(self.layout, offset, len(data))
+        with self.loader() as esp:
+            self._verify(esp, data, offset)
+
+    def _verify(self, esp, data: bytes, offset: int) -> None:
+        found = esp.flash_md5sum(offset, len(data))
+        found = found if isinstance(found, str) else found.hex()
+        if found != hashlib.md5(data).hexdigest():
+            raise RigError(f"verify failed: flash 0x{offset:x}+0x{len(data):x} does not hold the written "
+                           "data (MD5 differs); erase and write again")
+
+    @Driver.check_active
+    @step(args=["offset", "size"])
+    def erase(self, offset: int | None = None, size: int | None = None) -> None:
+        """Erase the whole flash, or [offset, offset+size) (sector-aligned)."""
+        from esptool.cmds import erase_flash, erase_region
+
+        if offset is not None:
+            check_range(self.layout, offset, size)
+            sector = self.layout.geometry.sector_size
+            if offset % sector or size % sector:
+                raise RigError(f"erase 0x{offset:x}+0x{size:x}: offset and size must be multiples of the "
+                               f"0x{sector:x}-byte sector")
+        with self.loader() as esp:
+            if offset is None:
+                erase_flash(esp)
+            else:
+                erase_region(esp, offset, size)
+
+    @Driver.check_active
+    def read_partition_table(self) -> tuple:
+        """The partition table at 0x8000, parsed (RigError if it is missing or corrupt)."""
+        raw = self.read(esp_partitions.OFFSET, esp_partitions.MAX_LENGTH)
+        return esp_partitions.parse(raw, self.layout.geometry.size)
+
+    @Driver.check_active
+    def read_otadata(self):
+        """The otadata partition's two sectors, parsed by rig.image.otadata."""
+        from rig.image import otadata
+
+        part = self.layout.part("otadata")
+        return otadata.parse(self.read(part.offset, part.size))
+
+    @Driver.check_active
+    def read_efuses(self) -> dict:
+        """Every eFuse field by name, as espefuse reads them from the chip."""
+        with self._efuses() as efuses:
+            return {e.name: e.get() for e in efuses.efuses}
+
+    @Driver.check_active
+    @step(args=["values"])
+    def burn_efuses(self, values: dict) -> None:
+        """Burn eFuse fields ({name: value}); one-time programmable - bits only ever go 0 -> 1."""
+        with self._efuses() as efuses:
+            efuses.burn_efuse({k: str(v) for k, v in values.items()})
+
+    @contextlib.contextmanager
+    def _efuses(self):
+        from espefuse import init_commands
+
+        with self.loader(after="no-reset") as esp:
+            try:
+                yield init_commands(esp=esp, do_not_confirm=True)
+            except (KeyError, ValueError, AttributeError) as exc:
+                raise RigError(f"espefuse: {_one_line(exc)}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
