@@ -1,0 +1,1 @@
+"""Production provisioning: station recipes, per-device identity, and a record for every unit."""
