@@ -1,0 +1,129 @@
+"""A virtual STM32 board whose console is a pty, signed rig images, and the real smpclient on top.
+
+The board is rig.sim.board.Board running sim-core's app model (rig.sim.app), which serves SMP on
+the console through rig.sim.smp. Its bootloader here is a stand-in that starts the primary slot's
+image as it is (no swap), so these tests exercise the SMP server alone; the swap after `test` and
+a reset is the MCUboot model's job and its tests'.
+"""
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from smpclient import SMPClient
+from smpclient.transport.serial import SMPSerialTransport
+
+from rig.image import appdesc, mcuboot
+from rig.image.keys import load_signer
+from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
+from rig.image.trailer import Trailer
+from rig.sim import app
+from rig.sim.board import Board, BoardContext, BootedImage
+from rig.sim.pty_console import PtyConsole
+
+VARIANTS = ("stm32h7", "stm32l0")
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keys") / "ec.pem"
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return load_signer(path)
+
+
+def app_binary(variant: str, version: tuple[int, int, int, int], size: int) -> bytes:
+    """A firmware binary as rig's reference build lays it out: code, the descriptor at 0x400, code."""
+    desc = appdesc.AppDescriptor(variant, version).pack()
+    off = appdesc.OFFSET[variant]
+    return os.urandom(off) + desc + os.urandom(size - off - len(desc))
+
+
+@pytest.fixture(scope="session")
+def make_image(signer) -> Callable[..., bytes]:
+    def make(variant: str, version: str = "1.0.0", size: int = 6000) -> bytes:
+        v = mcuboot.Version.parse(version)
+        return mcuboot.sign(app_binary(variant, (v.major, v.minor, v.revision, v.build), size), signer, v)
+
+    return make
+
+
+def layout_of(variant: str) -> Layout:
+    return LAYOUTS[DEFAULT_LAYOUT[variant]]
+
+
+def primary_stand_in(ctx: BoardContext) -> None:
+    """Boot the image in the primary slot as it is, as MCUboot does when no swap is pending."""
+    part = ctx.layout.part("slot0")
+    slot = ctx.flash.read(part.offset, part.size)
+    image = mcuboot.parse(slot)
+    app.run(ctx, BootedImage(0, part.offset, image.header_size, slot[: image.size]))
+
+
+def program(flash_file: Path, layout: Layout, writes: dict[str, bytes]) -> None:
+    """Put bytes into partitions of a fresh flash file, as a debug probe programs a blank chip."""
+    g = layout.geometry
+    data = bytearray([g.erased]) * g.size
+    for name, content in writes.items():
+        off = layout.part(name).offset
+        data[off : off + len(content)] = content
+    flash_file.write_bytes(data)
+
+
+class Rig:
+    """One powered board with its pty console; `client()` opens smpclient on it."""
+
+    def __init__(self, variant: str, state_dir: Path, slot0: bytes):
+        self.variant = variant
+        self.layout = layout_of(variant)
+        self.flash_file = state_dir / "flash.bin"
+        # The primary image comes confirmed, as a factory-programmed board's does.
+        trailer = Trailer.for_layout(self.layout, "slot0")
+        program(self.flash_file, self.layout, {"slot0": slot0})
+        self.board = Board(f"smp-{variant}", variant, self.layout, state_dir, primary_stand_in)
+        self.console = PtyConsole(self.board)
+        self.trailer = trailer
+
+    def read_flash(self, part: str, length: int | None = None) -> bytes:
+        """Flash read-back from the flash file, as a probe reads the chip."""
+        p = self.layout.part(part)
+        with open(self.flash_file, "rb") as f:
+            f.seek(p.offset)
+            return f.read(p.size if length is None else length)
+
+    @asynccontextmanager
+    async def client(self, timeout: float = 3.0):
+        transport = SMPSerialTransport()
+        async with SMPClient(transport, self.console.path, timeout_s=timeout) as client:
+            yield client, transport
+
+    def close(self) -> None:
+        self.console.close()
+        self.board.close()
+
+
+async def read_console_until(transport: SMPSerialTransport, text: str, timeout: float = 5.0) -> str:
+    """Console text (not SMP) the board prints, until `text` shows up."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not on the console within {timeout}s; saw {seen!r}")
+        seen += (await transport.read_serial()).decode(errors="replace")
+        await asyncio.sleep(0.02)
+    return seen
+
+
+@pytest.fixture(params=VARIANTS)
+def rig(request, tmp_path, make_image):
+    r = Rig(request.param, tmp_path, make_image(request.param, "1.0.0"))
+    r.board.set_power(True)
+    yield r
+    r.close()
