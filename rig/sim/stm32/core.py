@@ -1,0 +1,168 @@
+"""The Cortex-M core as the debugger sees it: halt/run, core registers, resets, vector catch.
+
+The core does not execute Thumb code. When the debugger resumes it at an entry point of a
+CMSIS flash algorithm that pyocd has loaded into RAM (recognised by the algorithm's own bytes in
+RAM, compared with the algorithm of the target type), the core performs that function's
+contract - Init, UnInit, EraseSector(adr), EraseChip, ProgramPage(adr, sz, buf) - on the flash
+model, puts the result in r0 and halts on the BKPT at LR, exactly what the algorithm returns on
+silicon. Why not run the algorithm: the flash rules (write unit, no rewrite, sector erase, erased
+value) live in rig.sim.flash.Flash, and the algorithms are opaque vendor blobs that would need a
+register-exact FLASH peripheral under an instruction emulator to reach the same rules; the
+contract is the documented, stable interface between pyocd and the algorithm, so pyocd's side
+of it - loading, buffering, page layout, verify, error reporting - runs unchanged.
+
+Resuming anywhere else starts the firmware: the board's own thread boots it (bootloader model,
+then app model). Halting stops that thread; a later resume reboots the firmware with the cause of
+the last reset, since the models' RAM state cannot be frozen mid-instruction.
+"""
+
+import struct
+
+from pyocd.target.builtin import target_STM32H743xx
+
+from rig.sim.flash import FlashError
+from rig.sim.stm32 import pyocd_target
+
+DBGKEY = 0xA05F << 16
+C_DEBUGEN, C_HALT, C_STEP = 1 << 0, 1 << 1, 1 << 2
+S_REGRDY, S_HALT, S_RETIRE_ST, S_RESET_ST = 1 << 16, 1 << 17, 1 << 24, 1 << 25
+DFSR_HALTED, DFSR_BKPT, DFSR_VCATCH = 1 << 0, 1 << 1, 1 << 3
+DEMCR_VC_CORERESET = 1 << 0
+DCRSR_REGWNR = 1 << 16
+AIRCR_VECTKEY = 0x05FA << 16
+AIRCR_VECTRESET, AIRCR_SYSRESETREQ = 1 << 0, 1 << 2
+REG_SP, REG_LR, REG_PC, REG_XPSR, REG_MSP = 13, 14, 15, 16, 17
+XPSR_THUMB = 1 << 24
+
+ALGORITHMS = {
+    "stm32h7": (target_STM32H743xx.FLASH_ALGO,),
+    "stm32l0": (pyocd_target.FLASH_ALGO,),
+}
+
+
+def _packed(algo: dict) -> bytes:
+    return struct.pack(f"<{len(algo['instructions'])}I", *algo["instructions"])
+
+
+class Core:
+    def __init__(self, chip):
+        self.chip = chip
+        self.regs: dict[int, int] = {}
+        self.dhcsr_c = 0  # C_* control bits as last written
+        self.demcr = 0
+        self.dfsr = 0
+        self.dcrdr = 0
+        self.halted = False
+        self.in_reset = False
+        self._reset_seen = False  # S_RESET_ST: a reset happened since DHCSR was last read
+        self._cause = "power-on"  # cause of the last reset, for the boot a resume starts
+        self._algos = [(a, _packed(a)) for a in ALGORITHMS[chip.part.variant]]
+
+    # -- resets
+    def power_on(self) -> None:
+        self.dhcsr_c = self.demcr = self.dfsr = 0
+        self.halted = self.in_reset = False
+        self._load_vectors()
+        self._cause = "power-on"
+
+    def reset(self, cause: str) -> None:
+        """A system reset (SYSRESETREQ, nRST released, option byte load): catch it or boot."""
+        self.chip.board.hold("debug")
+        self._cause = cause
+        self._reset_seen = True
+        self._load_vectors()
+        if self.dhcsr_c & C_DEBUGEN and self.demcr & DEMCR_VC_CORERESET:
+            self.halted = True
+            self.dfsr |= DFSR_VCATCH
+        else:
+            self.halted = False
+            self.chip.board.release("debug", cause=cause)
+
+    def set_nreset(self, asserted: bool) -> None:
+        if asserted:
+            self.in_reset = True
+            self._reset_seen = True
+            self.chip.board.hold("debug")
+        elif self.in_reset:
+            self.in_reset = False
+            self.reset("pin")
+
+    def _load_vectors(self) -> None:
+        # The vector table at the start of flash gives the initial MSP and the reset handler.
+        sp, pc = struct.unpack("<II", self.chip.flash.read(0, 8))
+        self.regs = {REG_SP: sp, REG_MSP: sp, REG_PC: pc & ~1, REG_XPSR: XPSR_THUMB, REG_LR: 0xFFFF_FFFF}
+
+    # -- debug registers
+    def read_dhcsr(self) -> int:
+        value = (self.dhcsr_c & 0xF) | S_REGRDY
+        value |= S_HALT if self.halted else S_RETIRE_ST
+        if self._reset_seen or self.in_reset:
+            value |= S_RESET_ST
+            self._reset_seen = self.in_reset
+        return value
+
+    def write_dhcsr(self, value: int) -> None:
+        if value & 0xFFFF_0000 != DBGKEY:
+            return  # writes without the key are ignored by the core
+        self.dhcsr_c = value & 0xF
+        if self.in_reset:
+            return
+        if value & C_DEBUGEN and value & C_HALT:
+            if not self.halted:
+                self.halted = True
+                self.dfsr |= DFSR_HALTED
+                self.chip.board.hold("debug")
+        elif self.halted and not value & C_STEP:
+            self._resume()
+
+    def write_dcrsr(self, value: int) -> None:
+        sel = value & 0x7F
+        if value & DCRSR_REGWNR:
+            self.regs[sel] = self.dcrdr
+            if sel in (REG_SP, REG_MSP):
+                self.regs[REG_SP] = self.regs[REG_MSP] = self.dcrdr
+        else:
+            self.dcrdr = self.regs.get(sel, 0)
+
+    def write_aircr(self, value: int) -> None:
+        if value & 0xFFFF_0000 == AIRCR_VECTKEY and value & (AIRCR_SYSRESETREQ | AIRCR_VECTRESET):
+            self.reset("software")
+
+    # -- running
+    def _resume(self) -> None:
+        entry = self._algorithm_entry(self.regs.get(REG_PC, 0))
+        if entry is None:
+            self.halted = False
+            self.chip.board.release("debug", cause=self._cause)
+            return
+        algo, name = entry
+        self.regs[0] = self._run_algorithm(algo, name)
+        self.regs[REG_PC] = self.regs.get(REG_LR, 0) & ~1
+        self.dfsr |= DFSR_BKPT
+
+    def _algorithm_entry(self, pc: int) -> tuple[dict, str] | None:
+        for algo, code in self._algos:
+            for name in ("pc_init", "pc_unInit", "pc_program_page", "pc_erase_sector", "pc_eraseAll"):
+                if algo.get(name) is not None and (algo[name] | 1) == (pc | 1):
+                    if self.chip.read_block(algo["load_address"], len(code)) == code:
+                        return algo, name
+        return None
+
+    def _run_algorithm(self, algo: dict, name: str) -> int:
+        """Perform one flash algorithm function; 0 on success, 1 on failure (the FLM convention)."""
+        flash, g = self.chip.flash, self.chip.geometry
+        r0, r1, r2 = (self.regs.get(i, 0) for i in range(3))
+        try:
+            if name == "pc_erase_sector":
+                self.chip.check_flash_access()
+                flash.erase(r0 - g.base, g.sector_size)
+            elif name == "pc_program_page":
+                self.chip.check_flash_access()
+                flash.write(r0 - g.base, self.chip.read_block(r2, r1))
+            elif name == "pc_eraseAll":
+                self.chip.check_flash_access()
+                flash.erase(algo["flash_start"] - g.base, algo["flash_size"])
+        except FlashError as err:
+            self.chip.log_flash_error(err)
+            return 1
+        return 0

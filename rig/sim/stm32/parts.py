@@ -1,0 +1,75 @@
+"""What each virtual STM32 says about itself to a debugger: ID registers, RAM, debug components.
+
+Values are those of the silicon (reference manuals RM0433 for the STM32H743, RM0367/RM0377 for
+the STM32L0, ARMv7-M / ARMv6-M ARM for the core), so pyocd's discovery walks the same path it
+walks on a Nucleo board. Flash geometry is not here: it comes from rig.image.layouts.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Part:
+    variant: str
+    target_type: str  # the pyocd target type a user passes with -t
+    dpidr: int  # SW-DP IDR
+    ap_idr: int  # AP0: the AHB-AP that reaches the core and the bus
+    cpuid: int  # SCB CPUID
+    scs_part: int  # CoreSight part numbers in the core's ROM table (ARM, generic IP class)
+    dwt_part: int
+    fpb_part: int
+    dwt_comparators: int
+    fpb_comparators: int
+    fpb_rev: int  # FP_CTRL.REV: 1 on the Cortex-M7 (breakpoints anywhere), 0 on v6-M
+    has_fpu: bool
+    dbgmcu_idcode_addr: int
+    dbgmcu_idcode: int
+    ram: tuple[tuple[int, int], ...]  # (bus address, size) of each RAM block
+    flash_ctl: int  # bus address of the FLASH peripheral's registers
+
+
+STM32H743 = Part(
+    variant="stm32h7",
+    target_type="stm32h743xx",
+    dpidr=0x6BA02477,  # SW-DP v2, ARM
+    ap_idr=0x84770001,  # AHB-AP (AHB3)
+    cpuid=0x411FC271,  # Cortex-M7 r1p1
+    scs_part=0x00C,
+    dwt_part=0x002,
+    fpb_part=0x00E,  # the Cortex-M7's FPB (FPBv1 with remap removed)
+    dwt_comparators=4,
+    fpb_comparators=8,
+    fpb_rev=1,
+    has_fpu=True,  # double-precision FPv5
+    dbgmcu_idcode_addr=0x5C00_1000,
+    dbgmcu_idcode=0x1003_6450,  # revision V, DEV_ID 0x450
+    ram=(
+        (0x0000_0000, 64 * 1024),  # ITCM
+        (0x2000_0000, 128 * 1024),  # DTCM (pyocd's flash algorithm runs here)
+        (0x2400_0000, 512 * 1024),  # AXI SRAM
+        (0x3000_0000, 288 * 1024),  # SRAM1..3
+        (0x3800_0000, 64 * 1024),  # SRAM4
+    ),
+    flash_ctl=0x5200_2000,
+)
+
+STM32L073 = Part(
+    variant="stm32l0",
+    target_type="stm32l073xx",
+    dpidr=0x0BC11477,  # SW-DP v1 MINDP, as on every Cortex-M0+
+    ap_idr=0x04770031,  # AHB-AP of the Cortex-M0+
+    cpuid=0x410CC601,  # Cortex-M0+ r0p1
+    scs_part=0x008,
+    dwt_part=0x00A,
+    fpb_part=0x00B,  # BPU
+    dwt_comparators=2,
+    fpb_comparators=4,
+    fpb_rev=0,
+    has_fpu=False,
+    dbgmcu_idcode_addr=0x4001_5800,
+    dbgmcu_idcode=0x1000_6447,  # DEV_ID 0x447: STM32L07x/L08x (category 5)
+    ram=((0x2000_0000, 20 * 1024),),
+    flash_ctl=0x4002_2000,
+)
+
+PARTS = {p.variant: p for p in (STM32H743, STM32L073)}
