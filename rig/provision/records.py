@@ -13,8 +13,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine,
-                        select)
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, select
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from rig.errors import RigError
@@ -99,7 +98,8 @@ class Records:
             raise RigError(f"records database URL {url!r} is not usable: {exc}; "
                            "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB") from None
         except OperationalError as exc:
-            raise RigError(f"records database {url!r} cannot be opened: {str(exc.orig).strip().splitlines()[0]}") from None
+            reason = str(exc.orig).strip().splitlines()[0]
+            raise RigError(f"records database {url!r} cannot be opened: {reason}") from None
 
     def provisioned(self, chip_id: str) -> dict | None:
         """The unit row if this chip was provisioned before, else None."""

@@ -36,7 +36,8 @@ def postgres_url():
     port = _free_port()
     log = data.parent / "pg.log"
     subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o",
-                    f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+                    f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
     try:
         subprocess.run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "rig", "records"], check=True)
         yield f"postgresql+psycopg://rig@127.0.0.1:{port}/records"
