@@ -1,0 +1,177 @@
+"""The ESP32 boot from SPI flash: the ROM's first stage, then ESP-IDF's second-stage bootloader.
+
+Modelled on ESP-IDF v5.1 bootloader_support (bootloader_utility.c, esp_image_format.c) built with
+CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE and CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, which is how rig's
+ESP32 firmware is configured:
+
+1. read the partition table at 0x8000 (rig.image.esp_partitions) and the two otadata sectors
+   (rig.image.otadata);
+2. any entry in PENDING_VERIFY becomes ABORTED: the app that was on trial did not confirm itself
+   before this reset, so it is rolled back (each change is one sector erase + one write);
+3. the active entry is the valid one with the highest seq among those whose slot holds an app
+   with secure_version >= the eFuse secure version (a popcount); it boots slot (seq - 1) % apps.
+   NEW becomes PENDING_VERIFY (the trial starts); VALID burns the app's secure version into eFuse;
+4. the selected slot is verified (header, segments, checksum, SHA-256); if it or its secure
+   version fails, the bootloader tries the slots below it, then above it, as the real one does.
+
+The second-stage bootloader binary at 0x1000 is not read: this model is that bootloader.
+"""
+
+from rig.errors import RigError
+from rig.image import esp_partitions, otadata
+from rig.sim.board import BootedImage
+from rig.sim.esp32 import appimage
+from rig.sim.esp32.bootlog import BootLog
+from rig.sim.esp32.efuse import Efuses
+from rig.sim.esp32.registers import STRAP_SPI_BOOT
+from rig.sim.esp32.rom import banner
+
+IDF_VERSION = "v5.1.2"
+COMPILE_TIME = "Jan 10 2024 12:00:00"
+CHIP_REV = 301  # v3.1, as the factory eFuses of rig.sim.esp32.efuse say
+TAG = "boot"
+# The ROM's first-stage lines between its banner and the second stage (SPI flash settings from
+# the bootloader image header, then the bootloader's segments being loaded).
+ROM_FIRST_STAGE = (
+    "configsip: 0, SPIWP:0xee",
+    "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00",
+    "mode:DIO, clock div:2",
+    "load:0x3fff0030,len:7104",
+    "load:0x40078000,len:15576",
+    "load:0x40080400,len:4",
+    "load:0x40080404,len:3876",
+    "entry 0x4008064c",
+)
+USAGE = {
+    (esp_partitions.TYPE_DATA, 0x00): "OTA data",
+    (esp_partitions.TYPE_DATA, 0x01): "RF data",
+    (esp_partitions.TYPE_DATA, 0x02): "WiFi data",
+    (esp_partitions.TYPE_DATA, 0x04): "NVS keys",
+    (esp_partitions.TYPE_APP, 0x00): "factory app",
+    (esp_partitions.TYPE_APP, 0x20): "test app",
+}
+
+
+def boot(ctx) -> BootedImage | None:
+    banner(ctx, STRAP_SPI_BOOT, "SPI_FAST_FLASH_BOOT")
+    for line in ROM_FIRST_STAGE:
+        ctx.log(line)
+    return SecondStage(ctx).run()
+
+
+def _usage(entry: esp_partitions.Entry) -> str:
+    if entry.type == esp_partitions.TYPE_APP and esp_partitions.SUBTYPE_OTA_0 <= entry.subtype < 0x20:
+        return "OTA app"
+    return USAGE.get((entry.type, entry.subtype), "Unknown app" if entry.type == esp_partitions.TYPE_APP
+                     else "Unknown data")
+
+
+class SecondStage:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.flash = ctx.flash
+        self.log = BootLog(ctx)
+        self.efuses = Efuses(ctx.state_dir, ctx.board_id)
+
+    def run(self) -> BootedImage | None:
+        g = self.flash.geometry
+        for line in (f"ESP-IDF {IDF_VERSION} 2nd stage bootloader", f"compile time {COMPILE_TIME}",
+                     "Multicore bootloader", f"chip revision: v{CHIP_REV // 100}.{CHIP_REV % 100}"):
+            self.log.info(TAG, line)
+        for key, value in (("SPI Speed", "40MHz"), ("SPI Mode", "DIO"), ("SPI Flash Size", f"{g.size >> 20}MB")):
+            self.log.info("boot.esp32", f"{key:<14} : {value}")
+        self.log.info(TAG, "Enabling RNG early entropy source...")
+
+        table = self._partition_table()
+        if table is None:
+            return None
+        self.slots = esp_partitions.ota_slots(table)
+        data = [e for e in table if (e.type, e.subtype) == (esp_partitions.TYPE_DATA, 0x00)]
+        if not self.slots or not data:
+            # rig's layouts always have OTA slots and otadata; a table without is not bootable here.
+            self.log.error(TAG, "No bootable app partitions in the partition table")
+            return None
+        self.otadata_at = data[0].offset
+        start, fresh = self._select()
+        return self._load(start, fresh)
+
+    def _partition_table(self) -> tuple[esp_partitions.Entry, ...] | None:
+        raw = self.flash.read(esp_partitions.OFFSET, esp_partitions.MAX_LENGTH)
+        try:
+            table = esp_partitions.parse(raw, self.flash.geometry.size)
+        except RigError as exc:
+            self.log.error("flash_parts", str(exc).removeprefix("partition table: "))
+            self.log.error(TAG, "Failed to verify partition table")
+            self.log.error(TAG, "load partition table error!")
+            return None
+        self.log.info(TAG, "Partition Table:")
+        self.log.info(TAG, "## Label            Usage          Type ST Offset   Length")
+        for i, e in enumerate(table):
+            self.log.info(TAG, f"{i:2d} {e.name:<16} {_usage(e):<16} {e.type:02x} {e.subtype:02x} "
+                               f"{e.offset:08x} {e.size:08x}")
+        self.log.info(TAG, "End of partition table")
+        return table
+
+    # -- slot selection (bootloader_utility_get_selected_boot_partition)
+    def _write_otadata(self, index: int, entry: otadata.Entry) -> None:
+        sector = self.otadata_at + index * otadata.SECTOR
+        self.flash.erase(sector, otadata.SECTOR)
+        self.flash.write(sector, entry.pack())
+
+    def _secure_version_ok(self, slot: int) -> bool:
+        version = appimage.secure_version(self.flash, self.slots[slot].offset)
+        return version is not None and version >= self.efuses.secure_version()
+
+    def _select(self) -> tuple[int, bool]:
+        """(first slot index to try, -1 for "try them all"; whether otadata is in its initial state)."""
+        state = otadata.parse(self.flash.read(self.otadata_at, otadata.SIZE))
+        for i, entry in enumerate(state.entries):
+            if entry.state == otadata.State.PENDING_VERIFY:
+                state = state.with_state(i, otadata.State.ABORTED)
+                self._write_otadata(i, state.entries[i])
+        self.log.info(TAG, "Enabled a check secure version of app for anti rollback")
+        self.log.info(TAG, f"Secure version (from eFuse) = {self.efuses.secure_version()}")
+        apps = len(self.slots)
+        if all(e.seq == otadata.ERASED_SEQ or e.crc != otadata.crc(e.seq) for e in state.entries):
+            self.log.info(TAG, "otadata[0..1] in initial state")
+            return -1, True
+        candidates = [i for i, e in enumerate(state.entries)
+                      if e.valid and self._secure_version_ok((e.seq - 1) % apps)]
+        if not candidates:
+            self.log.error(TAG, "ota data partition invalid and no factory, will try all partitions")
+            return -1, False
+        active = max(candidates, key=lambda i: (state.entries[i].seq, -i))  # a tie goes to sector 0
+        entry = state.entries[active]
+        slot = (entry.seq - 1) % apps
+        if entry.state == otadata.State.NEW:
+            self._write_otadata(active, state.with_state(active, otadata.State.PENDING_VERIFY).entries[active])
+        elif entry.state == otadata.State.VALID:
+            version = appimage.secure_version(self.flash, self.slots[slot].offset)
+            self.efuses.burn_secure_version(version)
+        return slot, False
+
+    # -- loading (bootloader_utility_load_boot_image)
+    def _load(self, start: int, fresh: bool) -> BootedImage | None:
+        order = list(range(start, -1, -1)) + list(range(start + 1, len(self.slots)))
+        for slot in order:
+            part = self.slots[slot]
+            image = None
+            if self._secure_version_ok(slot):
+                image = appimage.load(self.flash, part.offset, part.size, CHIP_REV, self.log)
+            if image is None:
+                self.log.error(TAG, f"OTA app partition slot {slot} is not bootable")
+                continue
+            self.log.info(TAG, f"Loaded app from partition at offset 0x{part.offset:x}")
+            if fresh:
+                self._set_actual_seq(slot)
+            self.log.info(TAG, "Disabling RNG early entropy source...")
+            return BootedImage(slot=slot, offset=part.offset, header_size=0, image=image)
+        self.log.error(TAG, "No bootable app partitions in the partition table")
+        return None
+
+    def _set_actual_seq(self, slot: int) -> None:
+        """Otadata was blank: record the slot that booted as VALID, and burn its secure version."""
+        entry = otadata.Entry.make(slot + 1, otadata.State.VALID)
+        self._write_otadata(0, entry)
+        self.log.info(TAG, f"Set actual ota_seq={entry.seq} in otadata[0]")
+        self.efuses.burn_secure_version(appimage.secure_version(self.flash, self.slots[slot].offset))

@@ -1,0 +1,115 @@
+"""The ESP32's eFuse controller, persisted per board in `efuse.bin` of its state directory.
+
+The cells and their one-time-programmable rules are espefuse's own virtual controller (the one
+behind `espefuse --virt`): bits only go 0 -> 1, write-protect bits mask later burns, read-protect
+bits blank a block's read registers. We reuse it rather than re-implement it, so the virtual chip
+and `espefuse --virt --path-efuse-file <state_dir>/efuse.bin` agree bit for bit; the file format
+is espefuse's, so that command reads and burns this board's eFuses while the board is off.
+
+What is ours is the controller's command interface as the silicon has it (ESP32 TRM, eFuse
+Controller): software fills the BLOCKn write registers, sets EFUSE_CONF to the program op code and
+EFUSE_CMD to PGM, which burns them; then the read op code and EFUSE_CMD READ reloads the read
+registers, applying read protection. espefuse over the serial port drives exactly that sequence
+through the ROM loader's WRITE_REG/READ_REG, and the bootloader model burns the anti-rollback
+secure version the same way.
+"""
+
+import hashlib
+from pathlib import Path
+
+from espefuse.efuse.esp32.emulate_efuse_controller import EmulateEfuseController
+from espefuse.efuse.esp32.mem_definition import EfuseDefineRegisters
+
+REGS = EfuseDefineRegisters
+BASE = REGS.DR_REG_EFUSE_BASE
+END = BASE + REGS.EFUSE_MEM_SIZE  # first address past the controller's registers
+FILE_NAME = "efuse.bin"
+
+BLOCK0_RD = BASE + 0x000
+BLOCK3_RD = BASE + 0x078
+BLOCK3_WR = BASE + 0x0D8
+SECURE_VERSION_WORD = 4  # ESP-IDF esp_efuse_table.csv (esp32): SECURE_VERSION = BLK3 bits 128..159
+
+ESPRESSIF_OUI = bytes.fromhex("240ac4")
+# A fresh ESP32-D0WD-V3, revision v3.1, as it leaves the factory (ESP-IDF esp_efuse_table.csv bits).
+PKG_D0WD = 1  # CHIP_VER_PKG, BLOCK0 word 3 bits 9..11
+CHIP_VER_REV1 = 1 << 15  # BLOCK0 word 3
+CHIP_VER_REV2 = 1 << 20  # BLOCK0 word 5
+WAFER_MINOR_1 = 1 << 24  # BLOCK0 word 5 bits 24..25
+CK8M_FREQ = 0x58  # BLOCK0 word 4 bits 0..7: the 8 MHz oscillator's calibration the ROM scales with
+
+
+def mac_crc8(mac: bytes) -> int:
+    """esp_crc8() of the ROM: CRC-8, reflected polynomial 0x8C, initial value 0 (guards MAC_FACTORY)."""
+    crc = 0
+    for byte in mac:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8C if crc & 1 else crc >> 1
+    return crc
+
+
+def factory_mac(board_id: str) -> bytes:
+    """A stable, unique-per-board MAC in Espressif's OUI, so read-mac answers the same every time."""
+    return ESPRESSIF_OUI + hashlib.sha256(board_id.encode()).digest()[:3]
+
+
+class _Controller(EmulateEfuseController):
+    """espefuse's cells with the silicon's command semantics: PGM burns only with the program op
+    code in EFUSE_CONF; READ reloads (applying read protection) only with the read op code."""
+
+    def handle_writing_event(self, addr: int, value: int) -> None:
+        if addr == REGS.EFUSE_REG_CMD and value:
+            conf = self.read_reg(REGS.EFUSE_REG_CONF)
+            if value & REGS.EFUSE_CMD_WRITE and conf == REGS.EFUSE_CONF_WRITE:
+                self.copy_blocks_wr_regs_to_rd_regs()
+            elif value & REGS.EFUSE_CMD_READ and conf == REGS.EFUSE_CONF_READ:
+                self.clean_blocks_wr_regs()
+                self.check_rd_protection_area()
+            super().write_reg(addr, 0)  # the command bits self-clear when the operation is done
+        self.save_to_file()
+
+
+class Efuses:
+    """The eFuse controller's register window (0x3FF5A000..) of one board."""
+
+    def __init__(self, state_dir: Path, board_id: str):
+        path = Path(state_dir) / FILE_NAME
+        fresh = not path.exists() or path.stat().st_size == 0
+        self._ctl = _Controller(str(path))
+        if fresh:
+            self._factory_program(factory_mac(board_id))
+
+    def _factory_program(self, mac: bytes) -> None:
+        word1 = int.from_bytes(mac[2:6], "big")
+        word2 = mac[1] | mac[0] << 8 | mac_crc8(mac) << 16
+        for word, value in ((1, word1), (2, word2), (3, PKG_D0WD << 9 | CHIP_VER_REV1),
+                            (4, CK8M_FREQ), (5, CHIP_VER_REV2 | WAFER_MINOR_1)):
+            self._ctl.direct_write_efuse(word, value, block=0)
+        self._ctl.save_to_file()
+
+    @staticmethod
+    def contains(addr: int) -> bool:
+        return BASE <= addr < END
+
+    def read(self, addr: int) -> int:
+        return self._ctl.read_reg(addr)
+
+    def write(self, addr: int, value: int) -> None:
+        self._ctl.write_reg(addr, value & 0xFFFFFFFF)
+
+    # -- what the bootloader reads and burns
+    def secure_version(self) -> int:
+        """Anti-rollback secure version: the number of SECURE_VERSION bits burnt (DESIGN §3)."""
+        return bin(self.read(BLOCK3_RD + 4 * SECURE_VERSION_WORD)).count("1")
+
+    def burn_secure_version(self, version: int) -> None:
+        """esp_efuse_update_secure_version(): burn bits until the popcount reaches `version`,
+        through the controller's PGM/READ commands, so write protection of BLOCK3 holds."""
+        if not 0 < version <= 32 or version <= self.secure_version():
+            return
+        self.write(BLOCK3_WR + 4 * SECURE_VERSION_WORD, (1 << version) - 1)
+        self.write(REGS.EFUSE_REG_CONF, REGS.EFUSE_CONF_WRITE)
+        self.write(REGS.EFUSE_REG_CMD, REGS.EFUSE_CMD_WRITE)
+        self.write(REGS.EFUSE_REG_CONF, REGS.EFUSE_CONF_READ)
+        self.write(REGS.EFUSE_REG_CMD, REGS.EFUSE_CMD_READ)

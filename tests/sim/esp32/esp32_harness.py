@@ -1,0 +1,116 @@
+"""A virtual ESP32 on a pty, for driving it with the real esptool and espefuse.
+
+The board is sim-core's `Board` running this package's ROM loader and bootloader; its console
+UART is bridged to a pty that esptool opens as a serial device. A pty has no DTR/RTS, so the test
+drives the strapping and reset lines the way a person with a DevKit's BOOT and EN buttons would
+(esptool then warns that it cannot reset the chip, and talks to the loader that is already
+running). Verdicts come only from what esptool/espefuse print and from flash read back.
+"""
+
+import os
+import struct
+import subprocess
+import sys
+import threading
+import tty
+from pathlib import Path
+
+from esptool.bin_image import ELFSection, ESP32FirmwareImage
+
+from rig.image.appdesc import AppDescriptor
+from rig.image.layouts import LAYOUTS
+from rig.sim.board import Board
+from rig.sim.esp32 import bootloader, rom
+
+BIN = Path(sys.executable).parent
+
+
+def firmware(ctx) -> None:
+    if ctx.boot_mode == "download":
+        rom.run(ctx)
+    bootloader.boot(ctx)
+
+
+class PtyEsp32:
+    def __init__(self, state_dir: Path, board_id: str = "esp32-test"):
+        self.board = Board(board_id, "esp32", LAYOUTS["esp32-4mb-ota"], state_dir, firmware)
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self._slave = slave
+        self._console = bytearray()
+        self._lock = threading.Lock()
+        self.board.add_listener(self._to_host)
+        self._stop = False
+        self._thread = threading.Thread(target=self._from_host, daemon=True)
+        self._thread.start()
+
+    def _to_host(self, data: bytes) -> None:
+        with self._lock:
+            self._console += data
+        os.write(self._master, data)
+
+    def _from_host(self) -> None:
+        while not self._stop:
+            try:
+                data = os.read(self._master, 65536)
+            except OSError:
+                return
+            self.board.console_input(data)
+
+    def boot(self, download: bool) -> None:
+        """Hold BOOT (GPIO0 low) or not, and power the board on."""
+        self.board.set_gpio0(download)
+        self.board.set_power(True)
+
+    def power_off(self) -> None:
+        self.board.set_power(False)
+
+    def console(self) -> str:
+        with self._lock:
+            return self._console.decode("latin-1")
+
+    def clear_console(self) -> None:
+        with self._lock:
+            self._console.clear()
+
+    def close(self) -> None:
+        self._stop = True
+        self.board.close()
+        os.close(self._slave)
+        os.close(self._master)
+
+
+def run_tool(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a real tool of the venv (esptool, espefuse) as a user would, without a reset line."""
+    cmd = [str(BIN / tool), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def esptool(port: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run_tool("esptool", "--port", port, "--before", "no-reset", "--after", "no-reset", *args,
+                    check=check)
+
+
+APP_DESC = struct.Struct("<II8s32s32s16s16s32s32sHHB3s72s")  # esp_app_desc_t, 256 bytes
+
+
+def app_image(version=(1, 0, 0, 0), secure_version=0, fault="none") -> bytes:
+    """An ESP-IDF app image as ESP-IDF lays it out, written by esptool's own image writer:
+    esp_app_desc_t then rig's app descriptor at the start of the first (DROM) segment, code in
+    IROM, a little IRAM and DRAM; checksum and SHA-256 appended."""
+    desc = APP_DESC.pack(0xABCD5432, secure_version, b"", "{}.{}.{}".format(*version[:3]).encode(),
+                         b"rig-ref", b"12:00:00", b"Jan 10 2024", b"v5.1.2", bytes(32), 0, 399, 16, b"", b"")
+    rodata = desc + AppDescriptor("esp32", version, fault).pack() + bytes(range(256)) * 16
+    image = ESP32FirmwareImage()
+    image.segments = [
+        ELFSection(b".flash.rodata", 0x3F400020, rodata, 0),
+        ELFSection(b".dram0.data", 0x3FFB0000, b"\x11" * 512, 0),
+        ELFSection(b".iram0.text", 0x40080000, b"\x22" * 1024, 0),
+        ELFSection(b".flash.text", 0x400D0020, bytes(version[:3]) * 4096 + b"\x00" * 4, 0),
+    ]
+    image.entrypoint = 0x40080000
+    return image.save(None)

@@ -1,0 +1,104 @@
+"""esptool 5 and espefuse, unchanged, against the virtual ESP32's ROM loader and flasher stub."""
+
+import os
+import re
+
+import pytest
+from esp32_harness import esptool, run_tool
+
+
+@pytest.fixture
+def download(esp32):
+    """The board powered on with BOOT held: the ROM loader is waiting for esptool."""
+    esp32.boot(download=True)
+    return esp32
+
+
+def mac_of(output: str) -> str:
+    return re.search(r"^MAC:\s+([0-9a-f:]{17})$", output, re.M).group(1)
+
+
+def test_chip_id_and_read_mac_identify_an_esp32_d0wd_v3_with_a_stable_mac(download):
+    first = esptool(download.port, "chip-id").stdout
+    assert "Detecting chip type... ESP32" in first
+    assert "Chip type:          ESP32-D0WD-V3 (revision v3.1)" in first
+    assert "Crystal frequency:  40MHz" in first
+    assert "Stub flasher running." in first
+    again = esptool(download.port, "read-mac").stdout
+    assert mac_of(first) == mac_of(again)
+    assert mac_of(first).startswith("24:0a:c4:")  # Espressif's OUI
+
+
+def test_flash_id_reports_a_4mb_winbond_part(download):
+    out = esptool(download.port, "flash-id").stdout
+    assert "Manufacturer: ef" in out
+    assert "Device: 4016" in out
+    assert "Detected flash size: 4MB" in out
+
+
+@pytest.mark.parametrize("mode", [[], ["--no-compress"]], ids=["compressed", "no-compress"])
+def test_write_flash_then_read_flash_returns_the_same_bytes(download, tmp_path, mode):
+    data = os.urandom(70_000) + bytes(30_000) + os.urandom(1_001)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    out = esptool(download.port, "write-flash", *mode, "0x20000", str(src)).stdout
+    assert "Hash of data verified." in out
+    esptool(download.port, "read-flash", "0x20000", str(len(data)), str(back))
+    assert back.read_bytes() == data
+    assert "Verification successful" in esptool(download.port, "verify-flash", "0x20000", str(src)).stdout
+
+    other = tmp_path / "other.bin"
+    other.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    failed = esptool(download.port, "verify-flash", "0x20000", str(other), check=False)
+    assert failed.returncode != 0
+    assert "Verification failed" in failed.stdout + failed.stderr
+
+
+def test_rom_loader_without_stub_writes_reads_and_verifies(download, tmp_path):
+    data = os.urandom(5_000)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    out = esptool(download.port, "--no-stub", "write-flash", "0x30000", str(src)).stdout
+    assert "Uploading stub" not in out
+    assert "Hash of data verified." in out
+    esptool(download.port, "--no-stub", "read-flash", "0x30000", str(len(data)), str(back))
+    assert back.read_bytes() == data
+
+
+def test_erase_region_erases_whole_sectors_and_nothing_else(download, tmp_path):
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(b"\x5a" * 0x3000)
+    esptool(download.port, "write-flash", "0x40000", str(src))
+    esptool(download.port, "erase-region", "0x41000", "0x1000")
+    esptool(download.port, "read-flash", "0x40000", "0x3000", str(back))
+    assert back.read_bytes() == b"\x5a" * 0x1000 + b"\xff" * 0x1000 + b"\x5a" * 0x1000
+
+
+def test_erase_flash_leaves_every_byte_erased(download, tmp_path):
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(b"\x00" * 0x1000)
+    esptool(download.port, "write-flash", "0x3ff000", str(src))
+    esptool(download.port, "erase-flash")
+    esptool(download.port, "read-flash", "0x3fe000", "0x2000", str(back))
+    assert back.read_bytes() == b"\xff" * 0x2000
+
+
+def espefuse(port: str, *args: str, check: bool = True):
+    return run_tool("espefuse", "--port", port, "--before", "no-reset", *args, check=check)
+
+
+def test_espefuse_reads_factory_efuses_and_burns_with_otp_rules(download, tmp_path):
+    summary = espefuse(download.port, "summary").stdout
+    assert re.search(r"= 24:0a:c4:[0-9a-f:]{8} \(CRC 0x[0-9a-f]{2} OK\)", summary)
+    assert re.search(r"SECURE_VERSION \(BLOCK3\).*= 0 R/W", summary)
+
+    espefuse(download.port, "--do-not-confirm", "burn-efuse", "SECURE_VERSION", "0x3", "JTAG_DISABLE", "1")
+    espefuse(download.port, "--do-not-confirm", "write-protect-efuse", "SECURE_VERSION")
+    summary = espefuse(download.port, "summary").stdout
+    assert re.search(r"SECURE_VERSION \(BLOCK3\).*= 3 R/- ", summary)
+    assert re.search(r"JTAG_DISABLE \(BLOCK0\).*= True", summary)
+
+    # The cells persist in espefuse's own virtual-eFuse file format, with the same OTP rules.
+    efuse_file = tmp_path / "esp32-state" / "efuse.bin"
+    virt = run_tool("espefuse", "--chip", "esp32", "--virt", "--path-efuse-file", str(efuse_file), "summary")
+    assert re.search(r"SECURE_VERSION \(BLOCK3\).*= 3 R/- ", virt.stdout)
