@@ -1,10 +1,32 @@
-"""rig's pytest plugin: `pytest --rig-rack FILE` selects the rack every HIL test runs on."""
+"""rig's pytest plugin: one HIL suite, any rack, many boards, many workers.
 
+    pytest tests/hil --rig-rack targets/virtual-rack.yaml [-n 3] [--junitxml report.xml]
+
+- A test that takes the `board` fixture runs once per matching board of the rack; pick boards with
+  `@pytest.mark.rig_board(variant="stm32h7", tags=["smp"])` and on the command line with
+  `--rig-board ID` (repeatable).
+- Each process holds a board exclusively through a kernel lock (rig.lab.leases): pytest-xdist
+  workers queue for a board instead of colliding on it, and a killed worker's boards are free at
+  once - no stale locks.
+- Per test, the console lines the host received while the test ran go into the JUnit testcase's
+  system-out, and properties `board_id`, `board_variant`, `board_virtual`, `board_firmware_sha256`,
+  `board_firmware_version` (and `board_retries` when `board_retry` was used) into its properties.
+- If the rack's boards are virtual and their lab is not running, the plugin starts it with
+  `rig lab up` and stops it at the end of the run.
+"""
+
+import json
 import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 
 import pytest
 
 from rig.cli.options import DEFAULT_RACK
+
+RUN_ENV = "RIG_PYTEST_RUN"  # names this pytest run; xdist workers inherit it from the controller
 
 
 def pytest_addoption(parser):
@@ -12,9 +34,15 @@ def pytest_addoption(parser):
     group.addoption(
         "--rig-rack",
         metavar="FILE",
-        default=os.environ.get("RIG_RACK", DEFAULT_RACK),
-        help=f"labgrid environment file of the rack to test on (default: $RIG_RACK or {DEFAULT_RACK})",
+        default=None,
+        help=f"labgrid environment file of the rack to test on (default: --lg-env, $RIG_RACK or {DEFAULT_RACK})",
     )
+    group.addoption("--rig-board", action="append", default=[], metavar="ID",
+                    help="only run on this board (repeat for several); default: every matching board")
+    group.addoption("--rig-lease-timeout", type=float, default=600.0, metavar="SECONDS",
+                    help="how long a test waits for a board another process holds (default 600)")
+    group.addoption("--rig-attempts", type=int, default=2, metavar="N",
+                    help="attempts of a hardware step wrapped in board_retry, power-cycling between (default 2)")
 
 
 def pytest_configure(config):
@@ -25,11 +53,173 @@ def pytest_configure(config):
         check_rfc2217()
     except RigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.addinivalue_line(
+        "markers", "rig_board(variant=None, tags=()): run the test on every rack board of this variant "
+        "carrying all these tags")
+    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        os.environ[RUN_ENV] = uuid.uuid4().hex
+        _console_into_junit(config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        _stop_labs_started_by_this_run()
+
+
+def rack_path(config) -> str:
+    return (config.getoption("--rig-rack") or getattr(config.option, "lg_env", None)
+            or os.environ.get("RIG_RACK") or DEFAULT_RACK)
 
 
 @pytest.fixture(scope="session")
 def rig_rack(request):
     """The validated rack (rig.lab.Rack) named by --rig-rack."""
+    return _load_rack(request.config)
+
+
+def _load_rack(config):
+    from rig.errors import RigError
     from rig.lab import load_rack
 
-    return load_rack(request.config.getoption("--rig-rack"))
+    try:
+        return load_rack(rack_path(config))
+    except RigError as exc:
+        raise pytest.UsageError(f"--rig-rack: {exc}") from None
+
+
+def pytest_generate_tests(metafunc):
+    if "board" not in metafunc.fixturenames:
+        return
+    rack = _load_rack(metafunc.config)
+    mark = metafunc.definition.get_closest_marker("rig_board")
+    variant = mark.kwargs.get("variant") if mark else None
+    tags = tuple(mark.kwargs.get("tags", ())) if mark else ()
+    wanted = metafunc.config.getoption("--rig-board")
+    boards = [b for b in rack.select(variant=variant, tags=tags) if not wanted or b.id in wanted]
+    if boards:
+        metafunc.parametrize("board", boards, ids=[b.id for b in boards], indirect=True)
+    else:
+        reason = (f"no board of {rack_path(metafunc.config)} matches variant={variant} tags={list(tags)}"
+                  + (f" among --rig-board {wanted}" if wanted else ""))
+        metafunc.parametrize("board", [pytest.param(None, marks=pytest.mark.skip(reason=reason))],
+                             ids=["no-board"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def rig_pool(request):
+    """This process's boards (rig.drivers.pool.BoardPool); released at the end of the session."""
+    from rig.drivers.pool import BoardPool
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    pool = BoardPool(holder=f"pytest {worker}", lease_timeout=request.config.getoption("--rig-lease-timeout"))
+    yield pool
+    pool.release()
+
+
+@pytest.fixture(scope="session")
+def rig_lab(request, rig_rack):
+    """Make sure the rack's virtual boards are served: start `rig lab up` once if needed."""
+    if any(b.virtual for b in rig_rack.boards):
+        _ensure_lab(rack_path(request.config))
+    return rig_rack
+
+
+@pytest.fixture
+def board(request, rig_pool, rig_lab):
+    """The board under test (rig.drivers.BoardDrivers), held exclusively by this process.
+
+    Nothing is connected yet; use `console`, `board.strategy.transition("app")`, `board.flash(...)`.
+    """
+    spec = request.param
+    drivers = rig_pool.take(spec)
+    mark = drivers.console.mark()
+    yield drivers
+    drivers.console.drain()
+    text = drivers.console.text_since(mark)
+    request.node.add_report_section("teardown", "stdout", f"console of {spec.id} during this test:\n{text}")
+    boot = drivers.strategy.boot if drivers.strategy else {}
+    request.node.user_properties.extend([
+        ("board_id", spec.id),
+        ("board_variant", spec.variant),
+        ("board_virtual", str(spec.virtual).lower()),
+        ("board_firmware_sha256", drivers.firmware_sha256 or "not flashed in this run"),
+        ("board_firmware_version", boot.get("version", "unknown")),
+    ])
+
+
+@pytest.fixture
+def console(board):
+    """The board's console (rig.drivers.RigConsoleDriver), open: `expect_line`, `send_line`, ..."""
+    board.target.activate(board.console)
+    return board.console
+
+
+@pytest.fixture
+def board_retry(request, board):
+    """`board_retry(step)`: run a hardware step, power-cycling to the app and retrying on failure.
+
+    Attempts come from --rig-attempts; retries are counted in the `board_retries` property.
+    """
+    attempts = request.config.getoption("--rig-attempts")
+    retries = 0
+
+    def retry(step):
+        nonlocal retries
+        for attempt in range(1, attempts + 1):
+            try:
+                return step()
+            except Exception:
+                if attempt == attempts or board.strategy is None:
+                    raise
+                retries += 1
+                board.strategy.power_on_to_app()
+
+    yield retry
+    request.node.user_properties.append(("board_retries", retries))
+
+
+def _console_into_junit(config):
+    """JUnit's system-out carries captured stdout only when junit_logging asks for it; the console
+    slices are report sections of stdout, so turn it on unless the user chose a setting."""
+    from _pytest.junitxml import xml_key  # the LogXML instance; no public accessor exists
+
+    xml = config.stash.get(xml_key, None)
+    if xml is not None and config.getini("junit_logging") == "no":
+        xml.logging = "system-out"
+
+
+def _rig(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rig", *args], capture_output=True, text=True)
+
+
+def _ensure_lab(rack: str) -> None:
+    from rig.lab import leases
+
+    # Workers race to start the lab; the first starts it, the others find it running.
+    with leases.acquire(f"lab-start-{Path(rack).resolve().stem}", timeout=120, holder="pytest lab start"):
+        status = _rig("lab", "status", "--json", "--rack", rack)
+        if status.returncode == 0 and json.loads(status.stdout)["running"]:
+            return
+        up = _rig("lab", "up", "--rack", rack)
+        if up.returncode != 0:
+            raise pytest.UsageError(f"rig lab up --rack {rack} failed: {up.stderr.strip() or up.stdout.strip()}")
+        started = _started_file()
+        started.parent.mkdir(parents=True, exist_ok=True)
+        with open(started, "a") as f:
+            f.write(str(Path(rack).resolve()) + "\n")
+
+
+def _started_file() -> Path:
+    from rig.lab.leases import runtime_dir
+
+    return runtime_dir() / "pytest-started" / os.environ[RUN_ENV]
+
+
+def _stop_labs_started_by_this_run() -> None:
+    started = _started_file()
+    if not started.exists():
+        return
+    for rack in sorted(set(started.read_text().split())):
+        _rig("lab", "down", "--rack", rack)
+    started.unlink()

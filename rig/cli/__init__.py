@@ -6,8 +6,12 @@ import click
 
 from rig.cli.boards import boards
 from rig.cli.console import err
+from rig.cli.console_cmd import console_cmd
 from rig.cli.demo import demo
+from rig.cli.flash import flash
 from rig.cli.lab import lab
+from rig.cli.power import power
+from rig.cli.reset import reset
 from rig.errors import RigError
 from rig.serialcheck import check_rfc2217
 
@@ -30,6 +34,10 @@ def cli():
 cli.add_command(boards)
 cli.add_command(demo)
 cli.add_command(lab)
+cli.add_command(flash)
+cli.add_command(console_cmd)
+cli.add_command(power)
+cli.add_command(reset)
 
 
 def main():

@@ -12,6 +12,7 @@ import contextlib
 import re
 
 import attr
+import serial
 from labgrid.driver import SerialDriver
 from labgrid.factory import target_factory
 from labgrid.util.proxy import proxymanager
@@ -30,6 +31,13 @@ class RigConsoleDriver(SerialDriver):
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
         self.transcript = bytearray()
+
+    def on_activate(self):
+        try:
+            super().on_activate()
+        except serial.SerialException as exc:
+            raise RigError(f"console {self.url}: cannot connect ({first_line(exc)}); is the serial server "
+                           "up (virtual rack: `rig lab up`)?") from None
 
     def _read(self, size: int = 1, timeout: float = 0.0, max_size: int = None):
         data = super()._read(size=size, timeout=timeout, max_size=max_size)
@@ -110,3 +118,9 @@ class RigConsoleDriver(SerialDriver):
                     self.open()
                 except Exception as exc:
                     raise RigError(f"console {self.url}: could not reopen after flashing: {exc}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one line, for RigError messages (tools raise multi-line errors)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -17,6 +17,7 @@ from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 from labgrid.step import step
 
+from rig.drivers.console import first_line
 from rig.drivers.esplog import quiet_esptool
 from rig.drivers.layout import board_layout, check_range
 from rig.errors import RigError
@@ -56,7 +57,7 @@ class EsptoolDriver(Driver):
             try:
                 esp = detect_chip(url, 115200, "default-reset", connect_attempts=3)
             except (FatalError, OSError) as exc:
-                raise RigError(f"esptool: cannot reach the ROM loader on {url}: {_one_line(exc)}; "
+                raise RigError(f"esptool: cannot reach the ROM loader on {url}: {first_line(exc)}; "
                                "is the board powered and the console free?") from exc
             try:
                 if self.stub:
@@ -67,7 +68,7 @@ class EsptoolDriver(Driver):
                 yield esp
                 reset_chip(esp, after or self.after)
             except FatalError as exc:
-                raise RigError(f"esptool: {_one_line(exc)}") from exc
+                raise RigError(f"esptool: {first_line(exc)}") from exc
             finally:
                 esp._port.close()
 
@@ -163,9 +164,4 @@ class EsptoolDriver(Driver):
             try:
                 yield init_commands(esp=esp, do_not_confirm=True)
             except (KeyError, ValueError, AttributeError) as exc:
-                raise RigError(f"espefuse: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+                raise RigError(f"espefuse: {first_line(exc)}") from exc

@@ -1,0 +1,40 @@
+"""What the bench verbs (flash, console, power, reset) share: the board option and a held board."""
+
+import contextlib
+
+import click
+import requests
+
+from rig.cli.options import rack_option
+from rig.drivers.pool import BoardPool
+from rig.errors import RigError
+from rig.lab import load_rack
+
+board_option = click.option("--board", "board_id", required=True, metavar="ID",
+                            help="Board id from the rack file (see `rig boards`).")
+
+
+def bench_options(func):
+    return rack_option(board_option(func))
+
+
+@contextlib.contextmanager
+def held_board(rack: str, board_id: str, verb: str):
+    """The board's drivers while this command holds its lease; refuses at once if a test holds it."""
+    board = load_rack(rack).board(board_id)
+    pool = BoardPool(holder=f"rig {verb}", lease_timeout=0.0)
+    try:
+        yield pool.take(board)
+    except requests.RequestException as exc:
+        raise RigError(f"board {board_id}: power switch did not answer ({exc.__class__.__name__}); "
+                       "is it reachable (virtual rack: `rig lab up`)?") from None
+    finally:
+        pool.release()
+
+
+def power_driver(drivers):
+    if drivers.power is None:
+        raise RigError(f"board {drivers.board.id} has no power port in {drivers.board.source}; "
+                       "add a NetworkPowerPort (or another labgrid power resource)")
+    drivers.target.activate(drivers.power)
+    return drivers.power
