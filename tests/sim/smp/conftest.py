@@ -22,7 +22,7 @@ from smpclient.transport.serial import SMPSerialTransport
 from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
 from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
-from rig.image.trailer import Trailer
+from rig.image.trailer import Trailer, TrailerState
 from rig.sim import app
 from rig.sim.board import Board, BoardContext, BootedImage
 from rig.sim.pty_console import PtyConsole
@@ -39,18 +39,18 @@ def signer(tmp_path_factory):
     return load_signer(path)
 
 
-def app_binary(variant: str, version: tuple[int, int, int, int], size: int) -> bytes:
+def app_binary(variant: str, version: tuple[int, int, int, int], size: int, fault: str = "none") -> bytes:
     """A firmware binary as rig's reference build lays it out: code, the descriptor at 0x400, code."""
-    desc = appdesc.AppDescriptor(variant, version).pack()
+    desc = appdesc.AppDescriptor(variant, version, fault).pack()
     off = appdesc.OFFSET[variant]
     return os.urandom(off) + desc + os.urandom(size - off - len(desc))
 
 
 @pytest.fixture(scope="session")
 def make_image(signer) -> Callable[..., bytes]:
-    def make(variant: str, version: str = "1.0.0", size: int = 6000) -> bytes:
+    def make(variant: str, version: str = "1.0.0", size: int = 6000, fault: str = "none") -> bytes:
         v = mcuboot.Version.parse(version)
-        return mcuboot.sign(app_binary(variant, (v.major, v.minor, v.revision, v.build), size), signer, v)
+        return mcuboot.sign(app_binary(variant, (v.major, v.minor, v.revision, v.build), size, fault), signer, v)
 
     return make
 
@@ -80,16 +80,19 @@ def program(flash_file: Path, layout: Layout, writes: dict[str, bytes]) -> None:
 class Rig:
     """One powered board with its pty console; `client()` opens smpclient on it."""
 
-    def __init__(self, variant: str, state_dir: Path, slot0: bytes):
+    def __init__(self, variant: str, state_dir: Path, slot0: bytes, slot1: bytes = b""):
         self.variant = variant
         self.layout = layout_of(variant)
         self.flash_file = state_dir / "flash.bin"
-        # The primary image comes confirmed, as a factory-programmed board's does.
-        trailer = Trailer.for_layout(self.layout, "slot0")
-        program(self.flash_file, self.layout, {"slot0": slot0})
+        state_dir.mkdir(parents=True, exist_ok=True)
+        program(self.flash_file, self.layout, {"slot0": slot0, "slot1": slot1})
         self.board = Board(f"smp-{variant}", variant, self.layout, state_dir, primary_stand_in)
         self.console = PtyConsole(self.board)
-        self.trailer = trailer
+
+    def trailer(self, part: str) -> TrailerState:
+        """A slot's MCUboot trailer, decoded from flash read-back."""
+        t = Trailer.for_layout(self.layout, part)
+        return t.read(self.read_flash(part))
 
     def read_flash(self, part: str, length: int | None = None) -> bytes:
         """Flash read-back from the flash file, as a probe reads the chip."""
@@ -122,8 +125,26 @@ async def read_console_until(transport: SMPSerialTransport, text: str, timeout: 
 
 
 @pytest.fixture(params=VARIANTS)
-def rig(request, tmp_path, make_image):
-    r = Rig(request.param, tmp_path, make_image(request.param, "1.0.0"))
-    r.board.set_power(True)
-    yield r
-    r.close()
+def variant(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def start_rig(tmp_path, make_image):
+    """start_rig(variant, slot0=None, slot1=b"") -> a powered Rig; slot0 defaults to a v1.0.0 image."""
+    rigs = []
+
+    def start(variant: str, slot0: bytes | None = None, slot1: bytes = b"") -> Rig:
+        r = Rig(variant, tmp_path / f"board{len(rigs)}", slot0 or make_image(variant, "1.0.0"), slot1)
+        rigs.append(r)
+        r.board.set_power(True)
+        return r
+
+    yield start
+    for r in rigs:
+        r.close()
+
+
+@pytest.fixture
+def rig(start_rig, variant) -> Rig:
+    return start_rig(variant)
