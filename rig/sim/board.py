@@ -33,9 +33,12 @@ from rig.sim.flash import Flash, PowerCut
 log = logging.getLogger(__name__)
 
 RESET_CAUSES = ("power-on", "pin", "watchdog", "software", "brownout")  # docs/console.md names
-# The ESP32 DevKit's EN pin has an RC filter: the chip leaves reset this long after EN rises, and
-# samples GPIO0 then. It also hides the brief invalid DTR/RTS pair of esptool's classic reset.
-EN_RELEASE_DELAY = 0.02
+# The ESP32 DevKit's EN pin has an RC filter: the chip leaves reset some time after EN rises and
+# samples GPIO0 then. On the real board that is ~10 ms; here it is 0.1 s because each DTR/RTS change
+# over RFC2217 is one acknowledged round trip that pyserial polls for every 50 ms, so esptool's
+# "EN high, then GPIO0 low" arrives ~50 ms apart and "GPIO0 high" ~150 ms later. (A real remote rack
+# has the same problem and runs esp_rfc2217_server, which replays the sequence locally.)
+EN_RELEASE_DELAY = 0.1
 DEFAULT_CUT_OFF_TIME = 0.2  # seconds a flash-triggered power cut keeps the board unpowered
 # Real firmware sets its IWDG / task watchdog to seconds; the lab keeps it short so a hang test is quick.
 DEFAULT_WATCHDOG_TIMEOUT = 1.5

@@ -101,7 +101,7 @@ class Rfc2217Server:
         manager = PortManager(port, conn)
 
         def send(data: bytes) -> None:
-            conn.write(manager.escape(data))
+            conn.write(b"".join(manager.escape(data)))
 
         self._board.add_listener(send)
         try:

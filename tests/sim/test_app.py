@@ -1,0 +1,144 @@
+"""The app model and the board runner, seen the way a user sees a board: its console over RFC2217,
+its flash read back.
+
+The bootloader models are other modules' business; here a board's boot flow hands a built image
+straight to rig.sim.app, as a bootloader that accepted it would.
+"""
+
+import pytest
+
+from rig.image import appdesc, otadata
+from rig.image.layouts import LAYOUTS
+from rig.image.trailer import Flag, Magic, Trailer
+from rig.sim import app
+from rig.sim.board import Board, BootedImage
+from rig.sim.rfc2217_server import Rfc2217Server
+
+HEADER = {"stm32h7": 0x200, "stm32l0": 0x200, "esp32": 0}
+LAYOUT = {"stm32h7": "stm32h743-2x1m", "stm32l0": "stm32l073-192k", "esp32": "esp32-4mb-ota"}
+
+
+def image(variant: str, fault: str = "none", version=(1, 2, 0, 0)) -> bytes:
+    desc = appdesc.AppDescriptor(variant, version, fault).pack()
+    body = bytearray(b"\x5a" * 0x800)
+    off = HEADER[variant] + appdesc.OFFSET[variant]
+    body[off : off + len(desc)] = desc
+    return bytes(body)
+
+
+@pytest.fixture
+def board_with(tmp_path, open_console):
+    """board_with(variant, image_bytes, prepare=None) -> (Board, Console): powered, console open."""
+    made = []
+
+    def make(variant: str, img: bytes, prepare=None):
+        layout = LAYOUTS[LAYOUT[variant]]
+        booted = BootedImage(slot=0, offset=0, header_size=HEADER[variant], image=img)
+        board = Board(f"{variant}-t", variant, layout, tmp_path / variant, lambda ctx: app.run(ctx, booted),
+                      watchdog_timeout=0.5)
+        if prepare:
+            prepare(board.flash, layout)
+        server = Rfc2217Server(board, "127.0.0.1", 0)
+        made.append((board, server))
+        console = open_console(f"rfc2217://127.0.0.1:{server.port}")
+        board.set_power(True)
+        return board, console
+
+    yield make
+    for board, server in made:
+        server.close()
+        board.close()
+
+
+@pytest.mark.parametrize("variant", ["stm32h7", "stm32l0", "esp32"])
+def test_banner_health_and_heartbeat(board_with, variant):
+    _, console = board_with(variant, image(variant))
+    console.expect(rf"rig: boot variant={variant} version=1\.2\.0\+0 slot=0 reset=power-on boots=1 fault=none\r\n")
+    console.expect(r"rig: health ok\r\n")
+    console.expect(r"rig: confirmed\r\n")
+    console.expect(r"rig: alive uptime=1\r\n")
+
+
+def test_crash_on_boot_faults_and_resets_by_software(board_with):
+    _, console = board_with("stm32h7", image("stm32h7", "crash-on-boot"))
+    console.expect(r"boots=1 fault=crash-on-boot\r\nrig: hardfault\r\n")
+    console.expect(r"rig: boot variant=stm32h7 version=\S+ slot=0 reset=software boots=2 fault=crash-on-boot")
+
+
+def test_hang_is_reset_by_the_watchdog(board_with):
+    _, console = board_with("stm32l0", image("stm32l0", "hang"))
+    console.expect(r"reset=power-on boots=1 fault=hang\r\n")
+    console.expect(r"rig: boot .* reset=watchdog boots=2 fault=hang\r\n")
+    assert console.before == b""  # no health check, no heartbeat: it hung right after the banner
+
+
+def test_boot_counter_survives_resets_but_not_power_loss(board_with):
+    board, console = board_with("stm32h7", image("stm32h7", "crash-on-boot"))
+    console.expect(r"boots=3 ")
+    board.set_power(False)
+    board.set_power(True)
+    console.expect(r"reset=power-on boots=1 ")
+
+
+@pytest.mark.parametrize("fault, lines", [
+    ("no-confirm", ["rig: health ok", "rig: alive uptime=1"]),
+    ("fail-health", ["rig: health fail", "rig: alive uptime=1"]),
+])
+def test_faults_that_never_confirm(board_with, fault, lines):
+    _, console = board_with("stm32l0", image("stm32l0", fault))
+    console.expect(rf"fault={fault}\r\n")
+    seen = console.lines_for(1.3)
+    assert seen == lines
+
+
+def test_not_rig_firmware_prints_nothing_and_keeps_resetting(board_with):
+    board, console = board_with("stm32h7", b"\xff" * 0x800)
+    assert not [line for line in console.lines_for(0.5) if line.startswith("rig:")]
+    assert board.power_cycles == 1  # it resets itself; nobody cut its power
+
+
+def test_wrong_variant_is_not_rig_firmware_for_this_chip(board_with):
+    _, console = board_with("stm32h7", image("stm32l0"))
+    assert not [line for line in console.lines_for(0.5) if line.startswith("rig:")]
+
+
+def _pending_swap_trailer(flash, layout):
+    """slot0 as MCUboot leaves it after a test swap: magic good, copy_done set, image_ok unset."""
+    slot = layout.part("slot0")
+    t = Trailer.for_layout(layout, "slot0")
+    for off, data in (t.write_copy_done(), t.write_magic()):
+        flash.write(slot.offset + off, data)
+
+
+@pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
+def test_confirm_sets_image_ok_in_the_primary_trailer(board_with, variant):
+    board, console = board_with(variant, image(variant), _pending_swap_trailer)
+    console.expect(r"rig: confirmed\r\n")
+    slot = board.layout.part("slot0")
+    t = Trailer.for_layout(board.layout, "slot0")
+    state = t.read(board.flash.read(slot.offset, slot.size))
+    assert (state.magic, state.image_ok, state.copy_done) == (Magic.GOOD, Flag.SET, Flag.SET)
+
+
+def test_no_confirm_leaves_the_trailer_pending(board_with):
+    board, console = board_with("stm32h7", image("stm32h7", "no-confirm"), _pending_swap_trailer)
+    console.expect(r"rig: alive uptime=1\r\n")
+    slot = board.layout.part("slot0")
+    state = Trailer.for_layout(board.layout, "slot0").read(board.flash.read(slot.offset, slot.size))
+    assert state.image_ok is Flag.UNSET
+
+
+def _pending_verify_otadata(flash, layout):
+    """otadata after an OTA to ota_0 and the bootloader's first boot of it: PENDING_VERIFY."""
+    part = layout.part("otadata")
+    table = otadata.Otadata.initial()._write(0, 1, otadata.State.PENDING_VERIFY)
+    flash.write(part.offset, table.pack())
+
+
+def test_esp32_confirm_marks_its_otadata_entry_valid(board_with):
+    board, console = board_with("esp32", image("esp32"), _pending_verify_otadata)
+    console.expect(r"rig: confirmed\r\n")
+    part = board.layout.part("otadata")
+    table = otadata.parse(board.flash.read(part.offset, otadata.SIZE))
+    assert table.entries[table.active()].state == otadata.State.VALID
+    assert table.active_slot(2) == 0
