@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import tty
 from pathlib import Path
 
@@ -63,8 +64,19 @@ class PtyEsp32:
         self.board.set_gpio0(download)
         self.board.set_power(True)
 
-    def power_off(self) -> None:
+    def power_cycle(self, download: bool) -> None:
         self.board.set_power(False)
+        self.clear_console()
+        self.boot(download)
+
+    def wait_for(self, *texts: str, timeout: float = 10.0) -> str:
+        """The console output once any of `texts` has appeared on it."""
+        deadline = time.monotonic() + timeout
+        while not any(text in (out := self.console()) for text in texts):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"none of {texts} on the console within {timeout} s; got:\n{out}")
+            time.sleep(0.01)
+        return out
 
     def console(self) -> str:
         with self._lock:

@@ -1,0 +1,137 @@
+"""The virtual ESP32's second-stage bootloader: slot choice, rollback, image checks, anti-rollback.
+
+Each test flashes a partition table, otadata and apps with esptool, boots from SPI flash, and
+judges only by the bootloader's console log and by otadata read back with esptool.
+"""
+
+import pytest
+from esp32_harness import app_image, esptool, run_tool
+
+from rig.image import esp_partitions, otadata
+from rig.image.layouts import LAYOUTS
+
+LAYOUT = LAYOUTS["esp32-4mb-ota"]
+OTADATA = LAYOUT.part("otadata").offset
+SLOT = [LAYOUT.part("ota_0").offset, LAYOUT.part("ota_1").offset]
+DONE = ("Disabling RNG early entropy source...", "No bootable app partitions")
+State = otadata.State
+
+
+@pytest.fixture
+def flash_and_boot(esp32, tmp_path):
+    """flash_and_boot({offset: bytes}) -> the bootloader's log of the next boot from SPI flash."""
+
+    def run(contents: dict[int, bytes]) -> str:
+        esp32.boot(download=True)
+        args = []
+        for n, (offset, data) in enumerate(sorted(contents.items())):
+            path = tmp_path / f"part{n}.bin"
+            path.write_bytes(data)
+            args += [hex(offset), str(path)]
+        esptool(esp32.port, "write-flash", *args)
+        return boot(esp32)
+
+    return run
+
+
+def boot(esp32) -> str:
+    """Power-cycle into SPI boot; the console up to the bootloader's last line."""
+    esp32.power_cycle(download=False)
+    log = esp32.wait_for(*DONE)
+    assert "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)" in log
+    assert "boot: ESP-IDF v5.1.2 2nd stage bootloader" in log
+    return log
+
+
+def read_otadata(esp32, tmp_path) -> otadata.Otadata:
+    esp32.power_cycle(download=True)
+    out = tmp_path / "otadata.bin"
+    esptool(esp32.port, "read-flash", hex(OTADATA), hex(otadata.SIZE), str(out))
+    return otadata.parse(out.read_bytes())
+
+
+def table() -> bytes:
+    return esp_partitions.build(LAYOUT)
+
+
+def ota(*entries: tuple[int, int] | None) -> bytes:
+    """Otadata with (seq, state) per sector, None for an erased sector."""
+    made = [otadata.Entry.make(*e) if e else otadata.Entry() for e in entries]
+    return otadata.Otadata((made[0], made[1])).pack()
+
+
+def loaded_from(log: str) -> int | None:
+    for slot, offset in enumerate(SLOT):
+        if f"boot: Loaded app from partition at offset 0x{offset:x}" in log:
+            return slot
+    return None
+
+
+def test_blank_otadata_boots_ota_0_and_records_it_valid(esp32, flash_and_boot, tmp_path):
+    log = flash_and_boot({esp_partitions.OFFSET: table(), SLOT[0]: app_image((1, 0, 0, 0))})
+    assert " 3 ota_0            OTA app          00 10 00010000 001e0000" in log
+    assert "boot: otadata[0..1] in initial state" in log
+    assert "esp_image: segment 0: paddr=00010020 vaddr=3f400020" in log
+    assert loaded_from(log) == 0
+    assert "boot: Set actual ota_seq=1 in otadata[0]" in log
+    state = read_otadata(esp32, tmp_path)
+    assert (state.entries[0].seq, state.entries[0].state) == (1, State.VALID)
+
+
+def test_new_image_goes_on_trial_and_is_rolled_back_if_it_never_confirms(esp32, flash_and_boot, tmp_path):
+    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.NEW)),
+                          SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: app_image((2, 0, 0, 0))})
+    assert loaded_from(log) == 1
+    state = read_otadata(esp32, tmp_path)
+    assert state.entries[1].state == State.PENDING_VERIFY
+
+    # The app did not mark itself valid before the next reset: the bootloader aborts it.
+    log = boot(esp32)
+    assert loaded_from(log) == 0
+    state = read_otadata(esp32, tmp_path)
+    assert [e.state for e in state.entries] == [State.VALID, State.ABORTED]
+
+
+def test_corrupt_image_falls_back_to_the_other_slot(esp32, flash_and_boot):
+    bad = bytearray(app_image((2, 0, 0, 0)))
+    bad[0x2000] ^= 0xFF  # a flipped byte inside a segment: the checksum no longer matches
+    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: bytes(bad)})
+    assert "E (" in log and "esp_image: Checksum failed." in log
+    assert "boot: OTA app partition slot 1 is not bootable" in log
+    assert loaded_from(log) == 0
+
+
+def test_otadata_naming_an_erased_slot_is_skipped_and_empty_flash_halts(esp32, flash_and_boot):
+    # With anti-rollback, an otadata entry whose slot has no app description is not a candidate.
+    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: app_image((1, 0, 0, 0))})
+    assert loaded_from(log) == 0
+
+    esp32.power_cycle(download=True)
+    esptool(esp32.port, "erase-region", hex(SLOT[0]), "0x1000")
+    log = boot(esp32)
+    assert "boot: ota data partition invalid and no factory, will try all partitions" in log
+    assert "boot: OTA app partition slot 0 is not bootable" in log
+    assert "boot: No bootable app partitions in the partition table" in log
+    assert loaded_from(log) is None
+
+
+def test_anti_rollback_refuses_an_app_older_than_the_efuse_secure_version(esp32, flash_and_boot, tmp_path):
+    esp32.boot(download=True)
+    run_tool("espefuse", "--port", esp32.port, "--before", "no-reset", "--do-not-confirm",
+             "burn-efuse", "SECURE_VERSION", "0x3")  # popcount 2
+    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: app_image((2, 0, 0, 0), secure_version=2),
+                          SLOT[1]: app_image((1, 0, 0, 0), secure_version=1)})
+    assert "boot: Secure version (from eFuse) = 2" in log
+    # otadata's newest entry (seq 2) names slot 1, but its app is older than the eFuse allows.
+    assert loaded_from(log) == 0
+
+
+def test_booting_a_valid_app_burns_its_secure_version(esp32, flash_and_boot):
+    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), None),
+                          SLOT[0]: app_image((1, 0, 0, 0), secure_version=3)})
+    assert loaded_from(log) == 0
+    assert "boot: Secure version (from eFuse) = 0" in log
+    assert "boot: Secure version (from eFuse) = 3" in boot(esp32)
