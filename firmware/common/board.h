@@ -1,0 +1,25 @@
+/* What main.c needs from a part: one implementation per variant in firmware/<variant>/board.c.
+ * Everything here touches the real peripheral registers of that part; there is no HAL. */
+#ifndef RIG_BOARD_H
+#define RIG_BOARD_H
+
+#include <stdint.h>
+
+/* Clocks, console UART (115200 8N1) and the 1 ms SysTick. */
+void board_init(void);
+void board_putc(char c);
+
+/* Reset cause from the RCC reset flags; the flags are then cleared so the next reset reports
+ * only its own cause. main.c prints them with docs/console.md's words. */
+enum reset_cause { RESET_POWER_ON, RESET_PIN, RESET_WATCHDOG, RESET_SOFTWARE, RESET_BROWNOUT };
+enum reset_cause board_reset_cause(void);
+
+/* Independent watchdog: once started it cannot be stopped; only a feed holds off the reset. */
+void board_watchdog_start(void);
+void board_watchdog_feed(void);
+
+/* Program one flash write unit (RIG_WRITE_SIZE bytes, aligned) through the FLASH controller.
+ * Returns 0 on success, the controller's error flags otherwise. */
+uint32_t board_flash_program(uint32_t address, const uint8_t *unit);
+
+#endif

@@ -1,0 +1,179 @@
+/* rig reference test application: boot banner, watchdog, health check, MCUboot confirm.
+ *
+ * The console lines are the contract of docs/console.md; the virtual boards print the same ones.
+ * RIG_FAULT (0 none, 1 crash-on-boot, 2 hang, 3 no-confirm, 4 fail-health, as in
+ * rig/image/appdesc.py) turns this one source into the bad firmware that rollback tests need.
+ * Flash addresses come from rig_layout.h, which rig.build generates from rig/image/layouts.py. */
+#include <stdint.h>
+#include <string.h>
+
+#include "board.h"
+#include "cortexm.h"
+#include "rig_app.h"
+#include "rig_layout.h"
+
+#define HEALTH_SETTLE_MS 300u /* let the clocks, UART and watchdog run before judging them */
+#define ALIVE_PERIOD_MS 1000u
+#define BOOTS_MAGIC 0x52424F54u /* "RBOT" */
+
+static const char *const fault_names[] = {"none", "crash-on-boot", "hang", "no-confirm", "fail-health"};
+static const char *const reset_names[] = {
+    [RESET_POWER_ON] = "power-on", [RESET_PIN] = "pin", [RESET_WATCHDOG] = "watchdog",
+    [RESET_SOFTWARE] = "software", [RESET_BROWNOUT] = "brownout",
+};
+
+/* Survives a reset (the startup code neither copies nor zeroes .noinit) but not a power cut:
+ * RAM then holds noise, which the magic and the inverted copy reject. */
+static struct {
+    uint32_t magic;
+    uint32_t count;
+    uint32_t inverted;
+} boots __attribute__((section(".noinit")));
+
+volatile uint32_t rig_ticks_ms;
+
+void SysTick_Handler(void) { rig_ticks_ms++; }
+
+static void put(const char *s)
+{
+    while (*s) {
+        board_putc(*s++);
+    }
+}
+
+static void put_uint(uint32_t v)
+{
+    char digits[10];
+    unsigned n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v);
+    while (n) {
+        board_putc(digits[--n]);
+    }
+}
+
+static uint32_t count_boot(enum reset_cause reset)
+{
+    int cold = reset == RESET_POWER_ON || reset == RESET_BROWNOUT; /* RAM content was lost */
+    if (cold || boots.magic != BOOTS_MAGIC || boots.inverted != ~boots.count) {
+        boots.count = 0;
+    }
+    boots.magic = BOOTS_MAGIC;
+    boots.count++;
+    boots.inverted = ~boots.count;
+    return boots.count;
+}
+
+static void wait_ms(uint32_t ms)
+{
+    uint32_t start = rig_ticks_ms;
+    while (rig_ticks_ms - start < ms) {
+        board_watchdog_feed();
+    }
+}
+
+/* What this app can check about itself on any board: time runs, its own descriptor reads back
+ * from flash intact, and a RAM pattern holds. */
+static int healthy(void)
+{
+    static volatile uint32_t pattern[8];
+    uint32_t before = rig_ticks_ms;
+    wait_ms(HEALTH_SETTLE_MS);
+    int ok = rig_ticks_ms - before >= HEALTH_SETTLE_MS;
+    ok = ok && memcmp(rig_app_descriptor.magic, "RIGD", 4) == 0;
+    ok = ok && rig_app_descriptor.variant == RIG_VARIANT_CODE;
+    for (unsigned i = 0; i < 8; i++) {
+        pattern[i] = 0xA5A5A5A5u ^ (i * 0x01010101u);
+    }
+    for (unsigned i = 0; i < 8; i++) {
+        ok = ok && pattern[i] == (0xA5A5A5A5u ^ (i * 0x01010101u));
+    }
+    return ok && RIG_FAULT != RIG_FAULT_FAIL_HEALTH;
+}
+
+/* MCUboot's boot_set_confirmed(): write image_ok only when the trailer magic says this image
+ * came through a swap and is still on trial. An erased trailer (image flashed directly) is
+ * already permanent; image_ok already set needs nothing. */
+static int confirm(void)
+{
+    static const uint8_t magic[16] = RIG_TRAILER_MAGIC;
+    const volatile uint8_t *trailer_magic = (const volatile uint8_t *)RIG_TRAILER_MAGIC_ADDR;
+    uint8_t image_ok = *(const volatile uint8_t *)RIG_IMAGE_OK_ADDR;
+    int erased = 1;
+    int good = 1;
+    for (unsigned i = 0; i < sizeof magic; i++) {
+        erased = erased && trailer_magic[i] == RIG_ERASED;
+        good = good && trailer_magic[i] == magic[i];
+    }
+    if (erased || (good && image_ok == RIG_FLAG_SET)) {
+        return 1;
+    }
+    if (!good || image_ok != RIG_ERASED) {
+        return 0; /* a trailer MCUboot would call bad: leave it for the bootloader to judge */
+    }
+    uint8_t unit[RIG_WRITE_SIZE];
+    memset(unit, RIG_ERASED, sizeof unit);
+    unit[0] = RIG_FLAG_SET;
+    return board_flash_program(RIG_IMAGE_OK_ADDR, unit) == 0;
+}
+
+int main(void)
+{
+    board_init();
+    enum reset_cause reset = board_reset_cause();
+    uint32_t count = count_boot(reset);
+    board_watchdog_start();
+
+    put("rig: boot variant=" RIG_VARIANT_NAME " version=");
+    put_uint(rig_app_descriptor.major);
+    put(".");
+    put_uint(rig_app_descriptor.minor);
+    put(".");
+    put_uint(rig_app_descriptor.revision);
+    put("+");
+    put_uint(rig_app_descriptor.build);
+    put(" slot=0 reset="); /* MCUboot swaps the image into the primary slot: it always runs from 0 */
+    put(reset_names[reset]);
+    put(" boots=");
+    put_uint(count);
+    put(" fault=");
+    put(fault_names[RIG_FAULT]);
+    put("\r\n");
+
+    if (RIG_FAULT == RIG_FAULT_CRASH_ON_BOOT) {
+        __asm volatile("udf #0"); /* undefined instruction: HardFault on M0+, escalated on M7 */
+    }
+    if (RIG_FAULT == RIG_FAULT_HANG) {
+        for (;;) { /* no feeding: the independent watchdog resets the part */
+        }
+    }
+
+    int ok = healthy();
+    put(ok ? "rig: health ok\r\n" : "rig: health fail\r\n");
+    /* fail-health and no-confirm keep running unconfirmed: the next reset, whatever causes it,
+     * makes MCUboot revert to the previous image. */
+    if (ok && RIG_FAULT != RIG_FAULT_NO_CONFIRM && confirm()) {
+        put("rig: confirmed\r\n");
+    }
+
+    uint32_t start = rig_ticks_ms;
+    uint32_t next = ALIVE_PERIOD_MS;
+    for (;;) {
+        board_watchdog_feed();
+        uint32_t up = rig_ticks_ms - start;
+        if (up >= next) {
+            put("rig: alive uptime=");
+            put_uint(up / 1000u);
+            put("\r\n");
+            next += ALIVE_PERIOD_MS;
+        }
+    }
+}
+
+void HardFault_Handler(void)
+{
+    put("rig: hardfault\r\n");
+    system_reset();
+}

@@ -1,0 +1,81 @@
+/* STM32L073 board support: HSI16 clock, USART2 console, reset flags, word programming. */
+#include <string.h>
+
+#include "board.h"
+#include "chip.h"
+#include "rig_layout.h"
+
+_Static_assert(RIG_WRITE_SIZE == 4, "the STM32L0 programs 32-bit words");
+_Static_assert(RIG_ERASED == 0x00, "STM32L0 flash erases to 0x00");
+
+void board_init(void)
+{
+    /* 16 MHz in the reset voltage range 2 needs one flash wait state, set before the switch. */
+    FLASH_ACR |= FLASH_ACR_LATENCY;
+    RCC_CR |= RCC_CR_HSI16ON;
+    while (!(RCC_CR & RCC_CR_HSI16RDYF)) {
+    }
+    RCC_CFGR = (RCC_CFGR & ~RCC_CFGR_SW_MASK) | RCC_CFGR_SW_HSI16;
+    while ((RCC_CFGR & RCC_CFGR_SWS_MASK) != RCC_CFGR_SWS_HSI16) {
+    }
+
+    RCC_IOPENR |= RCC_IOPENR_GPIOAEN;
+    RCC_APB1ENR |= RCC_APB1ENR_USART2EN;
+    (void)RCC_APB1ENR;
+    GPIOA_MODER = (GPIOA_MODER & ~(0xFu << 4)) | (0xAu << 4);  /* PA2, PA3: alternate */
+    GPIOA_AFRL = (GPIOA_AFRL & ~(0xFFu << 8)) | (0x44u << 8);  /* AF4 = USART2 */
+    USART_BRR(USART2_BASE) = (CHIP_PCLK1_HZ + 115200u / 2u) / 115200u;
+    USART_CR1(USART2_BASE) = USART_CR1_UE | USART_CR1_TE;
+
+    SYST_RVR = CHIP_CORE_HZ / 1000u - 1u;
+    SYST_CVR = 0;
+    SYST_CSR = SYST_CSR_CLKSOURCE | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
+}
+
+void board_putc(char c)
+{
+    while (!(USART_ISR(USART2_BASE) & USART_ISR_TXE)) {
+    }
+    USART_TDR(USART2_BASE) = (uint8_t)c;
+}
+
+enum reset_cause board_reset_cause(void)
+{
+    uint32_t csr = RCC_CSR;
+    RCC_CSR |= RCC_CSR_RMVF;
+    /* PINRSTF accompanies every reset (NRST is pulsed): test it last. */
+    if (csr & RCC_CSR_PORRSTF) {
+        return RESET_POWER_ON;
+    }
+    if (csr & RCC_CSR_IWDGRSTF) {
+        return RESET_WATCHDOG;
+    }
+    if (csr & RCC_CSR_SFTRSTF) {
+        return RESET_SOFTWARE;
+    }
+    return RESET_PIN;
+}
+
+uint32_t board_flash_program(uint32_t address, const uint8_t *unit)
+{
+    uint32_t word;
+    memcpy(&word, unit, sizeof word);
+
+    if (FLASH_PECR & FLASH_PECR_PELOCK) {
+        FLASH_PEKEYR = FLASH_PEKEY1;
+        FLASH_PEKEYR = FLASH_PEKEY2;
+    }
+    if (FLASH_PECR & FLASH_PECR_PRGLOCK) {
+        FLASH_PRGKEYR = FLASH_PRGKEY1;
+        FLASH_PRGKEYR = FLASH_PRGKEY2;
+    }
+    FLASH_SR = FLASH_SR_ERRORS | FLASH_SR_EOP; /* write-1-to-clear */
+    /* The target word reads 0x00 (erased), so the NVM programs it without an automatic erase. */
+    *(volatile uint32_t *)address = word;
+    while (FLASH_SR & FLASH_SR_BSY) {
+    }
+    uint32_t errors = FLASH_SR & FLASH_SR_ERRORS;
+    FLASH_SR = FLASH_SR_EOP;
+    FLASH_PECR |= FLASH_PECR_PELOCK; /* relocks program memory as well */
+    return errors;
+}

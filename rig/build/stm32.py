@@ -1,0 +1,68 @@
+"""Compile and link the reference firmware for one STM32 variant and fault mode.
+
+Reproducible by construction: sources in sorted order, every absolute path mapped away with
+-ffile-prefix-map (the repository becomes `firmware/`, the scratch directory `gen/`), no build
+id, SOURCE_DATE_EPOCH pinned and LC_ALL=C in the tool environment, no __DATE__/__TIME__ in the
+sources. The same inputs therefore give the same ELF and binary, wherever the tree lives.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.build import layout_header, toolchain
+from rig.image import appdesc
+from rig.image.mcuboot import Version
+
+FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+
+CPU_FLAGS = {
+    "stm32h7": ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=soft"],
+    "stm32l0": ["-mcpu=cortex-m0plus", "-mthumb"],
+}
+C_FLAGS = ["-std=c11", "-Os", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
+           "-fdata-sections", "-fno-common"]
+LINK_FLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
+              "-Wl,--build-id=none"]
+
+
+@dataclass(frozen=True)
+class Firmware:
+    variant: str
+    fault: str
+    elf: Path
+    bin: Path
+    sizes: dict  # text/data/bss from arm-none-eabi-size
+
+
+def sources(variant: str) -> list[Path]:
+    # firmware/lib/ belongs to the delta decoder and is not linked into the test app.
+    return sorted([*FIRMWARE.joinpath("common").glob("*.c"), *FIRMWARE.joinpath(variant).glob("*.c")])
+
+
+def build(variant: str, fault: str, version: Version, scratch: Path, env: dict[str, str]) -> Firmware:
+    """Compile rig-<variant>-<fault>.elf and .bin in a directory of their own under scratch."""
+    gen = scratch / f"{variant}-{fault}"
+    gen.mkdir(parents=True, exist_ok=True)
+    (gen / "rig_layout.h").write_text(layout_header.header(variant))
+    (gen / "layout.ld").write_text(layout_header.linker_memory(variant))
+    stem = gen / f"rig-{variant}-{fault}"
+    defines = {
+        "RIG_FAULT": appdesc.FAULTS.index(fault),
+        "RIG_VERSION_MAJOR": version.major,
+        "RIG_VERSION_MINOR": version.minor,
+        "RIG_VERSION_REVISION": version.revision,
+        "RIG_VERSION_BUILD": f"{version.build}u",
+    }
+    args = [
+        toolchain.tool("gcc"), *CPU_FLAGS[variant], *C_FLAGS,
+        f"-ffile-prefix-map={FIRMWARE}=firmware", f"-ffile-prefix-map={gen}=gen",
+        *(f"-D{k}={v}" for k, v in defines.items()),
+        f"-I{FIRMWARE / 'common'}", f"-I{FIRMWARE / variant}", f"-I{gen}",
+        *(str(s) for s in sources(variant)),
+        f"-L{gen}", f"-L{FIRMWARE / 'common'}", f"-T{FIRMWARE / variant / 'link.ld'}", *LINK_FLAGS,
+        "-o", f"{stem}.elf",
+    ]
+    toolchain.run(args, FIRMWARE, env)
+    toolchain.run([toolchain.tool("objcopy"), "-O", "binary", f"{stem}.elf", f"{stem}.bin"], FIRMWARE, env)
+    return Firmware(variant, fault, Path(f"{stem}.elf"), Path(f"{stem}.bin"),
+                    toolchain.size(Path(f"{stem}.elf"), FIRMWARE, env))

@@ -1,0 +1,74 @@
+"""`rig build`: reproducible bytes, the manifest, descriptors, size figures and one-line errors."""
+
+import hashlib
+import os
+import subprocess
+import sys
+
+from rig.build import build
+from rig.image import appdesc
+from rig.image.layouts import VARIANTS
+
+
+def rig(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "rig", *args], capture_output=True, text=True, env=env)
+
+
+def test_manifest_lists_every_variant_and_fault(built):
+    out, manifest, _ = built
+    apps = {(a["variant"], a["fault"]) for a in manifest["artifacts"] if a["kind"] == "app"}
+    assert apps == {(v, f) for v in VARIANTS for f in appdesc.FAULTS}
+    assert [a["file"] for a in manifest["artifacts"] if a["kind"] == "bootloader"] == ["rig-esp32-bootloader.bin"]
+    for a in manifest["artifacts"]:
+        data = (out / a["file"]).read_bytes()
+        assert a["size"] == len(data)
+        assert a["sha256"] == hashlib.sha256(data).hexdigest()
+        assert a["version"] == "1.2.3+4"
+    assert manifest["version"] == "1.2.3+4"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no scratch left behind
+
+
+def test_descriptor_at_its_offset_in_every_binary(built):
+    out, manifest, _ = built
+    for a in manifest["artifacts"]:
+        if a["kind"] != "app":
+            continue
+        desc = appdesc.find((out / a["file"]).read_bytes(), a["variant"])
+        assert (desc.variant, desc.fault, desc.version) == (a["variant"], a["fault"], (1, 2, 3, 4))
+
+
+def test_size_figures_printed(built):
+    _, manifest, stdout = built
+    assert "arm-none-eabi-size" in stdout
+    for a in manifest["artifacts"]:
+        if a["variant"] != "esp32":
+            assert a["sizes"]["text"] > 0 and a["sizes"]["text"] <= a["size"]
+            assert a["variant"] in stdout
+
+
+def test_second_build_gives_identical_bytes(built, tmp_path, monkeypatch):
+    out, manifest, _ = built
+    # Another directory, another working directory: paths must not reach the bytes.
+    monkeypatch.chdir(tmp_path)
+    again = build(tmp_path / "again", variants=("stm32l0", "esp32"), version="1.2.3+4", faults=("none", "hang"))
+    assert len(again.artifacts) == 5
+    for a in again.artifacts:
+        assert (tmp_path / "again" / a["file"]).read_bytes() == (out / a["file"]).read_bytes(), a["file"]
+        if "elf" in a:
+            assert (tmp_path / "again" / a["elf"]).read_bytes() == (out / a["elf"]).read_bytes(), a["elf"]
+
+
+def test_bad_version_is_one_line(tmp_path):
+    proc = rig("build", "--out", str(tmp_path), "--version", "1.x")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rig: error: version '1.x': expected MAJOR.MINOR.REVISION[+BUILD], e.g. 1.2.3+4"]
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_missing_toolchain_says_how_to_install(tmp_path):
+    env = dict(os.environ, PATH=str(tmp_path))  # no arm-none-eabi-gcc here
+    proc = rig("build", "--out", str(tmp_path / "o"), "--variant", "stm32l0", env=env)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "arm-none-eabi-gcc not found" in lines[0] and "apt-get install" in lines[0]
