@@ -5,13 +5,18 @@ import sys
 import click
 
 from rig.cli.boards import boards
+from rig.cli.build import build
 from rig.cli.console import err
 from rig.cli.console_cmd import console_cmd
+from rig.cli.delta import delta
 from rig.cli.demo import demo
 from rig.cli.flash import flash
+from rig.cli.image import image
 from rig.cli.lab import lab
 from rig.cli.power import power
 from rig.cli.reset import reset
+from rig.cli.sign import sign
+from rig.cli.verify import verify
 from rig.errors import RigError
 from rig.serialcheck import check_rfc2217
 
@@ -32,12 +37,17 @@ def cli():
 
 
 cli.add_command(boards)
+cli.add_command(sign)
+cli.add_command(verify)
+cli.add_command(image)
+cli.add_command(delta)
 cli.add_command(demo)
 cli.add_command(lab)
 cli.add_command(flash)
 cli.add_command(console_cmd)
 cli.add_command(power)
 cli.add_command(reset)
+cli.add_command(build)
 
 
 def main():
