@@ -113,6 +113,11 @@ class McubootImage:
         return struct.unpack("<I", found[0].value)[0] if found else None
 
     @property
+    def key_hashes(self) -> list[bytes]:
+        """Hashes of the keys the image names as its signers (KEYHASH, or a whole PUBKEY)."""
+        return [h for h in map(_named_key_hash, self.tlvs) if h is not None]
+
+    @property
     def flag_names(self) -> list[str]:
         return [name for bit, name in FLAG_NAMES.items() if self.flags & bit] + (
             [f"0x{self.flags & ~sum(FLAG_NAMES):x}"] if self.flags & ~sum(FLAG_NAMES) else [])
@@ -221,9 +226,10 @@ def _check_signature(img: McubootImage, digest: bytes, trusted_keys: list[Public
     key: PublicKey | None = None
     keyhash_seen = signature_seen = False
     for t in img.tlvs:
-        if t.type in (TLV_KEYHASH, TLV_PUBKEY):
+        named = _named_key_hash(t)
+        if named is not None:
             keyhash_seen = True
-            key = by_hash.get(t.value if t.type == TLV_KEYHASH else hashlib.sha256(t.value).digest())
+            key = by_hash.get(named)
         elif t.type in (TLV_ECDSA, TLV_RSA2048):
             signature_seen = True
             if key is not None and t.type == key.sig_tlv and key.verify_digest(t.value, digest):
@@ -235,6 +241,12 @@ def _check_signature(img: McubootImage, digest: bytes, trusted_keys: list[Public
     if not keyhash_seen:
         raise ImageError("no KEYHASH or PUBKEY TLV: the image does not say which key signed it")
     raise ImageError("unknown key hash: signed by a key that is not among the trusted keys")
+
+
+def _named_key_hash(t: Tlv) -> bytes | None:
+    if t.type == TLV_KEYHASH:
+        return t.value
+    return hashlib.sha256(t.value).digest() if t.type == TLV_PUBKEY else None
 
 
 def sign(payload: bytes, signer: Signer, version: Version | str, security_counter: int | None = None,

@@ -1,0 +1,72 @@
+"""`rig verify`: would the bootloader, holding these keys, boot this image?"""
+
+import struct
+from pathlib import Path
+
+import click
+
+from rig.cli.console import out
+from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE
+from rig.errors import RigError
+from rig.image import mcuboot, sbv2
+from rig.image.keys import load_public_key
+from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS
+from rig.image.trailer import Trailer
+
+# esp_app_desc_t sits at 0x20 in an ESP-IDF app image: magic, then secure_version (DESIGN §3).
+ESP_APP_DESC = struct.Struct("<II")
+ESP_APP_DESC_AT = 0x20
+ESP_APP_DESC_MAGIC = 0xABCD5432
+
+
+@click.command(epilog="""\b
+Examples:
+  rig verify --key keys/fw.pem app-1.2.0.img
+  rig verify --key keys/old.pub.pem --key keys/new.pub.pem --min-security-counter 3 app.img
+  rig verify --key keys/fw-p256.pem app-signed.bin        # ESP32 Secure Boot V2""")
+@click.option("--key", "keys", required=True, multiple=True, metavar="KEY",
+              help="A trusted key: PEM file (private or public key) or pkcs11: URI. Repeat for several.")
+@click.option("--min-security-counter", type=click.IntRange(0, 0xFFFF_FFFF), metavar="N",
+              help="Refuse images whose security counter (ESP32: secure_version) is below N: the device's floor.")
+@click.option("--variant", type=click.Choice(VARIANTS),
+              help="Also check the MCUboot image fits this variant's secondary slot before its trailer.")
+@click.argument("image", type=IN_FILE)
+def verify(keys, min_security_counter, variant, image: Path):
+    """Check IMAGE strictly and exit 0 only if it is valid and signed by one of the keys.
+
+    MCUboot images (STM32): header and TLV bounds, SHA-256, key hash against the trusted keys,
+    signature (ECDSA-P256 or RSA-2048 PSS) and, with --min-security-counter, the protected
+    SEC_CNT. ESP32 app images: the Secure Boot V2 signature sector (ECDSA-P256).
+    Otherwise one line says what is wrong, and the exit status is 2.
+    """
+    data = image.read_bytes()
+    trusted = [load_public_key(k) for k in keys]
+    try:
+        if data[:4] == struct.pack("<I", mcuboot.IMAGE_MAGIC):
+            room = Trailer.for_layout(LAYOUTS[DEFAULT_LAYOUT[variant]], "slot1").max_image_size if variant else None
+            img = mcuboot.verify(data, trusted, min_security_counter, room)
+            key = next(k for k in trusted if k.keyhash in img.key_hashes)
+            counter = "" if img.security_counter is None else f", security counter {img.security_counter}"
+            out.print(f"{image}: valid MCUboot image {img.version}, {img.size} bytes, signed by {key.kind} key "
+                      f"{key.keyhash.hex()[:16]}...{counter}")
+        elif data[:1] == bytes([ESP_IMAGE_MAGIC]):
+            block = sbv2.verify(data, trusted)
+            _check_secure_version(data, min_security_counter)
+            out.print(f"{image}: valid ESP32 app image, Secure Boot V2 block {block.index}, key digest "
+                      f"{block.key_digest.hex()[:16]}...")
+        else:
+            raise RigError("neither an MCUboot image (magic 0x96f3b83d) nor an ESP32 app image (0xE9)")
+    except RigError as e:
+        raise RigError(f"{image}: {e}") from None
+
+
+def _check_secure_version(data: bytes, floor: int | None) -> None:
+    if floor is None:
+        return
+    if len(data) < ESP_APP_DESC_AT + ESP_APP_DESC.size:
+        raise RigError("too short to hold esp_app_desc_t")
+    magic, secure_version = ESP_APP_DESC.unpack_from(data, ESP_APP_DESC_AT)
+    if magic != ESP_APP_DESC_MAGIC:
+        raise RigError(f"no esp_app_desc_t at 0x{ESP_APP_DESC_AT:x} (magic 0x{magic:08x}); cannot check secure_version")
+    if secure_version < floor:
+        raise RigError(f"secure_version {secure_version} is below the floor {floor} (rollback)")

@@ -1,0 +1,127 @@
+"""`rig sign`, `rig verify`, `rig image info`: the commands a release script runs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rig.cli import main
+from rig.image.layouts import LAYOUTS
+from rig.image.trailer import Flag, Magic, Trailer
+
+RIG = str(Path(sys.executable).parent / "rig")
+
+
+@pytest.fixture
+def rig(monkeypatch, capsys):
+    """Run the rig entry point in-process (importing the CLI is most of a subprocess's cost)."""
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["rig", *map(str, args)])
+        with pytest.raises(SystemExit) as e:
+            main()
+        captured = capsys.readouterr()
+        return e.value.code or 0, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def app(tmp_path) -> Path:
+    path = tmp_path / "app.bin"
+    path.write_bytes(os.urandom(4000))
+    return path
+
+
+def test_sign_verify_info_stm32(tmp_path, keydir, imgtool, rig, app):
+    out = tmp_path / "app.img"
+    code, stdout, _ = rig("sign", "--key", keydir / "ec.pem", "--variant", "stm32h7", "--version", "1.2.0+3",
+                          "--security-counter", 2, app, out)
+    assert code == 0 and "1.2.0+3" in stdout
+    assert imgtool("verify", "-k", keydir / "ec.pem", out).returncode == 0
+    assert rig("verify", "--key", keydir / "ec.pub.pem", out)[0] == 0
+    assert rig("verify", "--key", keydir / "rsa.pem", "--key", keydir / "ec.pem", "--min-security-counter", 2,
+               "--variant", "stm32h7", out)[0] == 0
+    code, stdout, err = rig("verify", "--key", keydir / "ec.pem", "--min-security-counter", 3, out)
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and err.startswith(f"rig: error: {out}: security")
+    code, stdout, _ = rig("image", "info", "--json", out)
+    info = json.loads(stdout)
+    assert code == 0 and info["version"] == "1.2.0+3" and info["security_counter"] == 2
+    assert [t["name"] for t in info["tlvs"]] == ["SHA256", "KEYHASH", "ECDSASIG"]
+    code, stdout, _ = rig("image", "info", out)
+    assert code == 0 and "KEYHASH" in stdout and "security_counter" in stdout
+
+
+def test_sign_pad_confirm_l0(tmp_path, keydir, imgtool, rig, app):
+    out = tmp_path / "app.img"
+    assert rig("sign", "--key", keydir / "rsa.pem", "--variant", "stm32l0", "--version", "2.0.0", "--pad",
+               "--confirm", app, out)[0] == 0
+    trailer = Trailer.for_layout(LAYOUTS["stm32l073-192k"], "slot1")
+    data = out.read_bytes()
+    state = trailer.read(data)
+    assert len(data) == trailer.slot_size and (state.magic, state.image_ok) == (Magic.GOOD, Flag.SET)
+    assert data[-trailer.size : trailer.magic_off].count(0) > trailer.size - 40  # erased 0x00, not 0xFF
+    assert imgtool("verify", "-k", keydir / "rsa.pem", out).returncode == 0
+    code, stdout, _ = rig("image", "info", "--json", "--variant", "stm32l0", out)
+    assert json.loads(stdout)["trailer"] == {"magic": "good", "image_ok": "set", "copy_done": "unset",
+                                            "swap_type": "none"}
+
+
+def test_sign_esp32_secure_boot_v2(tmp_path, keydir, rig):
+    app = tmp_path / "esp.bin"
+    app.write_bytes(b"\xe9" + os.urandom(6000))
+    out = tmp_path / "esp-signed.bin"
+    assert rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", app, out)[0] == 0
+    r = subprocess.run([str(Path(sys.executable).parent / "espsecure"), "verify-signature", "--version", "2",
+                        "--keyfile", keydir / "ec.pub.pem", out], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert rig("verify", "--key", keydir / "ec.pem", out)[0] == 0
+    code, _, err = rig("verify", "--key", keydir / "ec2.pem", out)
+    assert code == 2 and "not trusted" in err
+    code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", "--version", "1.0.0", app, out)
+    assert code == 2 and "--version" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variant", "stm32h7"], "--version is required"),
+    (["--variant", "stm32h7", "--version", "1.0", ], "version '1.0'"),
+    (["--variant", "stm32h7", "--version", "1.0.0", "--confirm"], "needs --pad"),
+    (["--variant", "esp32"], "not an ESP-IDF app image"),
+])
+def test_sign_errors_are_one_line(tmp_path, keydir, rig, app, args, message):
+    out = tmp_path / "out.img"
+    code, stdout, err = rig("sign", "--key", keydir / "ec.pem", *args, app, out)
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists()  # nothing half-written
+
+
+def test_sign_refuses_an_image_too_big_for_the_slot(tmp_path, keydir, rig):
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(Trailer.for_layout(LAYOUTS["stm32l073-192k"], "slot1").max_image_size))
+    code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "stm32l0", "--version", "1.0.0", big,
+                       tmp_path / "out.img")
+    assert code == 2 and "does not fit" in err and not (tmp_path / "out.img").exists()
+
+
+def test_key_errors_never_show_secrets(tmp_path, keydir, rig, app):
+    uri = "pkcs11:token=rig;object=fw-key?module-path=/nonexistent/libsofthsm2.so&pin-value=s3cret"
+    code, _, err = rig("sign", "--key", uri, "--variant", "stm32h7", "--version", "1.0.0", app, tmp_path / "o")
+    assert code == 2 and "s3cret" not in err and "pin-value=***" in err
+    code, _, err = rig("sign", "--key", keydir / "ec.pub.pem", "--variant", "stm32h7", "--version", "1.0.0", app,
+                       tmp_path / "o")
+    assert code == 2 and "no private key" in err
+
+
+def test_the_installed_command(tmp_path, keydir, rig, app):
+    """Once through the real `rig` executable: exit 0 for a good image, 2 and one line for a bad one."""
+    out = tmp_path / "app.img"
+    assert rig("sign", "--key", keydir / "ec.pem", "--variant", "stm32l0", "--version", "1.0.0", app, out)[0] == 0
+    assert subprocess.run([RIG, "verify", "--key", keydir / "ec.pem", out]).returncode == 0
+    bad = bytearray(out.read_bytes())
+    bad[0x300] ^= 0x10
+    out.write_bytes(bad)
+    r = subprocess.run([RIG, "verify", "--key", keydir / "ec.pem", out], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr == f"rig: error: {out}: hash mismatch: the image was altered after signing\n"
