@@ -48,7 +48,7 @@ def banner(ctx, strap: int, mode: str) -> None:
     """The first lines the ESP32 ROM prints after any reset."""
     code, name = RESET_REASONS[ctx.reset_cause]
     ctx.write(f"{ROM_DATE}\r\n\r\n".encode())
-    ctx.log(f"rst:0x{code:x} ({name}),boot:0x{strap:02x} ({mode})")
+    ctx.log(f"rst:0x{code:x} ({name}),boot:0x{strap:x} ({mode})")
 
 
 def run(ctx) -> None:
