@@ -23,6 +23,7 @@ import bsdiff4.core
 from rig.errors import RigError
 
 COPY, ADD, INSERT, SEEK = range(4)
+_ZERO_RUNS = re.compile(rb"\x00+")
 _MAX_VARINT = 5
 
 
@@ -60,14 +61,15 @@ class Matches:
 
 
 def serialise(m: Matches, gap: int) -> bytes:
-    zero_runs = re.compile(rb"^\x00+|\x00{%d,}|\x00+\Z" % gap)
     out = bytearray()
     di = ei = 0
     for x, y, z in m.triples:
         region = m.diff[di : di + x]
         di += x
         pos = 0
-        for run in zero_runs.finditer(region):
+        for run in _ZERO_RUNS.finditer(region):
+            if run.end() - run.start() < gap and 0 < run.start() and run.end() < x:
+                continue  # a short inner run stays inside the ADD
             if run.start() > pos:
                 out += _op(ADD, run.start() - pos) + region[pos : run.start()]
             out += _op(COPY, run.end() - run.start())

@@ -13,7 +13,7 @@ FULL_IMAGE_THRESHOLD = 0.60
 # Zero-run cut lengths make() tries per profile (see rig.delta.ops); measured on the corpus:
 # LZSS pays per zero byte, so it wants runs cut early; LZMA codes zeros almost for free and
 # prefers few ops.
-GAPS = {"p1": (128, 256, 512), "p2": (512, 1024)}
+GAPS = {"p1": (128, 256, 512), "p2": (1024,)}
 
 CODEC_NAMES = {container.CODEC_P1: "LZSS (heatshrink format, window 2^8, lookahead 2^7)",
                container.CODEC_P2: "LZMA1 raw, 4 KiB dictionary"}
@@ -60,7 +60,8 @@ def make(old: bytes, new: bytes, profile: str = "p2") -> Delta:
     patch = header.pack() + payload
     if apply(old, patch) != new:  # apply() checks the SHA-256 too; this guards apply() itself
         raise RigError("internal error: the patch does not rebuild the new image; report this pair")
-    full = len(compress(new))
+    # The full image is sized with the codec's fast setting: it only places the 60 % line.
+    full = len(codecs.compress_p2(new, tuned=False) if codec == container.CODEC_P2 else compress(new))
     if len(patch) > FULL_IMAGE_THRESHOLD * full:
         return Delta("full", profile, bytes(new), len(old), len(new), len(patch), full)
     return Delta("patch", profile, patch, len(old), len(new), len(patch), full)

@@ -1,0 +1,1 @@
+"""Benchmarks: figures measured against named baselines, created in the same run. `python -m bench`."""

@@ -1,0 +1,88 @@
+"""Patch sizes on the corpus: our P1 and P2 beside the anchors, made in the same run.
+
+Anchors: bsdiff4's BSDIFF40 file; detools' sequential patches with lzma and with heatshrink
+(window 8, lookahead 7) when detools is installed (tox -e bench installs it); xdelta3 -9 when the
+xdelta3 program is on PATH. Every patch, ours and the anchors', is applied and checked. Goals:
+P1 <= detools heatshrink and P2 <= detools lzma on every pair; encode <= 1 s per 512 KiB.
+"""
+
+import io
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import bsdiff4
+from rich.console import Console
+from rich.table import Table
+
+from rig import delta
+from rig.delta import corpus, native
+
+KIB = 1024
+
+
+def _detools(old: bytes, new: bytes, compression: str) -> int | None:
+    try:
+        import detools
+    except ImportError:
+        return None
+    patch = io.BytesIO()
+    detools.create_patch(io.BytesIO(old), io.BytesIO(new), patch, compression=compression,
+                         heatshrink_window_sz2=8, heatshrink_lookahead_sz2=7)
+    rebuilt = io.BytesIO()
+    detools.apply_patch(io.BytesIO(old), io.BytesIO(patch.getvalue()), rebuilt)
+    assert rebuilt.getvalue() == new, f"detools {compression} patch does not rebuild the image"
+    return len(patch.getvalue())
+
+
+def _xdelta3(old: bytes, new: bytes) -> int | None:
+    exe = shutil.which("xdelta3")
+    if not exe:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        (d / "old").write_bytes(old)
+        (d / "new").write_bytes(new)
+        subprocess.run([exe, "-e", "-9", "-f", "-s", d / "old", d / "new", d / "patch"], check=True)
+        subprocess.run([exe, "-d", "-f", "-s", d / "old", d / "patch", d / "out"], check=True)
+        assert (d / "out").read_bytes() == new, "xdelta3 patch does not rebuild the image"
+        return (d / "patch").stat().st_size
+
+
+def _ours(old: bytes, new: bytes, profile: str) -> tuple[int, float]:
+    start = time.perf_counter()
+    made = delta.make(old, new, profile)
+    seconds = time.perf_counter() - start
+    assert made.kind == "patch", f"{profile}: the delta did not pay on a corpus pair"
+    assert native.apply(old, made.data) == new, f"{profile}: the C applier does not rebuild the image"
+    return made.patch_size, seconds * (512 * KIB) / len(new)
+
+
+def _kib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / KIB:.1f}"
+
+
+def main() -> None:
+    table = Table(title="delta patch sizes (KiB) and encode time", title_justify="left")
+    for col in ("pair", "new", "bsdiff40", "detools lzma", "detools hs 8/7", "xdelta3 -9", "P1", "P2",
+                "P1<=hs", "P2<=lzma", "encode s/512KiB P1, P2"):
+        table.add_column(col, justify="left" if col == "pair" else "right")
+    goals = []
+    for name, _, _ in corpus.PAIRS:
+        old, new = corpus.load(name)
+        bsd = len(bsdiff4.diff(old, new))
+        d_lzma, d_hs = _detools(old, new, "lzma"), _detools(old, new, "heatshrink")
+        xd = _xdelta3(old, new)
+        (p1, t1), (p2, t2) = _ours(old, new, "p1"), _ours(old, new, "p2")
+        ok1 = None if d_hs is None else p1 <= d_hs
+        ok2 = None if d_lzma is None else p2 <= d_lzma
+        goals += [ok1, ok2, max(t1, t2) <= 1.0]
+        table.add_row(name, _kib(len(new)), _kib(bsd), _kib(d_lzma), _kib(d_hs), _kib(xd), _kib(p1), _kib(p2),
+                      {None: "n/a", True: "yes", False: "NO"}[ok1], {None: "n/a", True: "yes", False: "NO"}[ok2],
+                      f"{t1:.2f}, {t2:.2f}")
+    console = Console(highlight=False, width=200)
+    console.print(table)
+    verdict = "n/a (detools missing)" if None in goals else ("all met" if all(goals) else "NOT all met")
+    console.print(f"size and encode-time goals: {verdict}")
