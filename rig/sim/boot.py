@@ -13,8 +13,9 @@ def run(ctx: BoardContext) -> None:
         if ctx.boot_mode == "download":
             from rig.sim.esp32 import rom
 
-            rom.run(ctx)  # serves esptool until the next reset
-            return
+            # Serves esptool until the next reset; returns when the host has the ROM run the
+            # app in flash (esptool --no-stub run), which then boots as from SPI flash.
+            rom.run(ctx)
         from rig.sim.esp32 import bootloader as esp_bootloader
 
         booted = esp_bootloader.boot(ctx)

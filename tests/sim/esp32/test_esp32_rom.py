@@ -24,7 +24,8 @@ def test_chip_id_and_read_mac_identify_an_esp32_d0wd_v3_with_a_stable_mac(downlo
     assert "Chip type:          ESP32-D0WD-V3 (revision v3.1)" in first
     assert "Crystal frequency:  40MHz" in first
     assert "Stub flasher running." in first
-    again = esptool(download.port, "read-mac").stdout
+    again = esptool(download.port, "--baud", "921600", "read-mac").stdout
+    assert "Changing baud rate to 921600" in again and "Changed." in again
     assert mac_of(first) == mac_of(again)
     assert mac_of(first).startswith("24:0a:c4:")  # Espressif's OUI
 
@@ -102,3 +103,10 @@ def test_espefuse_reads_factory_efuses_and_burns_with_otp_rules(download, tmp_pa
     efuse_file = tmp_path / "esp32-state" / "efuse.bin"
     virt = run_tool("espefuse", "--chip", "esp32", "--virt", "--path-efuse-file", str(efuse_file), "summary")
     assert re.search(r"SECURE_VERSION \(BLOCK3\).*= 3 R/- ", virt.stdout)
+
+
+def test_run_leaves_the_rom_loader_and_boots_from_flash(download):
+    out = esptool(download.port, "--no-stub", "run").stdout
+    assert "Hard resetting" not in out
+    log = download.wait_for("boot: ESP-IDF v5.1.2 2nd stage bootloader")
+    assert "waiting for download" in log
