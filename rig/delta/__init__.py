@@ -16,6 +16,7 @@ Interface:
         source image.
     info(patch: bytes) -> dict
         The header fields (profile, sizes, SHA-256s), after the CRC checks.
+    PROFILE_FOR_VARIANT: {"stm32l0": "p1", "stm32h7": "p2", "esp32": "p2"}
     rig.delta.native.apply(old, patch) -> bytes
     rig.delta.native.apply_stream(patch, read_old, write_new, page_size, resume_at=0) -> None
         The device's own C applier (firmware/lib/) through ctypes: reads the old slot through
@@ -23,6 +24,6 @@ Interface:
         write_new(offset, data), and after a reset resumes at resume_at (a page boundary).
 """
 
-from rig.delta.patch import FULL_IMAGE_THRESHOLD, Delta, apply, info, make
+from rig.delta.patch import FULL_IMAGE_THRESHOLD, PROFILE_FOR_VARIANT, Delta, apply, info, make
 
-__all__ = ["FULL_IMAGE_THRESHOLD", "Delta", "apply", "info", "make"]
+__all__ = ["FULL_IMAGE_THRESHOLD", "PROFILE_FOR_VARIANT", "Delta", "apply", "info", "make"]

@@ -1,0 +1,31 @@
+"""Pairs from `rig build` (two versions of the reference firmware), each with its part's profile."""
+
+import pytest
+
+from rig import delta
+from rig.build import build
+from rig.delta import native
+
+VARIANTS = ("stm32l0", "stm32h7", "esp32")
+
+
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("releases")
+    results = {v: build(root / v, variants=VARIANTS, version=v, faults=("none",)) for v in ("1.0.0", "1.1.0")}
+    apps = {a["variant"]: a["file"] for a in results["1.1.0"].artifacts if a["kind"] == "app"}
+    return {variant: ((root / "1.0.0" / f).read_bytes(), (root / "1.1.0" / f).read_bytes())
+            for variant, f in apps.items()}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_release_pair_round_trips_or_ships_full(releases, variant):
+    old, new = releases[variant]
+    assert old != new
+    d = delta.make(old, new, delta.PROFILE_FOR_VARIANT[variant])
+    if d.kind == "full":
+        # The ESP32 app is mostly padding: compressed, the whole image is smaller than a patch pays.
+        assert d.data == new and d.patch_size > delta.FULL_IMAGE_THRESHOLD * d.full_compressed_size
+        return
+    assert delta.apply(old, d.data) == new
+    assert native.apply(old, d.data, page_size=128) == new
