@@ -1,9 +1,10 @@
 """A virtual STM32 board whose console is a pty, signed rig images, and the real smpclient on top.
 
-The board is rig.sim.board.Board running sim-core's app model (rig.sim.app), which serves SMP on
-the console through rig.sim.smp. Its bootloader here is a stand-in that starts the primary slot's
-image as it is (no swap), so these tests exercise the SMP server alone; the swap after `test` and
-a reset is the MCUboot model's job and its tests'.
+The board is rig.sim.board.Board running the whole boot flow (rig.sim.boot: the MCUboot model, then
+the app model, which serves SMP on the console through rig.sim.smp), with its flash file
+programmed as a probe programs a blank chip: the virtual MCUboot trusting the test key, and a
+signed image in the primary slot. The daemon (`rig lab up`) runs the same boards; one test goes
+through it.
 """
 
 import asyncio
@@ -23,9 +24,10 @@ from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
 from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
 from rig.image.trailer import Trailer, TrailerState
-from rig.sim import app
-from rig.sim.board import Board, BoardContext, BootedImage
+from rig.sim import boot
+from rig.sim.board import Board
 from rig.sim.pty_console import PtyConsole
+from rig.sim.stm32 import vmcuboot
 
 VARIANTS = ("stm32h7", "stm32l0")
 
@@ -59,14 +61,6 @@ def layout_of(variant: str) -> Layout:
     return LAYOUTS[DEFAULT_LAYOUT[variant]]
 
 
-def primary_stand_in(ctx: BoardContext) -> None:
-    """Boot the image in the primary slot as it is, as MCUboot does when no swap is pending."""
-    part = ctx.layout.part("slot0")
-    slot = ctx.flash.read(part.offset, part.size)
-    image = mcuboot.parse(slot)
-    app.run(ctx, BootedImage(0, part.offset, image.header_size, slot[: image.size]))
-
-
 def program(flash_file: Path, layout: Layout, writes: dict[str, bytes]) -> None:
     """Put bytes into partitions of a fresh flash file, as a debug probe programs a blank chip."""
     g = layout.geometry
@@ -80,13 +74,13 @@ def program(flash_file: Path, layout: Layout, writes: dict[str, bytes]) -> None:
 class Rig:
     """One powered board with its pty console; `client()` opens smpclient on it."""
 
-    def __init__(self, variant: str, state_dir: Path, slot0: bytes, slot1: bytes = b""):
+    def __init__(self, variant: str, state_dir: Path, bootloader: bytes, slot0: bytes):
         self.variant = variant
         self.layout = layout_of(variant)
         self.flash_file = state_dir / "flash.bin"
         state_dir.mkdir(parents=True, exist_ok=True)
-        program(self.flash_file, self.layout, {"slot0": slot0, "slot1": slot1})
-        self.board = Board(f"smp-{variant}", variant, self.layout, state_dir, primary_stand_in)
+        program(self.flash_file, self.layout, {"mcuboot": bootloader, "slot0": slot0})
+        self.board = Board(f"smp-{variant}", variant, self.layout, state_dir, boot.run)
         self.console = PtyConsole(self.board)
 
     def trailer(self, part: str) -> TrailerState:
@@ -130,12 +124,13 @@ def variant(request) -> str:
 
 
 @pytest.fixture
-def start_rig(tmp_path, make_image):
-    """start_rig(variant, slot0=None, slot1=b"") -> a powered Rig; slot0 defaults to a v1.0.0 image."""
+def start_rig(tmp_path, make_image, signer):
+    """start_rig(variant, slot0=None) -> a powered Rig; slot0 defaults to a v1.0.0 image."""
     rigs = []
 
-    def start(variant: str, slot0: bytes | None = None, slot1: bytes = b"") -> Rig:
-        r = Rig(variant, tmp_path / f"board{len(rigs)}", slot0 or make_image(variant, "1.0.0"), slot1)
+    def start(variant: str, slot0: bytes | None = None) -> Rig:
+        bootloader = vmcuboot.build(layout_of(variant), [signer.public])
+        r = Rig(variant, tmp_path / f"board{len(rigs)}", bootloader, slot0 or make_image(variant, "1.0.0"))
         rigs.append(r)
         r.board.set_power(True)
         return r

@@ -19,8 +19,8 @@ from smpclient.requests.image_management import ImageErase, ImageStatesRead, Ima
 from smpclient.requests.os_management import EchoWrite, MCUMgrParametersRead, ResetWrite, TaskStatisticsRead
 
 from rig.image import mcuboot
-from rig.image.trailer import Flag, Magic, SwapType, Trailer, apply
-from tests.sim.smp.conftest import layout_of, read_console_until
+from rig.image.trailer import Flag, Magic, SwapType, Trailer
+from tests.sim.smp.conftest import read_console_until
 
 
 def run(coro):
@@ -68,30 +68,73 @@ def test_state_lists_the_running_image(rig, make_image):
         True, True, True, False, False)
 
 
-def test_upload_test_and_reset(rig, make_image):
+def test_upload_test_reset_and_the_new_image_runs(rig, make_image):
+    old = rig.read_flash("slot0")
     image = make_image(rig.variant, "1.1.0+7", size=20_000)
+    seen = {}
 
     async def go():
         async with rig.client() as (client, transport):
-            offsets = await upload(client, image)
-            listed = await client.request(ImageStatesRead())
-            tested = await client.request(ImageStatesWrite(hash=sha_tlv(image)))
-            reset = await client.request(ResetWrite())
-            console = await read_console_until(transport, "reset=software")
-            return offsets, listed, tested, reset, console
+            seen["offsets"] = await upload(client, image)
+            seen["slot1"] = rig.read_flash("slot1", len(image))
+            seen["listed"] = await client.request(ImageStatesRead())
+            seen["tested"] = await client.request(ImageStatesWrite(hash=sha_tlv(image)))
+            seen["trailer"] = rig.trailer("slot1")
+            seen["reset"] = await client.request(ResetWrite())
+            seen["console"] = await read_console_until(transport, "rig: confirmed")
+            seen["after"] = await client.request(ImageStatesRead())
 
-    offsets, listed, tested, reset, console = run(go())
-    assert offsets[-1] == len(image) and offsets == sorted(offsets)
-    assert rig.read_flash("slot1", len(image)) == image
-    assert [(i.slot, i.version, i.hash) for i in listed.images] == [
-        (0, "1.0.0", sha_tlv(rig.read_flash("slot0"))), (1, "1.1.0.7", sha_tlv(image))]
-    assert not listed.images[1].pending and not listed.images[1].confirmed
-    assert success(tested)
-    assert (tested.images[1].pending, tested.images[1].permanent) == (True, False)
-    trailer = rig.trailer("slot1")
+    run(go())
+    assert seen["offsets"][-1] == len(image) and seen["offsets"] == sorted(seen["offsets"])
+    assert seen["slot1"] == image
+    listed = seen["listed"].images
+    assert [(i.slot, i.version, i.hash) for i in listed] == [(0, "1.0.0", sha_tlv(old)), (1, "1.1.0.7", sha_tlv(image))]
+    assert not listed[1].pending and not listed[1].confirmed
+    tested = seen["tested"].images
+    assert (tested[1].pending, tested[1].permanent) == (True, False)
+    trailer = seen["trailer"]
     assert (trailer.magic, trailer.image_ok, trailer.swap_type) == (Magic.GOOD, Flag.UNSET, SwapType.TEST)
-    assert success(reset)
-    assert f"rig: boot variant={rig.variant}" in console
+    assert success(seen["reset"])
+    # MCUboot swapped the images at the reset; the new one booted, passed its health check, confirmed.
+    assert "I: Swap type: test" in seen["console"]
+    assert f"rig: boot variant={rig.variant} version=1.1.0+7 slot=0 reset=software" in seen["console"]
+    after = seen["after"].images
+    assert [(i.slot, i.version, i.active, i.confirmed) for i in after] == [
+        (0, "1.1.0.7", True, True), (1, "1.0.0", False, False)]
+
+
+def test_unconfirmed_image_reverts_and_a_confirmed_one_stays(rig, make_image):
+    image = make_image(rig.variant, "1.1.0", fault="no-confirm")  # leaves confirming to the SMP client
+    seen = {}
+
+    async def reset_and_boot(client, transport, version: str) -> str:
+        await client.request(ResetWrite())
+        return await read_console_until(transport, f"version={version}+0 slot=0 reset=software")
+
+    async def go():
+        async with rig.client() as (client, transport):
+            await upload(client, image)
+            await client.request(ImageStatesWrite(hash=sha_tlv(image)))
+            await reset_and_boot(client, transport, "1.1.0")
+            seen["on trial"] = await client.request(ImageStatesRead())
+            seen["revert"] = await reset_and_boot(client, transport, "1.0.0")
+            seen["reverted"] = await client.request(ImageStatesRead())
+            await client.request(ImageStatesWrite(hash=sha_tlv(image)))
+            await reset_and_boot(client, transport, "1.1.0")
+            seen["confirm"] = await client.request(ImageStatesWrite(confirm=True))
+            seen["image_ok"] = rig.trailer("slot0").image_ok
+            seen["kept"] = await reset_and_boot(client, transport, "1.1.0")
+
+    run(go())
+    on_trial = seen["on trial"].images
+    assert [(i.slot, i.version, i.active, i.confirmed) for i in on_trial] == [
+        (0, "1.1.0", True, False), (1, "1.0.0", False, True)]
+    assert "I: Swap type: revert" in seen["revert"]
+    reverted = seen["reverted"].images
+    assert [(i.slot, i.version, i.confirmed) for i in reverted] == [(0, "1.0.0", True), (1, "1.1.0", False)]
+    assert [(i.slot, i.version, i.confirmed) for i in seen["confirm"].images][0] == (0, "1.1.0", True)
+    assert seen["image_ok"] is Flag.SET
+    assert "I: Swap type: none" in seen["kept"]
 
 
 def test_permanent_upgrade(rig, make_image):
@@ -106,28 +149,6 @@ def test_permanent_upgrade(rig, make_image):
     assert (state.images[1].pending, state.images[1].permanent) == (True, True)
     trailer = rig.trailer("slot1")
     assert (trailer.magic, trailer.image_ok, trailer.swap_type) == (Magic.GOOD, Flag.SET, SwapType.PERM)
-
-
-def test_confirm_after_a_test_swap(start_rig, variant, make_image):
-    # The primary slot as MCUboot leaves it after swapping in an image on test: magic and
-    # copy_done set, image_ok not; the old image waits in the secondary slot to be reverted to.
-    new = make_image(variant, "1.1.0", fault="no-confirm")  # confirming is left to the SMP client
-    old = make_image(variant, "1.0.0")
-    layout = layout_of(variant)
-    t0 = Trailer.for_layout(layout, "slot0")
-    slot0 = bytearray(new) + bytes([layout.geometry.erased]) * (layout.part("slot0").size - len(new))
-    rig = start_rig(variant, bytes(apply(slot0, [t0.write_magic(), t0.write_copy_done()])), slot1=old)
-
-    async def go():
-        async with rig.client() as (client, _):
-            before = await client.request(ImageStatesRead())
-            after = await client.request(ImageStatesWrite(confirm=True))
-            return before, after
-
-    before, after = run(go())
-    assert [(i.slot, i.active, i.confirmed) for i in before.images] == [(0, True, False), (1, False, True)]
-    assert [(i.slot, i.active, i.confirmed) for i in after.images] == [(0, True, True), (1, False, False)]
-    assert rig.trailer("slot0").image_ok is Flag.SET
 
 
 def test_erase_and_refusing_to_erase_a_pending_image(rig, make_image):
