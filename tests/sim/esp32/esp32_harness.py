@@ -65,9 +65,15 @@ class PtyEsp32:
         self.board.set_power(True)
 
     def power_cycle(self, download: bool) -> None:
+        """Off, then on with BOOT held (download) or not; the console log starts afresh."""
         self.board.set_power(False)
         self.clear_console()
         self.boot(download)
+
+    def arm_cut(self, after_ops: int, tear: bool) -> None:
+        """The lab's power-cut relay: power drops at flash operation `after_ops` from now (torn:
+        half of it reaches the cells) and comes back shortly after, a cold boot."""
+        self.board.arm_cut(after_ops, tear, off_time=0.05)
 
     def wait_for(self, *texts: str, timeout: float = 10.0) -> str:
         """The console output once any of `texts` has appeared on it."""

@@ -18,17 +18,27 @@ State = otadata.State
 
 
 @pytest.fixture
-def flash_and_boot(esp32, tmp_path):
-    """flash_and_boot({offset: bytes}) -> the bootloader's log of the next boot from SPI flash."""
+def flash(esp32, tmp_path):
+    """flash({offset: bytes}): write them with esptool through the ROM loader."""
 
-    def run(contents: dict[int, bytes]) -> str:
-        esp32.boot(download=True)
+    def write(contents: dict[int, bytes]) -> None:
+        esp32.power_cycle(download=True)
         args = []
         for n, (offset, data) in enumerate(sorted(contents.items())):
             path = tmp_path / f"part{n}.bin"
             path.write_bytes(data)
             args += [hex(offset), str(path)]
         esptool(esp32.port, "write-flash", *args)
+
+    return write
+
+
+@pytest.fixture
+def flash_and_boot(esp32, flash):
+    """flash_and_boot({offset: bytes}) -> the bootloader's log of the next boot from SPI flash."""
+
+    def run(contents: dict[int, bytes]) -> str:
+        flash(contents)
         return boot(esp32)
 
     return run
@@ -135,3 +145,19 @@ def test_booting_a_valid_app_burns_its_secure_version(esp32, flash_and_boot):
     assert loaded_from(log) == 0
     assert "boot: Secure version (from eFuse) = 0" in log
     assert "boot: Secure version (from eFuse) = 3" in boot(esp32)
+
+
+@pytest.mark.parametrize("tear", [False, True], ids=["before", "torn"])
+@pytest.mark.parametrize("op", [0, 1], ids=["erase", "write"])
+def test_power_cut_while_the_bootloader_starts_a_trial_never_bricks(esp32, flash, op, tear):
+    """NEW -> PENDING_VERIFY is one sector erase and one write; cut power at each, then let it boot."""
+    flash({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.NEW)),
+           SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: app_image((2, 0, 0, 0))})
+    esp32.arm_cut(op, tear)
+    esp32.power_cycle(download=False)
+    log = esp32.wait_for("boot: Loaded app", "No bootable app partitions")
+    assert log.count("2nd stage bootloader") == 2  # the cut boot, then the one after power returned
+    assert "No bootable app partitions" not in log
+    # Cut before anything reached flash: the trial starts on the next boot; otherwise the torn or
+    # erased entry is invalid and the last confirmed image runs.
+    assert loaded_from(log) == (1 if op == 0 and not tear else 0)
