@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.cli.options import DEFAULT_RACK
-
+RACK_KEY = pytest.StashKey()
 RUN_ENV = "RIG_PYTEST_RUN"  # names this pytest run; xdist workers inherit it from the controller
 
 
@@ -35,7 +34,8 @@ def pytest_addoption(parser):
         "--rig-rack",
         metavar="FILE",
         default=None,
-        help=f"labgrid environment file of the rack to test on (default: --lg-env, $RIG_RACK or {DEFAULT_RACK})",
+        help="labgrid environment file of the rack to test on (default: --lg-env, $RIG_RACK or "
+        "targets/virtual-rack.yaml)",
     )
     group.addoption("--rig-board", action="append", default=[], metavar="ID",
                     help="only run on this board (repeat for several); default: every matching board")
@@ -56,6 +56,11 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "rig_board(variant=None, tags=()): run the test on every rack board of this variant "
         "carrying all these tags")
+    # A rack the user named is checked before collection, where a usage error prints cleanly; the
+    # default rack only when a test asks for a board (and the file may not exist in other projects).
+    explicit = config.getoption("--rig-rack") or getattr(config.option, "lg_env", None) or "RIG_RACK" in os.environ
+    if explicit:
+        _load_rack(config)
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         os.environ[RUN_ENV] = uuid.uuid4().hex
         _console_into_junit(config)
@@ -68,6 +73,9 @@ def pytest_unconfigure(config):
 
 
 def rack_path(config) -> str:
+    # Imported here: rig.cli pulls in every verb, and this plugin loads in every pytest run.
+    from rig.cli.options import DEFAULT_RACK
+
     return (config.getoption("--rig-rack") or getattr(config.option, "lg_env", None)
             or os.environ.get("RIG_RACK") or DEFAULT_RACK)
 
@@ -79,13 +87,16 @@ def rig_rack(request):
 
 
 def _load_rack(config):
+    """The rack, validated once per process; every problem of the file as a usage error."""
     from rig.errors import RigError
     from rig.lab import load_rack
 
-    try:
-        return load_rack(rack_path(config))
-    except RigError as exc:
-        raise pytest.UsageError(f"--rig-rack: {exc}") from None
+    if RACK_KEY not in config.stash:
+        try:
+            config.stash[RACK_KEY] = load_rack(rack_path(config))
+        except RigError as exc:
+            raise pytest.UsageError(f"--rig-rack: {exc}") from None
+    return config.stash[RACK_KEY]
 
 
 def pytest_generate_tests(metafunc):

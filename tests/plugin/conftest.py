@@ -1,0 +1,68 @@
+"""Helpers for running the rig pytest plugin in a child pytest, as a user runs it."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+RACK_HEAD = "imports:\n  - rig.lab.resources\ntargets:\n"
+
+
+def _board_entry(board_id: str, variant: str, tags=(), console: str = "") -> str:
+    """A non-virtual board whose console is `console` (a device path) or a TCP port nobody serves.
+
+    Tests of selection and leases never open the console, so no lab is needed.
+    """
+    port = 20000 + sum(board_id.encode())  # distinct per board id: the rack refuses shared consoles
+    serial = (f"      RawSerialPort:\n        port: {console}\n" if console
+              else f"      NetworkSerialPort:\n        host: 127.0.0.1\n        port: {port}\n")
+    probe = ("      RigDebugProbe:\n        unique_id: NONE-" + board_id + "\n        target_type: stm32h743xx\n"
+             if variant != "esp32" else "")
+    return (f"  {board_id}:\n    resources:\n      RigBoard:\n        variant: {variant}\n"
+            f"        tags: [{', '.join(tags)}]\n{serial}{probe}")
+
+
+def _junit_cases(path) -> dict:
+    """testcase name -> (properties dict, system-out text, outcome) from a JUnit XML file."""
+    cases = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        out = "".join(node.text or "" for node in case.iter("system-out"))
+        outcome = "failed" if case.find("failure") is not None or case.find("error") is not None else (
+            "skipped" if case.find("skipped") is not None else "passed")
+        cases[case.get("name")] = (props, out, outcome)
+    return cases
+
+
+class Run:
+    def __init__(self, tmp_path):
+        self.dir = tmp_path
+        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(tmp_path / "runtime"))
+
+    board = staticmethod(_board_entry)
+
+    def rack(self, *entries) -> str:
+        path = self.dir / "rack.yaml"
+        path.write_text(RACK_HEAD + "".join(entries))
+        return str(path)
+
+    def module(self, source: str, name: str = "test_inner.py") -> str:
+        path = self.dir / name
+        path.write_text(textwrap.dedent(source))
+        return str(path)
+
+    junit = staticmethod(_junit_cases)
+
+    def pytest(self, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+        # -p no:cacheprovider: the child must not write into the project's .pytest_cache.
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir",
+               str(self.dir), *args]
+        return subprocess.run(cmd, cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def run(tmp_path):
+    return Run(tmp_path)

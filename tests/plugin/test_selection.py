@@ -1,0 +1,51 @@
+"""Board selection: every matching board of the rack becomes one test, chosen by marker or option."""
+
+INNER = """
+import pytest
+
+def test_any(board):
+    assert board.board.id
+
+@pytest.mark.rig_board(variant="stm32h7")
+def test_h7(board):
+    assert board.board.variant == "stm32h7"
+
+@pytest.mark.rig_board(tags=["smp"])
+def test_smp(board):
+    assert "smp" in board.board.tags
+
+@pytest.mark.rig_board(variant="esp32", tags=["nope"])
+def test_nothing_matches(board):
+    raise AssertionError("must not run")
+"""
+
+
+def test_tests_run_once_per_matching_board(run):
+    rack = run.rack(run.board("h7-a", "stm32h7", ["smp"]), run.board("h7-b", "stm32h7"),
+                    run.board("esp-a", "esp32", ["wifi"]))
+    result = run.pytest(run.module(INNER), "--rig-rack", rack, "-v", "-rs")
+    out = result.stdout
+    for test_id in ("test_any[h7-a]", "test_any[h7-b]", "test_any[esp-a]", "test_h7[h7-a]", "test_h7[h7-b]",
+                    "test_smp[h7-a]"):
+        assert f"{test_id} PASSED" in out, out
+    assert "test_h7[esp-a]" not in out and "test_smp[h7-b]" not in out
+    assert "test_nothing_matches[no-board] SKIPPED" in out
+    assert "matches variant=esp32 tags=['nope']" in out
+    assert result.returncode == 0, out
+
+
+def test_rig_board_option_narrows_to_named_boards(run):
+    rack = run.rack(run.board("h7-a", "stm32h7"), run.board("h7-b", "stm32h7"))
+    result = run.pytest(run.module(INNER), "--rig-rack", rack, "--rig-board", "h7-b", "-v", "-k", "test_any")
+    assert "test_any[h7-b] PASSED" in result.stdout
+    assert "h7-a" not in result.stdout
+    assert result.returncode == 0
+
+
+def test_a_broken_rack_is_a_usage_error_in_one_line(run):
+    rack = run.rack("  bad:\n    resources:\n      RigBoard:\n        variant: esp33\n"
+                    "      NetworkSerialPort: {host: 127.0.0.1, port: 9}\n")
+    result = run.pytest(run.module(INNER), "--rig-rack", rack)
+    assert result.returncode == 4
+    assert "unknown variant 'esp33'" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
