@@ -1,7 +1,7 @@
 """Patch sizes on the corpus: our P1 and P2 beside the anchors, made in the same run.
 
 Anchors: bsdiff4's BSDIFF40 file; detools' sequential patches with lzma and with heatshrink
-(window 8, lookahead 7) when detools is installed (tox -e bench installs it); xdelta3 -9 when the
+(window 8, lookahead 7) when detools is installed (tox -e bench installs it); xdelta3 -9 -S lzma when the
 xdelta3 program is on PATH. Every patch, ours and the anchors', is applied and checked. Goals:
 P1 <= detools heatshrink and P2 <= detools lzma on every pair; encode <= 1 s per 512 KiB.
 """
@@ -45,7 +45,7 @@ def _xdelta3(old: bytes, new: bytes) -> int | None:
         d = Path(tmp)
         (d / "old").write_bytes(old)
         (d / "new").write_bytes(new)
-        subprocess.run([exe, "-e", "-9", "-f", "-s", d / "old", d / "new", d / "patch"], check=True)
+        subprocess.run([exe, "-e", "-9", "-S", "lzma", "-f", "-s", d / "old", d / "new", d / "patch"], check=True)
         subprocess.run([exe, "-d", "-f", "-s", d / "old", d / "patch", d / "out"], check=True)
         assert (d / "out").read_bytes() == new, "xdelta3 patch does not rebuild the image"
         return (d / "patch").stat().st_size
@@ -66,7 +66,7 @@ def _kib(n: int | None) -> str:
 
 def main() -> None:
     table = Table(title="delta patch sizes (KiB) and encode time", title_justify="left")
-    for col in ("pair", "new", "bsdiff40", "detools lzma", "detools hs 8/7", "xdelta3 -9", "P1", "P2",
+    for col in ("pair", "new", "bsdiff40", "detools lzma", "detools hs 8/7", "xdelta3 -9 lzma", "P1", "P2",
                 "P1<=hs", "P2<=lzma", "encode s/512KiB P1, P2"):
         table.add_column(col, justify="left" if col == "pair" else "right")
     goals = []
