@@ -56,8 +56,7 @@ class Chip:
         self._ram = [(start, bytearray(size)) for start, size in self.part.ram]
         self._regs: dict[int, int] = {}  # other registers: plain storage, reset at power-on
         self._ids = self._component_ids()
-        self._power_cycles = -1
-        self.check_power()
+        self._power_cycles = -1  # power-on state is set up at the first access (check_power)
 
     def _component_ids(self) -> dict[int, int]:
         p = self.part

@@ -93,10 +93,10 @@ def _log_state(ctx: BoardContext, name: str, s: TrailerState) -> None:
 
 
 def boot(ctx: BoardContext) -> BootedImage | None:
-    ctx.log("I: Starting bootloader")
     loader = vmcuboot.read(ctx.flash, ctx.layout)
     if loader is None:
         return None  # no bootloader in the mcuboot partition: the core runs off into erased flash
+    ctx.log("I: Starting bootloader")
     pri, sec = _Slot(ctx, "slot0"), _Slot(ctx, "slot1")
     floor = vmcuboot.read_counter(ctx.flash, ctx.layout)
 
