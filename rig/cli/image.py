@@ -7,11 +7,10 @@ import click
 from rich.table import Table
 
 from rig.cli.console import out
-from rig.cli.sign import IN_FILE
+from rig.cli.sign import IN_FILE, slot_trailer
 from rig.errors import RigError
 from rig.image import appdesc, mcuboot
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS
-from rig.image.trailer import Trailer
+from rig.image.layouts import VARIANTS
 
 
 @click.group()
@@ -41,8 +40,8 @@ def info(as_json, variant, path: Path):
     fields = img.to_dict()
     fields["file_size"] = len(data)
     if variant:
+        trailer = slot_trailer(variant)
         fields["app_descriptor"] = _descriptor(data, variant, img.header_size)
-        trailer = Trailer.for_layout(LAYOUTS[DEFAULT_LAYOUT[variant]], "slot1")
         if len(data) == trailer.slot_size:
             s = trailer.read(data)
             fields["trailer"] = {"magic": s.magic.value, "image_ok": s.image_ok.value,

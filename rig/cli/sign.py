@@ -20,6 +20,13 @@ IN_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 OUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
 
 
+def slot_trailer(variant: str, slot: str = "slot1") -> Trailer:
+    """The trailer geometry of an MCUboot slot of the variant's default flash layout."""
+    if variant == "esp32":
+        raise RigError("esp32 boots ESP-IDF app images, not MCUboot images; pick stm32h7 or stm32l0")
+    return Trailer.for_layout(LAYOUTS[DEFAULT_LAYOUT[variant]], slot)
+
+
 def int_auto(ctx, param, value):
     """Accept 512, 0x200 or 0o1000 for size options."""
     if value is None or isinstance(value, int):
@@ -86,14 +93,13 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
         raise RigError(f"--version is required for {variant}: MCUboot compares it to decide upgrades")
     if confirm and not pad:
         raise RigError("--confirm marks the trailer, so it needs --pad")
-    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
-    trailer = Trailer.for_layout(layout, slot)
+    trailer = slot_trailer(variant, slot)
     image = mcuboot.sign(payload, signer, version, security_counter=security_counter, header_size=header_size,
-                         pad_to_slot=trailer if pad else None, confirm=confirm, erased=layout.geometry.erased)
+                         pad_to_slot=trailer if pad else None, confirm=confirm, erased=trailer.erased)
     used = mcuboot.parse(image).size
     if used > trailer.max_image_size:
-        raise RigError(f"{infile}: signed image of {used} bytes does not fit {layout.name} {slot}, which leaves "
-                       f"{trailer.max_image_size} bytes before its trailer")
+        raise RigError(f"{infile}: signed image of {used} bytes does not fit {DEFAULT_LAYOUT[variant]} {slot}, "
+                       f"which leaves {trailer.max_image_size} bytes before its trailer")
     atomic.write_bytes(outfile, image)
     state = "confirmed (permanent)" if confirm else "pending (test)" if pad else "unpadded"
     out.print(f"{outfile}: MCUboot image {mcuboot.Version.parse(version)} for {variant}, {used} bytes "

@@ -6,12 +6,11 @@ from pathlib import Path
 import click
 
 from rig.cli.console import out
-from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE
+from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE, slot_trailer
 from rig.errors import RigError
 from rig.image import mcuboot, sbv2
 from rig.image.keys import load_public_key
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS
-from rig.image.trailer import Trailer
+from rig.image.layouts import VARIANTS
 
 # esp_app_desc_t sits at 0x20 in an ESP-IDF app image: magic, then secure_version (DESIGN §3).
 ESP_APP_DESC = struct.Struct("<II")
@@ -43,7 +42,7 @@ def verify(keys, min_security_counter, variant, image: Path):
     trusted = [load_public_key(k) for k in keys]
     try:
         if data[:4] == struct.pack("<I", mcuboot.IMAGE_MAGIC):
-            room = Trailer.for_layout(LAYOUTS[DEFAULT_LAYOUT[variant]], "slot1").max_image_size if variant else None
+            room = slot_trailer(variant).max_image_size if variant else None
             img = mcuboot.verify(data, trusted, min_security_counter, room)
             key = next(k for k in trusted if k.keyhash in img.key_hashes)
             counter = "" if img.security_counter is None else f", security counter {img.security_counter}"

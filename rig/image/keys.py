@@ -94,9 +94,9 @@ class PemSigner(Signer):
     def __init__(self, path: Path):
         self.source = str(path)
         key = _load_pem(Path(path))
-        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        if not hasattr(key, "public_key"):  # only private keys derive a public key
             raise RigError(f"{path}: holds no private key; signing needs the private key file")
-        self.public = PublicKey.of(key.public_key(), self.source)
+        self.public = PublicKey.of(key.public_key(), self.source)  # refuses all but EC P-256, RSA-2048
         self._key = key
 
     def sign_digest(self, digest: bytes) -> bytes:
@@ -139,7 +139,7 @@ def load_public_key(spec: str | Path) -> PublicKey:
     if str(spec).startswith("pkcs11:"):
         return load_signer(spec).public
     key = _load_pem(Path(spec))
-    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+    if hasattr(key, "public_key"):
         key = key.public_key()
     return PublicKey.of(key, str(spec))
 

@@ -254,9 +254,10 @@ def sign(payload: bytes, signer: Signer, version: Version | str, security_counte
          confirm: bool = False, test: bool = False, erased: int = 0xFF) -> bytes:
     """An MCUboot image of `payload`, byte for byte as `imgtool sign --pad-header` makes it.
 
-    With `pad_to_slot` the result fills the slot, the trailer carries the magic (a pending test
-    upgrade once in the secondary slot) and, with `confirm`, image_ok: a permanent upgrade. The
-    header padding and the fill take the slot's erased value (`erased` without a slot).
+    With `pad_to_slot` the result fills the slot, the trailer carries the magic - a pending test
+    upgrade once in the secondary slot, which `test` asks for explicitly - and, with `confirm`,
+    image_ok: a permanent upgrade. The header padding and the fill take the slot's erased value
+    (`erased` without a slot).
     """
     version = Version.parse(version) if isinstance(version, str) else version
     if (confirm or test) and pad_to_slot is None:
