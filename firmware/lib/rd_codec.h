@@ -54,6 +54,15 @@ typedef struct {
     } u;
 } rd_codec_t;
 
+#ifdef RDELTA_WITH_LZSS
+int rd_lzss_init(struct rdelta *st, uint8_t param);
+int rd_lzss_byte(struct rdelta *st);
+#endif
+#ifdef RDELTA_WITH_LZMA
+int rd_lzma_init(struct rdelta *st, uint8_t param);
+int rd_lzma_byte(struct rdelta *st);
+#endif
+
 /* Set up for codec `kind` with its header parameter byte: 0, or RDELTA_E_CODEC / _TRUNCATED / _CORRUPT. */
 int rd_codec_init(struct rdelta *st, uint8_t kind, uint8_t param);
 /* The next decoded stream byte (0..255) or a negative RDELTA_E_* code. */

@@ -34,7 +34,7 @@ static int rc_bit(rdelta_t *st, rd_prob *p)
     int bit, e;
     if (d->code < bound) {
         d->range = bound;
-        *p += ((1u << PROB_BITS) - *p) >> MOVE_BITS;
+        *p = (rd_prob)(*p + (((1u << PROB_BITS) - *p) >> MOVE_BITS));
         bit = 0;
     } else {
         d->range -= bound;
@@ -193,7 +193,7 @@ static int decode_symbol(rdelta_t *st)
                 return b;
             sym = sym << 1 | (unsigned)b;
         }
-        d->state = s < 4 ? 0 : s < 10 ? s - 3 : s - 6;
+        d->state = (uint8_t)(s < 4 ? 0 : s < 10 ? s - 3 : s - 6);
         return (int)(sym & 0xFF);
     }
     if ((b = rc_bit(st, &d->p.is_rep[s])) < 0)

@@ -95,11 +95,6 @@ static int check_source(rdelta_t *st, uint8_t *buf, uint32_t old_size, const uin
     return memcmp(got, want, 32) ? RDELTA_E_SOURCE : 0;
 }
 
-int rd_lzss_init(rdelta_t *st, uint8_t param);
-int rd_lzss_byte(rdelta_t *st);
-int rd_lzma_init(rdelta_t *st, uint8_t param);
-int rd_lzma_byte(rdelta_t *st);
-
 int rd_codec_init(rdelta_t *st, uint8_t kind, uint8_t param)
 {
     st->codec.kind = kind;

@@ -72,9 +72,8 @@ def decompress_p1(payload: bytes, size: int, param: int) -> bytes:
         dist = int(bits[pos : pos + LZSS_WINDOW_BITS], 2) + 1
         count = int(bits[pos + LZSS_WINDOW_BITS : pos + need], 2) + 1
         pos += need
-        if len(out) + count > size:
-            raise RigError("patch payload is corrupt (LZSS match runs past the stream)")
-        for _ in range(count):
+        # A match running past the stream's end is cut there, as the device decoder stops there.
+        for _ in range(min(count, size - len(out))):
             out.append(out[-dist])
     return bytes(out[history:])
 
