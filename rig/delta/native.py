@@ -76,8 +76,12 @@ def library_path() -> Path:
     lib = _cache_dir() / f"rdelta-{key.hexdigest()[:16]}.so"
     if lib.exists():
         return lib
-    lib.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".rdelta-", suffix=".so", dir=lib.parent)
+    try:
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".rdelta-", suffix=".so", dir=lib.parent)
+    except OSError as exc:
+        raise RigError(f"cannot write the delta applier build to {lib.parent}: {exc.strerror}; "
+                       "set XDG_CACHE_HOME to a writable directory") from None
     os.close(fd)
     cmd = ["gcc", *CFLAGS, "-o", tmp, *(str(s) for s in sources if s.suffix == ".c")]
     try:
