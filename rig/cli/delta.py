@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from rig import atomic
@@ -57,11 +58,11 @@ def make(profile, as_json, old, new, patch):
     if as_json:
         out.print_json(json.dumps(summary))
     elif result.kind == "patch":
-        out.print(f"{patch}: {profile} patch, {result.patch_size} bytes "
-                  f"({100 * result.ratio:.1f} % of the {result.full_compressed_size}-byte compressed image)")
+        out.print(f"{patch}: {profile} patch, {result.patch_size} bytes ({100 * result.ratio:.1f} % "
+                  f"of the {result.full_compressed_size}-byte compressed image)", markup=False)
     else:
         out.print(f"{patch}: full image ({result.new_size} bytes): the {profile} patch would be "
-                  f"{result.patch_size} bytes, {100 * result.ratio:.0f} % of the compressed image")
+                  f"{result.patch_size} bytes, {100 * result.ratio:.0f} % of the compressed image", markup=False)
 
 
 @delta.command()
@@ -83,7 +84,7 @@ def apply(native, old, patch, out_path):
     else:
         new = rdelta.apply(old_data, patch_data)
     atomic.write_bytes(out_path, new)
-    out.print(f"{out_path}: {len(new)} bytes, SHA-256 verified")
+    out.print(f"{out_path}: {len(new)} bytes, SHA-256 verified", markup=False)
 
 
 @delta.command()
@@ -95,7 +96,7 @@ def info(as_json, patch):
     if as_json:
         out.print_json(json.dumps(fields))
         return
-    table = Table(title=str(patch), title_justify="left", show_header=False)
+    table = Table(title=escape(str(patch)), title_justify="left", show_header=False)
     for key, value in fields.items():
         table.add_row(key.replace("_", " "), str(value))
     out.print(table)
