@@ -11,14 +11,16 @@ ESP32 firmware is configured:
 3. the active entry is the valid one with the highest seq among those whose slot holds an app
    with secure_version >= the eFuse secure version (a popcount); it boots slot (seq - 1) % apps.
    NEW becomes PENDING_VERIFY (the trial starts); VALID burns the app's secure version into eFuse;
-4. the selected slot is verified (header, segments, checksum, SHA-256); if it or its secure
-   version fails, the bootloader tries the slots below it, then above it, as the real one does.
+4. the selected slot is verified (header, segments, checksum, SHA-256, and with Secure Boot V2
+   enabled in eFuse (ABS_DONE_1) the signature sector after the image, against the key digest
+   in BLOCK2, via rig.image.sbv2); if it or its secure version fails, the bootloader tries the
+   slots below it, then above it, as the real one does.
 
 The second-stage bootloader binary at 0x1000 is not read: this model is that bootloader.
 """
 
 from rig.errors import RigError
-from rig.image import esp_partitions, otadata
+from rig.image import esp_partitions, otadata, sbv2
 from rig.sim.board import BootedImage
 from rig.sim.esp32 import appimage
 from rig.sim.esp32.bootlog import BootLog
@@ -158,6 +160,8 @@ class SecondStage:
             image = None
             if self._secure_version_ok(slot):
                 image = appimage.load(self.flash, part.offset, part.size, CHIP_REV, self.log)
+            if image is not None and self.efuses.secure_boot_v2() and not self._signature_ok(part, image):
+                image = None
             if image is None:
                 self.log.error(TAG, f"OTA app partition slot {slot} is not bootable")
                 continue
@@ -168,6 +172,25 @@ class SecondStage:
             return BootedImage(slot=slot, offset=part.offset, header_size=0, image=image)
         self.log.error(TAG, "No bootable app partitions in the partition table")
         return None
+
+    def _signature_ok(self, part: esp_partitions.Entry, image: bytes) -> bool:
+        """Secure Boot V2: the 4 KiB signature sector after the image padded to 4 KiB must hold a
+        block whose key digest is the one burnt in BLOCK2 and whose signature verifies."""
+        self.log.info(appimage.TAG, "Verifying image signature...")
+        signed = len(image) + (-len(image) % sbv2.SECTOR) + sbv2.SECTOR
+        digest = self.efuses.secure_boot_key_digest()
+        try:
+            if signed > part.size:
+                raise sbv2.SignatureBlockError(f"no room for a signature sector in the {part.size}-byte partition")
+            data = self.flash.read(part.offset, signed)
+            _, blocks = sbv2.parse(data)
+            sbv2.verify(data, [b.public_key() for b in blocks if b.key_digest == digest])
+        except sbv2.SignatureBlockError as exc:
+            self.log.error("secure_boot_v2", str(exc))
+            self.log.error(appimage.TAG, "Secure boot signature verification failed")
+            return False
+        self.log.info("secure_boot_v2", "Signature verified successfully!")
+        return True
 
     def _set_actual_seq(self, slot: int) -> None:
         """Otadata was blank: record the slot that booted as VALID, and burn its secure version."""

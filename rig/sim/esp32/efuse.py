@@ -26,9 +26,13 @@ END = BASE + REGS.EFUSE_MEM_SIZE  # first address past the controller's register
 FILE_NAME = "efuse.bin"
 
 BLOCK0_RD = BASE + 0x000
+BLOCK2_RD = BASE + 0x058  # secure boot key block: the Secure Boot V2 public key digest
 BLOCK3_RD = BASE + 0x078
 BLOCK3_WR = BASE + 0x0D8
 SECURE_VERSION_WORD = 4  # ESP-IDF esp_efuse_table.csv (esp32): SECURE_VERSION = BLK3 bits 128..159
+
+UART_DOWNLOAD_DIS = (0, 1 << 27)  # (BLOCK0 word, bit): the ROM refuses download mode (ECO3 and later)
+ABS_DONE_1 = (6, 1 << 5)  # Secure Boot V2 enabled
 
 ESPRESSIF_OUI = bytes.fromhex("240ac4")
 # A fresh ESP32-D0WD-V3, revision v3.1, as it leaves the factory (ESP-IDF esp_efuse_table.csv bits).
@@ -98,7 +102,21 @@ class Efuses:
     def write(self, addr: int, value: int) -> None:
         self._ctl.write_reg(addr, value & 0xFFFFFFFF)
 
-    # -- what the bootloader reads and burns
+    # -- what the ROM and the bootloader read and burn
+    def _flag(self, word_bit: tuple[int, int]) -> bool:
+        word, bit = word_bit
+        return bool(self.read(BLOCK0_RD + 4 * word) & bit)
+
+    def download_disabled(self) -> bool:
+        return self._flag(UART_DOWNLOAD_DIS)
+
+    def secure_boot_v2(self) -> bool:
+        return self._flag(ABS_DONE_1)
+
+    def secure_boot_key_digest(self) -> bytes:
+        """BLOCK2 as the 32 bytes `espefuse burn-key-digest` burned (word 0 holds bytes 0..3)."""
+        return b"".join(self.read(BLOCK2_RD + 4 * i).to_bytes(4, "little") for i in range(8))
+
     def secure_version(self) -> int:
         """Anti-rollback secure version: the number of SECURE_VERSION bits burnt (DESIGN §3)."""
         return bin(self.read(BLOCK3_RD + 4 * SECURE_VERSION_WORD)).count("1")

@@ -56,8 +56,14 @@ def run(ctx) -> None:
     the host tells the ROM to run the app in flash (FLASH_END with "run"): the caller then boots
     from flash as a SPI boot would."""
     banner(ctx, STRAP_DOWNLOAD, "DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2)")
+    loader = Loader(ctx)
+    if loader.regs.efuses.download_disabled():
+        # UART_DOWNLOAD_DIS burnt: the ROM does not enter the loader; nothing answers esptool
+        # until the chip is reset without BOOT held. (The ROM's exact wording here is not modelled.)
+        while True:
+            ctx.sleep(3600)
     ctx.log("waiting for download")
-    Loader(ctx).serve()
+    loader.serve()
 
 
 class Fail(Exception):

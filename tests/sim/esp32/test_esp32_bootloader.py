@@ -5,6 +5,8 @@ judges only by the bootloader's console log and by otadata read back with esptoo
 """
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from esp32_harness import app_image, esptool, run_tool
 
 from rig.image import esp_partitions, otadata
@@ -161,3 +163,30 @@ def test_power_cut_while_the_bootloader_starts_a_trial_never_bricks(esp32, flash
     # Cut before anything reached flash: the trial starts on the next boot; otherwise the torn or
     # erased entry is invalid and the last confirmed image runs.
     assert loaded_from(log) == (1 if op == 0 and not tear else 0)
+
+
+def signed_app(tmp_path, name: str, version) -> tuple[bytes, str]:
+    """An app signed by `espsecure sign-data --version 2` with a fresh P-256 key; (image, key path)."""
+    key = tmp_path / f"{name}.pem"
+    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    app, signed = tmp_path / f"{name}.bin", tmp_path / f"{name}-signed.bin"
+    app.write_bytes(app_image(version))
+    run_tool("espsecure", "sign-data", "--version", "2", "--keyfile", str(key), "--output", str(signed), str(app))
+    return signed.read_bytes(), str(key)
+
+
+def test_secure_boot_v2_boots_only_apps_signed_with_the_burnt_key(esp32, flash_and_boot, tmp_path):
+    trusted, key = signed_app(tmp_path, "trusted", (1, 0, 0, 0))
+    untrusted, _ = signed_app(tmp_path, "other", (2, 0, 0, 0))
+    esp32.boot(download=True)
+    espefuse = ("espefuse", "--port", esp32.port, "--before", "no-reset", "--do-not-confirm")
+    run_tool(*espefuse, "burn-key-digest", key)
+    run_tool(*espefuse, "burn-efuse", "ABS_DONE_1", "1")
+    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: trusted, SLOT[1]: untrusted})
+    assert "secure_boot_v2: signature block 0 names a key that is not trusted" in log
+    assert "esp_image: Secure boot signature verification failed" in log
+    assert "boot: OTA app partition slot 1 is not bootable" in log
+    assert "secure_boot_v2: Signature verified successfully!" in log
+    assert loaded_from(log) == 0

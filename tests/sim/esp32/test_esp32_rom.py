@@ -110,3 +110,12 @@ def test_run_leaves_the_rom_loader_and_boots_from_flash(download):
     assert "Hard resetting" not in out
     log = download.wait_for("boot: ESP-IDF v5.1.2 2nd stage bootloader")
     assert "waiting for download" in log
+
+
+def test_uart_download_disable_efuse_shuts_the_rom_loader(download):
+    espefuse(download.port, "--do-not-confirm", "burn-efuse", "UART_DOWNLOAD_DIS", "1")
+    download.power_cycle(download=True)
+    refused = esptool(download.port, "--connect-attempts", "1", "chip-id", check=False)
+    assert refused.returncode != 0
+    assert "Failed to connect to Espressif device: No serial data received." in refused.stderr
+    assert "waiting for download" not in download.console()
