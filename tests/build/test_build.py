@@ -1,17 +1,14 @@
 """`rig build`: reproducible bytes, the manifest, descriptors, size figures and one-line errors."""
 
 import hashlib
-import os
-import subprocess
 import sys
 
+import pytest
+
 from rig.build import build
+from rig.cli import main
 from rig.image import appdesc
 from rig.image.layouts import VARIANTS
-
-
-def rig(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "rig", *args], capture_output=True, text=True, env=env)
 
 
 def test_manifest_lists_every_variant_and_fault(built):
@@ -58,17 +55,26 @@ def test_second_build_gives_identical_bytes(built, tmp_path, monkeypatch):
             assert (tmp_path / "again" / a["elf"]).read_bytes() == (out / a["elf"]).read_bytes(), a["elf"]
 
 
-def test_bad_version_is_one_line(tmp_path):
-    proc = rig("build", "--out", str(tmp_path), "--version", "1.x")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+def run_main(monkeypatch, capsys, *args):
+    """`rig ARGS` in this process (the CLI's entry point, its exit status and its stderr)."""
+    monkeypatch.setattr(sys, "argv", ["rig", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    return exited.value.code, capsys.readouterr().err
+
+
+def test_bad_version_is_one_line(tmp_path, monkeypatch, capsys):
+    code, stderr = run_main(monkeypatch, capsys, "build", "--out", str(tmp_path), "--version", "1.x")
+    assert code == 2
+    assert stderr.strip().splitlines() == [
         "rig: error: version '1.x': expected MAJOR.MINOR.REVISION[+BUILD], e.g. 1.2.3+4"]
     assert not (tmp_path / "manifest.json").exists()
 
 
-def test_missing_toolchain_says_how_to_install(tmp_path):
-    env = dict(os.environ, PATH=str(tmp_path))  # no arm-none-eabi-gcc here
-    proc = rig("build", "--out", str(tmp_path / "o"), "--variant", "stm32l0", env=env)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
+def test_missing_toolchain_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no arm-none-eabi-gcc here
+    code, stderr = run_main(monkeypatch, capsys, "build", "--out", str(tmp_path / "o"), "--variant", "stm32l0")
+    assert code == 2
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "arm-none-eabi-gcc not found" in lines[0] and "apt-get install" in lines[0]
+    assert not (tmp_path / "o").exists()
