@@ -5,6 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rig.image.keys import load_signer
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +19,18 @@ def built(tmp_path_factory):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return out, json.loads((out / "manifest.json").read_text()), proc.stdout
+
+
+@pytest.fixture(scope="session")
+def key_pem(tmp_path_factory):
+    """A throwaway ECDSA P-256 signing key as a PEM file, as `imgtool keygen -t ecdsa-p256` makes."""
+    pem = tmp_path_factory.mktemp("keys") / "fw.pem"
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    return pem
+
+
+@pytest.fixture(scope="session")
+def signer(key_pem):
+    return load_signer(key_pem)

@@ -5,22 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from rig.errors import RigError
 from rig.image import appdesc, esp_app, esp_partitions, factory, mcuboot, otadata
-from rig.image.keys import load_signer
 from rig.image.layouts import LAYOUTS
-
-
-@pytest.fixture(scope="module")
-def signer(tmp_path_factory):
-    pem = tmp_path_factory.mktemp("keys") / "fw.pem"
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-    return load_signer(pem)
 
 
 def test_esp32_factory_equals_esptool_merge_bin(tmp_path):
