@@ -5,8 +5,9 @@ import sys
 
 import pytest
 
-from rig.build import build
+from rig.build import build, manifest
 from rig.cli import main
+from rig.errors import RigError
 from rig.image import appdesc
 from rig.image.layouts import VARIANTS
 
@@ -78,3 +79,26 @@ def test_missing_toolchain_says_how_to_install(tmp_path, monkeypatch, capsys):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "arm-none-eabi-gcc not found" in lines[0] and "apt-get install" in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_esp32_alone_needs_no_arm_toolchain(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code, stderr = run_main(monkeypatch, capsys, "build", "--out", str(tmp_path / "o"), "--variant", "esp32",
+                            "--fault", "none")
+    assert code == 0, stderr
+    doc = manifest.load(tmp_path / "o")
+    assert manifest.find(doc, "esp32")["file"] == "rig-esp32-none.bin"
+    assert manifest.find(doc, "esp32", kind="bootloader")["file"] == "rig-esp32-bootloader.bin"
+    with pytest.raises(RigError, match="no app for esp32 with fault hang"):
+        manifest.find(doc, "esp32", "hang")
+
+
+def test_manifest_errors_are_one_line(tmp_path):
+    with pytest.raises(RigError, match="no build manifest; run `rig build"):
+        manifest.load(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(RigError, match="unreadable build manifest"):
+        manifest.load(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": 99}')
+    with pytest.raises(RigError, match="not a format-1"):
+        manifest.load(tmp_path)
