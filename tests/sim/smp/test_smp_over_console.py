@@ -190,6 +190,43 @@ def test_upload_resumes_after_a_broken_link(rig, make_image):
     assert rig.read_flash("slot1", len(image)) == image
 
 
+def test_a_new_upload_overwrites_the_last_one_page_by_page(rig, make_image):
+    # The flash model refuses to program a written unit: the second upload only lands because the
+    # server erases each page ahead of writing it, as Zephyr's progressive erase does.
+    first, second = make_image(rig.variant, "1.1.0", size=30_000), make_image(rig.variant, "1.2.0", size=9_000)
+
+    async def go():
+        async with rig.client() as (client, _):
+            await upload(client, first)
+            await upload(client, second)
+            return await client.request(ImageStatesRead())
+
+    state = run(go())
+    assert rig.read_flash("slot1", len(second)) == second
+    assert [(i.slot, i.version) for i in state.images] == [(0, "1.0.0"), (1, "1.2.0")]
+
+
+def test_power_cut_during_upload_then_a_fresh_upload(rig, make_image):
+    image = make_image(rig.variant, "1.1.0", size=30_000)
+
+    async def cut_short():
+        async with rig.client(timeout=1.0) as (client, _):
+            rig.board.arm_cut(after_ops=6)  # the lab's power-cut relay, armed on a flash operation
+            async for _ in client.upload(image, first_timeout_s=1.0):
+                pass
+
+    async def again():
+        async with rig.client() as (client, _):
+            return await upload(client, image), await client.request(ImageStatesRead())
+
+    with pytest.raises(TimeoutError):
+        run(cut_short())
+    offsets, state = run(again())
+    assert offsets[0] < 2048 and offsets[-1] == len(image)  # RAM was lost: the upload started over
+    assert rig.read_flash("slot1", len(image)) == image
+    assert [(i.slot, i.version) for i in state.images] == [(0, "1.0.0"), (1, "1.1.0")]
+
+
 @pytest.mark.parametrize("variant", ["stm32l0"])
 def test_refusals_carry_zephyrs_codes(rig, make_image):
     image = make_image(rig.variant, "1.1.0")
