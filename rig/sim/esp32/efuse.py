@@ -14,11 +14,13 @@ through the ROM loader's WRITE_REG/READ_REG, and the bootloader model burns the 
 secure version the same way.
 """
 
+import functools
 import hashlib
 from pathlib import Path
 
+from espefuse.efuse.emulate_efuse_controller_base import EmulateEfuseControllerBase
 from espefuse.efuse.esp32.emulate_efuse_controller import EmulateEfuseController
-from espefuse.efuse.esp32.mem_definition import EfuseDefineRegisters
+from espefuse.efuse.esp32.mem_definition import EfuseDefineBlocks, EfuseDefineFields, EfuseDefineRegisters
 
 REGS = EfuseDefineRegisters
 BASE = REGS.DR_REG_EFUSE_BASE
@@ -58,9 +60,22 @@ def factory_mac(board_id: str) -> bytes:
     return ESPRESSIF_OUI + hashlib.sha256(board_id.encode()).digest()[:3]
 
 
+@functools.cache
+def _fields() -> EfuseDefineFields:
+    return EfuseDefineFields(None)
+
+
 class _Controller(EmulateEfuseController):
     """espefuse's cells with the silicon's command semantics: PGM burns only with the program op
     code in EFUSE_CONF; READ reloads (applying read protection) only with the read op code."""
+
+    def __init__(self, efuse_file: str):
+        # As EmulateEfuseController.__init__, but the eFuse field table (a YAML file that takes
+        # ~50 ms to parse) is parsed once per process: every boot of every board opens its eFuses.
+        self.Blocks = EfuseDefineBlocks
+        self.Fields = _fields()
+        self.REGS = EfuseDefineRegisters
+        EmulateEfuseControllerBase.__init__(self, efuse_file)
 
     def handle_writing_event(self, addr: int, value: int) -> None:
         if addr == REGS.EFUSE_REG_CMD and value:
