@@ -109,8 +109,8 @@ def app_image(version: Version | str, fault: str = "none", secure_version: int =
         raise RigError(f"fault mode {fault!r} unknown; choose from {', '.join(appdesc.FAULTS)}")
     if not 0 <= secure_version <= 0xFFFFFFFF:
         raise RigError(f"secure version {secure_version} must fit 32 bits")
-    if len(project.encode()) > 31:
-        raise RigError(f"project name {project!r} is longer than the 31 bytes esp_app_desc_t holds")
+    if not project.isascii() or not 0 < len(project) <= 31:
+        raise RigError(f"project name {project!r} must be 1-31 ASCII characters (esp_app_desc_t's field)")
     rig_desc = appdesc.AppDescriptor("esp32", (version.major, version.minor, version.revision, version.build),
                                      fault, project[:16]).pack()
     code = [(".flash.text", IROM_ADDR, J_SELF), (".iram0.text", IRAM_APP_ADDR, J_SELF)]
