@@ -7,7 +7,7 @@ import click
 from rich.table import Table
 
 from rig.cli.console import out
-from rig.cli.sign import IN_FILE, slot_trailer
+from rig.cli.sign import IN_FILE, mcuboot_slot
 from rig.errors import RigError
 from rig.image import appdesc, mcuboot
 from rig.image.layouts import VARIANTS
@@ -40,7 +40,7 @@ def info(as_json, variant, path: Path):
     fields = img.to_dict()
     fields["file_size"] = len(data)
     if variant:
-        trailer = slot_trailer(variant)
+        trailer = mcuboot_slot(variant)[0]
         fields["app_descriptor"] = _descriptor(data, variant, img.header_size)
         if len(data) == trailer.slot_size:
             s = trailer.read(data)

@@ -10,7 +10,7 @@ from rig.errors import RigError
 from rig.image import mcuboot, sbv2
 from rig.image.keys import load_signer
 from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS
-from rig.image.trailer import Trailer
+from rig.image.trailer import Trailer, swap_move_room
 
 ESP_IMAGE_MAGIC = 0xE9
 KEY_HELP = ("Private key: a PEM file (EC P-256 or RSA-2048) or a PKCS#11 URI such as "
@@ -20,11 +20,17 @@ IN_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 OUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
 
 
-def slot_trailer(variant: str, slot: str = "slot1") -> Trailer:
-    """The trailer geometry of an MCUboot slot of the variant's default flash layout."""
+def mcuboot_slot(variant: str, slot: str = "slot1") -> tuple[Trailer, int]:
+    """An MCUboot slot of the variant's default flash layout: its trailer, and the room an image has.
+
+    The room is what a swap-using-move upgrade can move, which is less than the slot minus its
+    trailer: an image that fits the slot but not the move would never be swapped in (or out).
+    """
     if variant == "esp32":
         raise RigError("esp32 boots ESP-IDF app images, not MCUboot images; pick stm32h7 or stm32l0")
-    return Trailer.for_layout(LAYOUTS[DEFAULT_LAYOUT[variant]], slot)
+    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+    trailer = Trailer.for_layout(layout, slot)
+    return trailer, min(trailer.max_image_size, swap_move_room(layout))
 
 
 def int_auto(ctx, param, value):
@@ -93,13 +99,13 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
         raise RigError(f"--version is required for {variant}: MCUboot compares it to decide upgrades")
     if confirm and not pad:
         raise RigError("--confirm marks the trailer, so it needs --pad")
-    trailer = slot_trailer(variant, slot)
+    trailer, room = mcuboot_slot(variant, slot)
     image = mcuboot.sign(payload, signer, version, security_counter=security_counter, header_size=header_size,
                          pad_to_slot=trailer if pad else None, confirm=confirm, erased=trailer.erased)
     used = mcuboot.parse(image).size
-    if used > trailer.max_image_size:
-        raise RigError(f"{infile}: signed image of {used} bytes does not fit {DEFAULT_LAYOUT[variant]} {slot}, "
-                       f"which leaves {trailer.max_image_size} bytes before its trailer")
+    if used > room:
+        raise RigError(f"{infile}: signed image of {used} bytes does not fit {DEFAULT_LAYOUT[variant]} {slot}: "
+                       f"a swap-using-move upgrade moves at most {room} bytes")
     atomic.write_bytes(outfile, image)
     state = "confirmed (permanent)" if confirm else "pending (test)" if pad else "unpadded"
     out.print(f"{outfile}: MCUboot image {mcuboot.Version.parse(version)} for {variant}, {used} bytes "

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from rig.cli.console import out
-from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE, slot_trailer
+from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE, mcuboot_slot
 from rig.errors import RigError
 from rig.image import mcuboot, sbv2
 from rig.image.keys import load_public_key
@@ -28,7 +28,7 @@ Examples:
 @click.option("--min-security-counter", type=click.IntRange(0, 0xFFFF_FFFF), metavar="N",
               help="Refuse images whose security counter (ESP32: secure_version) is below N: the device's floor.")
 @click.option("--variant", type=click.Choice(VARIANTS),
-              help="Also check the MCUboot image fits this variant's secondary slot before its trailer.")
+              help="Also check the MCUboot image fits this variant's slots (what swap-using-move can move).")
 @click.argument("image", type=IN_FILE)
 def verify(keys, min_security_counter, variant, image: Path):
     """Check IMAGE strictly and exit 0 only if it is valid and signed by one of the keys.
@@ -42,7 +42,7 @@ def verify(keys, min_security_counter, variant, image: Path):
     trusted = [load_public_key(k) for k in keys]
     try:
         if data[:4] == struct.pack("<I", mcuboot.IMAGE_MAGIC):
-            room = slot_trailer(variant).max_image_size if variant else None
+            room = mcuboot_slot(variant)[1] if variant else None
             img = mcuboot.verify(data, trusted, min_security_counter, room)
             key = next(k for k in trusted if k.keyhash in img.key_hashes)
             counter = "" if img.security_counter is None else f", security counter {img.security_counter}"

@@ -297,6 +297,19 @@ class Trailer:
         return writes
 
 
+def swap_move_room(layout: Layout) -> int:
+    """Largest image (header + payload + TLVs) a swap-using-move upgrade can move, in bytes.
+
+    As swap_move.c swap_run: the image's sectors move up one sector in the primary slot, and the
+    highest of them must stay below the first sector holding the trailer (those are erased whole).
+    On the STM32H743 layout that is 2 of the primary's 4 sectors: 256 KiB, not the slot size.
+    """
+    sector = layout.geometry.sector_size
+    primary = Trailer.for_layout(layout, "slot0")
+    first_trailer_sector = primary.slot_size // sector - -(-primary.size // sector)
+    return max(first_trailer_sector - 1, 0) * sector
+
+
 def apply(buf: bytearray, writes: list[Write]) -> bytearray:
     """Apply trailer writes to a slot image held in memory (padding a signed image, tests)."""
     for off, data in writes:

@@ -10,7 +10,7 @@ import pytest
 
 from rig.cli import main
 from rig.image.layouts import LAYOUTS
-from rig.image.trailer import Flag, Magic, Trailer
+from rig.image.trailer import Flag, Magic, Trailer, swap_move_room
 
 RIG = str(Path(sys.executable).parent / "rig")
 
@@ -102,10 +102,17 @@ def test_sign_errors_are_one_line(tmp_path, keydir, rig, app, args, message):
 
 def test_sign_refuses_an_image_too_big_for_the_slot(tmp_path, keydir, rig):
     big = tmp_path / "big.bin"
-    big.write_bytes(bytes(Trailer.for_layout(LAYOUTS["stm32l073-192k"], "slot1").max_image_size))
+    # Fits the slot before its trailer, but not what swap-using-move can move.
+    room = swap_move_room(LAYOUTS["stm32l073-192k"])
+    big.write_bytes(bytes(room - 0x200 - 100))  # + ~150 bytes of TLVs
     code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "stm32l0", "--version", "1.0.0", big,
                        tmp_path / "out.img")
-    assert code == 2 and "does not fit" in err and not (tmp_path / "out.img").exists()
+    assert code == 2 and f"moves at most {room} bytes" in err and not (tmp_path / "out.img").exists()
+    big.write_bytes(bytes(room - 0x200 - 200))
+    assert rig("sign", "--key", keydir / "ec.pem", "--variant", "stm32l0", "--version", "1.0.0", big,
+               tmp_path / "out.img")[0] == 0
+    code, _, err = rig("verify", "--key", keydir / "ec.pem", "--variant", "stm32l0", tmp_path / "out.img")
+    assert code == 0
 
 
 def test_key_errors_never_show_secrets(tmp_path, keydir, rig, app):

@@ -12,6 +12,7 @@ from rig.image.trailer import (
     SwapType,
     Trailer,
     apply,
+    swap_move_room,
     swap_type,
 )
 
@@ -186,3 +187,10 @@ def test_bad_geometry_is_one_line(kwargs, match):
 def test_short_input_is_rig_error():
     with pytest.raises(RigError, match="need the last"):
         H7.read(b"\xff" * (H7.size - 1))
+
+
+def test_swap_move_room():
+    # H7: primary 4 x 128 KiB; the trailer takes sector 3, the move needs one: 2 sectors for the image.
+    assert swap_move_room(LAYOUTS["stm32h743-2x1m"]) == 256 * 1024
+    # L0: 608 pages of 128 B, the 7344-byte trailer spans 58 pages, one page for the move.
+    assert swap_move_room(LAYOUTS["stm32l073-192k"]) == (608 - 58 - 1) * 128
