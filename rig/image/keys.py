@@ -197,7 +197,7 @@ def _pairs(text: str, sep: str) -> dict[str, str]:
 
 
 def redact(uri: str) -> str:
-    """A PKCS#11 URI safe to print: a pin-value is replaced by ***."""
+    """A PKCS#11 URI safe to print on one line: a pin-value becomes ***, control characters escapes."""
     path, sep, query = uri.partition("?")
     parts = ["pin-value=***" if p.startswith("pin-value=") else p for p in query.split("&")] if sep else []
-    return path + sep + "&".join(parts)
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in path + sep + "&".join(parts))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from rig.errors import RigError
 from rig.image import mcuboot, sbv2
-from rig.image.keys import PemSigner, PublicKey
+from rig.image.keys import PemSigner, Pkcs11Uri, PublicKey
 from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Trailer
 
@@ -122,3 +122,14 @@ def test_trailers_with_random_bytes_near_the_end(t, pokes):
     state = t.read(bytes(slot))  # any content decodes to a state, never an exception
     for action in (t.mark_test, t.mark_permanent, t.confirm):
         only_rig_errors(action, state)
+
+
+@nothing_but_ours
+@given(st.text(max_size=40))
+def test_version_and_key_uri_text(text):
+    v = only_rig_errors(mcuboot.Version.parse, text)
+    if v is not None:
+        assert mcuboot.Version.parse(str(v)) == v
+    uri = only_rig_errors(Pkcs11Uri.parse, "pkcs11:" + text)
+    if uri is not None:
+        assert uri.token is not None and uri.module_path is not None
