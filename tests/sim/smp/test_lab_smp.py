@@ -1,6 +1,8 @@
 """SMP through the rack daemon: `rig lab up` as a user runs it, smpclient on the board's pty."""
 
 import asyncio
+import json
+from pathlib import Path
 
 from smpclient import SMPClient
 from smpclient.generics import success
@@ -37,7 +39,9 @@ def test_ota_over_smp_on_the_virtual_rack(lab_factory, signer, make_image):
             console = await read_console_until(transport, "rig: confirmed")
             return echo, offsets, console, await client.request(ImageStatesRead())
 
-    ptys = {b["id"]: b["pty"] for b in lab.status()["boards"]}
+    # The registry file the daemon announces itself in (what the pyocd probe plugin reads too).
+    entry = json.loads((Path(lab.env["RIG_RUNTIME_DIR"]) / "labs" / f"{lab.rack.stem}.json").read_text())
+    ptys = {board_id: b["console"]["pty"] for board_id, b in entry["boards"].items()}
     for board_id, variant in BOARDS.items():
         image = make_image(variant, "1.1.0", size=12_000)
         echo, offsets, console, state = asyncio.run(ota(ptys[board_id], image))
