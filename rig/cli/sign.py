@@ -7,7 +7,7 @@ import click
 from rig import atomic
 from rig.cli.console import out
 from rig.errors import RigError
-from rig.image import mcuboot, sbv2
+from rig.image import esp_app, mcuboot, sbv2
 from rig.image.keys import load_signer
 from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS
 from rig.image.trailer import Trailer, swap_move_room
@@ -87,12 +87,13 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
         if extra:
             raise RigError(f"{', '.join(extra)}: MCUboot options; an ESP32 app image carries its version and "
                            "secure_version in esp_app_desc_t")
-        if not payload or payload[0] != ESP_IMAGE_MAGIC:
-            raise RigError(f"{infile}: not an ESP-IDF app image (first byte 0x{ESP_IMAGE_MAGIC:02X}); "
-                           "build it with `rig build` or ESP-IDF")
+        try:
+            app = esp_app.parse(payload)  # sign only what the bootloader would load
+        except RigError as e:
+            raise RigError(f"{infile}: {e}; build it with `rig build` or ESP-IDF") from None
         image = sbv2.sign(payload, signer)
         atomic.write_bytes(outfile, image)
-        out.print(f"{outfile}: ESP32 app + Secure Boot V2 sector, {len(image)} bytes, "
+        out.print(f"{outfile}: ESP32 app {app.version} + Secure Boot V2 sector, {len(image)} bytes, "
                   f"{signer.public.kind} key digest {sbv2.key_digest(signer.public).hex()[:16]}...")
         return
     if version is None:

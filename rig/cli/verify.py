@@ -8,14 +8,9 @@ import click
 from rig.cli.console import out
 from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE, mcuboot_slot
 from rig.errors import RigError
-from rig.image import mcuboot, sbv2
+from rig.image import esp_app, mcuboot, sbv2
 from rig.image.keys import load_public_key
 from rig.image.layouts import VARIANTS
-
-# esp_app_desc_t sits at 0x20 in an ESP-IDF app image: magic, then secure_version (DESIGN §3).
-ESP_APP_DESC = struct.Struct("<II")
-ESP_APP_DESC_AT = 0x20
-ESP_APP_DESC_MAGIC = 0xABCD5432
 
 
 @click.command(epilog="""\b
@@ -35,7 +30,8 @@ def verify(keys, min_security_counter, variant, image: Path):
 
     MCUboot images (STM32): header and TLV bounds, SHA-256, key hash against the trusted keys,
     signature (ECDSA-P256 or RSA-2048 PSS) and, with --min-security-counter, the protected
-    SEC_CNT. ESP32 app images: the Secure Boot V2 signature sector (ECDSA-P256).
+    SEC_CNT. ESP32 app images: the Secure Boot V2 signature sector (ECDSA-P256), the app's
+    checksum and digest and, with --min-security-counter, its secure_version.
     Otherwise one line says what is wrong, and the exit status is 2.
     """
     data = image.read_bytes()
@@ -50,22 +46,14 @@ def verify(keys, min_security_counter, variant, image: Path):
                       f"{key.keyhash.hex()[:16]}...{counter}")
         elif data[:1] == bytes([ESP_IMAGE_MAGIC]):
             block = sbv2.verify(data, trusted)
-            _check_secure_version(data, min_security_counter)
-            out.print(f"{image}: valid ESP32 app image, Secure Boot V2 block {block.index}, key digest "
-                      f"{block.key_digest.hex()[:16]}...")
+            app = esp_app.parse(data)  # the app itself: checksum, digest, esp_app_desc_t
+            if min_security_counter is not None and app.secure_version < min_security_counter:
+                raise RigError(f"secure_version {app.secure_version} is below the floor {min_security_counter} "
+                               "(rollback)")
+            out.print(f"{image}: valid ESP32 app image {app.version}, secure_version {app.secure_version}, "
+                      f"Secure Boot V2 block {block.index}, key digest {block.key_digest.hex()[:16]}...")
         else:
             raise RigError("neither an MCUboot image (magic 0x96f3b83d) nor an ESP32 app image (0xE9)")
     except RigError as e:
         raise RigError(f"{image}: {e}") from None
 
-
-def _check_secure_version(data: bytes, floor: int | None) -> None:
-    if floor is None:
-        return
-    if len(data) < ESP_APP_DESC_AT + ESP_APP_DESC.size:
-        raise RigError("too short to hold esp_app_desc_t")
-    magic, secure_version = ESP_APP_DESC.unpack_from(data, ESP_APP_DESC_AT)
-    if magic != ESP_APP_DESC_MAGIC:
-        raise RigError(f"no esp_app_desc_t at 0x{ESP_APP_DESC_AT:x} (magic 0x{magic:08x}); cannot check secure_version")
-    if secure_version < floor:
-        raise RigError(f"secure_version {secure_version} is below the floor {floor} (rollback)")

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
+from rig.image import esp_app
+from rig.image.keys import load_public_key
 from rig.image.layouts import LAYOUTS
+from rig.image.sbv2 import key_digest
 from rig.image.trailer import Flag, Magic, Trailer, swap_move_room
 
 RIG = str(Path(sys.executable).parent / "rig")
@@ -74,15 +77,23 @@ def test_sign_pad_confirm_l0(tmp_path, keydir, imgtool, rig, app):
 
 def test_sign_esp32_secure_boot_v2(tmp_path, keydir, rig):
     app = tmp_path / "esp.bin"
-    app.write_bytes(b"\xe9" + os.urandom(6000))
+    app.write_bytes(esp_app.app_image("1.4.0", secure_version=2))
+    code, stdout, _ = rig("image", "info", "--json", app)
+    assert code == 0 and json.loads(stdout)["secure_boot_v2"] == [] and json.loads(stdout)["secure_version"] == 2
     out = tmp_path / "esp-signed.bin"
     assert rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", app, out)[0] == 0
     r = subprocess.run([str(Path(sys.executable).parent / "espsecure"), "verify-signature", "--version", "2",
                         "--keyfile", keydir / "ec.pub.pem", out], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert rig("verify", "--key", keydir / "ec.pem", out)[0] == 0
+    assert rig("verify", "--key", keydir / "ec.pem", "--min-security-counter", 2, out)[0] == 0
+    code, _, err = rig("verify", "--key", keydir / "ec.pem", "--min-security-counter", 3, out)
+    assert code == 2 and "secure_version 2 is below the floor 3" in err
     code, _, err = rig("verify", "--key", keydir / "ec2.pem", out)
     assert code == 2 and "not trusted" in err
+    code, stdout, _ = rig("image", "info", "--json", out)
+    info = json.loads(stdout)
+    assert code == 0 and info["version"] == "1.4.0+0" and info["app_descriptor"]["variant"] == "esp32"
+    assert info["secure_boot_v2"][0]["key_digest"] == key_digest(load_public_key(keydir / "ec.pem")).hex()
     code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", "--version", "1.0.0", app, out)
     assert code == 2 and "--version" in err
 
@@ -91,7 +102,7 @@ def test_sign_esp32_secure_boot_v2(tmp_path, keydir, rig):
     (["--variant", "stm32h7"], "--version is required"),
     (["--variant", "stm32h7", "--version", "1.0", ], "version '1.0'"),
     (["--variant", "stm32h7", "--version", "1.0.0", "--confirm"], "needs --pad"),
-    (["--variant", "esp32"], "not an ESP-IDF app image"),
+    (["--variant", "esp32"], "not an ESP image"),
 ])
 def test_sign_errors_are_one_line(tmp_path, keydir, rig, app, args, message):
     out = tmp_path / "out.img"
