@@ -1,10 +1,13 @@
-"""MCUmgr OS group (0): echo, reset and the transport parameters smpclient asks for on connect."""
+"""MCUmgr OS group (0): echo, reset, the transport parameters smpclient asks for on connect, and
+what the bootloader is (os_mgmt.c with CONFIG_MCUMGR_GRP_OS_MCUMGR_PARAMS and _BOOTLOADER_INFO)."""
 
-from rig.sim.smp.protocol import BOOL, TSTR, decode_map
+from rig.sim.smp.protocol import BOOL, TSTR, MgmtErr, MgmtError, decode_map
 
 ECHO = 0
 RESET = 5
 MCUMGR_PARAMS = 6
+BOOTLOADER_INFO = 8
+MCUBOOT_MODE_SWAP_USING_MOVE = 3  # MCUBOOT_MODE_* of bootutil's mcuboot_status.h
 NETBUF_COUNT = 4  # CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT
 RESET_DELAY = 0.25  # CONFIG_MCUMGR_GRP_OS_RESET_MS: the reply leaves before the chip resets
 
@@ -24,3 +27,13 @@ class OsGroup:
 
     def mcumgr_params(self, body: bytes) -> dict:
         return {"buf_size": self._netbuf_size, "buf_count": NETBUF_COUNT}
+
+    def bootloader_info(self, body: bytes) -> dict:
+        req = decode_map(body, {"query": TSTR})
+        if "query" not in req:
+            return {"bootloader": "MCUboot"}
+        if req["query"] == "mode":
+            # The MCUboot model refuses images below its stored security counter: downgrade prevention.
+            return {"mode": MCUBOOT_MODE_SWAP_USING_MOVE, "no-downgrade": True}
+        # Zephyr returns OS_MGMT_ERR_QUERY_YIELDS_NO_ANSWER (3) from the handler, so it goes out as rc 3.
+        raise MgmtError(MgmtErr(3))

@@ -55,6 +55,7 @@ class SmpServer:
             (Group.OS, os_mgmt.ECHO): (self._os.echo, self._os.echo),
             (Group.OS, os_mgmt.RESET): (None, self._os.reset),
             (Group.OS, os_mgmt.MCUMGR_PARAMS): (self._os.mcumgr_params, None),
+            (Group.OS, os_mgmt.BOOTLOADER_INFO): (self._os.bootloader_info, None),
             (Group.IMAGE, img_mgmt.STATE): (image.state_read, image.state_write),
             (Group.IMAGE, img_mgmt.UPLOAD): (None, image.upload),
             (Group.IMAGE, img_mgmt.ERASE): (None, image.erase),
