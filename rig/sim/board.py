@@ -179,6 +179,8 @@ class Board:
             self.retained.clear()
         elif self.powered and not was:
             self.power_cycles += 1
+            # A power-on resets the debug logic too: a probe's halt does not survive it.
+            self._holds.discard("debug")
             self._boot_due("power-on")
 
     # -- reset

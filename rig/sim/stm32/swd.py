@@ -22,6 +22,10 @@ PROTOCOL_VERSION = 1
 # pyocd's TCPClientProbe.StatusCode values.
 GENERAL_ERROR, PROBE_ERROR, TRANSFER_ERROR, TRANSFER_FAULT = 1, 3, 10, 12
 WORD = 4
+# Requests that reach the target; the rest only talk to the probe, which has its own (USB) power.
+TARGET_REQUESTS = {"reset", "assert_reset", "read_dp", "write_dp", "read_ap", "write_ap", "read_ap_multiple",
+                   "write_ap_multiple", "read_mem", "write_mem", "read_block32", "write_block32",
+                   "read_block8", "write_block8"}
 
 
 class SwdServer:
@@ -83,7 +87,7 @@ class _Session:
             return GENERAL_ERROR, None, f"unknown request {name!r}"
         with self.server.lock:
             try:
-                if name not in ("hello", "readprop", "open", "close", "lock", "unlock"):
+                if name in TARGET_REQUESTS:
                     self.chip.check_power()
                 return 0, handler(*args), ""
             except PowerCut as cut:

@@ -142,12 +142,20 @@ class VirtualStm32:
             ih.frombytes(data, offset=address)
         path = self.root / f"load-{time.monotonic_ns()}.hex"
         ih.write_hex_file(str(path))
-        self.pyocd("load", "-u", self.uid, "-t", self.target, path)
+        # Leave the core halted: the firmware must not start (and swap) before the test says so.
+        self.pyocd("load", "-u", self.uid, "-t", self.target, "--no-reset", "-O", "resume_on_disconnect=false", path)
 
-    def install(self, primary: bytes, secondary: bytes | None = None, pending: str | None = None) -> None:
-        """The bootloader blob, a primary image and optionally a secondary one marked test/perm."""
-        parts = {self.addr("mcuboot"): vmcuboot.build(self.layout, [self.signer.public]),
-                 self.addr("slot0"): primary}
+    def install(self, primary: bytes | None = None, secondary: bytes | None = None, pending: str | None = None,
+                bootloader: bool = True) -> None:
+        """The bootloader blob, a primary image and a secondary one marked test/perm (each optional).
+
+        Reflashing the bootloader erases its partition, the stored security counter included.
+        """
+        parts = {}
+        if bootloader:
+            parts[self.addr("mcuboot")] = vmcuboot.build(self.layout, [self.signer.public])
+        if primary is not None:
+            parts[self.addr("slot0")] = primary
         if secondary is not None:
             parts[self.addr("slot1")] = secondary
         if pending is not None:
@@ -156,6 +164,8 @@ class VirtualStm32:
             for off, data in writes:
                 parts[self.addr("slot1", off)] = data
         self.flash_hex(parts)
+        self.board.set_power(False)  # the test's power-on is the first boot of what was flashed
+        self.console.drain()
 
 
 @pytest.fixture
