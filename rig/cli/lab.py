@@ -18,6 +18,7 @@ from rig.errors import RigError
 from rig.lab import load_rack
 from rig.sim import registry
 from rig.sim.board import DEFAULT_WATCHDOG_TIMEOUT
+from rig.sim.daemon import virtual_boards
 
 START_TIMEOUT = 20.0  # seconds for the daemon to listen on every port
 STOP_TIMEOUT = 10.0  # seconds for the daemon to flush flash and exit after SIGTERM
@@ -57,7 +58,7 @@ def up(rack, state, watchdog):
     state folder.
     """
     rack_path, name = _identify(rack)
-    load_rack(rack_path)  # every problem of the file, reported before anything starts
+    virtual_boards(rack_path)  # every problem of the file, reported before anything starts
     entry = registry.read(name)
     if entry is not None:
         _check_same_rack(entry, rack_path, name)

@@ -31,10 +31,7 @@ POWER_MODEL = "simplerest"
 
 class Lab:
     def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float):
-        rack = load_rack(rack_path)
-        virtual = [b for b in rack.boards if b.virtual]
-        if not virtual:
-            raise RigError(f"{rack_path}: no board has `virtual: true`; nothing for the virtual lab to serve")
+        virtual = virtual_boards(rack_path)
         self._closers = []
         self.boards: dict[str, Board] = {}
         self.entry: dict = {"rack": str(rack_path.resolve()), "pid": os.getpid(), "state": str(state.resolve()),
@@ -44,8 +41,8 @@ class Lab:
             for spec in virtual:
                 board = Board(spec.id, spec.variant, LAYOUTS[spec.flash_layout], state / spec.id, boot.run,
                               watchdog_timeout)
-                self._closers.append(board.close)
                 self.boards[spec.id] = board
+                board.set_power(True)  # the rack's outlets come up on, before the probe attaches
                 self.entry["boards"][spec.id] = self._serve_board(spec, board)
                 power = spec.resources.get("NetworkPowerPort")
                 if power is not None:
@@ -66,8 +63,6 @@ class Lab:
         except BaseException:
             self.close()
             raise
-        for board in self.boards.values():
-            board.set_power(True)  # the rack's outlets come up on
 
     def _serve_board(self, spec: RackBoard, board: Board) -> dict:
         console = spec.resources.get("NetworkSerialPort")
@@ -87,12 +82,32 @@ class Lab:
         return entry
 
     def close(self) -> None:
-        for close in reversed(self._closers):
-            try:
-                close()
-            except Exception:  # shutting down: one stuck server must not keep the flash unflushed
-                log.exception("while stopping")
+        """Stop every server at once (each may wait out its poll interval), then the boards, whose
+        close flushes their flash files: nothing may write flash after that."""
+        stoppers = [threading.Thread(target=_quietly, args=(close,)) for close in self._closers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+        for board in self.boards.values():
+            _quietly(board.close)
         self._closers.clear()
+        self.boards.clear()
+
+
+def _quietly(close) -> None:
+    try:
+        close()
+    except Exception:  # shutting down: one stuck server must not keep the flash unflushed
+        log.exception("while stopping")
+
+
+def virtual_boards(rack_path: Path) -> list[RackBoard]:
+    """The boards of a rack file the virtual lab serves; RigError if the file is bad or has none."""
+    virtual = [b for b in load_rack(rack_path).boards if b.virtual]
+    if not virtual:
+        raise RigError(f"{rack_path}: no board has `virtual: true`; nothing for the virtual lab to serve")
+    return virtual
 
 
 def _bind(what: str, start):

@@ -22,7 +22,7 @@ def _path_pattern(template_path: str) -> re.Pattern:
                        "write it like http://127.0.0.1:52100/outlet/{index}/{value}")
     pattern = re.escape(template_path).replace(r"\{index\}", r"(?P<index>\d+)")
     pattern = pattern.replace(r"\{value\}", r"(?P<value>[01]?)")
-    return re.compile(pattern.rstrip("/") + "/?")
+    return re.compile(pattern)
 
 
 class PowerSwitch:
@@ -33,7 +33,8 @@ class PowerSwitch:
         pattern = _path_pattern(url.path)
 
         def handle(method, path, query):
-            match = pattern.fullmatch(path)
+            # labgrid reads an outlet by formatting the template with value="" and stripping "/".
+            match = pattern.fullmatch(path) or pattern.fullmatch(path + "/")
             board = outlets.get(int(match["index"])) if match else None
             if board is None:
                 return 404, f"no outlet at {path}\n", "text/plain"

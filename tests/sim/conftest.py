@@ -5,6 +5,7 @@ runs it, and console readers. Each lab gets its own runtime dir, so labs run in 
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 import serial
 import yaml
+
+from rig.sim import registry
 
 REPO = Path(__file__).resolve().parents[2]
 VIRTUAL_RACK = REPO / "targets" / "virtual-rack.yaml"
@@ -66,6 +69,16 @@ class Lab:
     def status(self) -> dict:
         return json.loads(self.rig("lab", "status", "--rack", self.rack, "--json").stdout)
 
+    def stop(self) -> None:
+        """Clean-up after a test: stop the daemon if it runs, without the CLI's start-up cost."""
+        entry_file = Path(self.env["RIG_RUNTIME_DIR"]) / "labs" / f"{self.rack.stem}.json"
+        entry = json.loads(entry_file.read_text()) if entry_file.exists() else None
+        if entry is not None and registry.alive(entry["pid"]):
+            os.kill(entry["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while registry.alive(entry["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
     def board(self, board_id: str) -> dict:
         return next(b for b in self.status()["boards"] if b["id"] == board_id)
 
@@ -85,16 +98,25 @@ def lab_factory(tmp_path):
 
     yield make
     for lab in labs:
-        if lab.status()["running"]:
-            lab.down()
+        lab.stop()
 
 
 @pytest.fixture
 def virtual_lab(lab_factory):
-    """The whole virtual rack, up."""
+    """The whole virtual rack, up, for one test."""
     lab = lab_factory()
     lab.up()
     return lab
+
+
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory):
+    """The whole virtual rack, up once for all tests of a module that only talk to its boards."""
+    tmp = tmp_path_factory.mktemp("lab")
+    lab = Lab(write_rack(tmp / f"shared-{os.getpid()}.yaml"), tmp / "state", os.environ | {"RIG_RUNTIME_DIR": str(tmp)})
+    lab.up()
+    yield lab
+    lab.stop()
 
 
 class Console:

@@ -5,6 +5,9 @@ The bootloader models are other modules' business; here a board's boot flow hand
 straight to rig.sim.app, as a bootloader that accepted it would.
 """
 
+import json
+import urllib.request
+
 import pytest
 
 from rig.image import appdesc, otadata
@@ -12,6 +15,7 @@ from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Flag, Magic, Trailer
 from rig.sim import app
 from rig.sim.board import Board, BootedImage
+from rig.sim.control import ControlEndpoint
 from rig.sim.rfc2217_server import Rfc2217Server
 
 HEADER = {"stm32h7": 0x200, "stm32l0": 0x200, "esp32": 0}
@@ -31,7 +35,7 @@ def board_with(tmp_path, open_console):
     """board_with(variant, image_bytes, prepare=None) -> (Board, Console): powered, console open."""
     made = []
 
-    def make(variant: str, img: bytes, prepare=None):
+    def make(variant: str, img: bytes, prepare=None, power=True):
         layout = LAYOUTS[LAYOUT[variant]]
         booted = BootedImage(slot=0, offset=0, header_size=HEADER[variant], image=img)
         board = Board(f"{variant}-t", variant, layout, tmp_path / variant, lambda ctx: app.run(ctx, booted),
@@ -41,7 +45,7 @@ def board_with(tmp_path, open_console):
         server = Rfc2217Server(board, "127.0.0.1", 0)
         made.append((board, server))
         console = open_console(f"rfc2217://127.0.0.1:{server.port}")
-        board.set_power(True)
+        board.set_power(power)
         return board, console
 
     yield make
@@ -51,12 +55,16 @@ def board_with(tmp_path, open_console):
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0", "esp32"])
-def test_banner_health_and_heartbeat(board_with, variant):
+def test_banner_health_and_confirm(board_with, variant):
     _, console = board_with(variant, image(variant))
     console.expect(rf"rig: boot variant={variant} version=1\.2\.0\+0 slot=0 reset=power-on boots=1 fault=none\r\n")
     console.expect(r"rig: health ok\r\n")
     console.expect(r"rig: confirmed\r\n")
-    console.expect(r"rig: alive uptime=1\r\n")
+
+
+def test_heartbeat_once_a_second(board_with):
+    _, console = board_with("esp32", image("esp32"))
+    console.expect(r"rig: confirmed\r\nrig: alive uptime=1\r\nrig: alive uptime=2\r\n")
 
 
 def test_crash_on_boot_faults_and_resets_by_software(board_with):
@@ -92,9 +100,8 @@ def test_faults_that_never_confirm(board_with, fault, lines):
 
 
 def test_not_rig_firmware_prints_nothing_and_keeps_resetting(board_with):
-    board, console = board_with("stm32h7", b"\xff" * 0x800)
+    _, console = board_with("stm32h7", b"\xff" * 0x800)
     assert not [line for line in console.lines_for(0.5) if line.startswith("rig:")]
-    assert board.power_cycles == 1  # it resets itself; nobody cut its power
 
 
 def test_wrong_variant_is_not_rig_firmware_for_this_chip(board_with):
@@ -142,3 +149,22 @@ def test_esp32_confirm_marks_its_otadata_entry_valid(board_with):
     table = otadata.parse(board.flash.read(part.offset, otadata.SIZE))
     assert table.entries[table.active()].state == otadata.State.VALID
     assert table.active_slot(2) == 0
+
+
+def test_power_cut_armed_at_the_confirm_write(board_with):
+    """The control endpoint's cut lands on the app's first flash write: power drops before image_ok
+    is written, the board comes back by itself (power-on, RAM lost) and confirms on the next boot."""
+    board, console = board_with("stm32h7", image("stm32h7"), _pending_swap_trailer, power=False)
+    control = ControlEndpoint({board.id: board})
+    try:
+        url = f"http://127.0.0.1:{control.port}/boards/{board.id}"
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/cut?op=0&off=0.1", method="POST")) as r:
+            assert json.load(r)["armed"] == {"op": 0, "tear": False, "off": 0.1}
+        board.set_power(True)
+        console.expect(r"reset=power-on boots=1 fault=none\r\nrig: health ok\r\n")
+        console.expect(r"rig: boot .* reset=power-on boots=1 fault=none\r\nrig: health ok\r\nrig: confirmed\r\n")
+        assert b"confirmed" not in console.before
+        with urllib.request.urlopen(url) as r:
+            assert json.load(r)["power_cycles"] == 2
+    finally:
+        control.close()

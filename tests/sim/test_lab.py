@@ -1,0 +1,131 @@
+"""`rig lab` as a user drives it (subprocesses), and the lab's ports reached with the field's own clients:
+pyserial over RFC2217 and a pty, labgrid's NetworkPowerDriver, esptool.
+"""
+
+import os
+import socket
+import struct
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from esp_pylib.serial_reset import classic_bootloader_reset
+from labgrid import Environment
+from labgrid.driver import NetworkPowerDriver
+
+ESPTOOL = str(Path(sys.executable).parent / "esptool")
+
+
+def esptool(console: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([ESPTOOL, "--port", console, *map(str, args)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_up_status_down_as_a_user(lab_factory):
+    lab = lab_factory()
+    first = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.state)
+    assert "up (pid" in first.stdout
+
+    again = lab.rig("lab", "up", "--rack", lab.rack)
+    assert again.returncode == 0 and "already up" in again.stdout
+
+    status = lab.status()
+    rack = yaml.safe_load(lab.rack.read_text())["targets"]
+    assert status["running"] is True
+    assert [b["id"] for b in status["boards"]] == list(rack)
+    for board in status["boards"]:
+        resources = rack[board["id"]]["resources"]
+        assert board["console"] == f"rfc2217://127.0.0.1:{resources['NetworkSerialPort']['port']}"
+        assert board["variant"] == resources["RigBoard"]["variant"]
+        assert board["power"] == "on"
+        assert Path(board["pty"]).exists()
+        probe = resources.get("RigDebugProbe")
+        assert (board["probe"], board["target"]) == ((probe["unique_id"], probe["target_type"]) if probe
+                                                     else (None, None))
+    assert all(b["id"] in first.stdout for b in status["boards"])  # `up` shows the status table
+
+    lab.down()
+    assert "not up" in lab.rig("lab", "status", "--rack", lab.rack).stdout
+    proc = lab.rig("lab", "down", "--rack", lab.rack, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("rig: error: lab ") and "is not up" in proc.stderr and "rig lab up" in proc.stderr
+
+
+def test_busy_console_port_is_one_clear_line(lab_factory):
+    lab = lab_factory(boards=("esp32-1",))
+    port = yaml.safe_load(lab.rack.read_text())["targets"]["esp32-1"]["resources"]["NetworkSerialPort"]["port"]
+    with socket.create_server(("127.0.0.1", port)):
+        proc = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.state, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and f"console 127.0.0.1:{port}" in proc.stderr
+
+
+def test_rack_without_virtual_boards_is_refused(lab_factory):
+    lab = lab_factory(boards=("esp32-1",))
+    doc = yaml.safe_load(lab.rack.read_text())
+    doc["targets"]["esp32-1"]["resources"]["RigBoard"]["virtual"] = False
+    lab.rack.write_text(yaml.safe_dump(doc))
+    proc = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.state, check=False)
+    assert proc.returncode == 2 and "no board has `virtual: true`" in proc.stderr
+
+
+def test_console_over_rfc2217_and_pty_with_labgrid_power(shared_lab, open_console):
+    esp = shared_lab.board("esp32-1")
+    net = open_console(esp["console"])
+    pty = open_console(esp["pty"])
+    env = Environment(str(shared_lab.rack))
+    target = env.get_target("esp32-1")
+    power = NetworkPowerDriver(target, "power")
+    target.activate(power)
+
+    power.off()
+    assert power.get() is False
+    assert shared_lab.board("esp32-1")["power"] == "off"
+    power.on()
+    assert power.get() is True
+    # The ESP32 ROM's first lines after power-on, seen by both consoles of the same UART.
+    for console in (net, pty):
+        console.expect(r"rst:0x1 \(POWERON_RESET\),boot:0x13 \(SPI_FAST_FLASH_BOOT\)\r\n")
+
+
+def test_pty_input_reaches_the_board(shared_lab, open_console):
+    """Reset the ESP32 into its ROM loader over RFC2217, then sync with it through the pty."""
+    esp = shared_lab.board("esp32-1")
+    net = open_console(esp["console"])
+    classic_bootloader_reset(net.port)
+    net.expect(r"waiting for download\r\n")
+    pty = open_console(esp["pty"])
+    # esptool's SYNC command: SLIP-framed request (direction 0, op 0x08, 36 bytes of sync pattern).
+    body = b"\x07\x07\x12\x20" + b"\x55" * 32
+    pty.port.write(b"\xc0" + struct.pack("<BBHI", 0, 0x08, len(body), 0) + body + b"\xc0")
+    pty.expect(r"\xc0\x01\x08")  # a response (direction 1) to SYNC
+
+
+def test_esptool_resets_through_rfc2217_and_flash_survives_a_daemon_restart(lab_factory):
+    lab = lab_factory(boards=("esp32-1",))
+    lab.up()
+    console = lab.board("esp32-1")["console"]
+    data = os.urandom(8192)
+    blob = lab.rack.with_suffix(".bin")
+    blob.write_bytes(data)
+    written = esptool(console, "write-flash", "0x3d0000", blob)
+    assert written.returncode == 0, written.stdout + written.stderr
+
+    lab.down()  # a power cut for every board
+    lab.up()
+    back = lab.rack.with_suffix(".back")
+    read = esptool(console, "read-flash", "0x3d0000", len(data), back)
+    assert read.returncode == 0, read.stdout + read.stderr
+    assert back.read_bytes() == data
+
+
+@pytest.mark.parametrize("path, code", [("/boards/nope", 404), ("/elsewhere", 404)])
+def test_control_endpoint_refuses_unknown_paths(shared_lab, path, code):
+    url = shared_lab.status()["control"] + path
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(url)
+    assert err.value.code == code
