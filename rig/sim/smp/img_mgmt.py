@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from rig.image.mcuboot import HEADER, IMAGE_MAGIC
+from rig.image.trailer import MAGIC_SIZE
 from rig.sim.flash import Flash, FlashError
 from rig.sim.smp.protocol import BOOL, BSTR, U32, MgmtErr, decode_map
 from rig.sim.smp.slots import (
@@ -118,7 +119,7 @@ class ImageGroup:
         try:
             if not self._inspect(req):
                 return {"off": self._upload.off}  # wrong offset, or a resumable upload: say where to go on
-            return self._write(req["off"], data, req.get("sha", b""))
+            return self._write(req["off"], data)
         except Exception:
             self._reset_upload()
             raise
@@ -157,14 +158,13 @@ class ImageGroup:
             new = HEADER.unpack_from(data)[6:10]
             if new[:3] <= running.version[:3]:
                 raise img_error(ImgErr.CURRENT_VERSION_IS_NEWER)
-        self._upload = _Upload(UPLOAD_SLOT, size, 0, b"")
+        self._upload = _Upload(UPLOAD_SLOT, size, 0, sha)
         return True
 
-    def _write(self, off: int, data: bytes, sha: bytes) -> dict:
+    def _write(self, off: int, data: bytes) -> dict:
         up = self._upload
         if off == 0:
-            up.off, up.sha = 0, sha
-            if len(sha) == HASH_LEN and self._slot_sha(up) == sha:
+            if len(up.sha) == HASH_LEN and self._slot_sha(up) == up.sha:
                 # Already there (an earlier upload finished): nothing to send, the reply says so.
                 size = up.size
                 self._reset_upload()
@@ -179,8 +179,9 @@ class ImageGroup:
         try:
             self._writer.write(data, flush=last)
             if last:
-                trailer = self._slots.trailers[up.slot]
-                self._writer.erase_page(trailer.slot_size - 16 - 2 * trailer.align)  # boot_get_trailer_status_offset
+                # flash_img: a stale trailer from an earlier upload must not make this image pending.
+                t = self._slots.trailers[up.slot]
+                self._writer.erase_page(t.slot_size - MAGIC_SIZE - 2 * t.align)  # boot_get_trailer_status_offset
         except (FlashError, StreamFull) as exc:
             raise img_error(ImgErr.FLASH_WRITE_FAILED) from exc
         up.off += len(data)

@@ -3,8 +3,8 @@
 Data collects in a RAM buffer of CONFIG_IMG_BLOCK_BUF_SIZE bytes (never larger than a flash page,
 stream_flash_init refuses that); each full buffer is written in one flash operation after erasing
 the page its last byte lands in, unless that page was the last one erased. The final flush pads
-the tail to the write unit with the erased value, then erases the page of the MCUboot trailer's
-status offset so a stale trailer from an earlier upload cannot make the new image pending.
+the tail to the write unit with the erased value; flash_img then has the page of the MCUboot
+trailer erased (erase_page) so a stale trailer cannot make the new image pending.
 """
 
 from rig.image.layouts import Geometry
