@@ -36,6 +36,11 @@ VARIANTS = ("stm32h7", "stm32l0")
 PYOCD = str(Path(sys.executable).parent / "pyocd")
 
 
+def variants(default: str) -> list:
+    """Both variants: `default` in the default run, the other one nightly, to keep the suite fast."""
+    return [pytest.param(v, marks=() if v == default else pytest.mark.nightly) for v in VARIANTS]
+
+
 def make_signer(directory: Path):
     path = directory / "ec.pem"
     key = ec.generate_private_key(ec.SECP256R1())

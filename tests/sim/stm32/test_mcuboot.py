@@ -5,7 +5,7 @@ Images are flashed with `pyocd load`; behaviour is read from MCUboot's and the a
 
 import pytest
 
-from tests.sim.stm32.conftest import VARIANTS, make_signer
+from tests.sim.stm32.conftest import VARIANTS, make_signer, variants
 
 BOOTED = r"rig: boot variant=\S+ version=(\S+) "
 
@@ -24,7 +24,9 @@ def booted_version(vb) -> str:
     return vb.console.expect(BOOTED)[1]
 
 
-def test_plain_primary_boots_with_mcuboots_log(vb):
+@pytest.mark.parametrize("variant", variants("stm32l0"))
+def test_plain_primary_boots_with_mcuboots_log(virtual_stm32, variant):
+    vb = virtual_stm32(variant)
     vb.install(vb.image("1.0.0"))
     power_cycle(vb)
     vb.console.expect(r"I: Starting bootloader")
@@ -52,7 +54,9 @@ def test_test_upgrade_is_reverted_when_not_confirmed(vb):
     assert booted_version(vb) == "1.0.0+0"
 
 
-def test_confirmed_test_upgrade_stays(vb):
+@pytest.mark.parametrize("variant", variants("stm32l0"))
+def test_confirmed_test_upgrade_stays(virtual_stm32, variant):
+    vb = virtual_stm32(variant)
     vb.install(vb.image("1.0.0"), vb.image("2.0.0", fault="none"), pending="test")
     power_cycle(vb)
     assert booted_version(vb) == "2.0.0+0"
@@ -63,7 +67,9 @@ def test_confirmed_test_upgrade_stays(vb):
     assert booted_version(vb) == "2.0.0+0"
 
 
-def test_permanent_upgrade_needs_no_confirm(vb):
+@pytest.mark.parametrize("variant", variants("stm32h7"))
+def test_permanent_upgrade_needs_no_confirm(virtual_stm32, variant):
+    vb = virtual_stm32(variant)
     vb.install(vb.image("1.0.0"), vb.image("2.0.0"), pending="perm")
     power_cycle(vb)
     vb.console.expect(r"I: Swap type: perm")
@@ -73,7 +79,9 @@ def test_permanent_upgrade_needs_no_confirm(vb):
     assert booted_version(vb) == "2.0.0+0"
 
 
-def test_image_signed_by_an_untrusted_key_is_erased_not_booted(vb, tmp_path):
+@pytest.mark.parametrize("variant", variants("stm32h7"))
+def test_image_signed_by_an_untrusted_key_is_erased_not_booted(virtual_stm32, variant, tmp_path):
+    vb = virtual_stm32(variant)
     stranger = make_signer(tmp_path)
     vb.install(vb.image("1.0.0"), vb.image("2.0.0", signer=stranger), pending="test")
     power_cycle(vb)
@@ -84,7 +92,9 @@ def test_image_signed_by_an_untrusted_key_is_erased_not_booted(vb, tmp_path):
     assert vb.read_back(vb.addr("slot1"), 64) == erased
 
 
-def test_downgrade_below_the_security_counter_is_refused(vb):
+@pytest.mark.parametrize("variant", variants("stm32h7"))
+def test_downgrade_below_the_security_counter_is_refused(virtual_stm32, variant):
+    vb = virtual_stm32(variant)
     vb.install(vb.image("2.0.0", security_counter=2))
     power_cycle(vb)
     assert booted_version(vb) == "2.0.0+0"  # booting a confirmed image raises the stored counter to 2
@@ -94,7 +104,9 @@ def test_downgrade_below_the_security_counter_is_refused(vb):
     assert booted_version(vb) == "2.0.0+0"
 
 
-def test_no_bootloader_in_the_mcuboot_partition_boots_nothing(vb):
+@pytest.mark.parametrize("variant", variants("stm32l0"))
+def test_no_bootloader_in_the_mcuboot_partition_boots_nothing(virtual_stm32, variant):
+    vb = virtual_stm32(variant)
     path = vb.root / "app.bin"
     path.write_bytes(vb.image("1.0.0"))
     vb.pyocd("load", "-u", vb.uid, "-t", vb.target, "--base-address", hex(vb.addr("slot0")), path)

@@ -8,7 +8,7 @@ import pytest
 from pyocd.core import exceptions
 from pyocd.core.helpers import ConnectHelper
 
-from tests.sim.stm32.conftest import VARIANTS
+from tests.sim.stm32.conftest import VARIANTS, variants
 
 
 @pytest.fixture(params=VARIANTS)
@@ -61,7 +61,9 @@ def test_l0_chip_erase_sector_by_sector(virtual_stm32):
     assert vb.read_back(vb.addr("slot0"), 1024) == bytes(1024)
 
 
-def test_cmd_memory_reset_and_halt(vb):
+@pytest.mark.parametrize("variant", variants("stm32h7"))
+def test_cmd_memory_reset_and_halt(virtual_stm32, variant):
+    vb = virtual_stm32(variant)
     # A vector table whose reset handler pyocd must find in pc after `reset halt`.
     ram = 0x2000_0000
     sp, handler = ram + 0x1000, vb.geometry.base + 0x101
