@@ -30,6 +30,7 @@ TLV_HEAD = struct.Struct("<HH")
 TLV_INFO_MAGIC = 0x6907
 TLV_PROT_INFO_MAGIC = 0x6908
 IMAGE_F_RAM_LOAD = 0x20
+IMAGE_F_ENCRYPTED = 0x04 | 0x08  # AES-128 or AES-256
 
 TLV_KEYHASH = 0x01
 TLV_PUBKEY = 0x02
@@ -204,6 +205,9 @@ def verify(data: bytes, trusted_keys: list[PublicKey], min_security_counter: int
     img = parse(data)
     if slot_size is not None and img.size > slot_size:
         raise ImageError(f"image of {img.size} bytes is too big for its slot, which holds {slot_size}")
+    if img.flags & IMAGE_F_ENCRYPTED:
+        # The hash covers the plaintext; checking it would need the device's decryption key.
+        raise ImageError(f"encrypted image (flags {', '.join(img.flag_names)}): rig cannot check its hash")
     hashes = img.find(TLV_SHA256)
     if len(hashes) != 1:
         raise ImageError(f"{'no' if not hashes else 'more than one'} SHA256 TLV; the image cannot be checked")

@@ -216,3 +216,11 @@ def test_imgtool_crashes_where_we_report(tmp_path, keydir, imgtool, signed):
     with pytest.raises(ImageError, match="truncated"):
         verify(cut, keys)
     assert mcuboot.ImageError.__mro__[1] is RigError
+
+
+def test_encrypted_images_are_named_not_miscalled_altered(signed):
+    image, keys = signed
+    flagged = bytearray(image)
+    flagged[16] |= 0x04  # ENCRYPTED_AES128
+    with pytest.raises(ImageError, match="encrypted image .flags ENCRYPTED_AES128."):
+        verify(bytes(flagged), keys)
