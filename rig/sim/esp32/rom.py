@@ -17,6 +17,7 @@ modelled. Flash encryption (encrypted writes) is not modelled and is refused.
 
 import hashlib
 import struct
+import time
 import zlib
 
 from rig.sim.esp32 import slip
@@ -121,12 +122,12 @@ class Loader:
 
     def _next_packet(self, timeout: float | None) -> bytes | None:
         """The next SLIP packet from the host; None after `timeout` seconds (None: wait forever)."""
-        waited = 0.0
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._queue:
-            if timeout is not None and waited >= timeout:
+            left = 0.5 if deadline is None else deadline - time.monotonic()
+            if left <= 0:
                 return None
-            self._queue += self._frames.feed(self.ctx.read(0.5))
-            waited += 0.5
+            self._queue += self._frames.feed(self.ctx.read(min(left, 0.5)))
         return self._queue.pop(0)
 
     def _send(self, packet: bytes) -> None:
