@@ -1,5 +1,6 @@
 """`rig sign`: turn a built application into the signed image its bootloader boots."""
 
+import struct
 from pathlib import Path
 
 import click
@@ -98,6 +99,8 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
         return
     if version is None:
         raise RigError(f"--version is required for {variant}: MCUboot compares it to decide upgrades")
+    if payload[:4] == struct.pack("<I", mcuboot.IMAGE_MAGIC):
+        raise RigError(f"{infile}: already a signed MCUboot image; sign the raw application binary")
     if confirm and not pad:
         raise RigError("--confirm marks the trailer, so it needs --pad")
     trailer, room = mcuboot_slot(variant, slot)

@@ -200,7 +200,8 @@ def verify(data: bytes, trusted_keys: list[PublicKey], min_security_counter: int
            slot_size: int | None = None) -> McubootImage:
     """Check an image as MCUboot would before booting it, and more strictly.
 
-    `slot_size` is the room the slot leaves for header + payload + TLVs (Trailer.max_image_size).
+    `slot_size` is the room the slot leaves for header + payload + TLVs: Trailer.max_image_size,
+    or trailer.swap_move_room for images that swap-using-move must be able to move.
     """
     img = parse(data)
     if slot_size is not None and img.size > slot_size:

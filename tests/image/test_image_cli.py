@@ -50,6 +50,9 @@ def test_sign_verify_info_stm32(tmp_path, keydir, imgtool, rig, app):
                "--variant", "stm32h7", out)[0] == 0
     code, stdout, err = rig("verify", "--key", keydir / "ec.pem", "--min-security-counter", 3, out)
     assert code == 2 and stdout == "" and err.count("\n") == 1 and err.startswith(f"rig: error: {out}: security")
+    code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "stm32h7", "--version", "1.2.1", out,
+                       tmp_path / "twice.img")
+    assert code == 2 and "already a signed MCUboot image" in err
     code, _, err = rig("verify", "--key", keydir / "ec.pem", "--variant", "esp32", out)
     assert code == 2 and "not MCUboot images" in err and err.count("\n") == 1
     code, stdout, _ = rig("image", "info", "--json", out)
