@@ -96,8 +96,8 @@ def signed(keydir):
     return image, [load_public_key(keydir / "ec.pub.pem")]
 
 
-def test_every_bit_flip_is_rejected(signed):
-    image, keys = signed
+def flip_every_bit(image: bytes, keys) -> set[str]:
+    """Verify the image with each bit flipped in turn; every one must fail. Returns the checks that fired."""
     messages = set()
     for i in range(len(image)):
         for bit in range(8):
@@ -106,8 +106,22 @@ def test_every_bit_flip_is_rejected(signed):
             with pytest.raises(ImageError) as e:
                 verify(bytes(bad), keys)
             messages.add(one_line(e).split(":")[0])
+    return messages
+
+
+def test_every_bit_flip_is_rejected(signed):
+    messages = flip_every_bit(*signed)
     # The flips land in different checks: magic, bounds, hash, key hash, signature...
     assert {"not an MCUboot image", "hash mismatch", "unknown key hash", "bad signature"} <= messages
+
+
+@pytest.mark.nightly
+def test_every_bit_flip_of_a_full_rsa_image_is_rejected(keydir):
+    image = sign(os.urandom(4096), load_signer(keydir / "rsa.pem"), "1.0.0", security_counter=2)
+    assert "bad signature" in flip_every_bit(image, [load_public_key(keydir / "rsa.pub.pem")])
+    for n in range(len(image)):
+        with pytest.raises(ImageError):
+            verify(image[:n], [load_public_key(keydir / "rsa.pub.pem")])
 
 
 def test_every_truncation_is_rejected(signed):
