@@ -90,7 +90,6 @@ class ImageInfo:
 class Slots:
     def __init__(self, flash: Flash, layout: Layout):
         self.flash = flash
-        self.layout = layout
         self.parts: tuple[Partition, ...] = tuple(layout.part(name) for name in SLOT_PARTITIONS)
         self.trailers = tuple(tr.Trailer.for_layout(layout, name) for name in SLOT_PARTITIONS)
 
