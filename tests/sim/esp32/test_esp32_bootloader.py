@@ -151,18 +151,22 @@ def test_booting_a_valid_app_burns_its_secure_version(esp32, flash_and_boot):
 
 @pytest.mark.parametrize("tear", [False, True], ids=["before", "torn"])
 @pytest.mark.parametrize("op", [0, 1], ids=["erase", "write"])
-def test_power_cut_while_the_bootloader_starts_a_trial_never_bricks(esp32, flash, op, tear):
-    """NEW -> PENDING_VERIFY is one sector erase and one write; cut power at each, then let it boot."""
-    flash({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.NEW)),
+@pytest.mark.parametrize("trial", [State.NEW, State.PENDING_VERIFY], ids=["start-trial", "rollback"])
+def test_power_cut_at_the_bootloaders_otadata_writes_never_bricks(esp32, flash, trial, op, tear):
+    """NEW -> PENDING_VERIFY and PENDING_VERIFY -> ABORTED are each one sector erase and one write;
+    cut power at each (before it, or torn halfway), then let the board boot when power returns."""
+    flash({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, trial)),
            SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: app_image((2, 0, 0, 0))})
     esp32.arm_cut(op, tear)
     esp32.power_cycle(download=False)
     log = esp32.wait_for("boot: Loaded app", "No bootable app partitions")
     assert log.count("2nd stage bootloader") == 2  # the cut boot, then the one after power returned
     assert "No bootable app partitions" not in log
-    # Cut before anything reached flash: the trial starts on the next boot; otherwise the torn or
-    # erased entry is invalid and the last confirmed image runs.
-    assert loaded_from(log) == (1 if op == 0 and not tear else 0)
+    # Only a cut before anything reached flash lets a new image start its trial on the next boot;
+    # a torn or erased entry is invalid, so the last confirmed image runs. An image that was on
+    # trial never runs again.
+    starts_trial = trial == State.NEW and op == 0 and not tear
+    assert loaded_from(log) == (1 if starts_trial else 0)
 
 
 def signed_app(tmp_path, name: str, version) -> tuple[bytes, str]:
