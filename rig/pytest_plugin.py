@@ -45,6 +45,7 @@ def pytest_addoption(parser):
                     help="attempts of a hardware step wrapped in board_retry, power-cycling between (default 2)")
 
 
+@pytest.hookimpl(trylast=True)  # after junitxml made its LogXML, which _console_into_junit adjusts
 def pytest_configure(config):
     from rig.errors import RigError
     from rig.serialcheck import check_rfc2217
@@ -56,6 +57,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "rig_board(variant=None, tags=()): run the test on every rack board of this variant "
         "carrying all these tags")
+    # pyserial's rfc2217 client (every console connection) still calls Thread.setDaemon/setName.
+    for api in ("setDaemon", "setName"):
+        config.addinivalue_line("filterwarnings", rf"ignore:{api}\(\) is deprecated:DeprecationWarning")
     # A rack the user named is checked before collection, where a usage error prints cleanly; the
     # default rack only when a test asks for a board (and the file may not exist in other projects).
     explicit = config.getoption("--rig-rack") or getattr(config.option, "lg_env", None) or "RIG_RACK" in os.environ
@@ -140,10 +144,12 @@ def rig_lab(request, rig_rack):
 def board(request, rig_pool, rig_lab):
     """The board under test (rig.drivers.BoardDrivers), held exclusively by this process.
 
-    Nothing is connected yet; use `console`, `board.strategy.transition("app")`, `board.flash(...)`.
+    Its console is open for the whole test (flashers borrow it), so every line the board prints
+    meanwhile lands in the test's report.
     """
     spec = request.param
     drivers = rig_pool.take(spec)
+    drivers.target.activate(drivers.console)
     mark = drivers.console.mark()
     yield drivers
     drivers.console.drain()
@@ -162,7 +168,6 @@ def board(request, rig_pool, rig_lab):
 @pytest.fixture
 def console(board):
     """The board's console (rig.drivers.RigConsoleDriver), open: `expect_line`, `send_line`, ..."""
-    board.target.activate(board.console)
     return board.console
 
 

@@ -16,7 +16,7 @@ from rig.drivers.espflash import EsptoolDriver
 from rig.drivers.reset import RigResetDriver
 from rig.drivers.smp import SMPDriver
 from rig.drivers.strategy import MCUStrategy
-from rig.drivers.swd import PyOCDDriver
+from rig.drivers.swd import PyOCDDriver, regions_sha256
 from rig.errors import RigError
 from rig.lab.inventory import Board
 
@@ -48,11 +48,25 @@ class BoardDrivers:
         return self.swd or self.esptool
 
     def flash(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
+        self.write_regions([(offset, data)], verify=verify, progress=progress)
+
+    def write_regions(self, regions, verify: bool = True, progress=None) -> None:
+        """Write (offset, data) regions in one flasher session (e.g. a bootloader, table and app)."""
         self.target.activate(self.flasher)
-        if self.swd:
-            self.swd.program(data, offset, verify=verify, progress=progress)
-        else:
-            self.esptool.write(data, offset, verify=verify, progress=progress)
+        self.flasher.write_regions(list(regions), verify=verify, progress=progress)
+
+    def ensure(self, regions, progress=None) -> bool:
+        """Write those (offset, data) regions the board does not hold yet; True if any was written.
+
+        Reflashing an unchanged image wears flash and costs seconds per test on a serial ROM loader.
+        """
+        regions = list(regions)
+        self.target.activate(self.flasher)
+        stale = self.flasher.differing(regions)
+        if stale:
+            self.flasher.write_regions(stale, progress=progress)
+        self.flasher.last_image_sha256 = regions_sha256(regions)
+        return bool(stale)
 
     def read_flash(self, offset: int, size: int, progress=None) -> bytes:
         self.target.activate(self.flasher)

@@ -20,6 +20,7 @@ from labgrid.step import step
 from rig.drivers.console import first_line
 from rig.drivers.esplog import quiet_esptool
 from rig.drivers.layout import board_layout, check_range
+from rig.drivers.swd import regions_sha256
 from rig.errors import RigError
 from rig.image import esp_partitions
 
@@ -76,16 +77,30 @@ class EsptoolDriver(Driver):
     @step(args=["offset"])
     def write(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
         """Write `data` at `offset` (esptool erases what it covers), compressed, then MD5-verified."""
+        self.write_regions([(offset, data)], verify=verify, progress=progress)
+
+    @Driver.check_active
+    def write_regions(self, regions, verify: bool = True, progress=None) -> None:
+        """Write several (offset, data) regions in one ROM-loader session, as `esptool write-flash` does."""
         from esptool.cmds import write_flash
 
-        check_range(self.layout, offset, len(data))
-        with self.loader(progress, len(data)) as esp:
+        for offset, data in regions:
+            check_range(self.layout, offset, len(data))
+        with self.loader(progress, sum(len(data) for _, data in regions)) as esp:
             # force: the image header of an app is not rewritten for flash mode/size ("keep"), and
             # rig writes partition tables and data that are not app images on purpose.
-            write_flash(esp, [(offset, data)], force=True, no_progress=progress is None)
+            write_flash(esp, list(regions), force=True, no_progress=progress is None)
             if verify:
-                self._verify(esp, data, offset)
-        self.last_image_sha256 = hashlib.sha256(data).hexdigest()
+                for offset, data in regions:
+                    self._verify(esp, data, offset)
+        self.last_image_sha256 = regions_sha256(regions)
+
+    @Driver.check_active
+    def differing(self, regions) -> list:
+        """The (offset, data) regions whose bytes the flash does not hold yet (by the chip's MD5)."""
+        with self.loader() as esp:
+            return [(offset, data) for offset, data in regions
+                    if self._md5(esp, offset, len(data)) != hashlib.md5(data).hexdigest()]
 
     @Driver.check_active
     @step(args=["offset", "size"])
@@ -104,10 +119,13 @@ class EsptoolDriver(Driver):
         with self.loader() as esp:
             self._verify(esp, data, offset)
 
+    @staticmethod
+    def _md5(esp, offset: int, size: int) -> str:
+        found = esp.flash_md5sum(offset, size)
+        return found if isinstance(found, str) else found.hex()
+
     def _verify(self, esp, data: bytes, offset: int) -> None:
-        found = esp.flash_md5sum(offset, len(data))
-        found = found if isinstance(found, str) else found.hex()
-        if found != hashlib.md5(data).hexdigest():
+        if self._md5(esp, offset, len(data)) != hashlib.md5(data).hexdigest():
             raise RigError(f"verify failed: flash 0x{offset:x}+0x{len(data):x} does not hold the written "
                            "data (MD5 differs); erase and write again")
 

@@ -26,7 +26,7 @@ class BoardPool:
         """The board's drivers, with its lease held by this process (waits for other holders)."""
         if self.held != board.id:
             self.release()
-            self._lease = leases.acquire(board.id, timeout=self._timeout, holder=self._holder)
+            self._lease = leases.acquire(board.id, timeout=self._timeout, holder=self._holder, where=board.console)
         if board.id not in self._drivers:
             self._drivers[board.id] = open_board(board)
         return self._drivers[board.id]

@@ -26,6 +26,14 @@ from rig.errors import RigError
 Progress = Callable[[int, int], None]  # (done, total) in bytes
 
 
+def regions_sha256(regions) -> str:
+    """The firmware hash the reports carry: SHA-256 over the written regions in flash order."""
+    digest = hashlib.sha256()
+    for _, data in sorted(regions, key=lambda region: region[0]):
+        digest.update(data)
+    return digest.hexdigest()
+
+
 @target_factory.reg_driver
 @attr.s(eq=False)
 class PyOCDDriver(Driver):
@@ -98,19 +106,34 @@ class PyOCDDriver(Driver):
     @step(args=["offset"])
     def program(self, data: bytes, offset: int, verify: bool = True, progress: Progress | None = None) -> None:
         """Write `data` at flash `offset` (the sectors it covers are erased first), then read back."""
+        self.write_regions([(offset, data)], verify=verify, progress=progress)
+
+    @Driver.check_active
+    def write_regions(self, regions, verify: bool = True, progress: Progress | None = None) -> None:
+        """Program several (offset, data) regions in one probe session; bytes around them are kept."""
         from pyocd.flash.loader import MemoryLoader
 
-        check_range(self.layout, offset, len(data))
-        total = len(data)
+        for offset, data in regions:
+            check_range(self.layout, offset, len(data))
+        total = sum(len(data) for _, data in regions)
         report = (lambda fraction: progress(int(fraction * total), total)) if progress else None
         with self.session(connect_mode="halt") as session:
             loader = MemoryLoader(session, progress=report, chip_erase="sector", smart_flash=False,
                                   keep_unwritten=True)
-            loader.add_data(self._bus(offset), data)
+            for offset, data in regions:
+                loader.add_data(self._bus(offset), data)
             loader.commit()
             if verify:
-                self._compare(session.target, data, offset)
-        self.last_image_sha256 = hashlib.sha256(data).hexdigest()
+                for offset, data in regions:
+                    self._compare(session.target, data, offset)
+        self.last_image_sha256 = regions_sha256(regions)
+
+    @Driver.check_active
+    def differing(self, regions) -> list:
+        """The (offset, data) regions whose bytes the flash does not hold yet."""
+        with self.session() as session:
+            return [(offset, data) for offset, data in regions
+                    if bytes(session.target.read_memory_block8(self._bus(offset), len(data))) != data]
 
     @Driver.check_active
     @step(args=["offset", "size"])

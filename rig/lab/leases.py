@@ -54,14 +54,16 @@ class Lease:
         self.release()
 
 
-def acquire(board_id: str, timeout: float = 0.0, holder: str = "") -> Lease:
+def acquire(board_id: str, timeout: float = 0.0, holder: str = "", where: str = "") -> Lease:
     """Take the board's lease, waiting up to `timeout` seconds; RigError names the holder on timeout.
 
     `holder` is a label for messages (e.g. "pytest worker gw1"); the pid and host are added.
+    `where` tells apart boards of one id in different racks (rig passes the console, which is what
+    physically identifies a board): two copies of a rack on other ports are other boards.
     """
     directory = lease_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{_safe(board_id)}.lock"
+    path = _path(board_id, where)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
     while True:
@@ -71,8 +73,8 @@ def acquire(board_id: str, timeout: float = 0.0, holder: str = "") -> Lease:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 os.close(fd)
-                raise RigError(f"board {board_id} is in use by {describe_holder(board_id)}; wait for it "
-                               "to finish or pick another board with --board") from None
+                raise RigError(f"board {board_id} is in use by {describe_holder(board_id, where)}; wait for "
+                               "it to finish or pick another board with --board") from None
             time.sleep(POLL_S)
     note = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "holder": holder}).encode()
     os.ftruncate(fd, 0)
@@ -80,9 +82,9 @@ def acquire(board_id: str, timeout: float = 0.0, holder: str = "") -> Lease:
     return Lease(board_id, path, fd)
 
 
-def holder_of(board_id: str) -> dict | None:
+def holder_of(board_id: str, where: str = "") -> dict | None:
     """Who holds the board's lease now ({"pid", "host", "holder"}), or None when it is free."""
-    path = lease_dir() / f"{_safe(board_id)}.lock"
+    path = _path(board_id, where)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -101,14 +103,15 @@ def holder_of(board_id: str) -> dict | None:
         os.close(fd)
 
 
-def describe_holder(board_id: str) -> str:
-    info = holder_of(board_id)
+def describe_holder(board_id: str, where: str = "") -> str:
+    info = holder_of(board_id, where)
     if not info:
         return "another process"
     label = f"{info['holder']} " if info.get("holder") else ""
     return f"{label}(pid {info.get('pid')} on {info.get('host')})"
 
 
-def _safe(board_id: str) -> str:
+def _path(board_id: str, where: str) -> Path:
     # Board ids come from YAML keys; keep the file name inside the lease folder whatever they hold.
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in board_id)
+    name = f"{board_id}@{where}" if where else board_id
+    return lease_dir() / ("".join(c if c.isalnum() or c in "-_.@" else "_" for c in name) + ".lock")

@@ -66,6 +66,14 @@ def test_release_lets_the_next_holder_in_and_other_boards_are_independent():
     assert leases.holder_of("b3") is None
 
 
+def test_one_id_in_two_racks_is_two_boards():
+    with leases.acquire("esp32-1", where="rfc2217://127.0.0.1:5001"):
+        with leases.acquire("esp32-1", where="rfc2217://127.0.0.1:6001") as other:
+            assert other.held
+        with pytest.raises(RigError):
+            leases.acquire("esp32-1", where="rfc2217://127.0.0.1:5001")
+
+
 def test_board_ids_cannot_escape_the_lease_folder(tmp_path):
     with leases.acquire("../../etc/passwd") as lease:
         assert lease.path.parent == tmp_path / "leases"

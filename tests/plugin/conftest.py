@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import tty
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -11,18 +12,11 @@ import pytest
 RACK_HEAD = "imports:\n  - rig.lab.resources\ntargets:\n"
 
 
-def _board_entry(board_id: str, variant: str, tags=(), console: str = "") -> str:
-    """A non-virtual board whose console is `console` (a device path) or a TCP port nobody serves.
-
-    Tests of selection and leases never open the console, so no lab is needed.
-    """
-    port = 20000 + sum(board_id.encode())  # distinct per board id: the rack refuses shared consoles
-    serial = (f"      RawSerialPort:\n        port: {console}\n" if console
-              else f"      NetworkSerialPort:\n        host: 127.0.0.1\n        port: {port}\n")
+def _board_entry(board_id: str, variant: str, tags: tuple, console: str) -> str:
     probe = ("      RigDebugProbe:\n        unique_id: NONE-" + board_id + "\n        target_type: stm32h743xx\n"
              if variant != "esp32" else "")
     return (f"  {board_id}:\n    resources:\n      RigBoard:\n        variant: {variant}\n"
-            f"        tags: [{', '.join(tags)}]\n{serial}{probe}")
+            f"        tags: [{', '.join(tags)}]\n      RawSerialPort:\n        port: {console}\n{probe}")
 
 
 def _junit_cases(path) -> dict:
@@ -41,8 +35,25 @@ class Run:
     def __init__(self, tmp_path):
         self.dir = tmp_path
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(tmp_path / "runtime"))
+        self.ptys: dict[str, tuple[int, int]] = {}
 
-    board = staticmethod(_board_entry)
+    def board(self, board_id: str, variant: str, tags=()) -> str:
+        """A board whose console is a pty this test holds: `say(board_id, text)` is the board talking.
+
+        No lab is needed; the plugin opens the console as it opens any serial device.
+        """
+        master, slave = os.openpty()
+        tty.setraw(slave)  # no echo, no line editing: bytes pass as on a UART
+        self.ptys[board_id] = (master, slave)
+        return _board_entry(board_id, variant, tuple(tags), os.ttyname(slave))
+
+    def say(self, board_id: str, text: str) -> None:
+        os.write(self.ptys[board_id][0], text.encode())
+
+    def close(self) -> None:
+        for fds in self.ptys.values():
+            for fd in fds:
+                os.close(fd)
 
     def rack(self, *entries) -> str:
         path = self.dir / "rack.yaml"
@@ -65,4 +76,6 @@ class Run:
 
 @pytest.fixture
 def run(tmp_path):
-    return Run(tmp_path)
+    runner = Run(tmp_path)
+    yield runner
+    runner.close()

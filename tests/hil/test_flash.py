@@ -1,0 +1,35 @@
+"""Every board's flasher writes what it is given and reads the same bytes back."""
+
+import os
+
+import pytest
+
+from rig.errors import RigError
+
+
+def test_flash_read_back(board, scratch):
+    offset, _ = scratch
+    data = os.urandom(6 * 1024 + 100)  # not a whole number of sectors: the tail must survive too
+    board.flash(data, offset)
+    assert board.read_flash(offset, len(data)) == data
+    assert board.firmware_sha256 is not None
+
+
+def test_verify_names_the_first_wrong_byte(board, scratch):
+    offset, _ = scratch
+    data = os.urandom(4096)
+    board.flash(data, offset)
+    changed = bytearray(data)
+    changed[1000] ^= 0xFF
+    board.target.activate(board.flasher)
+    with pytest.raises(RigError) as exc:
+        board.flasher.verify(bytes(changed), offset)
+    assert "verify failed" in str(exc.value)
+
+
+def test_unchanged_image_is_not_written_again(board, scratch):
+    offset, _ = scratch
+    regions = [(offset, os.urandom(2048)), (offset + 0x4000, os.urandom(100))]
+    assert board.ensure(regions) is True
+    assert board.ensure(regions) is False
+    assert board.read_flash(offset + 0x4000, 100) == regions[1][1]
