@@ -65,9 +65,12 @@ Examples:
 @click.option("--slot", type=click.Choice(["slot0", "slot1"]), default="slot1", show_default=True,
               help="Slot whose size, write unit and erased value --pad uses, and whose room the image must "
                    "fit. slot1 (secondary) is where upgrades land, as imgtool's --slot-size advises.")
+@click.option("--append", is_flag=True,
+              help="esp32: IN is already signed; add a signature block for KEY (up to three, so devices "
+                   "can revoke a key and boot with the next).")
 @click.argument("infile", metavar="IN", type=IN_FILE)
 @click.argument("outfile", metavar="OUT", type=OUT_FILE)
-def sign(key, variant, version, security_counter, pad, confirm, header_size, slot, infile, outfile):
+def sign(key, variant, version, security_counter, pad, confirm, header_size, slot, append, infile, outfile):
     """Sign IN for VARIANT and write OUT.
 
     \b
@@ -92,11 +95,13 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
             app = esp_app.parse(payload)  # sign only what the bootloader would load
         except RigError as e:
             raise RigError(f"{infile}: {e}; build it with `rig build` or ESP-IDF") from None
-        image = sbv2.sign(payload, signer)
+        image = sbv2.sign(payload, signer, append=append)
         atomic.write_bytes(outfile, image)
         out.print(f"{outfile}: ESP32 app {app.version} + Secure Boot V2 sector, {len(image)} bytes, "
                   f"{signer.public.kind} key digest {sbv2.key_digest(signer.public).hex()[:16]}...")
         return
+    if append:
+        raise RigError("--append adds Secure Boot V2 blocks to ESP32 images; MCUboot images carry one signature")
     if version is None:
         raise RigError(f"--version is required for {variant}: MCUboot compares it to decide upgrades")
     if payload[:4] == struct.pack("<I", mcuboot.IMAGE_MAGIC):

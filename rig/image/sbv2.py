@@ -86,15 +86,30 @@ def _key_bytes(key: PublicKey) -> bytes:
     return bytes([CURVE_P256]) + _le(n.x) + _le(n.y)
 
 
-def sign(image: bytes, signer: Signer) -> bytes:
-    """`image` padded to 4 KiB plus a signature sector with one block, as `espsecure sign-data`."""
-    body = bytes(image) + b"\xff" * (-len(image) % SECTOR)
+def sign(image: bytes, signer: Signer, append: bool = False) -> bytes:
+    """`image` padded to 4 KiB plus a signature sector with one block, as `espsecure sign-data`.
+
+    With `append`, `image` is already signed: its blocks are kept and one more is added (up to
+    three, so a device can revoke a key and boot with the next), as `--append-signatures` does.
+    """
+    if append:
+        body, blocks = parse(image)
+        # Like espsecure, keep the valid blocks from the start of the sector up to the first gap.
+        n = next((i for i, b in enumerate(blocks) if b.index != i), len(blocks))
+        if not n:
+            raise SignatureBlockError("nothing to append to: the image has no valid signature block 0")
+        if n == MAX_BLOCKS:
+            raise SignatureBlockError(f"the signature sector already holds {MAX_BLOCKS} blocks, the most there is")
+        kept = bytes(image[-SECTOR:][: n * BLOCK_SIZE])
+    else:
+        body, kept = bytes(image) + b"\xff" * (-len(image) % SECTOR), b""
     digest = hashlib.sha256(body).digest()
     key = _key_bytes(signer.public)
     r, s = utils.decode_dss_signature(signer.sign_digest(digest))
     block = _ECDSA_BLOCK.pack(MAGIC, VERSION_ECDSA, SHA256_SCHEME, digest, key[0], key[1:], _le(r) + _le(s))
     block += struct.pack("<I", zlib.crc32(block)) + bytes(16)
-    return body + block + b"\xff" * (SECTOR - BLOCK_SIZE)
+    sector = kept + block
+    return body + sector + b"\xff" * (SECTOR - len(sector))
 
 
 def parse(data: bytes) -> tuple[bytes, list[SignatureBlock]]:

@@ -93,6 +93,9 @@ def test_sign_esp32_secure_boot_v2(tmp_path, keydir, rig):
     assert code == 2 and "secure_version 2 is below the floor 3" in err
     code, _, err = rig("verify", "--key", keydir / "ec2.pem", out)
     assert code == 2 and "not trusted" in err
+    both = tmp_path / "esp-two-keys.bin"
+    assert rig("sign", "--key", keydir / "ec2.pem", "--variant", "esp32", "--append", out, both)[0] == 0
+    assert rig("verify", "--key", keydir / "ec2.pem", both)[0] == 0
     code, stdout, _ = rig("image", "info", "--json", out)
     info = json.loads(stdout)
     assert code == 0 and info["version"] == "1.4.0+0" and info["app_descriptor"]["variant"] == "esp32"
@@ -106,6 +109,7 @@ def test_sign_esp32_secure_boot_v2(tmp_path, keydir, rig):
     (["--variant", "stm32h7", "--version", "1.0", ], "version '1.0'"),
     (["--variant", "stm32h7", "--version", "1.0.0", "--confirm"], "needs --pad"),
     (["--variant", "esp32"], "not an ESP image"),
+    (["--variant", "stm32l0", "--version", "1.0.0", "--append"], "--append adds Secure Boot V2 blocks"),
 ])
 def test_sign_errors_are_one_line(tmp_path, keydir, rig, app, args, message):
     out = tmp_path / "out.img"

@@ -86,3 +86,22 @@ def test_rsa_key_is_refused(keydir):
 
 def test_block_size():
     assert BLOCK_SIZE == 1216
+
+
+def test_append_signatures_for_key_rotation(tmp_path, keydir):
+    """Three keys, three blocks: espsecure accepts the image with each; a fourth does not fit."""
+    data = sign(IMAGE, load_signer(keydir / "ec.pem"))
+    data = sign(data, load_signer(keydir / "ec2.pem"), append=True)
+    r = espsecure("generate-signing-key", "--version", "2", "--scheme", "ecdsa256", tmp_path / "k3.pem")
+    assert r.returncode == 0, r.stdout + r.stderr
+    data = sign(data, load_signer(tmp_path / "k3.pem"), append=True)
+    (tmp_path / "signed.bin").write_bytes(data)
+    for key in (keydir / "ec.pem", keydir / "ec2.pem", tmp_path / "k3.pem"):
+        r = espsecure("verify-signature", "--version", "2", "--keyfile", key, tmp_path / "signed.bin")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert verify(data, [load_public_key(key)]).key_digest == key_digest(load_public_key(key))
+    assert [b.index for b in parse(data)[1]] == [0, 1, 2]
+    with pytest.raises(SignatureBlockError, match="already holds 3 blocks"):
+        sign(data, load_signer(keydir / "ec.pem"), append=True)
+    with pytest.raises(SignatureBlockError, match="nothing to append to"):
+        sign(data[:-SECTOR] + b"\xff" * SECTOR, load_signer(keydir / "ec.pem"), append=True)
