@@ -33,8 +33,8 @@ def with_tlvs(image: bytes, tlvs: list[tuple[int, bytes]]) -> bytes:
 
 
 @pytest.mark.parametrize("keyname", ["ec", "rsa"])
-@pytest.mark.parametrize("mode", ["plain", "pad", "confirm"])
-@pytest.mark.parametrize("trailer", [H7, L0], ids=["h7", "l0"])
+@pytest.mark.parametrize("mode, trailer", [("plain", H7), ("pad", H7), ("confirm", H7), ("pad", L0), ("confirm", L0)],
+                         ids=["plain", "pad-h7", "confirm-h7", "pad-l0", "confirm-l0"])
 def test_imgtool_verifies_ours(tmp_path, keydir, imgtool, keyname, mode, trailer):
     signer = load_signer(keydir / f"{keyname}.pem")
     out = sign(PAYLOAD, signer, "1.2.3+4", security_counter=5,
@@ -75,8 +75,8 @@ def test_same_bytes_as_imgtool_but_the_signature(tmp_path, keydir, imgtool, keyn
 
 
 @pytest.mark.parametrize("keyname", ["ec", "rsa"])
-@pytest.mark.parametrize("extra", [[], ["--pad", "-S", 0x20000], ["-s", 3], ["--public-key-format", "full"]],
-                         ids=["plain", "pad", "seccnt", "pubkey"])
+@pytest.mark.parametrize("extra", [[], ["--pad", "-S", 0x20000, "-s", 3], ["--public-key-format", "full"]],
+                         ids=["plain", "pad-seccnt", "pubkey"])
 def test_we_verify_imgtool_images(tmp_path, keydir, imgtool, keyname, extra):
     (tmp_path / "app.bin").write_bytes(PAYLOAD)
     if "-S" not in extra:
