@@ -16,7 +16,8 @@ ESP32 firmware is configured:
    in BLOCK2, via rig.image.sbv2); if it or its secure version fails, the bootloader tries the
    slots below it, then above it, as the real one does.
 
-The second-stage bootloader binary at 0x1000 is not read: this model is that bootloader.
+Before it, the ROM's first stage checks that a bootloader image is at 0x1000 (rig.image.esp_app
+makes one); its code is not run: this model is that bootloader.
 """
 
 from rig.errors import RigError
@@ -32,17 +33,11 @@ IDF_VERSION = "v5.1.2"
 COMPILE_TIME = "Jan 10 2024 12:00:00"
 CHIP_REV = 301  # v3.1, as the factory eFuses of rig.sim.esp32.efuse say
 TAG = "boot"
-# The ROM's first-stage lines between its banner and the second stage (SPI flash settings from
-# the bootloader image header, then the bootloader's segments being loaded).
-ROM_FIRST_STAGE = (
+# What the ROM prints about the SPI flash settings before it loads the second stage.
+ROM_SPI_CONFIG = (
     "configsip: 0, SPIWP:0xee",
     "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00",
     "mode:DIO, clock div:2",
-    "load:0x3fff0030,len:7104",
-    "load:0x40078000,len:15576",
-    "load:0x40080400,len:4",
-    "load:0x40080404,len:3876",
-    "entry 0x4008064c",
 )
 USAGE = {
     (esp_partitions.TYPE_DATA, 0x00): "OTA data",
@@ -56,9 +51,34 @@ USAGE = {
 
 def boot(ctx) -> BootedImage | None:
     banner(ctx, STRAP_SPI_BOOT, "SPI_FAST_FLASH_BOOT")
-    for line in ROM_FIRST_STAGE:
-        ctx.log(line)
+    if not rom_loads_second_stage(ctx):
+        return None
     return SecondStage(ctx).run()
+
+
+def rom_loads_second_stage(ctx) -> bool:
+    """The ROM's first stage: the image at the bootloader partition (0x1000) must start with the
+    image magic; the ROM prints each segment it loads and the entry point. With anything else
+    there (an erased chip) it prints `invalid header` - the real ROM then resets and prints it
+    again, forever; this model prints it once and halts. The segments are not executed: the
+    second stage is this module's model."""
+    offset = ctx.layout.part("bootloader").offset
+    header = ctx.flash.read(offset, appimage.HEADER_LEN)
+    magic, count, _mode, _size_freq, entry = appimage.HEADER.unpack_from(header)
+    if magic != appimage.MAGIC:
+        ctx.log(f"invalid header: 0x{int.from_bytes(header[:4], 'little'):08x}")
+        return False
+    for line in ROM_SPI_CONFIG:
+        ctx.log(line)
+    pos = offset + appimage.HEADER_LEN
+    for _ in range(min(count, appimage.MAX_SEGMENTS)):
+        if pos + appimage.SEGMENT.size > ctx.flash.geometry.size:
+            break
+        load_addr, length = appimage.SEGMENT.unpack(ctx.flash.read(pos, appimage.SEGMENT.size))
+        ctx.log(f"load:0x{load_addr:08x},len:{length}")
+        pos += appimage.SEGMENT.size + length
+    ctx.log(f"entry 0x{entry:08x}")
+    return True
 
 
 def _usage(entry: esp_partitions.Entry) -> str:

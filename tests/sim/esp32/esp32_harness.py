@@ -8,7 +8,6 @@ running). Verdicts come only from what esptool/espefuse print and from flash rea
 """
 
 import os
-import struct
 import subprocess
 import sys
 import threading
@@ -16,9 +15,6 @@ import time
 import tty
 from pathlib import Path
 
-from esptool.bin_image import ELFSection, ESP32FirmwareImage
-
-from rig.image.appdesc import AppDescriptor
 from rig.image.layouts import LAYOUTS
 from rig.sim.board import Board
 from rig.sim.esp32 import bootloader, rom
@@ -112,23 +108,3 @@ def esptool(port: str, *args: str, check: bool = True) -> subprocess.CompletedPr
     return run_tool("esptool", "--port", port, "--before", "no-reset", "--after", "no-reset", *args,
                     check=check)
 
-
-APP_DESC = struct.Struct("<II8s32s32s16s16s32s32sHHB3s72s")  # esp_app_desc_t, 256 bytes
-
-
-def app_image(version=(1, 0, 0, 0), secure_version=0, fault="none") -> bytes:
-    """An ESP-IDF app image as ESP-IDF lays it out, written by esptool's own image writer:
-    esp_app_desc_t then rig's app descriptor at the start of the first (DROM) segment, code in
-    IROM, a little IRAM and DRAM; checksum and SHA-256 appended."""
-    desc = APP_DESC.pack(0xABCD5432, secure_version, b"", "{}.{}.{}".format(*version[:3]).encode(),
-                         b"rig-ref", b"12:00:00", b"Jan 10 2024", b"v5.1.2", bytes(32), 0, 399, 16, b"", b"")
-    rodata = desc + AppDescriptor("esp32", version, fault).pack() + bytes(range(256)) * 16
-    image = ESP32FirmwareImage()
-    image.segments = [
-        ELFSection(b".flash.rodata", 0x3F400020, rodata, 0),
-        ELFSection(b".dram0.data", 0x3FFB0000, b"\x11" * 512, 0),
-        ELFSection(b".iram0.text", 0x40080000, b"\x22" * 1024, 0),
-        ELFSection(b".flash.text", 0x400D0020, bytes(version[:3]) * 4096 + b"\x00" * 4, 0),
-    ]
-    image.entrypoint = 0x40080000
-    return image.save(None)

@@ -7,15 +7,16 @@ judges only by the bootloader's console log and by otadata read back with esptoo
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from esp32_harness import app_image, esptool, run_tool
+from esp32_harness import esptool, run_tool
 
-from rig.image import esp_partitions, otadata
+from rig.image import esp_app, esp_partitions, otadata
+from rig.image.esp_app import app_image
 from rig.image.layouts import LAYOUTS
 
 LAYOUT = LAYOUTS["esp32-4mb-ota"]
 OTADATA = LAYOUT.part("otadata").offset
 SLOT = [LAYOUT.part("ota_0").offset, LAYOUT.part("ota_1").offset]
-DONE = ("Disabling RNG early entropy source...", "No bootable app partitions")
+DONE = ("Disabling RNG early entropy source...", "No bootable app partitions", "invalid header:")
 State = otadata.State
 
 
@@ -51,7 +52,6 @@ def boot(esp32) -> str:
     esp32.power_cycle(download=False)
     log = esp32.wait_for(*DONE)
     assert "rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)" in log
-    assert "boot: ESP-IDF v5.1.2 2nd stage bootloader" in log
     return log
 
 
@@ -62,8 +62,10 @@ def read_otadata(esp32, tmp_path) -> otadata.Otadata:
     return otadata.parse(out.read_bytes())
 
 
-def table() -> bytes:
-    return esp_partitions.build(LAYOUT)
+def table() -> dict[int, bytes]:
+    """The second-stage bootloader image and the partition table, as every ESP32 has them."""
+    return {LAYOUT.part("bootloader").offset: esp_app.bootloader_image(),
+            esp_partitions.OFFSET: esp_partitions.build(LAYOUT)}
 
 
 def ota(*entries: tuple[int, int] | None) -> bytes:
@@ -79,8 +81,16 @@ def loaded_from(log: str) -> int | None:
     return None
 
 
+def test_rom_needs_a_second_stage_bootloader_image_at_0x1000(esp32, flash_and_boot):
+    log = flash_and_boot({esp_partitions.OFFSET: esp_partitions.build(LAYOUT)})
+    assert log.endswith("invalid header: 0xffffffff\r\n")
+    log = flash_and_boot(table())
+    assert "load:0x3fff0000,len:" in log and "entry 0x40078000" in log
+    assert "boot: ESP-IDF v5.1.2 2nd stage bootloader" in log
+
+
 def test_blank_otadata_boots_ota_0_and_records_it_valid(esp32, flash_and_boot, tmp_path):
-    log = flash_and_boot({esp_partitions.OFFSET: table(), SLOT[0]: app_image((1, 0, 0, 0))})
+    log = flash_and_boot({**table(), SLOT[0]: app_image("1.0.0")})
     assert " 3 ota_0            OTA app          00 10 00010000 001e0000" in log
     assert "boot: otadata[0..1] in initial state" in log
     assert "esp_image: segment 0: paddr=00010020 vaddr=3f400020" in log
@@ -91,8 +101,8 @@ def test_blank_otadata_boots_ota_0_and_records_it_valid(esp32, flash_and_boot, t
 
 
 def test_new_image_goes_on_trial_and_is_rolled_back_if_it_never_confirms(esp32, flash_and_boot, tmp_path):
-    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.NEW)),
-                          SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: app_image((2, 0, 0, 0))})
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), (2, State.NEW)),
+                          SLOT[0]: app_image("1.0.0"), SLOT[1]: app_image("2.0.0")})
     assert loaded_from(log) == 1
     state = read_otadata(esp32, tmp_path)
     assert state.entries[1].state == State.PENDING_VERIFY
@@ -105,10 +115,10 @@ def test_new_image_goes_on_trial_and_is_rolled_back_if_it_never_confirms(esp32, 
 
 
 def test_corrupt_image_falls_back_to_the_other_slot(esp32, flash_and_boot):
-    bad = bytearray(app_image((2, 0, 0, 0)))
+    bad = bytearray(app_image("2.0.0"))
     bad[0x2000] ^= 0xFF  # a flipped byte inside a segment: the checksum no longer matches
-    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
-                          SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: bytes(bad)})
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: app_image("1.0.0"), SLOT[1]: bytes(bad)})
     assert "E (" in log and "esp_image: Checksum failed." in log
     assert "boot: OTA app partition slot 1 is not bootable" in log
     assert loaded_from(log) == 0
@@ -116,8 +126,8 @@ def test_corrupt_image_falls_back_to_the_other_slot(esp32, flash_and_boot):
 
 def test_otadata_naming_an_erased_slot_is_skipped_and_empty_flash_halts(esp32, flash_and_boot):
     # With anti-rollback, an otadata entry whose slot has no app description is not a candidate.
-    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
-                          SLOT[0]: app_image((1, 0, 0, 0))})
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: app_image("1.0.0")})
     assert loaded_from(log) == 0
 
     esp32.power_cycle(download=True)
@@ -133,17 +143,17 @@ def test_anti_rollback_refuses_an_app_older_than_the_efuse_secure_version(esp32,
     esp32.boot(download=True)
     run_tool("espefuse", "--port", esp32.port, "--before", "no-reset", "--do-not-confirm",
              "burn-efuse", "SECURE_VERSION", "0x3")  # popcount 2
-    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
-                          SLOT[0]: app_image((2, 0, 0, 0), secure_version=2),
-                          SLOT[1]: app_image((1, 0, 0, 0), secure_version=1)})
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+                          SLOT[0]: app_image("2.0.0", secure_version=2),
+                          SLOT[1]: app_image("1.0.0", secure_version=1)})
     assert "boot: Secure version (from eFuse) = 2" in log
     # otadata's newest entry (seq 2) names slot 1, but its app is older than the eFuse allows.
     assert loaded_from(log) == 0
 
 
 def test_booting_a_valid_app_burns_its_secure_version(esp32, flash_and_boot):
-    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), None),
-                          SLOT[0]: app_image((1, 0, 0, 0), secure_version=3)})
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), None),
+                          SLOT[0]: app_image("1.0.0", secure_version=3)})
     assert loaded_from(log) == 0
     assert "boot: Secure version (from eFuse) = 0" in log
     assert "boot: Secure version (from eFuse) = 3" in boot(esp32)
@@ -155,8 +165,8 @@ def test_booting_a_valid_app_burns_its_secure_version(esp32, flash_and_boot):
 def test_power_cut_at_the_bootloaders_otadata_writes_never_bricks(esp32, flash, trial, op, tear):
     """NEW -> PENDING_VERIFY and PENDING_VERIFY -> ABORTED are each one sector erase and one write;
     cut power at each (before it, or torn halfway), then let the board boot when power returns."""
-    flash({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, trial)),
-           SLOT[0]: app_image((1, 0, 0, 0)), SLOT[1]: app_image((2, 0, 0, 0))})
+    flash({**table(), OTADATA: ota((1, State.VALID), (2, trial)),
+           SLOT[0]: app_image("1.0.0"), SLOT[1]: app_image("2.0.0")})
     esp32.arm_cut(op, tear)
     esp32.power_cycle(download=False)
     log = esp32.wait_for("boot: Loaded app", "No bootable app partitions")
@@ -169,7 +179,7 @@ def test_power_cut_at_the_bootloaders_otadata_writes_never_bricks(esp32, flash, 
     assert loaded_from(log) == (1 if starts_trial else 0)
 
 
-def signed_app(tmp_path, name: str, version) -> tuple[bytes, str]:
+def signed_app(tmp_path, name: str, version: str) -> tuple[bytes, str]:
     """An app signed by `espsecure sign-data --version 2` with a fresh P-256 key; (image, key path)."""
     key = tmp_path / f"{name}.pem"
     key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -181,13 +191,13 @@ def signed_app(tmp_path, name: str, version) -> tuple[bytes, str]:
 
 
 def test_secure_boot_v2_boots_only_apps_signed_with_the_burnt_key(esp32, flash_and_boot, tmp_path):
-    trusted, key = signed_app(tmp_path, "trusted", (1, 0, 0, 0))
-    untrusted, _ = signed_app(tmp_path, "other", (2, 0, 0, 0))
+    trusted, key = signed_app(tmp_path, "trusted", "1.0.0")
+    untrusted, _ = signed_app(tmp_path, "other", "2.0.0")
     esp32.boot(download=True)
     espefuse = ("espefuse", "--port", esp32.port, "--before", "no-reset", "--do-not-confirm")
     run_tool(*espefuse, "burn-key-digest", key)
     run_tool(*espefuse, "burn-efuse", "ABS_DONE_1", "1")
-    log = flash_and_boot({esp_partitions.OFFSET: table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
                           SLOT[0]: trusted, SLOT[1]: untrusted})
     assert "secure_boot_v2: signature block 0 names a key that is not trusted" in log
     assert "esp_image: Secure boot signature verification failed" in log

@@ -5,10 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from esp32_harness import app_image
-
-from rig.image import esp_partitions
-from rig.image.layouts import LAYOUTS
+from rig.image import esp_app, factory
 
 ESPTOOL = str(Path(sys.executable).parent / "esptool")
 
@@ -18,13 +15,13 @@ def test_esptool_defaults_flash_the_lab_esp32_and_it_boots_the_app(lab_factory, 
     lab.up()
     board = lab.board("esp32-1")
     console = open_console(board["pty"])  # open before the reset, or the boot log is lost
-    layout = LAYOUTS["esp32-4mb-ota"]
-    table, app = tmp_path / "table.bin", tmp_path / "app.bin"
-    table.write_bytes(esp_partitions.build(layout))
-    app.write_bytes(app_image((1, 2, 0, 0)))
+    args = []
+    for region in factory.esp32_regions(esp_app.app_image("1.2.0")):  # bootloader, table, otadata, app
+        path = tmp_path / f"{region.name}.bin"
+        path.write_bytes(region.data)
+        args += [hex(region.offset), str(path)]
 
-    out = subprocess.run([ESPTOOL, "--port", board["console"], "write-flash",
-                          hex(esp_partitions.OFFSET), str(table), hex(layout.part("ota_0").offset), str(app)],
+    out = subprocess.run([ESPTOOL, "--port", board["console"], "write-flash", *args],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Hash of data verified." in out.stdout
