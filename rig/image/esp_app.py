@@ -102,8 +102,12 @@ def _image(segments: list[ELFSection], entry: int) -> bytes:
 
 
 def app_image(version: Version | str, fault: str = "none", secure_version: int = 0,
-              project: str = "rig-ref", epoch: int | None = None) -> bytes:
-    """An ESP-IDF app image for OTA slot flashing, carrying esp_app_desc_t and rig's descriptor."""
+              project: str = "rig-ref", epoch: int | None = None, code: bytes = J_SELF) -> bytes:
+    """An ESP-IDF app image for OTA slot flashing, carrying esp_app_desc_t and rig's descriptor.
+
+    `code` is the .flash.text segment (default a `j .` loop); OTA and delta tests pass realistic
+    amounts of code so that images differ the way two builds of one app do.
+    """
     version = Version.parse(version) if isinstance(version, str) else version
     if fault not in appdesc.FAULTS:
         raise RigError(f"fault mode {fault!r} unknown; choose from {', '.join(appdesc.FAULTS)}")
@@ -113,13 +117,13 @@ def app_image(version: Version | str, fault: str = "none", secure_version: int =
         raise RigError(f"project name {project!r} must be 1-31 ASCII characters (esp_app_desc_t's field)")
     rig_desc = appdesc.AppDescriptor("esp32", (version.major, version.minor, version.revision, version.build),
                                      fault, project[:16]).pack()
-    code = [(".flash.text", IROM_ADDR, J_SELF), (".iram0.text", IRAM_APP_ADDR, J_SELF)]
+    text = [(".flash.text", IROM_ADDR, bytes(code) + b"\0" * (-len(code) % 4)), (".iram0.text", IRAM_APP_ADDR, J_SELF)]
     # ESP-IDF stores the ELF's SHA-256 here; with no ELF, the digest of what stands in for it.
-    elf_sha = hashlib.sha256(rig_desc + b"".join(struct.pack("<I", a) + d for _, a, d in code)).digest()
+    elf_sha = hashlib.sha256(rig_desc + b"".join(struct.pack("<I", a) + d for _, a, d in text)).digest()
     hms, date = _compile_stamp(epoch)
     desc = APP_DESC.pack(APP_DESC_MAGIC, secure_version, b"", str(version).encode(), project.encode(),
                          hms, date, IDF_VER, elf_sha, 0, EFUSE_BLK_REV_MAX_FULL, MMU_PAGE_LOG2, b"", b"")
-    segments = [_section(".flash.appdesc", DROM_ADDR, desc + rig_desc), *(_section(*c) for c in code)]
+    segments = [_section(".flash.appdesc", DROM_ADDR, desc + rig_desc), *(_section(*c) for c in text)]
     return _image(segments, IRAM_APP_ADDR)
 
 

@@ -11,7 +11,8 @@ would, printing the lines of docs/console.md:
   that is not built with no-confirm confirms itself - MCUboot: image_ok in the primary slot's
   trailer (rig.image.trailer); ESP32: its otadata entry PENDING_VERIFY -> VALID (rig.image.otadata);
 - `rig: alive uptime=N` every second while it runs;
-- console input: MCUmgr SMP frames on the STM32 boards (rig.sim.smp), as the firmware serves them.
+- console input: MCUmgr SMP frames on the STM32 boards (rig.sim.smp), as the firmware serves them;
+  on the ESP32 text commands, `ota <url>` (rig.sim.esp32.ota_client).
 
 An image without a descriptor for this chip is not rig firmware: its code runs off into the weeds,
 prints nothing useful and faults; the chip resets.
@@ -53,7 +54,7 @@ def run(ctx: BoardContext, booted: BootedImage) -> None:
 
 def _serve(ctx: BoardContext, booted: BootedImage, desc: appdesc.AppDescriptor) -> None:
     """The main loop: health check and confirm once, heartbeat, console input; runs until reset."""
-    console = _console_handler(ctx)
+    console = _console_handler(ctx, booted)
     start = time.monotonic()
     checked = False
     uptime = 0
@@ -110,10 +111,13 @@ def _confirm_otadata(ctx: BoardContext, running_slot: int) -> None:
     ctx.flash.write(part.offset + index * otadata.SECTOR, entry)
 
 
-def _console_handler(ctx: BoardContext):
-    """What the firmware does with console input: SMP on the MCUboot boards, nothing on the ESP32."""
+def _console_handler(ctx: BoardContext, booted: BootedImage):
+    """What the firmware does with console input: SMP on the MCUboot boards, text commands (`ota <url>`)
+    on the ESP32."""
     if ctx.variant == "esp32":
-        return None
+        from rig.sim.esp32.ota_client import Console
+
+        return Console(ctx, booted).feed
     from rig.sim.smp import SmpServer  # imported late: the daemon serves ESP32-only racks without it
 
     return SmpServer(ctx).feed
