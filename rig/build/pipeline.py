@@ -63,7 +63,7 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
     gcc_version = "none"
     if stm:
         gcc = toolchain.tool("gcc")
-        toolchain.check_newlib(gcc, out_dir.parent if out_dir.parent.exists() else Path.cwd(), env)
+        toolchain.check_newlib(gcc, env)
         gcc_version = toolchain.run([gcc, "--version"], Path.cwd(), env).splitlines()[0]
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

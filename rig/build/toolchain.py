@@ -27,10 +27,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def check_newlib(gcc: str, cwd: Path, env: dict[str, str]) -> None:
+def check_newlib(gcc: str, env: dict[str, str]) -> None:
     """newlib-nano comes in a separate Debian package; without it the link fails obscurely."""
     out = run([gcc, "-mcpu=cortex-m0plus", "-mthumb", "--specs=nano.specs", "-print-file-name=libc_nano.a"],
-              cwd, env).strip()
+              Path.cwd(), env).strip()
     if not Path(out).is_absolute():
         raise RigError(f"newlib-nano (libc_nano.a) not found for arm-none-eabi-gcc; install it: {FIX}")
 

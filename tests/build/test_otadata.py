@@ -97,3 +97,21 @@ def test_fuzz_parser_only_rig_errors(data, apps):
     except RigError:
         return
     assert nxt.active_slot(apps) == slot
+
+
+def _esp_ota_ops_seq(active_seq: int, slot: int, apps: int) -> int:
+    # esp_rewrite_ota_data() in ESP-IDF's esp_ota_ops.c, as written there: count i up.
+    i = 0
+    while active_seq > (slot + 1) % apps + i * apps:
+        i += 1
+    return (slot + 1) % apps + i * apps
+
+
+@given(st.integers(1, 5000), st.integers(1, 16), st.data())
+def test_boot_next_seq_matches_esp_ota_ops(seq, apps, data):
+    slot = data.draw(st.integers(0, apps - 1))
+    current = od.Otadata((od.Entry.make(seq, od.State.VALID), od.Entry()))
+    nxt, rewritten = current.boot_next(slot, apps)
+    assert rewritten == 1
+    assert nxt.entries[1].seq == _esp_ota_ops_seq(seq, slot, apps)
+    assert nxt.entries[0] == current.entries[0]  # the running entry is never touched
