@@ -62,6 +62,9 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
     stm = sorted(v for v in variants if v != "esp32")
     gcc_version = "none"
     if stm:
+        if not (stm32.FIRMWARE / "common" / "main.c").is_file():
+            raise RigError(f"firmware sources not found in {stm32.FIRMWARE}; run rig from a checkout of the "
+                           "repository (pip install -e .), where firmware/ sits beside rig/")
         gcc = toolchain.tool("gcc")
         toolchain.check_newlib(gcc, env)
         gcc_version = toolchain.run([gcc, "--version"], Path.cwd(), env).splitlines()[0]
