@@ -7,6 +7,7 @@ serial port whose settings land on the virtual UART and whose DTR/RTS reach the 
 
 import logging
 import socket
+import struct
 import threading
 
 import serial
@@ -16,6 +17,7 @@ from rig.sim.board import Board
 from rig.sim.devkit import ControlLines
 
 log = logging.getLogger(__name__)
+SEND_TIMEOUT = 5  # seconds
 
 
 class _UartPort:
@@ -92,6 +94,8 @@ class Rfc2217Server:
             except OSError:
                 return
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # A client that stops reading must not stall the board's UART (and its firmware thread).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", SEND_TIMEOUT, 0))
             threading.Thread(target=self._serve, args=(sock,), name=f"rfc2217-{self._board.id}-client",
                              daemon=True).start()
 
@@ -101,7 +105,11 @@ class Rfc2217Server:
         manager = PortManager(port, conn)
 
         def send(data: bytes) -> None:
-            conn.write(b"".join(manager.escape(data)))
+            try:
+                conn.write(b"".join(manager.escape(data)))
+            except OSError:
+                sock.shutdown(socket.SHUT_RDWR)  # the reader below sees the end and cleans up
+                raise
 
         self._board.add_listener(send)
         try:
