@@ -114,7 +114,8 @@ def _bind(what: str, start):
     try:
         return start()
     except OSError as exc:
-        raise RigError(f"{what}: cannot listen ({exc.strerror}); is another lab up? see `rig lab status`") from exc
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RigError(f"{what}: cannot listen ({reason}); is another lab up? see `rig lab status`") from exc
 
 
 def _probe_server(board: Board, host: str):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from esp_pylib.serial_reset import classic_bootloader_reset
 from labgrid import Environment
-from labgrid.driver import NetworkPowerDriver
+from labgrid.driver import NetworkPowerDriver, SerialDriver
 
 from rig.image import esp_app, factory
 
@@ -81,7 +81,9 @@ def test_console_over_rfc2217_and_pty_with_labgrid_power(shared_lab, open_consol
     env = Environment(str(shared_lab.rack))
     target = env.get_target("esp32-1")
     power = NetworkPowerDriver(target, "power")
+    serial = SerialDriver(target, "serial")  # labgrid's own console on the rack's NetworkSerialPort
     target.activate(power)
+    target.activate(serial)
 
     power.off()
     assert power.get() is False
@@ -89,8 +91,11 @@ def test_console_over_rfc2217_and_pty_with_labgrid_power(shared_lab, open_consol
     power.on()
     assert power.get() is True
     # The ESP32 ROM's first lines after power-on, seen by both consoles of the same UART.
+    banner = r"rst:0x1 \(POWERON_RESET\),boot:0x13 \(SPI_FAST_FLASH_BOOT\)\r\n"
     for console in (net, pty):
-        console.expect(r"rst:0x1 \(POWERON_RESET\),boot:0x13 \(SPI_FAST_FLASH_BOOT\)\r\n")
+        console.expect(banner)
+    serial.expect(banner.replace("\\r\\n", ""), timeout=5)
+    target.deactivate(serial)
 
 
 def test_pty_input_reaches_the_board(shared_lab, open_console):
