@@ -13,30 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import attr
-import serial
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 from labgrid.step import step
-from smpclient import SMPClient
-from smpclient.generics import error, success
-from smpclient.transport.serial import SMPSerialTransport
 
 from rig.errors import RigError
 
 Progress = Callable[[int, int], None]
-
-
-class UrlSerialTransport(SMPSerialTransport):
-    """smpclient's serial transport on any pyserial URL (rfc2217://, socket://, or a device path)."""
-
-    async def connect(self, address: str, timeout_s: float) -> None:
-        # The base class keeps one serial.Serial for the transport's life; swap in the class the
-        # URL needs (rfc2217.Serial for rfc2217://), with the settings the base class chose.
-        if "://" in address:
-            settings = self._conn.get_settings()
-            self._conn = serial.serial_for_url(address, do_not_open=True)
-            self._conn.apply_settings(settings)
-        await super().connect(address, timeout_s)
 
 
 @dataclass(frozen=True)
@@ -63,6 +46,11 @@ class SMPDriver(Driver):
     timeout = attr.ib(default=5.0, validator=attr.validators.instance_of(float))
 
     def _run(self, work):
+        # smpclient (with pydantic) takes half a second to import: only when SMP is used.
+        from smpclient import SMPClient
+
+        from rig.drivers.smp_transport import UrlSerialTransport
+
         async def session():
             with self.console.borrowed() as url:
                 client = SMPClient(UrlSerialTransport(), url, timeout_s=self.timeout)
@@ -82,6 +70,8 @@ class SMPDriver(Driver):
 
     @staticmethod
     async def _request(client, request):
+        from smpclient.generics import error, success
+
         response = await client.request(request)
         if error(response):
             raise RigError(f"SMP: {type(request).__name__} refused by the board: {response}")

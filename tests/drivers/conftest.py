@@ -1,0 +1,84 @@
+"""A private virtual lab for driver and bench-verb tests: the shipped virtual rack on free ports.
+
+Each lab gets its own runtime dir (registry, leases) so labs of parallel test runs never meet, and
+it is started and stopped with `rig lab up|down`, as a user does.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RIG = str(Path(sys.executable).parent / "rig")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def private_rack(path: Path) -> Path:
+    """targets/virtual-rack.yaml with every console and the power switch on free ports."""
+    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
+    power = free_port()
+    for spec in doc["targets"].values():
+        spec["resources"]["NetworkSerialPort"]["port"] = free_port()
+        spec["resources"]["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{power}/outlet/{{index}}/{{value}}"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+class Lab:
+    def __init__(self, root: Path):
+        self.root = root
+        self.rack = private_rack(root / "rack.yaml")
+        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
+
+    def rig(self, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([RIG, *map(str, args)], cwd=self.root, env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    """A running private lab; this process sees it (pyocd's probe plugin reads its registry)."""
+    lab = Lab(tmp_path_factory.mktemp("lab"))
+    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
+    assert up.returncode == 0, up.stderr
+    saved = os.environ.get("RIG_RUNTIME_DIR")
+    os.environ["RIG_RUNTIME_DIR"] = lab.env["RIG_RUNTIME_DIR"]
+    yield lab
+    if saved is None:
+        del os.environ["RIG_RUNTIME_DIR"]
+    else:
+        os.environ["RIG_RUNTIME_DIR"] = saved
+    lab.rig("lab", "down", "--rack", lab.rack)
+
+
+@pytest.fixture(scope="session")
+def rack(lab):
+    from rig.lab import load_rack
+
+    return load_rack(lab.rack)
+
+
+@pytest.fixture
+def drivers_of(rack):
+    """drivers_of(board_id): the board's bound drivers; connections closed after the test."""
+    from rig.drivers import open_board
+
+    opened = []
+
+    def get(board_id):
+        opened.append(open_board(rack.board(board_id)))
+        return opened[-1]
+
+    yield get
+    for drivers in opened:
+        drivers.close()
