@@ -47,16 +47,10 @@ def test_opening_and_closing_the_port_does_not_reset(devkit, open_console):
     assert console.lines_for(0.3) == []
 
 
-def test_classic_reset_enters_download_mode(devkit):
+def test_classic_reset_enters_download_mode_and_hard_reset_runs_the_flash(devkit):
     console = devkit()
     classic_bootloader_reset(console.port)
     console.expect(r"boot mode=download reset=power-on\r\n")
-
-
-def test_hard_reset_runs_the_flash(devkit):
-    console = devkit()
-    classic_bootloader_reset(console.port)
-    console.expect(r"mode=download")
     hard_reset(console.port)
     console.expect(r"boot mode=spi reset=power-on\r\n")
 
