@@ -133,8 +133,7 @@ def status(rack, as_json):
 
 def _identify(rack) -> tuple[Path, str]:
     """The rack file's absolute path and the lab's name: the file's stem (or the folder's name)."""
-    path = Path(rack).resolve()
-    return path, path.stem if path.is_file() else path.name
+    return Path(rack).resolve(), registry.lab_name(rack)
 
 
 def _check_same_rack(entry: dict, rack_path: Path, name: str) -> None:

@@ -19,6 +19,12 @@ def runtime_dir() -> Path:
     return Path(os.environ.get("RIG_RUNTIME_DIR") or f"/tmp/rig-{os.getuid()}")
 
 
+def lab_name(rack) -> str:
+    """A lab is named after its rack: the targets file's stem, or the folder's name."""
+    path = Path(rack).resolve()
+    return path.stem if path.is_file() else path.name
+
+
 def path_for(name: str) -> Path:
     return runtime_dir() / "labs" / f"{name}.json"
 
