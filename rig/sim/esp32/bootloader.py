@@ -108,12 +108,12 @@ class SecondStage:
         if table is None:
             return None
         self.slots = esp_partitions.ota_slots(table)
-        data = [e for e in table if (e.type, e.subtype) == (esp_partitions.TYPE_DATA, 0x00)]
-        if not self.slots or not data:
+        otadata_parts = [e for e in table if (e.type, e.subtype) == (esp_partitions.TYPE_DATA, 0x00)]
+        if not self.slots or not otadata_parts:
             # rig's layouts always have OTA slots and otadata; a table without is not bootable here.
             self.log.error(TAG, "No bootable app partitions in the partition table")
             return None
-        self.otadata_at = data[0].offset
+        self.otadata_at = otadata_parts[0].offset
         start, fresh = self._select()
         return self._load(start, fresh)
 
@@ -122,7 +122,11 @@ class SecondStage:
         try:
             table = esp_partitions.parse(raw, self.flash.geometry.size)
         except RigError as exc:
-            self.log.error("flash_parts", str(exc).removeprefix("partition table: "))
+            if raw[:2] != esp_partitions.MAGIC:  # esp_partition_table_verify's words for row 0
+                problem = f"partition 0 invalid magic number 0x{int.from_bytes(raw[:2], 'little'):x}"
+            else:
+                problem = str(exc).removeprefix("partition table: ")
+            self.log.error("flash_parts", problem)
             self.log.error(TAG, "Failed to verify partition table")
             self.log.error(TAG, "load partition table error!")
             return None

@@ -16,7 +16,8 @@ from rig.image.layouts import LAYOUTS
 LAYOUT = LAYOUTS["esp32-4mb-ota"]
 OTADATA = LAYOUT.part("otadata").offset
 SLOT = [LAYOUT.part("ota_0").offset, LAYOUT.part("ota_1").offset]
-DONE = ("Disabling RNG early entropy source...", "No bootable app partitions", "invalid header:")
+DONE = ("Disabling RNG early entropy source...", "No bootable app partitions", "invalid header:",
+        "load partition table error!")
 State = otadata.State
 
 
@@ -82,11 +83,15 @@ def loaded_from(log: str) -> int | None:
 
 
 def test_rom_needs_a_second_stage_bootloader_image_at_0x1000(esp32, flash_and_boot):
-    log = flash_and_boot({esp_partitions.OFFSET: esp_partitions.build(LAYOUT)})
-    assert log.endswith("invalid header: 0xffffffff\r\n")
-    log = flash_and_boot(table())
+    bootloader = LAYOUT.part("bootloader")
+    log = flash_and_boot({bootloader.offset: esp_app.bootloader_image()})
     assert "load:0x3fff0000,len:" in log and "entry 0x40078000" in log
     assert "boot: ESP-IDF v5.1.2 2nd stage bootloader" in log
+    assert "flash_parts: partition 0 invalid magic number 0xffff" in log  # no partition table yet
+
+    esp32.power_cycle(download=True)
+    esptool(esp32.port, "erase-region", hex(bootloader.offset), hex(bootloader.size))
+    assert boot(esp32).endswith("invalid header: 0xffffffff\r\n")
 
 
 def test_blank_otadata_boots_ota_0_and_records_it_valid(esp32, flash_and_boot, tmp_path):
