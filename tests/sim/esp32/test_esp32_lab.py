@@ -8,6 +8,7 @@ from pathlib import Path
 from rig.image import esp_app, factory
 
 ESPTOOL = str(Path(sys.executable).parent / "esptool")
+ESPEFUSE = str(Path(sys.executable).parent / "espefuse")
 
 
 def test_esptool_defaults_flash_the_lab_esp32_and_it_boots_the_app(lab_factory, open_console, tmp_path):
@@ -15,6 +16,11 @@ def test_esptool_defaults_flash_the_lab_esp32_and_it_boots_the_app(lab_factory, 
     lab.up()
     board = lab.board("esp32-1")
     console = open_console(board["pty"])  # open before the reset, or the boot log is lost
+    efuses = subprocess.run([ESPEFUSE, "--port", board["console"], "summary"],
+                            capture_output=True, text=True, timeout=60)
+    assert efuses.returncode == 0, efuses.stdout + efuses.stderr
+    assert "(CRC 0x" in efuses.stdout and " OK)" in efuses.stdout  # the factory MAC, read over RFC2217
+
     args = []
     for region in factory.esp32_regions(esp_app.app_image("1.2.0")):  # bootloader, table, otadata, app
         path = tmp_path / f"{region.name}.bin"
