@@ -109,8 +109,8 @@ def status(rack, as_json):
 
     \b
     --json prints {"lab", "running", "pid", "control", "boards": [{"id", "variant",
-    "console" (rfc2217:// URL), "pty", "power" ("on"/"off"), "probe", "target", "swd",
-    "flash_ops", "power_cycles"}]}.
+    "console" (rfc2217:// URL), "pty", "power" ("on"/"off"), "outlet" (its simplerest URL),
+    "probe", "target", "swd", "flash_ops", "power_cycles"}]}.
     """
     rack_path, name = _identify(rack)
     entry = registry.read(name)
@@ -187,6 +187,7 @@ def _rows(entry: dict, rack_path: Path) -> list[dict]:
             "console": f"rfc2217://{console['host']}:{console['rfc2217']}",
             "pty": console["pty"],
             "power": "on" if counters.get("powered") else "off",
+            "outlet": _outlet_url(rack.get(board_id)),
             "probe": rack[board_id].probe if board_id in rack else None,
             "target": rack[board_id].probe_target if board_id in rack else None,
             "swd": f"{swd['host']}:{swd['port']}" if swd else None,
@@ -194,6 +195,14 @@ def _rows(entry: dict, rack_path: Path) -> list[dict]:
             "power_cycles": counters.get("power_cycles"),
         })
     return rows
+
+
+def _outlet_url(board) -> str | None:
+    """The simplerest URL that reads the board's outlet (GET it, or append /0 or /1 to switch)."""
+    power = board.resources.get("NetworkPowerPort") if board else None
+    if power is None:
+        return None
+    return power["host"].format(index=power.get("index", 0), value="").rstrip("/")
 
 
 def _print_table(name: str, entry: dict, rack_path: Path) -> None:

@@ -42,6 +42,8 @@ def test_up_status_down_as_a_user(lab_factory):
         assert board["console"] == f"rfc2217://127.0.0.1:{resources['NetworkSerialPort']['port']}"
         assert board["variant"] == resources["RigBoard"]["variant"]
         assert board["power"] == "on"
+        outlet = resources["NetworkPowerPort"]
+        assert board["outlet"] == outlet["host"].format(index=outlet["index"], value="").rstrip("/")
         assert Path(board["pty"]).exists()
         probe = resources.get("RigDebugProbe")
         assert (board["probe"], board["target"]) == ((probe["unique_id"], probe["target_type"]) if probe
@@ -49,7 +51,7 @@ def test_up_status_down_as_a_user(lab_factory):
     assert all(b["id"] in first.stdout for b in status["boards"])  # `up` shows the status table
 
     lab.down()
-    assert "not up" in lab.rig("lab", "status", "--rack", lab.rack).stdout
+    assert lab.status() == {"lab": lab.rack.stem, "running": False, "boards": []}
     proc = lab.rig("lab", "down", "--rack", lab.rack, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
