@@ -1,24 +1,33 @@
-"""The `rig` command. Each verb lives in its own module here and is registered below."""
+"""The `rig` command. Each verb lives in its own module here and is listed in VERBS below.
 
+Verbs are imported only when they run (or when --help lists them): several pull in esptool,
+pyocd or smpclient, and a bench command should not pay seconds of imports it does not use.
+"""
+
+import importlib
 import sys
 
 import click
 
-from rig.cli.boards import boards
-from rig.cli.build import build
 from rig.cli.console import err
-from rig.cli.console_cmd import console_cmd
-from rig.cli.delta import delta
-from rig.cli.demo import demo
-from rig.cli.flash import flash
-from rig.cli.image import image
-from rig.cli.lab import lab
-from rig.cli.power import power
-from rig.cli.reset import reset
-from rig.cli.sign import sign
-from rig.cli.verify import verify
 from rig.errors import RigError
 from rig.serialcheck import check_rfc2217
+
+# verb -> "module:attribute", in the order `rig --help` lists them (the order of a day's work).
+VERBS = {
+    "boards": "rig.cli.boards:boards",
+    "lab": "rig.cli.lab:lab",
+    "build": "rig.cli.build:build",
+    "sign": "rig.cli.sign:sign",
+    "verify": "rig.cli.verify:verify",
+    "image": "rig.cli.image:image",
+    "delta": "rig.cli.delta:delta",
+    "flash": "rig.cli.flash:flash",
+    "console": "rig.cli.console_cmd:console_cmd",
+    "power": "rig.cli.power:power",
+    "reset": "rig.cli.reset:reset",
+    "demo": "rig.cli.demo:demo",
+}
 
 HELP = """rig - a hardware-in-the-loop lab for OTA firmware updates.
 
@@ -27,27 +36,28 @@ Boards are described in labgrid environment files under targets/. The virtual ra
 (targets/virtual-rack.yaml) runs the same protocols as real boards, so every verb works on
 either. Start with:
   rig boards --rack targets/virtual-rack.yaml
+  rig lab up                      # serve the virtual rack on loopback
+  rig demo                        # the main job, end to end
 """
 
 
-@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return list(VERBS)
+
+    def get_command(self, ctx, name):
+        target = VERBS.get(name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, help=HELP,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="rig")
 def cli():
     pass
-
-
-cli.add_command(boards)
-cli.add_command(sign)
-cli.add_command(verify)
-cli.add_command(image)
-cli.add_command(delta)
-cli.add_command(demo)
-cli.add_command(lab)
-cli.add_command(flash)
-cli.add_command(console_cmd)
-cli.add_command(power)
-cli.add_command(reset)
-cli.add_command(build)
 
 
 def main():
