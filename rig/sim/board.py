@@ -4,7 +4,7 @@ The chip models (ROM loader, bootloaders, the app model, the SMP server) see the
 through `BoardContext`: the console UART, the flash, the reset controller and a clock. They run in
 the board's own thread. Power loss and resets are cooperative, as they must be in Python: the
 runner bumps a run number, and the next `ctx.read`, `ctx.sleep`, `ctx.write` or flash operation
-of the stale run raises `PowerCut`, which unwinds the models. RAM is simply the Python state of
+of the stale run raises `PowerCut` (flash through `Flash.guard`), which unwinds the models. RAM is simply the Python state of
 that run, so it is lost; `ctx.retained` is the RAM that survives a reset but not a power cut (the
 `.noinit` section the boot counter lives in); the flash is a file and survives everything.
 
@@ -136,6 +136,8 @@ class Board:
         self._rx = bytearray()
         self._listeners: list[Callable[[bytes], None]] = []
         self._closing = False
+        self._firmware_thread = threading.local()  # .run: the run the board thread is executing
+        self.flash.guard = self._flash_guard
         self._thread = threading.Thread(target=self._supervise, name=f"board-{board_id}", daemon=True)
         self._thread.start()
 
@@ -313,8 +315,15 @@ class Board:
             mode = "download" if self.variant == "esp32" and self._gpio0_low else "spi"
             return BoardContext(self, self._run, self._cause, mode)
 
+    def _flash_guard(self) -> None:
+        # Only the firmware thread is stopped this way; a probe's thread writes flash on its own terms.
+        run = getattr(self._firmware_thread, "run", None)
+        if run is not None and run != self._run:
+            raise PowerCut("board stopped")
+
     def _supervise(self) -> None:
         while (ctx := self._next_boot()) is not None:
+            self._firmware_thread.run = ctx._run
             try:
                 self._firmware(ctx)
             except PowerCut:

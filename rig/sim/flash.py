@@ -14,6 +14,7 @@ shared memory map: bytes survive the process, so restarting the daemon is a powe
 
 import mmap
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from rig.image.layouts import Geometry
@@ -34,6 +35,9 @@ class Flash:
         self.ops = 0  # operations since the file was opened, for reports
         self._cut_at: int | None = None
         self._tear = False
+        # Called before every operation; raises PowerCut when the caller's chip has lost power
+        # (set by the board runner, so a model's write loop stops at once when its power goes).
+        self.guard: Callable[[], None] | None = None
         path = Path(path)
         fresh = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -90,6 +94,8 @@ class Flash:
         self._cut_at = None
 
     def _operation(self, offset: int, new: bytes) -> None:
+        if self.guard is not None:
+            self.guard()
         if self._cut_at is not None and self.ops >= self._cut_at:
             self._cut_at = None
             if self._tear:
