@@ -4,9 +4,10 @@ The chip models (ROM loader, bootloaders, the app model, the SMP server) see the
 through `BoardContext`: the console UART, the flash, the reset controller and a clock. They run in
 the board's own thread. Power loss and resets are cooperative, as they must be in Python: the
 runner bumps a run number, and the next `ctx.read`, `ctx.sleep`, `ctx.write` or flash operation
-of the stale run raises `PowerCut` (flash through `Flash.guard`), which unwinds the models. RAM is simply the Python state of
-that run, so it is lost; `ctx.retained` is the RAM that survives a reset but not a power cut (the
-`.noinit` section the boot counter lives in); the flash is a file and survives everything.
+of the stale run raises `PowerCut` (flash through `Flash.guard`), which unwinds the models. RAM is
+simply the Python state of that run, so it is lost; `ctx.retained` is the RAM that survives a reset
+but not a power cut (the `.noinit` section the boot counter lives in); the flash is a file and
+survives everything.
 
 `Board` is the runner side, driven by the rack daemon's servers (power switch, console line
 changes, debug probe, control endpoint); nothing in the firmware models calls it directly.
