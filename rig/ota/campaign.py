@@ -1,0 +1,426 @@
+"""The campaign runner: an update scenario on a board, with faults, ending in a verdict from read-back.
+
+A scenario says what to send (a release of some firmware fault mode, full or delta, signed right
+or wrong, at, above or below the board's rollback floor), which faults to inject (link faults of
+rig.ota.faults, a power cut from rig.ota.triggers or at a flash operation), and what a correct
+board ends up doing: `updated` (the new image runs, confirmed), `kept` (refused; the running image
+keeps running and the new one never booted) or `rolled back` (the new image booted, failed, and
+the old one runs again, confirmed).
+
+Each run:
+  baseline   a known release, confirmed, installed through the board's own flasher and
+             power-cycled with the console listening;
+  deliver    hand the board the update (targets.py), with the faults; after a power cut the board
+             is handed it again and must resume;
+  settle     follow the console until the board runs an image that confirmed itself or has
+             refused the update; an image that does not confirm within CONFIRM_WAIT_S is power-
+             cycled, as a fleet's health gate does, so its bootloader can roll it back;
+  read back  which image the boot slot holds and whether anything is pending - through the probe
+             or the ROM loader, never from what the app says about itself;
+  verdict    the observed outcome, from read-back and the console's boot lines together.
+
+Every step is timed and logged (logger `rig.ota.campaign`); `on_step` sees each as it ends.
+"""
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from rig import delta
+from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
+from rig.errors import RigError
+from rig.image import mcuboot
+from rig.image.mcuboot import Version
+from rig.ota import links, releases
+from rig.ota.faults import Fault
+from rig.ota.targets import Plan
+from rig.ota.triggers import Trigger, TriggerSpec
+
+log = logging.getLogger("rig.ota.campaign")
+
+OUTCOMES = ("updated", "kept", "rolled back")
+ARTEFACTS = ("full", "delta", "unknown-key", "bad-signature", "wrong-variant")
+BASELINE_VERSION = "1.0.0"
+CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-cycled
+SETTLE_S = 60.0  # the longest a board may take from delivery to a settled state
+LINE_POLL_S = 0.5
+OFF_S = 0.2  # seconds without power in a campaign's power cut or cycle
+APP_LINE = r"rig: [^\r\n]*"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    expected: str  # one of OUTCOMES
+    version: str = "2.0.0"
+    fault: str = "none"  # the new firmware's fault mode (rig.image.appdesc.FAULTS)
+    artefact: str = "full"  # one of ARTEFACTS
+    floor_step: int = 0  # the new image's rollback floor relative to the board's: -1 is a downgrade
+    link_faults: tuple[Fault, ...] = ()
+    cut: TriggerSpec | None = None  # a power cut on what the rig observes
+    cut_at_op: int | None = None  # a power cut at the board's Nth flash operation after the hand-over
+    link: str = "loopback"  # OTA server link profile (HTTP boards)
+    power_cycles_after: int = 0  # extra power cycles once settled (survival of a confirmed image)
+
+    def __post_init__(self):
+        if self.expected not in OUTCOMES:
+            raise RigError(f"scenario {self.name}: expected outcome {self.expected!r}; one of {', '.join(OUTCOMES)}")
+        if self.artefact not in ARTEFACTS:
+            raise RigError(f"scenario {self.name}: artefact {self.artefact!r}; one of {', '.join(ARTEFACTS)}")
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Verdict:
+    board: str
+    variant: str
+    scenario: str
+    expected: str
+    observed: str = "unknown"
+    reasons: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    rollbacks: list[str] = field(default_factory=list)
+    wire_bytes: int = 0
+    artefact_size: int = 0
+    faults_fired: list[str] = field(default_factory=list)
+    read_back: str = ""
+    console: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.observed == self.expected and not self.reasons
+
+    def summary(self) -> str:
+        why = f" ({'; '.join(self.reasons)})" if self.reasons else ""
+        return (f"{self.board} {self.scenario}: expected {self.expected}, observed {self.observed}{why}; "
+                f"read-back: {self.read_back}")
+
+
+@dataclass
+class _Boot:
+    version: str
+    reset: str
+    confirmed: bool = False
+    health_fail: bool = False
+    hardfault: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+class Campaign:
+    """Runs scenarios on one board. `target` is a targets.McubootTarget or targets.Esp32Target."""
+
+    def __init__(self, drivers, target, signer, other_signer=None, instruments=None,
+                 on_step: Callable[[str, Step], None] | None = None):
+        self.d = drivers
+        self.target = target
+        self.signer = signer
+        self.other_signer = other_signer  # a key the board does not trust (unknown-key scenarios)
+        self.instruments = instruments  # rig.ota.instruments.LabInstruments, for cut_at_op
+        self.on_step = on_step
+        self.own_power_cycles = 0
+        self._off = threading.Event()  # set when a power cut has taken the supply away
+        self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
+        if drivers.board.variant == "esp32":
+            target.server.on_bytes(self._on_bytes)
+
+    # -- the parts of a run
+    @contextmanager
+    def _step(self, verdict: Verdict, name: str):
+        step = Step(name, 0.0)
+        start = time.monotonic()
+        try:
+            yield step
+        finally:
+            step.seconds = time.monotonic() - start
+            verdict.steps.append(step)
+            log.info("%s %s: %s %.2fs %s", verdict.board, verdict.scenario, name, step.seconds, step.detail)
+            if self.on_step:
+                self.on_step(verdict.board, step)
+
+    def _power_cycle(self) -> None:
+        self.own_power_cycles += 1
+        self.d.target.activate(self.d.power)
+        self.d.power.off()
+        self._off.set()
+        time.sleep(OFF_S)
+        self.d.power.on()
+
+    def _artefact(self, s: Scenario, old: bytes, floor: int) -> bytes:
+        variant = self.d.board.variant
+        new_floor = floor + s.floor_step
+        if new_floor < 0:
+            raise RigError(f"scenario {s.name}: the board's floor is {floor}; a downgrade below 0 is impossible")
+        if s.artefact == "wrong-variant":
+            other = "stm32l0" if variant != "stm32l0" else "stm32h7"
+            return releases.image(other, s.version, self.signer, s.fault, new_floor)
+        signer = self.signer
+        if s.artefact == "unknown-key":
+            if self.other_signer is None:
+                raise RigError(f"scenario {s.name}: needs a second signing key the board does not trust")
+            signer = self.other_signer
+        new = releases.image(variant, s.version, signer, s.fault, new_floor)
+        if s.artefact == "bad-signature":
+            new = _spoil_signature(new)
+        if s.artefact == "delta":
+            made = delta.make(old, new, delta.PROFILE_FOR_VARIANT[variant])
+            return made.data
+        return new
+
+    def run(self, s: Scenario) -> Verdict:
+        v = Verdict(self.d.board.id, self.d.board.variant, s.name, s.expected)
+        self.d.target.activate(self.d.console)
+        self.d.target.activate(self.d.power)
+        with self._step(v, "baseline") as step:
+            installed = self.target.baseline(BASELINE_VERSION, self.signer)
+            boot = self._boot_to_app(v)
+            step.detail = f"{BASELINE_VERSION} floor={installed.floor} booted {boot}"
+        old, floor, old_version = installed.image, installed.floor, BASELINE_VERSION
+        if s.floor_step < 0:
+            # A downgrade needs a floor above the old one: update to floor+1 first, confirm, power-cycle.
+            with self._step(v, "raise floor") as step:
+                old, floor, old_version = self._raise_floor(v, s, floor)
+                step.detail = f"{old_version} at floor {floor}, then power cycle"
+        artefact = self._artefact(s, old, floor)
+        v.artefact_size = len(artefact)
+        new_version = str(Version.parse(s.version))
+        old_version = str(Version.parse(old_version))
+        boots: list[_Boot] = []
+        with self._step(v, "deliver and settle") as step:
+            fired = self._deliver(v, s, artefact, boots)
+            step.detail = f"{len(boots)} boots: " + ", ".join(f"{b.version}({b.reset})" for b in boots)
+        for i in range(s.power_cycles_after):
+            with self._step(v, f"power cycle {i + 1}") as step:
+                step.detail = self._boot_to_app(v, boots)
+        with self._step(v, "read back") as step:
+            new_image = artefact if s.artefact != "delta" else releases.image(
+                self.d.board.variant, s.version, self.signer, s.fault, floor)
+            rb = self.target.read_back({"new": new_image, "old": old})
+            v.read_back = step.detail = f"boot slot holds {rb.holds or 'neither image'}; {rb.detail}"
+        v.observed = _outcome(rb, boots, new_version, old_version)
+        v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
+        if (s.cut is not None or s.cut_at_op is not None) and not fired:
+            v.reasons.append("the planned power cut never fired")
+        return v
+
+    def _raise_floor(self, v: Verdict, s: Scenario, floor: int) -> tuple[bytes, int, str]:
+        """A clean update to a release at floor+1, confirmed, then a power cycle (which is when
+        MCUboot and the ESP-IDF bootloader store the new floor)."""
+        pre = replace(s, name=f"{s.name} (raise floor)", version=_bump(BASELINE_VERSION), artefact="full",
+                      fault="none", floor_step=0, link_faults=(), cut=None, cut_at_op=None)
+        image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1)
+        boots: list[_Boot] = []
+        plan = Plan(name="raise-floor.bin")
+        self._handover(v, pre, image, boots, plan)
+        self._settle(v, pre, image, boots, plan, None)
+        self._boot_to_app(v, boots)
+        return image, floor + 1, pre.version
+
+    def _boot_to_app(self, v: Verdict, boots: list[_Boot] | None = None) -> str:
+        """Power-cycle with the console listening; wait for the app to boot and settle."""
+        self.d.console.drain()
+        self._power_cycle()
+        boots = [] if boots is None else boots
+        n = len(boots)
+        self._follow(v, boots, until=lambda: len(boots) > n and (boots[-1].confirmed or boots[-1].health_fail),
+                     timeout=SETTLE_S)
+        return f"{boots[-1].version} ({boots[-1].reset})" if len(boots) > n else "no boot"
+
+    def _handover(self, v: Verdict, s: Scenario, artefact: bytes, boots, plan: Plan) -> None:
+        self.d.console.drain()
+        self.target.start(artefact, plan)
+        self._handed_at = len(boots)  # boots before this count belong to the image that ran before
+        if self.d.board.variant != "esp32":
+            if s.cut_at_op is not None:
+                self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
+            self._power_cycle()  # MCUboot swaps the tested image in at this boot
+
+    def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
+        """Hand over, with faults and cuts; returns whether a planned cut fired."""
+        trigger = Trigger(s.cut, self._power_cycle) if s.cut else None
+        self._off.clear()
+
+        def progress(done: int, total: int) -> None:
+            if self.d.board.variant == "esp32":
+                trigger.progress("bytes", done, total)
+                return
+            trigger.progress("upload", done, total)
+            if trigger.fired:
+                # The host is the uploader here: it sends nothing more until the power is gone, or
+                # the rest of the image would race the power switch to the board.
+                self._off.wait(5.0)
+
+        plan = Plan(list(s.link_faults), name=f"{s.name.replace(' ', '-')}.bin",
+                    on_progress=progress if trigger else None)
+        plan.total = len(artefact)
+        served_before = self._served()
+        relay_cycles = self._relay_cycles()
+        if self.d.board.variant == "esp32":
+            self.target.server.links[self.d.board.id] = links.profile(s.link)
+            if s.cut_at_op is not None:
+                self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
+        self._plan = plan
+        if trigger:
+            trigger.start()
+        try:
+            self._handover_with_retry(v, s, artefact, boots, plan, trigger)
+            self._settle(v, s, artefact, boots, plan, trigger)
+        finally:
+            self._plan = None
+            if trigger:
+                trigger.cancel()
+        if self.d.board.variant == "esp32":
+            self.target.server.links.pop(self.d.board.id, None)
+            v.wire_bytes = self._served() - served_before
+            v.faults_fired = list(self.target.server.device(self.d.board.id).faults_fired)
+            self.target.server.faults.pop(self.d.board.id, None)
+        else:
+            v.wire_bytes = plan.wire_bytes
+            v.faults_fired = plan.faults_fired
+        if trigger and trigger.fired:
+            v.faults_fired.append(f"{s.cut.describe()} fired at {trigger.fired_at}")
+        if s.cut_at_op is not None and self._relay_cycles() > relay_cycles:
+            v.faults_fired.append(f"cut at flash operation {s.cut_at_op}")
+            return True
+        return bool(trigger and trigger.fired)
+
+    def _served(self) -> int:
+        return self.target.served() if self.d.board.variant == "esp32" else 0
+
+    def _relay_cycles(self) -> int:
+        """Power cycles of the board that the campaign did not make itself (the lab's cut relay)."""
+        if self.instruments is None:
+            return 0
+        return self.instruments.power_cycles(self.d.board.id) - self.own_power_cycles
+
+    def _on_bytes(self, device: str, name: str, end: int) -> None:
+        plan = self._plan
+        if device == self.d.board.id and plan is not None and plan.on_progress:
+            plan.on_progress(end, plan.total)
+
+    def _handover_with_retry(self, v, s, artefact, boots, plan, trigger) -> None:
+        """Start the delivery; if a power cut broke it (SMP push), restart the board and hand over again."""
+        try:
+            self._handover(v, s, artefact, boots, plan)
+            return
+        except RigError as exc:
+            if not (trigger and trigger.fired):
+                v.faults_fired.append(f"hand-over refused: {exc}")
+                return
+        time.sleep(OFF_S * 2)  # let the cut's power-on happen before the clean restart
+        self._boot_to_app(v, boots)
+        try:
+            self._handover(v, s, artefact, boots, plan)
+        except RigError as exc:
+            v.faults_fired.append(f"hand-over refused: {exc}")
+
+    def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
+        """Follow the console until the board is settled; hand the update over again after a cut."""
+        state = {"done": False, "refused": False, "resend": False, "cycles": 0}
+        esp32 = self.d.board.variant == "esp32"
+
+        def on_line(line: str) -> None:
+            if trigger:
+                trigger.line(line)
+            if line.startswith("rig: ota done"):
+                state["done"] = True
+            elif line.startswith("rig: ota refused"):
+                state["refused"] = True
+                v.faults_fired.append(line.removeprefix("rig: "))
+            elif line.startswith("rig: boot ") and esp32 and "reset=power-on" in line and not state["done"]:
+                state["resend"] = True  # power went away mid-update: the board needs the update again
+
+        def settled() -> bool:
+            if state["refused"]:
+                return True
+            if len(boots) <= self._handed_at:
+                return False
+            last = boots[-1]
+            if state["resend"]:
+                if last.confirmed:
+                    state["resend"] = False
+                    self._handed_at = len(boots)
+                    self.target.resume(artefact, plan)
+                return False
+            if last.confirmed:
+                return True
+            if time.monotonic() - last.at > CONFIRM_WAIT_S and state["cycles"] < 2:
+                state["cycles"] += 1
+                last.at = time.monotonic()
+                self._power_cycle()  # the health gate: an unconfirmed image gets a reset
+            return False
+
+        self._follow(v, boots, until=settled, timeout=SETTLE_S, on_line=on_line)
+
+    def _follow(self, v: Verdict, boots: list[_Boot], until: Callable[[], bool], timeout: float,
+                on_line: Callable[[str], None] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while not until():
+            if time.monotonic() > deadline:
+                v.reasons.append(f"the board did not settle within {timeout:g} s")
+                return
+            try:
+                line = self.d.console.expect_line(APP_LINE, timeout=LINE_POLL_S).group(0).strip()
+            except AssertionError:
+                continue
+            v.console.append(line)
+            if (m := re.match(BOOT_LINE, line)) is not None:
+                fields = parse_boot_fields(m.group("fields"))
+                boots.append(_Boot(str(Version.parse(fields.get("version", "0.0.0"))), fields.get("reset", "?")))
+            elif boots and line == "rig: confirmed":
+                boots[-1].confirmed = True
+            elif boots and line == "rig: health fail":
+                boots[-1].health_fail = True
+            elif boots and line == "rig: hardfault":
+                boots[-1].hardfault = True
+            if on_line:
+                on_line(line)
+
+
+def _bump(version: str) -> str:
+    v = Version.parse(version)
+    return f"{v.major}.{v.minor + 5}.{v.revision}"
+
+
+def _spoil_signature(image: bytes) -> bytes:
+    """The image with one bit of its signature flipped: hash intact, signature wrong."""
+    img = mcuboot.parse(image)
+    sig = next(t for t in img.tlvs if t.type in (mcuboot.TLV_ECDSA, mcuboot.TLV_RSA2048))
+    at = image.index(sig.value) + len(sig.value) // 2
+    return image[:at] + bytes([image[at] ^ 0x01]) + image[at + 1 :]
+
+
+def _outcome(rb, boots: list[_Boot], new: str, old: str) -> str:
+    last = boots[-1] if boots else None
+    new_booted = any(b.version == new for b in boots)
+    if rb.holds == "new" and rb.stable and last and last.version == new and last.confirmed:
+        return "updated"
+    if rb.holds == "old" and rb.stable and last and last.version == old:
+        return "rolled back" if new_booted else "kept"
+    running = f"{last.version}{'' if last and last.confirmed else ' unconfirmed'}" if last else "nothing"
+    return f"inconsistent (slot holds {rb.holds or 'neither image'}, console shows {running})"
+
+
+def _rollbacks(board: str, boots: list[_Boot], new: str, old: str) -> list[str]:
+    seen = []
+    for i, b in enumerate(boots):
+        if b.version != new or b.confirmed:
+            continue
+        later = next((x for x in boots[i + 1 :] if x.version == old), None)
+        if later is None:
+            continue
+        nxt = boots[i + 1]
+        cause = ("hardfault on boot" if b.hardfault else "watchdog reset" if nxt.reset == "watchdog"
+                 else "health check failed" if b.health_fail else "never confirmed")
+        seen.append(f"{board}: {new} rolled back to {old} ({cause})")
+        break
+    return seen

@@ -1,0 +1,86 @@
+"""Everything a campaign needs around the boards: keys, the OTA server, bootloaders, lab instruments.
+
+    with CampaignKit(rack, workdir) as kit:
+        campaign = kit.campaign(drivers, on_step=...)   # drivers: rig.drivers.BoardDrivers
+        verdict = campaign.run(scenario)
+
+The campaign key signs every release and is the key the boards' MCUboot trusts; a second key,
+which no board trusts, signs the unknown-key scenario. Both are P-256 PEM files in workdir/keys,
+kept between runs so a board's bootloader need not be rewritten each time.
+
+MCUboot for the STM32 boards: on a real rack, pass the MCUboot binary built with the campaign key
+(`mcuboot=` a file per variant). A virtual board's bootloader is the virtual lab's MCUboot binary
+(rig/sim/stm32/vmcuboot.py: a file format carrying the trusted keys, made here like any build
+artefact; no running sim object is touched).
+"""
+
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rig.atomic import write_bytes
+from rig.errors import RigError
+from rig.image.keys import load_signer
+from rig.image.layouts import LAYOUTS
+from rig.ota.campaign import Campaign
+from rig.ota.instruments import LabInstruments
+from rig.ota.links import PROFILES
+from rig.ota.server import OtaServer
+from rig.ota.targets import Esp32Target, McubootTarget
+
+
+def _key(path: Path):
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), mode=0o600)
+    return load_signer(path)
+
+
+class CampaignKit:
+    def __init__(self, rack: str | Path, workdir: Path, mcuboot: dict[str, Path] | None = None,
+                 host: str = "127.0.0.1"):
+        self.rack = rack
+        self.workdir = Path(workdir)
+        (self.workdir / "keys").mkdir(parents=True, exist_ok=True)
+        self.artefacts = self.workdir / "artefacts"
+        self.artefacts.mkdir(parents=True, exist_ok=True)
+        self.signer = _key(self.workdir / "keys" / "campaign-p256.pem")
+        self.stranger = _key(self.workdir / "keys" / "untrusted-p256.pem")
+        self.mcuboot = mcuboot or {}
+        self.server = OtaServer(self.artefacts, host=host, link=PROFILES["loopback"])
+        self._instruments: LabInstruments | None = None
+
+    def __enter__(self):
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.close()
+
+    @property
+    def instruments(self) -> LabInstruments:
+        if self._instruments is None:
+            self._instruments = LabInstruments(self.rack)
+        return self._instruments
+
+    def bootloader(self, board) -> bytes:
+        """The MCUboot binary for `board` (rig.lab Board) that trusts the campaign key."""
+        if board.variant in self.mcuboot:
+            return Path(self.mcuboot[board.variant]).read_bytes()
+        if not board.virtual:
+            raise RigError(f"board {board.id} is real: give the MCUboot binary built with the campaign key "
+                           f"{self.workdir / 'keys' / 'campaign-p256.pem'} for {board.variant}")
+        from rig.sim.stm32 import vmcuboot
+
+        return vmcuboot.build(LAYOUTS[board.flash_layout], [self.signer.public])
+
+    def campaign(self, drivers, on_step=None) -> Campaign:
+        board = drivers.board
+        if board.variant == "esp32":
+            target = Esp32Target(drivers, self.server, self.artefacts)
+        else:
+            target = McubootTarget(drivers, self.bootloader(board), self.artefacts)
+        instruments = self.instruments if board.virtual else None
+        return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step)

@@ -1,0 +1,211 @@
+"""How an update reaches each kind of board, and how the board is read back afterwards.
+
+Two kinds, one interface (used by rig.ota.campaign):
+
+    McubootTarget  STM32H7/STM32L0: baseline through the SWD probe (MCUboot + a signed image in
+                   slot0), updates pushed with MCUmgr SMP on the console (rig.ota.smp_push), then
+                   `test` and a reset; read-back of slot0's image and both trailers through the probe.
+    Esp32Target    ESP32: baseline through the ROM loader (bootloader, partition table, blank
+                   otadata, app in ota_0; one esptool session that also reads the anti-rollback
+                   eFuse), updates pulled by the board from rig.ota.server after `ota <url>` on its
+                   console; read-back of otadata and the booted slot's MD5 through esptool.
+
+    baseline(version, signer) -> Installed          install a known, confirmed release
+    start(artefact, plan) -> None                    hand the board an update (may raise RigError)
+    resume(artefact, plan) -> None                   hand it again after a power cut
+    read_back(candidates) -> ReadBack                what flash says now
+
+`candidates` maps a name ("old", "new") to the image bytes it may hold; the read-back names the
+one found in the slot the bootloader boots.
+"""
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from rig.errors import RigError
+from rig.image import esp_partitions, factory, mcuboot, otadata
+from rig.image.layouts import LAYOUTS
+from rig.image.trailer import Flag, SwapType, Trailer, swap_type
+from rig.ota import releases, smp_push
+from rig.ota.faults import Fault
+
+# ESP32 TRM, eFuse controller: EFUSE_BLK3_RDATA4_REG, the word ESP-IDF keeps SECURE_VERSION in
+# (esp_efuse_table.csv: BLK3 bits 128..159). The anti-rollback floor is its popcount.
+EFUSE_BLK3_RDATA4 = 0x3FF5A088
+SMP_TIMEOUT_S = 2.0  # per SMP reply (the first upload chunk, which may erase, gets 20 s)
+TLV_ROOM = 1024  # enough for the unprotected TLVs of an ECDSA-P256 or RSA-2048 image
+
+
+@dataclass(frozen=True)
+class Installed:
+    image: bytes
+    version: str
+    floor: int  # the board's rollback floor: MCUboot security counter / ESP32 secure_version
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    holds: str | None  # which candidate the boot slot holds (None: none of them)
+    stable: bool  # the next reset boots the same image (nothing pending, nothing on trial)
+    detail: str  # the trailer / otadata state, for the report
+
+
+class Plan:
+    """What a target needs for one delivery besides the artefact."""
+
+    def __init__(self, faults: list[Fault] | None = None, on_progress=None, name: str = "update.bin"):
+        self.faults = faults or []
+        self.on_progress = on_progress  # (done, total) bytes: served (HTTP) or acknowledged (SMP)
+        self.name = name
+        self.total = 0  # bytes of the artefact
+        self.wire_bytes = 0
+        self.faults_fired: list[str] = []
+
+
+class McubootTarget:
+    def __init__(self, drivers, bootloader: bytes, artefacts: Path):
+        self.d = drivers
+        self.layout = LAYOUTS[drivers.board.flash_layout]
+        self.bootloader = bootloader
+        self.artefacts = artefacts
+        self.intended_hash: bytes | None = None
+        # A board that lost power mid-upload never answers; the push notices in seconds, not five.
+        drivers.smp.timeout = SMP_TIMEOUT_S
+
+    def _slot(self, name: str):
+        return self.layout.part(name)
+
+    def floor(self) -> int:
+        """The security counter of the image in slot0: MCUboot's stored floor never exceeds it."""
+        slot = self._slot("slot0")
+        head = self.d.read_flash(slot.offset, mcuboot.HEADER_SIZE)
+        magic, _, hdr_size, protected, img_size = struct.unpack_from("<IIHHI", head)
+        if magic != mcuboot.IMAGE_MAGIC:
+            return 0  # a blank board: nothing was ever confirmed
+        try:
+            img = mcuboot.parse(self.d.read_flash(slot.offset, min(slot.size, hdr_size + img_size + protected
+                                                                   + TLV_ROOM)))
+        except RigError:
+            return 0
+        return img.security_counter or 0
+
+    def baseline(self, version: str, signer) -> Installed:
+        floor = self.floor()
+        image = releases.stm32_image(self.d.board.variant, version, signer, security_counter=floor)
+        self.d.target.activate(self.d.swd)
+        self.d.ensure([(self.layout.part("mcuboot").offset, self.bootloader)])
+        # Erase what decides the next boot, not whole slots (an L0 slot is 600 pages): both
+        # trailers, and slot1's first sector so no stale image header is listed over SMP. Writing
+        # slot0 erases the sectors the image covers.
+        sector = self.layout.geometry.sector_size
+        for name in ("slot0", "slot1"):
+            part = self._slot(name)
+            start = Trailer.for_layout(self.layout, name).erase_start(sector)
+            self.d.swd.erase(part.offset + start, part.size - start)
+        self.d.swd.erase(self._slot("slot1").offset, sector)
+        self.d.flash(image, self._slot("slot0").offset)
+        return Installed(image, version, floor)
+
+    def start(self, artefact: bytes, plan: Plan) -> None:
+        self.d.target.activate(self.d.smp)
+        try:
+            self.intended_hash = mcuboot.parse(artefact).find(mcuboot.TLV_SHA256)[0].value
+        except (RigError, IndexError):
+            self.intended_hash = hashlib.sha256(artefact).digest()  # not an image: the board will say so
+        result = smp_push.PushResult(artefact)
+        try:
+            smp_push.push(self.d.smp, artefact, plan.faults, plan.on_progress, self.artefacts, result)
+        finally:
+            plan.wire_bytes += result.wire_bytes
+            plan.faults_fired += result.faults_fired
+        self.d.smp.test(self.intended_hash.hex())
+
+    resume = start  # after a power cut the board's upload state is gone: push again
+
+    def reboot_into_update(self) -> None:
+        self.d.smp.reset()
+
+    def read_back(self, candidates: dict[str, bytes]) -> ReadBack:
+        slot0, slot1 = self._slot("slot0"), self._slot("slot1")
+        found = None
+        for name, image in candidates.items():
+            if self.d.read_flash(slot0.offset, len(image)) == image:
+                found = name
+                break
+        states = []
+        for part in (slot0, slot1):
+            t = Trailer.for_layout(self.layout, part.name)
+            states.append(t.read(self.d.read_flash(part.offset + part.size - t.size, t.size)))
+        pending = swap_type(*states)
+        ok = "set" if states[0].image_ok is Flag.SET else "unset"
+        detail = (f"slot0 magic={states[0].magic.name.lower()} image_ok={ok}; "
+                  f"slot1 magic={states[1].magic.name.lower()}; next boot: {pending.name.lower()}")
+        return ReadBack(found, pending is SwapType.NONE, detail)
+
+
+class Esp32Target:
+    def __init__(self, drivers, server, artefacts: Path):
+        self.d = drivers
+        self.layout = LAYOUTS[drivers.board.flash_layout]
+        self.server = server
+        self.artefacts = artefacts
+
+    def baseline(self, version: str, signer=None) -> Installed:
+        """One ROM-loader session: read the eFuse floor, write the whole boot chain at its level."""
+        from esptool.cmds import write_flash
+
+        self.d.target.activate(self.d.esptool)
+        with self.d.esptool.loader(after="no-reset") as esp:
+            floor = bin(esp.read_reg(EFUSE_BLK3_RDATA4)).count("1")
+            image = releases.esp32_image(version, secure_version=floor)
+            merged = factory.merge(factory.esp32_regions(image), self.layout)
+            write_flash(esp, [(merged.offset, merged.data)], force=True, no_progress=True)
+        return Installed(image, version, floor)
+
+    def start(self, artefact: bytes, plan: Plan) -> None:
+        name = f"{self.d.board.id}-{hashlib.sha256(artefact).hexdigest()[:16]}-{plan.name}"
+        path = self.artefacts / name
+        if not path.exists():
+            path.write_bytes(artefact)
+        board = self.d.board.id
+        self.server.faults[board] = list(plan.faults)
+        self._url = self.server.url(name, device=board)
+        self._name = name
+        self.d.console.send_line(f"ota {self._url}")
+
+    def resume(self, artefact: bytes, plan: Plan) -> None:
+        self.d.console.send_line(f"ota {self._url}")
+
+    def reboot_into_update(self) -> None:
+        """The board restarts by itself once the image is in place."""
+
+    def served(self) -> int:
+        self.server.wait_idle()
+        return self.server.device(self.d.board.id).bytes_served
+
+    def read_back(self, candidates: dict[str, bytes]) -> ReadBack:
+        from esptool.cmds import read_flash
+
+        part = self.layout.part("otadata")
+        self.d.target.activate(self.d.esptool)
+        with self.d.esptool.loader() as esp:
+            table = otadata.parse(read_flash(esp, part.offset, otadata.SIZE, no_progress=True))
+            slots = esp_partitions.ota_slots(esp_partitions.parse(
+                read_flash(esp, esp_partitions.OFFSET, esp_partitions.MAX_LENGTH, no_progress=True),
+                self.layout.geometry.size))
+            index = table.active()
+            slot = table.active_slot(len(slots))
+            found = None
+            for name, image in candidates.items():
+                md5 = esp.flash_md5sum(slots[slot].offset, len(image))
+                md5 = md5 if isinstance(md5, str) else md5.hex()
+                if md5 == hashlib.md5(image).hexdigest():
+                    found = name
+                    break
+        state = "blank" if index is None else table.entries[index].state_name()
+        entries = ", ".join(f"seq={e.seq if not e.erased else '-'} {e.state_name()}" for e in table.entries)
+        stable = index is None or table.entries[index].state in (otadata.State.VALID, otadata.State.UNDEFINED)
+        return ReadBack(found, stable, f"otadata boots ota_{slot} ({state}); entries: {entries}")
+
