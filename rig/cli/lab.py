@@ -65,15 +65,18 @@ def up(rack, state, watchdog):
         out.print(f"lab {name} is already up (pid {entry['pid']}); see `rig lab status --rack {rack}`")
         return
     state = (state or Path(".rig/lab") / name).resolve()
-    state.mkdir(parents=True, exist_ok=True)
     log_path = state / "daemon.log"
-    with open(log_path, "ab") as log:
-        log_start = log.tell()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rig.sim.daemon", "--rack", str(rack_path), "--state", str(state),
-             "--name", name, "--watchdog", str(watchdog)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            log_start = log.tell()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rig.sim.daemon", "--rack", str(rack_path), "--state", str(state),
+                 "--name", name, "--watchdog", str(watchdog)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+    except OSError as exc:
+        raise RigError(f"state folder {state}: {exc.strerror}; pass a writable folder with --state DIR") from exc
     entry = _wait_for_daemon(proc, name, log_path, log_start)
     out.print(f"lab {name} up (pid {entry['pid']}), state in {state}, log {log_path}")
     _print_table(name, entry, rack_path)
