@@ -4,8 +4,9 @@ Every byte read from the console, by a test, by the strategy waiting for the boo
 `expect`, goes through `_read`, so the transcript is the console exactly as the host saw it. The
 pytest plugin slices it per test for the JUnit report.
 
-Flashing tools open the port themselves (esptool resets an ESP32 through DTR/RTS, smpclient wants
-its own serial object), so a driver borrows the port with `borrowed()` and hands it back after.
+Flashing tools need the port for themselves (esptool resets an ESP32 through DTR/RTS and speaks
+SLIP, smpclient speaks SMP frames), so a driver borrows the open port with `lent()` and hands it
+back after.
 """
 
 import contextlib
@@ -39,6 +40,15 @@ class RigConsoleDriver(SerialDriver):
             raise RigError(f"console {self.url}: cannot connect ({first_line(exc)}); is the serial server "
                            "up (virtual rack: `rig lab up`)?") from None
 
+    def open(self):
+        # labgrid asks pyserial to ignore the answers to RFC2217 SET_CONTROL (old ser2net sent
+        # wrong ones), and pyserial then sleeps 100 ms after each DTR/RTS change. esptool's reset
+        # must move both lines within the ESP32 DevKit's EN delay, so wait for the answers instead
+        # (ser2net 4 and pyserial's PortManager give them).
+        if isinstance(self.serial.port, str):
+            self.serial.port = self.serial.port.replace("ign_set_control&", "").replace("?ign_set_control", "?")
+        super().open()
+
     def _read(self, size: int = 1, timeout: float = 0.0, max_size: int = None):
         data = super()._read(size=size, timeout=timeout, max_size=max_size)
         self.transcript += data
@@ -46,7 +56,7 @@ class RigConsoleDriver(SerialDriver):
 
     @property
     def url(self) -> str:
-        """What another tool opens to reach this console: a device path or an rfc2217:// URL."""
+        """Where this console is: a device path or an rfc2217:// URL (for messages)."""
         if not hasattr(self.port, "host"):
             return self.port.port
         host, port = proxymanager.get_host_and_port(self.port)
@@ -100,27 +110,49 @@ class RigConsoleDriver(SerialDriver):
         self.write(line.encode() + b"\r\n")
 
     @contextlib.contextmanager
-    def borrowed(self):
-        """Close the port for another tool and reopen it afterwards, if it was open.
+    def lent(self):
+        """Lend the open port to another tool (esptool, smpclient) and take it back afterwards.
 
-        The driver stays active in labgrid's eyes; only the connection is handed over. Bytes the
-        board sends meanwhile go to the borrower (a real UART has one reader too).
+        The connection stays up throughout: reopening a console takes long enough to miss the
+        boot lines of a board that an operation just reset. The console reads nothing meanwhile
+        (a UART has one reader); the tool gets a handle whose open/close/port changes do nothing.
         """
-        was_open = bool(self.status)
-        if was_open:
-            self.drain()
-            self.close()
+        self.target.activate(self)
+        self.drain()
+        settings = self.serial.get_settings()
         try:
-            yield self.url
+            yield LentPort(self.serial)
         finally:
-            if was_open:
-                try:
-                    self.open()
-                except Exception as exc:
-                    raise RigError(f"console {self.url}: could not reopen after flashing: {exc}") from exc
-
+            self.serial.apply_settings(settings)
+            self._expect.buffer = self._expect.string_type()  # the tool's bytes are not console lines
 
 def first_line(exc: BaseException) -> str:
     """An exception as one line, for RigError messages (tools raise multi-line errors)."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+class LentPort:
+    """An open pyserial port as a tool sees it while the console lends it: the tool may configure
+    and use it, but opening, closing or re-pointing it is the console's business."""
+
+    def __init__(self, port):
+        object.__setattr__(self, "_port", port)
+
+    def open(self):
+        pass
+
+    def close(self):
+        pass
+
+    @property
+    def out_waiting(self) -> int:
+        # Tools poll this to drain TX; URL ports (rfc2217, socket) have no TX buffer to wait on.
+        return getattr(self._port, "out_waiting", 0)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        if name != "port":
+            setattr(self._port, name, value)

@@ -2,8 +2,8 @@
 
 labgrid has no esptool driver (its open request #1944). esptool needs the board's serial port for
 itself - it resets the chip into the ROM loader with DTR/RTS and speaks SLIP - so this driver
-borrows the port from the console driver for the length of one operation and hands it back, and
-the console, reopened, sees the app boot after esptool's hard reset.
+borrows the open port from the console driver for the length of one operation and hands it back;
+the connection never drops, so the console sees the app boot right after esptool's hard reset.
 
 Offsets are flash offsets (the ESP32's SPI flash starts at 0); the partition table and otadata are
 found where rig.image.layouts puts them and parsed by rig.image.esp_partitions / rig.image.otadata.
@@ -54,12 +54,12 @@ class EsptoolDriver(Driver):
         from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub
         from esptool.util import FatalError
 
-        with self.console.borrowed() as url, quiet_esptool(progress, total):
+        with self.console.lent() as port, quiet_esptool(progress, total):
             try:
-                esp = detect_chip(url, 115200, "default-reset", connect_attempts=3)
+                esp = detect_chip(port, 115200, "default-reset", connect_attempts=3)
             except (FatalError, OSError) as exc:
-                raise RigError(f"esptool: cannot reach the ROM loader on {url}: {first_line(exc)}; "
-                               "is the board powered and the console free?") from exc
+                raise RigError(f"esptool: cannot reach the ROM loader on {self.console.url}: "
+                               f"{first_line(exc)}; is the board powered?") from exc
             try:
                 if self.stub:
                     esp = run_stub(esp)
@@ -70,8 +70,6 @@ class EsptoolDriver(Driver):
                 reset_chip(esp, after or self.after)
             except FatalError as exc:
                 raise RigError(f"esptool: {first_line(exc)}") from exc
-            finally:
-                esp._port.close()
 
     @Driver.check_active
     @step(args=["offset"])

@@ -1,14 +1,12 @@
 """SMPDriver: MCUmgr over the board's console with smpclient - image list, upload, test, confirm, reset.
 
 smpclient's serial transport opens `serial.Serial(port=<device path>)`. A rack console is often an
-rfc2217:// URL (ser2net on an exporter, or the virtual rack), so the transport here opens any
-pyserial URL with `serial_for_url`; a device path works unchanged. The console driver lends its
-port for the length of one operation, as for esptool. smpclient is asyncio; each public method
-runs one short event loop, so callers (tests, the CLI) stay synchronous.
+rfc2217:// URL (ser2net on an exporter, or the virtual rack), so the transport is handed the
+console's own open port instead, lent for the length of one operation as for esptool. smpclient
+is asyncio; each public method runs one short event loop, so callers stay synchronous.
 """
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,21 +46,21 @@ class SMPDriver(Driver):
     def _run(self, work):
         # smpclient (with pydantic) takes half a second to import: only when SMP is used.
         from smpclient import SMPClient
-
-        from rig.drivers.smp_transport import UrlSerialTransport
+        from smpclient.transport.serial import SMPSerialTransport
 
         async def session():
-            with self.console.borrowed() as url:
-                client = SMPClient(UrlSerialTransport(), url, timeout_s=self.timeout)
+            with self.console.lent() as port:
+                transport = SMPSerialTransport()
+                # smpclient opens `serial.Serial(device path)` itself; give it the console's open
+                # port instead (any pyserial URL, and no reconnect that would lose boot lines).
+                transport._conn = port
+                client = SMPClient(transport, self.console.url, timeout_s=self.timeout)
                 try:
                     await client.connect()
-                except TimeoutError as exc:
-                    raise RigError(f"SMP: cannot open {url}: {exc}") from exc
-                try:
                     return await work(client)
                 except TimeoutError:
-                    raise RigError(f"SMP: no reply from the board on {url} within {self.timeout:g} s; "
-                                   "is the app (not the bootloader) running?") from None
+                    raise RigError(f"SMP: no reply from the board on {self.console.url} within "
+                                   f"{self.timeout:g} s; is the app (not the bootloader) running?") from None
                 finally:
                     await client.disconnect()
 
@@ -93,11 +91,16 @@ class SMPDriver(Driver):
     @Driver.check_active
     @step()
     def upload(self, image: bytes, slot: int = 0, progress: Progress | None = None) -> str:
-        """Upload a signed image to the secondary slot; return its SHA-256 (hex) for `test`/`confirm`.
+        """Upload a signed MCUboot image to the secondary slot; return its hash (hex) for `test`.
 
-        `slot` is MCUmgr's image number (0 for single-image MCUboot), not the flash slot.
+        The hash is the image's SHA-256 TLV, the one MCUboot and `image_list` report. `slot` is
+        MCUmgr's image number (0 for single-image MCUboot), not the flash slot.
         """
         from smpclient.exceptions import SMPUploadError
+
+        from rig.image import mcuboot
+
+        image_hash = mcuboot.parse(image).find(mcuboot.TLV_SHA256)[0].value.hex()
 
         async def work(client):
             try:
@@ -108,7 +111,7 @@ class SMPDriver(Driver):
                 raise RigError(f"SMP: upload refused: {exc}") from exc
 
         self._run(work)
-        return hashlib.sha256(image).hexdigest()
+        return image_hash
 
     @Driver.check_active
     @step(args=["image_hash"])
