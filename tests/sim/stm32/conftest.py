@@ -70,7 +70,8 @@ class Console:
                 return m
             if time.monotonic() > deadline:
                 raise AssertionError(f"console: no {pattern!r} within {timeout}s; got:\n{self.text}")
-            self.text += self._port.read(4096).decode(errors="replace")
+            # Whatever has arrived, or wait (up to the port timeout) for the next byte.
+            self.text += self._port.read(self._port.in_waiting or 1).decode(errors="replace")
 
     def drain(self) -> str:
         self.text += self._port.read(65536).decode(errors="replace")
@@ -89,16 +90,17 @@ class VirtualStm32:
         self.target = PARTS[variant].target_type
         self.uid = f"RIGVIRT-TEST-{variant.upper()}-{os.getpid()}"
         self.signer = signer
-        self.root = root
-        self.board = Board(f"{variant}-1", variant, self.layout, root / "state", boot.run)
+        self.root = root / variant
+        self.root.mkdir()
+        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state", boot.run)
         self.swd = SwdServer(self.board)
         self.pty = PtyConsole(self.board)
         self.console = Console(self.pty.path)
         labs = root / "runtime" / "labs"
-        labs.mkdir(parents=True)
+        labs.mkdir(parents=True, exist_ok=True)
         entry = {"pid": os.getpid(), "boards": {self.board.id: {
             "variant": variant, "swd": {"host": "127.0.0.1", "port": self.swd.port, "unique_id": self.uid}}}}
-        (labs / "test.json").write_text(json.dumps(entry))
+        (labs / f"test-{variant}.json").write_text(json.dumps(entry))
 
     def close(self) -> None:
         self.console.close()
