@@ -116,3 +116,28 @@ def test_h7_rdp1_blocks_flash_reads_and_regression_erases(virtual_stm32):
     assert "memory transfer failed" in failed
     _h7_set_rdp(vb, 0xAA)  # back to level 0: the part mass-erases the flash first
     assert vb.read_back(vb.addr("slot0"), 256) == b"\xff" * 256
+
+
+L0_FLASH = 0x4002_2000
+L0_OPTION_BYTES = 0x1FF8_0000
+
+
+def _l0_set_rdp(vb, rdp: int) -> None:
+    """RDP through the option bytes, as RM0367 describes: PEKEYR, OPTKEYR, the RDP word, OBL_LAUNCH."""
+    vb.cmd(f"write32 0x{L0_FLASH + 0x0C:x} 0x89abcdef", f"write32 0x{L0_FLASH + 0x0C:x} 0x02030405",
+           f"write32 0x{L0_FLASH + 0x14:x} 0xfbead9c8", f"write32 0x{L0_FLASH + 0x14:x} 0x24252627",
+           f"write32 0x{L0_OPTION_BYTES:x} 0x{(rdp ^ 0xFF) << 16 | rdp:08x}",
+           f"write32 0x{L0_FLASH + 0x04:x} 0x40000")
+
+
+def test_l0_rdp1_blocks_flash_reads_and_regression_erases(virtual_stm32):
+    vb = virtual_stm32("stm32l0")
+    path = vb.root / "secret.bin"
+    path.write_bytes(os.urandom(256))
+    vb.pyocd("load", "-u", vb.uid, "-t", vb.target, "--base-address", hex(vb.addr("slot0")), path)
+    _l0_set_rdp(vb, 0xBB)
+    out = vb.cmd(f"read32 0x{L0_FLASH + 0x1C:x}", f"read32 0x{vb.addr('slot0'):x}", check=False).stdout
+    assert re.search(r"4002201c:\s+[0-9a-f]{6}bb", out)  # FLASH_OPTR shows the loaded RDP byte
+    assert "memory transfer failed" in out
+    _l0_set_rdp(vb, 0xAA)
+    assert vb.read_back(vb.addr("slot0"), 256) == bytes(256)  # mass-erased to the L0's 0x00
