@@ -112,7 +112,7 @@ class Core:
                 self.halted = True
                 self.dfsr |= DFSR_HALTED
                 self.chip.board.hold("debug")
-        elif self.halted and not value & C_STEP:
+        elif self.halted and not value & C_STEP:  # a single step has no instruction to run: stay halted
             self._resume()
 
     def write_dcrsr(self, value: int) -> None:

@@ -9,7 +9,7 @@ in bits 31:24 and the register offset (bank included) in bits 7:0.
 
 from rig.sim.stm32.chip import Chip
 
-DP_IDR_ABORT, DP_CTRL_STAT, DP_SELECT, DP_RDBUFF = 0x0, 0x4, 0x8, 0xC
+DP_IDR_ABORT, DP_CTRL_STAT = 0x0, 0x4  # SELECT and RDBUFF need no model: see write_dp
 DP_TARGETID = 0x24  # bank 2 of register 0x4 (DPv2)
 CSYSPWRUPREQ, CDBGPWRUPREQ = 1 << 30, 1 << 28
 AP_CSW, AP_TAR, AP_DRW, AP_BD0, AP_CFG, AP_BASE, AP_IDR = 0x00, 0x04, 0x0C, 0x10, 0xF4, 0xF8, 0xFC

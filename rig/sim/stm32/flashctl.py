@@ -21,8 +21,7 @@ from pathlib import Path
 from rig.sim.flash import Flash, FlashError
 
 RDP_LEVEL0 = 0xAA
-RDP_LEVEL2 = 0xCC
-RDP_LEVEL1_DEFAULT = 0xBB  # any value but 0xAA/0xCC is level 1; 0xBB is what ST's tools write
+RDP_LEVEL2 = 0xCC  # any other RDP byte is level 1
 
 
 class OptionBytes:
@@ -53,7 +52,7 @@ class H7FlashController:
     KEYS = (0x4567_0123, 0xCDEF_89AB)
     OPTKEYS = (0x0819_2A3B, 0x4C5D_6E7F)
     CR_LOCK, CR_SER, CR_BER, CR_START = 1 << 0, 1 << 2, 1 << 3, 1 << 7
-    SR_PGSERR, SR_OPERR = 1 << 18, 1 << 22
+    SR_OPERR = 1 << 22
     OPTCR_OPTLOCK, OPTCR_OPTSTART = 1 << 0, 1 << 1
     BANK_STRIDE = 0x100
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 # pyocd's TCPClientProbe.StatusCode values.
-GENERAL_ERROR, PROBE_ERROR, TRANSFER_ERROR, TRANSFER_FAULT = 1, 3, 10, 12
+GENERAL_ERROR, TRANSFER_ERROR, TRANSFER_FAULT = 1, 10, 12
 WORD = 4
 # Requests that reach the target; the rest only talk to the probe, which has its own (USB) power.
 TARGET_REQUESTS = {"reset", "assert_reset", "read_dp", "write_dp", "read_ap", "write_ap", "read_ap_multiple",
