@@ -130,6 +130,7 @@ def _l0_set_rdp(vb, rdp: int) -> None:
            f"write32 0x{L0_FLASH + 0x04:x} 0x40000")
 
 
+@pytest.mark.nightly  # the H7 one runs by default; both drive the same OptionBytes model
 def test_l0_rdp1_blocks_flash_reads_and_regression_erases(virtual_stm32):
     vb = virtual_stm32("stm32l0")
     path = vb.root / "secret.bin"
