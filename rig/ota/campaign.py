@@ -37,7 +37,7 @@ from rig.image import mcuboot
 from rig.image.mcuboot import Version
 from rig.ota import links, releases
 from rig.ota.faults import Fault
-from rig.ota.targets import Plan
+from rig.ota.targets import Plan, ReadBack
 from rig.ota.triggers import Trigger, TriggerSpec
 
 log = logging.getLogger("rig.ota.campaign")
@@ -47,7 +47,7 @@ ARTEFACTS = ("full", "delta", "unknown-key", "bad-signature", "wrong-variant")
 BASELINE_VERSION = "1.0.0"
 CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-cycled
 SETTLE_S = 60.0  # the longest a board may take from delivery to a settled state
-LINE_POLL_S = 0.5
+LINE_POLL_S = 0.1  # also how late a triggered power cut may land
 OFF_S = 0.2  # seconds without power in a campaign's power cut or cycle
 APP_LINE = r"rig: [^\r\n]*"
 
@@ -128,7 +128,10 @@ class Campaign:
         self.instruments = instruments  # rig.ota.instruments.LabInstruments, for cut_at_op
         self.on_step = on_step
         self.own_power_cycles = 0
-        self._off = threading.Event()  # set when a power cut has taken the supply away
+        self._handed_at = 0
+        # A trigger fires on another thread; labgrid's drivers belong to this one, so the cut is
+        # requested there and made here, by whoever waits next (console follower, upload progress).
+        self._cut_requested = threading.Event()
         self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
         if drivers.board.variant == "esp32":
             target.server.on_bytes(self._on_bytes)
@@ -151,9 +154,13 @@ class Campaign:
         self.own_power_cycles += 1
         self.d.target.activate(self.d.power)
         self.d.power.off()
-        self._off.set()
         time.sleep(OFF_S)
         self.d.power.on()
+
+    def _cut_if_requested(self) -> None:
+        if self._cut_requested.is_set():
+            self._cut_requested.clear()
+            self._power_cycle()
 
     def _artefact(self, s: Scenario, old: bytes, floor: int) -> bytes:
         variant = self.d.board.variant
@@ -180,21 +187,22 @@ class Campaign:
         v = Verdict(self.d.board.id, self.d.board.variant, s.name, s.expected)
         self.d.target.activate(self.d.console)
         self.d.target.activate(self.d.power)
+        self.d.power.on()  # a board left off by an earlier job has no ROM loader or probe to talk to
+        boots: list[_Boot] = []
         with self._step(v, "baseline") as step:
             installed = self.target.baseline(BASELINE_VERSION, self.signer)
-            boot = self._boot_to_app(v)
+            boot = self._boot_to_app(v, boots)
             step.detail = f"{BASELINE_VERSION} floor={installed.floor} booted {boot}"
         old, floor, old_version = installed.image, installed.floor, BASELINE_VERSION
         if s.floor_step < 0:
             # A downgrade needs a floor above the old one: update to floor+1 first, confirm, power-cycle.
             with self._step(v, "raise floor") as step:
-                old, floor, old_version = self._raise_floor(v, s, floor)
+                old, floor, old_version = self._raise_floor(v, s, floor, boots)
                 step.detail = f"{old_version} at floor {floor}, then power cycle"
         artefact = self._artefact(s, old, floor)
         v.artefact_size = len(artefact)
         new_version = str(Version.parse(s.version))
         old_version = str(Version.parse(old_version))
-        boots: list[_Boot] = []
         with self._step(v, "deliver and settle") as step:
             fired = self._deliver(v, s, artefact, boots)
             step.detail = f"{len(boots)} boots: " + ", ".join(f"{b.version}({b.reset})" for b in boots)
@@ -204,7 +212,11 @@ class Campaign:
         with self._step(v, "read back") as step:
             new_image = artefact if s.artefact != "delta" else releases.image(
                 self.d.board.variant, s.version, self.signer, s.fault, floor)
-            rb = self.target.read_back({"new": new_image, "old": old})
+            try:
+                self.d.power.on()  # a board that never came back is read as it lies
+                rb = self.target.read_back({"new": new_image, "old": old})
+            except RigError as exc:
+                rb = ReadBack(None, False, f"read-back failed: {exc}")
             v.read_back = step.detail = f"boot slot holds {rb.holds or 'neither image'}; {rb.detail}"
         v.observed = _outcome(rb, boots, new_version, old_version)
         v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
@@ -212,24 +224,22 @@ class Campaign:
             v.reasons.append("the planned power cut never fired")
         return v
 
-    def _raise_floor(self, v: Verdict, s: Scenario, floor: int) -> tuple[bytes, int, str]:
+    def _raise_floor(self, v: Verdict, s: Scenario, floor: int, boots: list["_Boot"]) -> tuple[bytes, int, str]:
         """A clean update to a release at floor+1, confirmed, then a power cycle (which is when
         MCUboot and the ESP-IDF bootloader store the new floor)."""
         pre = replace(s, name=f"{s.name} (raise floor)", version=_bump(BASELINE_VERSION), artefact="full",
                       fault="none", floor_step=0, link_faults=(), cut=None, cut_at_op=None)
         image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1)
-        boots: list[_Boot] = []
         plan = Plan(name="raise-floor.bin")
         self._handover(v, pre, image, boots, plan)
         self._settle(v, pre, image, boots, plan, None)
         self._boot_to_app(v, boots)
         return image, floor + 1, pre.version
 
-    def _boot_to_app(self, v: Verdict, boots: list[_Boot] | None = None) -> str:
+    def _boot_to_app(self, v: Verdict, boots: list["_Boot"]) -> str:
         """Power-cycle with the console listening; wait for the app to boot and settle."""
         self.d.console.drain()
         self._power_cycle()
-        boots = [] if boots is None else boots
         n = len(boots)
         self._follow(v, boots, until=lambda: len(boots) > n and (boots[-1].confirmed or boots[-1].health_fail),
                      timeout=SETTLE_S)
@@ -237,8 +247,8 @@ class Campaign:
 
     def _handover(self, v: Verdict, s: Scenario, artefact: bytes, boots, plan: Plan) -> None:
         self.d.console.drain()
-        self.target.start(artefact, plan)
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
+        self.target.start(artefact, plan)
         if self.d.board.variant != "esp32":
             if s.cut_at_op is not None:
                 self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
@@ -246,23 +256,28 @@ class Campaign:
 
     def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
         """Hand over, with faults and cuts; returns whether a planned cut fired."""
-        trigger = Trigger(s.cut, self._power_cycle) if s.cut else None
-        self._off.clear()
+        trigger = Trigger(s.cut, self._cut_requested.set) if s.cut else None
+        self._cut_requested.clear()
+        cut_made: list[int] = []
 
         def progress(done: int, total: int) -> None:
-            if self.d.board.variant == "esp32":
-                trigger.progress("bytes", done, total)
-                return
-            trigger.progress("upload", done, total)
-            if trigger.fired:
-                # The host is the uploader here: it sends nothing more until the power is gone, or
-                # the rest of the image would race the power switch to the board.
-                self._off.wait(5.0)
+            # bytes (served over HTTP) and upload (acknowledged over SMP) both mean "this much of
+            # the artefact has reached the board": a scenario's cut point works on either kind.
+            trigger.progress(trigger.spec.watch, done, total)
+            if self.d.board.variant != "esp32" and trigger.fired and not cut_made:
+                # The host is the uploader here: the power goes before it sends another chunk, and
+                # the upload dies with the board; the board is restarted and handed the image again.
+                self._cut_requested.clear()
+                cut_made.append(done)
+                self.own_power_cycles += 1
+                self.d.power.off()
+                raise RigError(f"power cut at upload offset {done}")
 
         plan = Plan(list(s.link_faults), name=f"{s.name.replace(' ', '-')}.bin",
                     on_progress=progress if trigger else None)
         plan.total = len(artefact)
         served_before = self._served()
+        faults_before = len(self._server_faults())
         relay_cycles = self._relay_cycles()
         if self.d.board.variant == "esp32":
             self.target.server.links[self.d.board.id] = links.profile(s.link)
@@ -281,7 +296,7 @@ class Campaign:
         if self.d.board.variant == "esp32":
             self.target.server.links.pop(self.d.board.id, None)
             v.wire_bytes = self._served() - served_before
-            v.faults_fired = list(self.target.server.device(self.d.board.id).faults_fired)
+            v.faults_fired = self._server_faults()[faults_before:]
             self.target.server.faults.pop(self.d.board.id, None)
         else:
             v.wire_bytes = plan.wire_bytes
@@ -292,6 +307,11 @@ class Campaign:
             v.faults_fired.append(f"cut at flash operation {s.cut_at_op}")
             return True
         return bool(trigger and trigger.fired)
+
+    def _server_faults(self) -> list[str]:
+        if self.d.board.variant != "esp32":
+            return []
+        return list(self.target.server.device(self.d.board.id).faults_fired)
 
     def _served(self) -> int:
         return self.target.served() if self.d.board.variant == "esp32" else 0
@@ -316,7 +336,6 @@ class Campaign:
             if not (trigger and trigger.fired):
                 v.faults_fired.append(f"hand-over refused: {exc}")
                 return
-        time.sleep(OFF_S * 2)  # let the cut's power-on happen before the clean restart
         self._boot_to_app(v, boots)
         try:
             self._handover(v, s, artefact, boots, plan)
@@ -365,6 +384,7 @@ class Campaign:
                 on_line: Callable[[str], None] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while not until():
+            self._cut_if_requested()
             if time.monotonic() > deadline:
                 v.reasons.append(f"the board did not settle within {timeout:g} s")
                 return
