@@ -1,5 +1,6 @@
 """`rig lab up|down|status`: run the virtual rack of a targets file in the background."""
 
+import contextlib
 import json
 import os
 import signal
@@ -92,7 +93,8 @@ def down(rack):
         raise RigError(f"lab {name} is not up, nothing to stop; start it with `rig lab up --rack {rack}`")
     _check_same_rack(entry, rack_path, name)
     pid = entry["pid"]
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # it may have exited since the registry was read
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while registry.alive(pid):
         if time.monotonic() > deadline:
