@@ -50,9 +50,18 @@ class BoardDrivers:
     def flash(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
         self.write_regions([(offset, data)], verify=verify, progress=progress)
 
+    def powered_flasher(self):
+        """The flasher, active, with the board powered (switched on if it has a switch and is off)."""
+        if self.power is not None:
+            self.target.activate(self.power)
+            if not self.power.get():
+                self.power.on()
+        self.target.activate(self.flasher)
+        return self.flasher
+
     def write_regions(self, regions, verify: bool = True, progress=None) -> None:
         """Write (offset, data) regions in one flasher session (e.g. a bootloader, table and app)."""
-        self.target.activate(self.flasher)
+        self.powered_flasher()
         self.flasher.write_regions(list(regions), verify=verify, progress=progress)
 
     def ensure(self, regions, progress=None) -> bool:
@@ -61,7 +70,7 @@ class BoardDrivers:
         Reflashing an unchanged image wears flash and costs seconds per test on a serial ROM loader.
         """
         regions = list(regions)
-        self.target.activate(self.flasher)
+        self.powered_flasher()
         stale = self.flasher.differing(regions)
         if stale:
             self.flasher.write_regions(stale, progress=progress)
@@ -69,7 +78,7 @@ class BoardDrivers:
         return bool(stale)
 
     def read_flash(self, offset: int, size: int, progress=None) -> bytes:
-        self.target.activate(self.flasher)
+        self.powered_flasher()
         if self.swd:
             return self.swd.read(offset, size)
         return self.esptool.read(offset, size, progress=progress)

@@ -45,6 +45,15 @@ class Lab:
                               text=True, timeout=timeout)
 
 
+@pytest.fixture
+def idle_lab(tmp_path):
+    """A private rack file whose lab is not running (for code that must start it itself)."""
+    lab = Lab(tmp_path)
+    yield lab
+    if lab.rig("lab", "status", "--json", "--rack", lab.rack).stdout.count('"running": true'):
+        lab.rig("lab", "down", "--rack", lab.rack)  # only if the code under test failed to stop it
+
+
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory):
     """A running private lab; this process sees it (pyocd's probe plugin reads its registry)."""

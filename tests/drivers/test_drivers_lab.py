@@ -37,6 +37,7 @@ def test_esptool_reads_partition_table_and_otadata_it_wrote(drivers_of):
     assert ota == otadata.parse(next(r.data for r in regions if r.name == "otadata"))
 
 
+@pytest.mark.nightly  # esptool's erase-region is esptool's own; here only the range checks are rig's
 def test_esptool_erase_region_leaves_erased_bytes(drivers_of):
     board = drivers_of("esp32-1")
     board.target.activate(board.esptool)

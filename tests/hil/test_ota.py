@@ -1,0 +1,71 @@
+"""OTA updates on every board of the rack, while things go wrong; verdicts from read-back.
+
+Each test runs one scenario of rig.ota.scenarios through rig.ota.campaign on a board: a known
+baseline, the update with its faults (link faults, power cuts on what the rig observes or at a
+flash operation), then the board is read back through its probe or ROM loader and its console's
+boot lines are checked. The default run is a representative sample; the sweeps (power cuts at
+every tenth of a transfer, at many operations of a swap or a delta apply, every refusal and
+rollback kind, survival and series) carry the `nightly` marker.
+"""
+
+import pytest
+
+from rig.ota import scenarios
+from tests.hil.ota_support import ota_kit, report  # noqa: F401  (ota_kit is a fixture)
+
+SAMPLE = scenarios.grouped(sweep=False)
+SWEEP = scenarios.grouped(sweep=True)
+
+
+def run(request, ota_kit, board, name):  # noqa: F811
+    verdict = ota_kit.campaign(board).run(scenarios.by_name(name))
+    report(request, verdict)
+    assert verdict.ok, verdict.summary()
+    if verdict.expected == "rolled back":
+        assert verdict.rollbacks, "a rollback happened but the campaign did not name it"
+    return verdict
+
+
+@pytest.mark.parametrize("name", SAMPLE["all"])
+def test_update_on_every_board(request, ota_kit, board, name):  # noqa: F811
+    run(request, ota_kit, board, name)
+
+
+@pytest.mark.rig_board(tags=["mcuboot"])
+@pytest.mark.parametrize("name", SAMPLE["mcuboot"])
+def test_update_on_mcuboot_boards(request, ota_kit, board, name):  # noqa: F811
+    run(request, ota_kit, board, name)
+
+
+@pytest.mark.rig_board(tags=["ota-http"])
+@pytest.mark.parametrize("name", SAMPLE["http"])
+def test_update_over_http(request, ota_kit, board, name):  # noqa: F811
+    run(request, ota_kit, board, name)
+
+
+@pytest.mark.rig_board(tags=["ota-http"])
+def test_resume_wastes_at_most_one_chunk_per_interruption(request, ota_kit, board):  # noqa: F811
+    verdict = run(request, ota_kit, board, "resume after a broken link")
+    drops = sum(1 for f in verdict.faults_fired if f.startswith("drop"))
+    assert drops == 2
+    assert verdict.wire_bytes - verdict.artefact_size <= drops * 512  # the server's chunk
+
+
+@pytest.mark.nightly
+@pytest.mark.parametrize("name", SWEEP["all"])
+def test_sweep_on_every_board(request, ota_kit, board, name):  # noqa: F811
+    run(request, ota_kit, board, name)
+
+
+@pytest.mark.nightly
+@pytest.mark.rig_board(tags=["mcuboot"])
+@pytest.mark.parametrize("name", SWEEP["mcuboot"])
+def test_sweep_on_mcuboot_boards(request, ota_kit, board, name):  # noqa: F811
+    run(request, ota_kit, board, name)
+
+
+@pytest.mark.nightly
+@pytest.mark.rig_board(tags=["ota-http"])
+@pytest.mark.parametrize("name", SWEEP["http"])
+def test_sweep_over_http(request, ota_kit, board, name):  # noqa: F811
+    run(request, ota_kit, board, name)
