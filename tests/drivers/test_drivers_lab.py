@@ -48,11 +48,27 @@ def test_esptool_erase_region_leaves_erased_bytes(drivers_of):
         board.esptool.erase(0x3C0010, 0x1000)
 
 
-def test_efuses_read_through_espefuse(drivers_of):
+def test_efuses_read_and_burned_through_espefuse(drivers_of):
     board = drivers_of("esp32-1")
     board.target.activate(board.esptool)
     efuses = board.esptool.read_efuses()
-    assert "MAC" in efuses and "ABS_DONE_0" in efuses
+    assert "MAC" in efuses and efuses["JTAG_DISABLE"] is False
+    board.esptool.burn_efuses({"JTAG_DISABLE": 1})  # this private lab's chip only
+    assert board.esptool.read_efuses()["JTAG_DISABLE"] is True
+
+
+def test_strategy_rom_and_debug_states_reach_the_flashers(drivers_of):
+    esp = drivers_of("esp32-1")
+    esp.ensure([(esp_partitions.OFFSET, esp_partitions.build(esp.board.flash_layout))])
+    esp.strategy.transition("off")
+    esp.strategy.transition("rom")
+    assert esp.esptool.read(esp_partitions.OFFSET, 2) == esp_partitions.MAGIC
+    stm = drivers_of("stm32l0-1")
+    stm.strategy.transition("off")
+    stm.strategy.transition("debug")
+    assert len(stm.swd.read(0, 16)) == 16
+    with pytest.raises(RigError, match="no ROM loader state"):
+        stm.strategy.transition("rom")
 
 
 @pytest.mark.parametrize("board_id", ["stm32h7-1", "stm32l0-1"])

@@ -49,3 +49,9 @@ def test_a_broken_rack_is_a_usage_error_in_one_line(run):
     assert result.returncode == 4
     assert "unknown variant 'esp33'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_labgrid_lg_env_names_the_rack_too(run):
+    rack = run.rack(run.board("h7-a", "stm32h7"))
+    result = run.pytest(run.module(INNER), "--lg-env", rack, "-v", "-k", "test_any")
+    assert "test_any[h7-a] PASSED" in result.stdout, result.stdout
