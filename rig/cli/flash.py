@@ -7,8 +7,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 from rig.cli.bench import bench_options, held_board
 from rig.cli.console import out
-from rig.drivers.layout import board_layout
 from rig.errors import RigError
+from rig.image.layouts import LAYOUTS
 
 DEFAULT_PARTITION = {"stm32h7": "slot0", "stm32l0": "slot0", "esp32": "ota_0"}
 
@@ -37,7 +37,7 @@ def flash(rack, board_id, image, partition, offset, no_verify, no_reset):
     if not data:
         raise RigError(f"{image}: the file is empty; nothing to flash")
     with held_board(rack, board_id, "flash") as drivers:
-        layout = board_layout(_resource(drivers))
+        layout = LAYOUTS[drivers.board.flash_layout]
         where = offset if offset is not None else _partition_offset(layout, partition, drivers.board.variant, len(data))
         with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                       console=out, transient=False) as bar:
@@ -51,12 +51,6 @@ def flash(rack, board_id, image, partition, offset, no_verify, no_reset):
             drivers.reset.reset()
     checked = "written" if no_verify else "written and verified"
     out.print(f"{board_id}: {len(data)} bytes {checked} at 0x{where:x} ({drivers.flasher.__class__.__name__})")
-
-
-def _resource(drivers):
-    from rig.lab.resources import RigBoard
-
-    return drivers.target.get_resource(RigBoard)
 
 
 def _partition_offset(layout, name, variant, size) -> int:
