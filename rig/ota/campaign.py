@@ -46,6 +46,7 @@ OUTCOMES = ("updated", "kept", "rolled back")
 ARTEFACTS = ("full", "delta", "unknown-key", "bad-signature", "wrong-variant")
 BASELINE_VERSION = "1.0.0"
 CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-cycled
+GATE_CYCLES = 2  # power cycles the health gate tries before it gives up on a board
 SETTLE_S = 60.0  # the longest a board may take from delivery to a settled state
 LINE_POLL_S = 0.1  # also how late a triggered power cut may land
 OFF_S = 0.2  # seconds without power in a campaign's power cut or cycle
@@ -65,6 +66,7 @@ class Scenario:
     cut_at_op: int | None = None  # a power cut at the board's Nth flash operation after the hand-over
     link: str = "loopback"  # OTA server link profile (HTTP boards)
     power_cycles_after: int = 0  # extra power cycles once settled (survival of a confirmed image)
+    repeat: int = 1  # updates in a row, each to the next minor version, without a new baseline
 
     def __post_init__(self):
         if self.expected not in OUTCOMES:
@@ -199,19 +201,28 @@ class Campaign:
             with self._step(v, "raise floor") as step:
                 old, floor, old_version = self._raise_floor(v, s, floor, boots)
                 step.detail = f"{old_version} at floor {floor}, then power cycle"
-        artefact = self._artefact(s, old, floor)
-        v.artefact_size = len(artefact)
-        new_version = str(Version.parse(s.version))
         old_version = str(Version.parse(old_version))
-        with self._step(v, "deliver and settle") as step:
-            fired = self._deliver(v, s, artefact, boots)
-            step.detail = f"{len(boots)} boots: " + ", ".join(f"{b.version}({b.reset})" for b in boots)
+        new_image, new_version = old, old_version
+        for i in range(s.repeat):
+            if i:  # the next update of a series starts from the one before
+                old, old_version = new_image, new_version
+                s = replace(s, version=_bump(s.version, minor=1))
+            artefact = self._artefact(s, old, floor)
+            new_image = artefact if s.artefact != "delta" else releases.image(
+                self.d.board.variant, s.version, self.signer, s.fault, floor)
+            v.artefact_size = len(artefact)
+            new_version = str(Version.parse(s.version))
+            with self._step(v, "deliver and settle" if s.repeat == 1 else f"update {i + 1} to {s.version}") as step:
+                mark = len(boots)
+                fired = self._deliver(v, s, artefact, boots)
+                step.detail = f"{len(boots) - mark} boots: " + ", ".join(
+                    f"{b.version}({b.reset})" for b in boots[mark:])
+            if i < s.repeat - 1 and not (boots and boots[-1].version == new_version and boots[-1].confirmed):
+                v.reasons.append(f"update {i + 1} of {s.repeat} to {new_version} did not end running it")
         for i in range(s.power_cycles_after):
             with self._step(v, f"power cycle {i + 1}") as step:
                 step.detail = self._boot_to_app(v, boots)
         with self._step(v, "read back") as step:
-            new_image = artefact if s.artefact != "delta" else releases.image(
-                self.d.board.variant, s.version, self.signer, s.fault, floor)
             try:
                 self.d.power.on()  # a board that never came back is read as it lies
                 rb = self.target.read_back({"new": new_image, "old": old})
@@ -222,12 +233,16 @@ class Campaign:
         v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
         if (s.cut is not None or s.cut_at_op is not None) and not fired:
             v.reasons.append("the planned power cut never fired")
+        for kind in {f.kind for f in s.link_faults}:
+            planned = sum(f.kind == kind for f in s.link_faults)
+            if sum(f.startswith(kind) for f in v.faults_fired) < planned:
+                v.reasons.append(f"a planned {kind} fault never fired")
         return v
 
     def _raise_floor(self, v: Verdict, s: Scenario, floor: int, boots: list["_Boot"]) -> tuple[bytes, int, str]:
         """A clean update to a release at floor+1, confirmed, then a power cycle (which is when
         MCUboot and the ESP-IDF bootloader store the new floor)."""
-        pre = replace(s, name=f"{s.name} (raise floor)", version=_bump(BASELINE_VERSION), artefact="full",
+        pre = replace(s, name=f"{s.name} (raise floor)", version=_bump(BASELINE_VERSION, minor=5), artefact="full",
                       fault="none", floor_step=0, link_faults=(), cut=None, cut_at_op=None)
         image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1)
         plan = Plan(name="raise-floor.bin")
@@ -273,11 +288,9 @@ class Campaign:
                 self.d.power.off()
                 raise RigError(f"power cut at upload offset {done}")
 
-        plan = Plan(list(s.link_faults), name=f"{s.name.replace(' ', '-')}.bin",
+        plan = Plan(list(s.link_faults), name=re.sub(r"[^a-z0-9]+", "-", s.name.lower()) + ".bin",
                     on_progress=progress if trigger else None)
         plan.total = len(artefact)
-        served_before = self._served()
-        faults_before = len(self._server_faults())
         relay_cycles = self._relay_cycles()
         if self.d.board.variant == "esp32":
             self.target.server.links[self.d.board.id] = links.profile(s.link)
@@ -295,8 +308,9 @@ class Campaign:
                 trigger.cancel()
         if self.d.board.variant == "esp32":
             self.target.server.links.pop(self.d.board.id, None)
-            v.wire_bytes = self._served() - served_before
-            v.faults_fired = self._server_faults()[faults_before:]
+            stats = self.target.delivery_stats()
+            v.wire_bytes = stats.bytes_served
+            v.faults_fired = list(stats.faults_fired)
             self.target.server.faults.pop(self.d.board.id, None)
         else:
             v.wire_bytes = plan.wire_bytes
@@ -307,14 +321,6 @@ class Campaign:
             v.faults_fired.append(f"cut at flash operation {s.cut_at_op}")
             return True
         return bool(trigger and trigger.fired)
-
-    def _server_faults(self) -> list[str]:
-        if self.d.board.variant != "esp32":
-            return []
-        return list(self.target.server.device(self.d.board.id).faults_fired)
-
-    def _served(self) -> int:
-        return self.target.served() if self.d.board.variant == "esp32" else 0
 
     def _relay_cycles(self) -> int:
         """Power cycles of the board that the campaign did not make itself (the lab's cut relay)."""
@@ -344,7 +350,7 @@ class Campaign:
 
     def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
         """Follow the console until the board is settled; hand the update over again after a cut."""
-        state = {"done": False, "refused": False, "resend": False, "cycles": 0}
+        state = {"done": False, "refused": False, "resend": False, "cycles": 0, "gate": None}
         esp32 = self.d.board.variant == "esp32"
 
         def on_line(line: str) -> None:
@@ -367,15 +373,23 @@ class Campaign:
             if state["resend"]:
                 if last.confirmed:
                     state["resend"] = False
+                    state["gate"] = None
                     self._handed_at = len(boots)
                     self.target.resume(artefact, plan)
                 return False
             if last.confirmed:
                 return True
-            if time.monotonic() - last.at > CONFIRM_WAIT_S and state["cycles"] < 2:
+            # The health gate: from the first boot after the hand-over (or the last gate), an image
+            # has CONFIRM_WAIT_S to confirm - a boot loop keeps booting but never gets there.
+            now = time.monotonic()
+            state["gate"] = state["gate"] or boots[self._handed_at].at
+            if now - state["gate"] > CONFIRM_WAIT_S:
+                if state["cycles"] == GATE_CYCLES:
+                    v.reasons.append(f"no image confirmed itself through {GATE_CYCLES} power cycles")
+                    return True
                 state["cycles"] += 1
-                last.at = time.monotonic()
-                self._power_cycle()  # the health gate: an unconfirmed image gets a reset
+                state["gate"] = now
+                self._power_cycle()
             return False
 
         self._follow(v, boots, until=settled, timeout=SETTLE_S, on_line=on_line)
@@ -406,9 +420,9 @@ class Campaign:
                 on_line(line)
 
 
-def _bump(version: str) -> str:
+def _bump(version: str, minor: int) -> str:
     v = Version.parse(version)
-    return f"{v.major}.{v.minor + 5}.{v.revision}"
+    return f"{v.major}.{v.minor + minor}.{v.revision}"
 
 
 def _spoil_signature(image: bytes) -> bytes:

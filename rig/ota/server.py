@@ -71,6 +71,12 @@ class OtaServer:
         with self._lock:
             return self.stats.setdefault(device, DeviceStats())
 
+    def restart_count(self, device: str) -> None:
+        """Count the device afresh (a new delivery: its requests from 1, its bytes from 0)."""
+        self.wait_idle()
+        with self._lock:
+            self.stats[device] = DeviceStats()
+
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no request is being answered, so the counters are final."""
         with self._lock:

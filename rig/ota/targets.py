@@ -30,6 +30,7 @@ from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Flag, SwapType, Trailer, swap_type
 from rig.ota import releases, smp_push
 from rig.ota.faults import Fault
+from rig.ota.server import DeviceStats
 
 # ESP32 TRM, eFuse controller: EFUSE_BLK3_RDATA4_REG, the word ESP-IDF keeps SECURE_VERSION in
 # (esp_efuse_table.csv: BLK3 bits 128..159). The anti-rollback floor is its popcount.
@@ -170,6 +171,7 @@ class Esp32Target:
         if not path.exists():
             path.write_bytes(artefact)
         board = self.d.board.id
+        self.server.restart_count(board)
         self.server.faults[board] = list(plan.faults)
         self._url = self.server.url(name, device=board)
         self._name = name
@@ -181,9 +183,10 @@ class Esp32Target:
     def reboot_into_update(self) -> None:
         """The board restarts by itself once the image is in place."""
 
-    def served(self) -> int:
+    def delivery_stats(self) -> DeviceStats:
+        """The server's counts for this board since the last `start`."""
         self.server.wait_idle()
-        return self.server.device(self.d.board.id).bytes_served
+        return self.server.device(self.d.board.id)
 
     def read_back(self, candidates: dict[str, bytes]) -> ReadBack:
         from esptool.cmds import read_flash

@@ -23,6 +23,7 @@ makes one); its code is not run: this model is that bootloader.
 from rig.errors import RigError
 from rig.image import esp_partitions, otadata, sbv2
 from rig.sim.board import BootedImage
+from rig.sim.broken import broken
 from rig.sim.esp32 import appimage
 from rig.sim.esp32.bootlog import BootLog
 from rig.sim.esp32.efuse import Efuses
@@ -152,7 +153,7 @@ class SecondStage:
         """(first slot index to try, -1 for "try them all"; whether otadata is in its initial state)."""
         state = otadata.parse(self.flash.read(self.otadata_at, otadata.SIZE))
         for i, entry in enumerate(state.entries):
-            if entry.state == otadata.State.PENDING_VERIFY:
+            if entry.state == otadata.State.PENDING_VERIFY and not broken("no-revert"):  # rig/sim/broken.py
                 state = state.with_state(i, otadata.State.ABORTED)
                 self._write_otadata(i, state.entries[i])
         self.log.info(TAG, "Enabled a check secure version of app for anti rollback")

@@ -123,7 +123,7 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
         head = source.read(len(DELTA_MAGIC)) if kind is None else b""
         if kind is None:
             kind = DELTA if head == DELTA_MAGIC else FULL
-            if kind == FULL and head[:1] != b"\xe9":
+            if kind == FULL and head[:1] != b"\xe9" and not broken("no-image-check"):
                 raise RigError("ota: not an ESP app image (first byte is not 0xE9) and not a delta patch")
         ctx.log(f"rig: ota begin slot={target} kind={'delta' if kind == DELTA else 'full'} "
                 f"size={source.total} resume={resume}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rig.image.mcuboot import HEADER, IMAGE_MAGIC
 from rig.image.trailer import MAGIC_SIZE
+from rig.sim.broken import broken
 from rig.sim.flash import Flash, FlashError
 from rig.sim.smp.protocol import BOOL, BSTR, U32, MgmtErr, decode_map
 from rig.sim.smp.slots import (
@@ -25,7 +26,7 @@ from rig.sim.smp.slots import (
     Slots,
     img_error,
 )
-from rig.sim.smp.stream_flash import StreamFlash, StreamFull
+from rig.sim.smp.stream_flash import IMG_BLOCK_BUF_SIZE, StreamFlash, StreamFull
 
 STATE = 0
 UPLOAD = 1
@@ -145,6 +146,8 @@ class ImageGroup:
         if len(sha) > HASH_LEN:
             raise img_error(ImgErr.INVALID_HASH)
         if sha and up.slot is not None and sha == up.sha:
+            if broken("resume-wrong-offset"):  # test-only fault switch (rig/sim/broken.py)
+                up.off += IMG_BLOCK_BUF_SIZE
             return False  # the same upload again: resume where it stopped
         if self._slots.in_use(UPLOAD_SLOT):
             raise img_error(ImgErr.NO_FREE_SLOT)

@@ -28,6 +28,7 @@ from rig.errors import RigError
 from rig.image import mcuboot as image
 from rig.image.trailer import Flag, Magic, StatusOp, SwapType, Trailer, TrailerState, swap_type
 from rig.sim.board import BoardContext, BootedImage
+from rig.sim.broken import broken
 from rig.sim.stm32 import vmcuboot
 
 COPY_CHUNK = 1024
@@ -122,6 +123,8 @@ def boot(ctx: BoardContext) -> BootedImage | None:
     else:
         if bs.swap_type is SwapType.NONE:
             kind = swap_type(pri_state, sec_state)
+            if kind is SwapType.REVERT and broken("no-revert"):
+                kind = SwapType.NONE  # test-only fault switch (rig/sim/broken.py)
             ctx.log(f"I: Swap type: {SWAP_NAMES.get(kind, 'none')}")
         else:
             kind = bs.swap_type  # a swap whose status area was initialised but has no entry yet
@@ -154,6 +157,8 @@ def boot(ctx: BoardContext) -> BootedImage | None:
 def _valid(ctx: BoardContext, slot: _Slot, loader: vmcuboot.Bootloader, floor: int | None):
     """boot_validate_slot: the image if it verifies against the bootloader's keys, else None."""
     try:
+        if broken("no-signature-check"):  # test-only fault switch (rig/sim/broken.py)
+            return image.parse(slot.read(0, slot.trailer.max_image_size))
         # A stored floor of 0 means the counter was never raised: images without SEC_CNT still boot.
         return image.verify(slot.read(0, slot.trailer.max_image_size), list(loader.keys),
                             min_security_counter=floor or None, slot_size=slot.trailer.max_image_size)

@@ -1,0 +1,116 @@
+"""The named update scenarios of the HIL suite, `rig ota` and `rig demo`, and which boards they fit.
+
+    scenarios(variant, sweep=False) -> list[Scenario]   what runs on a board of this variant
+    by_name(name) -> Scenario
+    BROKEN_BY: scenario name -> the sim fault switch (rig/sim/broken.py) that must make it fail
+
+The default list is the representative sample; `sweep=True` adds the long sweeps (power cuts at
+every tenth of a transfer and at many flash operations of a swap or a delta apply), which the
+suite runs under the `nightly` marker.
+"""
+
+from rig.errors import RigError
+from rig.ota.campaign import Scenario
+from rig.ota.faults import Fault
+from rig.ota.triggers import TriggerSpec
+
+MCUBOOT = ("stm32h7", "stm32l0")
+HTTP = ("esp32",)
+ALL = MCUBOOT + HTTP
+CUT_LINK = "ltem"  # paced so that a cut at a share of the transfer lands while bytes still flow
+
+
+def _cut(percent: float) -> Scenario:
+    return Scenario(f"power cut at {percent:g}% of the download", "updated",
+                    cut=TriggerSpec("bytes", at_percent=percent), link=CUT_LINK)
+
+
+# (scenario, variants it fits, in the default sample)
+_LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
+    (Scenario("full image", "updated"), ALL, True),
+    (Scenario("delta patch", "updated", artefact="delta", version="1.0.1"), HTTP, True),
+    (Scenario("delta patch, power cut while applying", "updated", artefact="delta", version="1.0.2",
+              cut_at_op=20), HTTP, True),
+    (_cut(50), ALL, True),
+    (Scenario("power cut during the flash write", "updated", cut_at_op=12), HTTP, True),
+    (Scenario("power cut during the swap", "updated", cut_at_op=40), MCUBOOT, True),
+    (Scenario("resume after a broken link", "updated",
+              link_faults=(Fault("drop", at_percent=40, request=1), Fault("drop", at_percent=70, request=2))),
+     ALL, True),
+    (Scenario("corrupt image", "kept", link_faults=(Fault("corrupt", at_percent=50, length=4),)), ALL, True),
+    (Scenario("truncated image", "kept", link_faults=(Fault("truncate", at_percent=60),)), ALL, False),
+    (Scenario("wrongly signed image", "kept", artefact="bad-signature"), MCUBOOT, True),
+    (Scenario("unknown-key image", "kept", artefact="unknown-key"), MCUBOOT, False),
+    (Scenario("downgraded image", "kept", floor_step=-1), ALL, False),
+    (Scenario("wrong-variant image", "kept", artefact="wrong-variant"), ALL, False),
+    (Scenario("crash on boot", "rolled back", fault="crash-on-boot"), ALL, True),
+    (Scenario("hang (watchdog)", "rolled back", fault="hang"), ALL, False),
+    (Scenario("never confirms", "rolled back", fault="no-confirm"), ALL, False),
+    (Scenario("fails its health check", "rolled back", fault="fail-health"), ALL, False),
+    (Scenario("confirmed image survives power cycles", "updated", power_cycles_after=3), ALL, False),
+    (Scenario("ten updates in a row", "updated", repeat=10), ALL, False),
+]
+_SWEEP: list[tuple[Scenario, tuple[str, ...]]] = (
+    [(_cut(p), ALL) for p in range(0, 101, 10) if p != 50]
+    + [(Scenario(f"power cut at swap flash operation {n}", "updated", cut_at_op=n), MCUBOOT)
+       for n in (1, 2, 5, 10, 20, 80, 120, 160, 240, 320)]
+    + [(Scenario(f"delta patch, power cut at apply flash operation {n}", "updated", artefact="delta",
+                 version="1.0.3", cut_at_op=n), HTTP) for n in (1, 2, 3, 8, 30, 50, 70)]
+)
+
+# The fault switch of the virtual lab under which each scenario must report failure.
+BROKEN_BY = {
+    "wrongly signed image": "no-signature-check",
+    "unknown-key image": "no-signature-check",
+    "corrupt image": "no-image-check",
+    "truncated image": "no-image-check",
+    "wrong-variant image": "no-image-check",
+    "downgraded image": "no-signature-check",
+    "crash on boot": "no-revert",
+    "hang (watchdog)": "no-revert",
+    "never confirms": "no-revert",
+    "fails its health check": "no-revert",
+    "resume after a broken link": "resume-wrong-offset",
+    "power cut at 50% of the download": "resume-wrong-offset",
+}
+
+
+def scenarios(variant: str, sweep: bool = False) -> list[Scenario]:
+    chosen = [s for s, fits, sample in _LIBRARY if variant in fits and (sample or sweep)]
+    if sweep:
+        chosen += [s for s, fits in _SWEEP if variant in fits]
+    return chosen
+
+
+def fits(name: str, variant: str) -> bool:
+    return any(s.name == name and variant in f for s, f, _ in _LIBRARY) or any(
+        s.name == name and variant in f for s, f in _SWEEP)
+
+
+def by_name(name: str) -> Scenario:
+    for s, _, _ in _LIBRARY:
+        if s.name == name:
+            return s
+    for s, _ in _SWEEP:
+        if s.name == name:
+            return s
+    raise RigError(f"no scenario {name!r}; `rig ota --list` shows them")
+
+
+def names(sweep: bool = True) -> list[str]:
+    return [s.name for s, _, sample in _LIBRARY if sample or sweep] + ([s.name for s, _ in _SWEEP] if sweep else [])
+
+
+def grouped(sweep: bool) -> dict[str, list[str]]:
+    """Scenario names by the boards they fit: "all", "mcuboot" (STM32 boards), "http" (ESP32).
+
+    sweep=False gives the default sample; sweep=True only what the sample leaves out."""
+    groups = {"all": [], "mcuboot": [], "http": []}
+    kinds = {ALL: "all", MCUBOOT: "mcuboot", HTTP: "http"}
+    for s, fit, sample in _LIBRARY:
+        if sample != sweep:
+            groups[kinds[fit]].append(s.name)
+    if sweep:
+        for s, fit in _SWEEP:
+            groups[kinds[fit]].append(s.name)
+    return groups
