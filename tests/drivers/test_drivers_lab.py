@@ -1,6 +1,6 @@
-"""The drivers against the virtual rack, judged by what the board answers: flash read back through
-the board's own flasher, the partition table and otadata as esptool reads them, probe registers,
-SMP replies and console lines."""
+"""The drivers against the virtual rack, judged by what the board answers: the partition table and
+otadata as esptool reads them, eFuses as espefuse reads them, probe registers and console lines.
+(Flash write/read-back per flasher is the HIL suite's test_flash.py, run by test_hil_suite.py.)"""
 
 import os
 
@@ -8,17 +8,6 @@ import pytest
 
 from rig.errors import RigError
 from rig.image import esp_app, esp_partitions, factory, otadata
-from rig.image.layouts import LAYOUTS
-
-
-@pytest.mark.parametrize("board_id, partition", [("stm32h7-1", "slot1"), ("stm32l0-1", "slot1"),
-                                                  ("esp32-1", "ota_1")])
-def test_flash_through_the_boards_own_flasher_and_read_back(drivers_of, board_id, partition):
-    board = drivers_of(board_id)
-    part = LAYOUTS[board.board.flash_layout].part(partition)
-    data = os.urandom(5000)
-    board.flash(data, part.offset + 0x100)
-    assert board.read_flash(part.offset + 0x100, len(data)) == data
 
 
 def test_esptool_reads_partition_table_and_otadata_it_wrote(drivers_of):
