@@ -26,6 +26,7 @@ VERBS = {
     "console": "rig.cli.console_cmd:console_cmd",
     "power": "rig.cli.power:power",
     "reset": "rig.cli.reset:reset",
+    "ota": "rig.cli.ota:ota",
     "demo": "rig.cli.demo:demo",
 }
 

@@ -34,6 +34,7 @@ from rig import delta
 from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
 from rig.errors import RigError
 from rig.image import mcuboot
+from rig.image.appdesc import FAULTS as FIRMWARE_FAULTS
 from rig.image.mcuboot import Version
 from rig.ota import links, releases
 from rig.ota.faults import Fault
@@ -71,6 +72,8 @@ class Scenario:
     def __post_init__(self):
         if self.expected not in OUTCOMES:
             raise RigError(f"scenario {self.name}: expected outcome {self.expected!r}; one of {', '.join(OUTCOMES)}")
+        if self.fault not in FIRMWARE_FAULTS:
+            raise RigError(f"scenario {self.name}: firmware fault {self.fault!r}; one of {', '.join(FIRMWARE_FAULTS)}")
         if self.artefact not in ARTEFACTS:
             raise RigError(f"scenario {self.name}: artefact {self.artefact!r}; one of {', '.join(ARTEFACTS)}")
 

@@ -1,0 +1,170 @@
+"""`rig ota`: update boards over the air while faults are injected, and report a verdict per board."""
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rig.cli.console import out
+from rig.cli.options import rack_option
+from rig.drivers.pool import BoardPool
+from rig.errors import RigError
+from rig.lab import load_rack
+from rig.ota import faults, scenarios, triggers
+from rig.ota.campaign import FIRMWARE_FAULTS, OUTCOMES, Scenario, Verdict
+from rig.ota.kit import CampaignKit
+
+DEFAULT_WORK = Path(".rig/ota")
+BOARD_KINDS = {"all": "every board", "mcuboot": "STM32 (MCUboot)", "http": "ESP32 (HTTP)"}
+
+HELP = """Update boards over the air while things go wrong, and judge each board from read-back.
+
+\b
+Per board and scenario: a known release is installed through the board's flasher (pyocd or
+esptool), the update is handed over (MCUmgr SMP on the STM32 boards, HTTP from rig's OTA server
+on the ESP32) with the scenario's faults, and the board is read back: which image the boot slot
+holds, the MCUboot trailer or the ESP-IDF otadata, and the console's boot lines. The verdict is
+`updated`, `kept` (the update was refused, the running image runs on) or `rolled back`.
+
+\b
+  rig ota --list                                      named scenarios and the boards they fit
+  rig ota --board stm32h7-1 --scenario "crash on boot"
+  rig ota --scenario "full image" --fault drop@40%#1 --cut cut@bytes:60%
+  rig ota --sweep                                     every scenario on every board (long)
+
+Exit status: 0 when every verdict is as expected, 1 when one is not, 2 on bad input.
+"""
+
+
+@click.command(help=HELP)
+@rack_option
+@click.option("--board", "board_ids", multiple=True, metavar="ID",
+              help="Board to update (repeatable).  [default: every board of the rack]")
+@click.option("--scenario", "names", multiple=True, metavar="NAME",
+              help="Named scenario (repeatable; see --list).  [default: full image]")
+@click.option("--sweep", is_flag=True, help="Every scenario that fits each board, sweeps included.")
+@click.option("--fault", "fault_specs", multiple=True, metavar="SPEC",
+              help="Link fault added to each scenario: drop@40%, stall@50%:3, corrupt@1000:16, truncate@90%, "
+                   "wrong-file=NAME; '#N' limits it to transfer attempt N.")
+@click.option("--cut", "cut_spec", metavar="SPEC",
+              help="Power cut added to each scenario: cut@bytes:40% (share of the artefact delivered), "
+                   "cut@line:REGEX (console line), cut@delay:SECONDS.")
+@click.option("--firmware-fault", type=click.Choice(FIRMWARE_FAULTS), default=None,
+              help="Build the new firmware with this fault mode (then the expected outcome is `rolled back`).")
+@click.option("--expect", type=click.Choice(OUTCOMES), default=None,
+              help="Expected outcome when faults are added.  [default: from the scenario]")
+@click.option("--mcuboot", "mcuboot", multiple=True, metavar="VARIANT=FILE",
+              help="MCUboot binary built with the campaign key, for a variant of real boards (repeatable).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORK, show_default=True,
+              help="Folder for keys and artefacts (kept: boards' bootloaders trust the key in it).")
+@click.option("--list", "list_only", is_flag=True, help="List the named scenarios and exit.")
+def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot, work, list_only):
+    if list_only:
+        _list()
+        return
+    link_faults = tuple(faults.parse(spec) for spec in fault_specs)
+    cut = triggers.parse(cut_spec) if cut_spec else None
+    inventory = load_rack(rack)
+    boards = [inventory.board(b) for b in board_ids] if board_ids else list(inventory.boards)
+    plan = []
+    for board in boards:
+        chosen = scenarios.scenarios(board.variant, sweep=True) if sweep else [
+            scenarios.by_name(n) for n in (names or ("full image",))]
+        for s in chosen:
+            if not scenarios.fits(s.name, board.variant):
+                raise RigError(f"scenario {s.name!r} does not fit {board.id} ({board.variant}); see `rig ota --list`")
+            plan.append((board, _customise(s, link_faults, cut, firmware_fault, expect)))
+    verdicts = run_plan(rack, plan, work, _mcuboot_files(mcuboot))
+    out.print(summary_table(verdicts))
+    if not all(v.ok for v in verdicts):
+        raise SystemExit(1)
+
+
+def _customise(s: Scenario, link_faults, cut, firmware_fault, expect) -> Scenario:
+    if not (link_faults or cut or firmware_fault or expect):
+        return s
+    outcome = expect or ("rolled back" if firmware_fault not in (None, "none") else s.expected)
+    name = s.name + "".join(f" +{f.kind}" for f in link_faults) + (f" +{cut.describe()}" if cut else "") + (
+        f" +{firmware_fault}" if firmware_fault else "")
+    return replace(s, name=name, expected=outcome, link_faults=s.link_faults + link_faults, cut=cut or s.cut,
+                   fault=firmware_fault or s.fault, link=scenarios.CUT_LINK if cut else s.link)
+
+
+def _mcuboot_files(specs) -> dict[str, Path]:
+    files = {}
+    for spec in specs:
+        variant, sep, path = spec.partition("=")
+        if not sep or not Path(path).is_file():
+            raise RigError(f"--mcuboot {spec!r}: expected VARIANT=FILE of an existing MCUboot binary")
+        files[variant] = Path(path)
+    return files
+
+
+def _list() -> None:
+    table = Table(title="OTA scenarios", title_justify="left")
+    for column in ("scenario", "expected", "boards", "default sample"):
+        table.add_column(column)
+    sample = {n for names in scenarios.grouped(sweep=False).values() for n in names}
+    for group in (scenarios.grouped(sweep=False), scenarios.grouped(sweep=True)):
+        for kind, n in ((kind, n) for kind, names in group.items() for n in names):
+            table.add_row(n, scenarios.by_name(n).expected, BOARD_KINDS[kind], "yes" if n in sample else "")
+    out.print(table)
+
+
+def ensure_lab(rack: str) -> None:
+    """Start the virtual lab of `rack` if its boards are virtual and it is not running."""
+    from rig.cli.lab import up
+    from rig.sim import registry
+
+    if any(b.virtual for b in load_rack(rack).boards) and registry.read(registry.lab_name(rack)) is None:
+        click.get_current_context().invoke(up, rack=rack)
+
+
+def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None) -> list[Verdict]:
+    """Run (board, scenario) pairs one after the other, with a progress bar per board."""
+    ensure_lab(rack)
+    verdicts: list[Verdict] = []
+    pool = BoardPool(holder="rig ota", lease_timeout=0.0)
+    columns = (TextColumn("{task.fields[board]:<10}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    try:
+        with CampaignKit(rack, work, mcuboot) as kit, Progress(*columns, console=out) as bar:
+            tasks = {}
+            for board, _ in plan:
+                if board.id not in tasks:
+                    total = sum(1 for b, _ in plan if b.id == board.id)
+                    tasks[board.id] = bar.add_task("waiting", total=total, board=board.id)
+
+            def on_step(board_id, step):
+                bar.update(tasks[board_id], description=f"{step.name} done ({step.seconds:.1f} s)")
+
+            for board, s in plan:
+                task = tasks[board.id]
+                bar.update(task, description=f"{s.name}: baseline")
+                started = time.monotonic()
+                verdict = kit.campaign(pool.take(board), on_step=on_step).run(s)
+                verdicts.append(verdict)
+                mark = "[green]ok[/green]" if verdict.ok else "[red]FAILED[/red]"
+                bar.console.print(f"{mark} {board.id}: {s.name} -> {verdict.observed} "
+                                  f"({time.monotonic() - started:.1f} s)", markup=True)
+                for line in verdict.rollbacks:
+                    bar.console.print(f"   rollback seen: {line}", markup=False)
+                bar.advance(task)
+    finally:
+        pool.release()
+    return verdicts
+
+
+def summary_table(verdicts: list[Verdict]) -> Table:
+    table = Table(title="OTA campaign", title_justify="left")
+    for column in ("board", "scenario", "expected", "observed", "verdict", "on the wire", "faults", "rollback"):
+        table.add_column(column)
+    for v in verdicts:
+        table.add_row(v.board, v.scenario, v.expected, v.observed + (f" ({'; '.join(v.reasons)})" if v.reasons else ""),
+                      "[green]ok[/green]" if v.ok else "[red]FAILED[/red]",
+                      f"{v.wire_bytes} B of {v.artefact_size} B", "; ".join(v.faults_fired) or "-",
+                      "; ".join(r.split(": ", 1)[1] for r in v.rollbacks) or "-")
+    return table
