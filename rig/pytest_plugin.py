@@ -17,6 +17,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -147,6 +148,8 @@ def board(request, rig_pool, rig_lab):
     Its console is open for the whole test (flashers borrow it), so every line the board prints
     meanwhile lands in the test's report.
     """
+    from rig.drivers.strategy import parse_boot_fields
+
     spec = request.param
     drivers = rig_pool.take(spec)
     drivers.target.activate(drivers.console)
@@ -155,13 +158,14 @@ def board(request, rig_pool, rig_lab):
     drivers.console.drain()
     text = drivers.console.text_since(mark)
     request.node.add_report_section("teardown", "stdout", f"console of {spec.id} during this test:\n{text}")
-    boot = drivers.strategy.boot if drivers.strategy else {}
+    boots = re.findall(r"rig: boot (.*)", text)  # the firmware that ran last in this test says its version
+    boot = parse_boot_fields(boots[-1]) if boots else {}
     request.node.user_properties.extend([
         ("board_id", spec.id),
         ("board_variant", spec.variant),
         ("board_virtual", str(spec.virtual).lower()),
         ("board_firmware_sha256", drivers.firmware_sha256 or "not flashed in this run"),
-        ("board_firmware_version", boot.get("version", "unknown")),
+        ("board_firmware_version", boot.get("version", "no boot line in this test")),
     ])
 
 
