@@ -77,8 +77,8 @@ def _l0_program(target, rdp: int) -> None:
         target.write32(_L0_FLASH + _L0_PEKEYR, key)
     for key in _L0_OPTKEYS:
         target.write32(_L0_FLASH + _L0_OPTKEYR, key)
-    word = target.read32(_L0_OPTION_WORD0) & 0xFF00
-    value = word | rdp
+    # Keep WPRMOD (bits 15:8 of the first option word); FLASH_OPTR mirrors that word's low half.
+    value = (target.read32(RDP["stm32l0"].current) & 0xFF00) | rdp
     target.write32(_L0_OPTION_WORD0, value | ((~value & 0xFFFF) << 16))
     _wait_clear(target, _L0_FLASH + _L0_SR, _L0_BSY)
     target.write32(_L0_FLASH + _L0_PECR, target.read32(_L0_FLASH + _L0_PECR) | _L0_OBL_LAUNCH)

@@ -7,6 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from rig.errors import RigError
 from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
 from rig.image.layouts import LAYOUTS
@@ -69,14 +70,18 @@ def test_update_over_smp_boots_the_new_image(booted, signer, board_id):
     assert [(s.slot, s.version, s.confirmed) for s in board.smp.image_list()][0] == (0, "1.1.0", True)
 
 
-def test_probe_reset_halt_and_readout_protection(booted):
-    board = booted("stm32h7-1")
+@pytest.mark.parametrize("board_id", BOARDS)
+def test_probe_reset_and_readout_protection(booted, board_id):
+    board = booted(board_id)
     board.swd.reset()
-    board.console.expect_line("rig: boot variant=stm32h7", timeout=10)
+    board.console.expect_line(f"rig: boot variant={board.board.variant}", timeout=10)
+    layout = LAYOUTS[board.board.flash_layout]
+    slot0 = layout.part("slot0")
     board.swd.set_rdp_level(1)
     assert board.swd.read_rdp_level() == 1
+    with pytest.raises(RigError):  # level 1: the debug port may not read flash any more
+        board.swd.read(slot0.offset, 32)
     # Back to level 0: the part mass-erases its flash on the way, as silicon does.
     board.swd.set_rdp_level(0)
     assert board.swd.read_rdp_level() == 0
-    slot0 = LAYOUTS[board.board.flash_layout].part("slot0")
-    assert board.swd.read(slot0.offset, 32) == b"\xff" * 32
+    assert board.swd.read(slot0.offset, 32) == bytes([layout.geometry.erased]) * 32
