@@ -56,7 +56,7 @@ def _follow(console, pattern, deadline) -> bool:
         *complete, pending = pending.split(b"\n")
         for raw in complete:
             text = raw.decode("utf-8", "replace").rstrip("\r")
-            out.print(text, markup=False)
+            out.print(text, markup=False, emoji=False, soft_wrap=True)  # console bytes verbatim
             if pattern and pattern.search(text):
                 return True
     return False
