@@ -48,13 +48,18 @@ class BoardDrivers:
         return self.swd or self.esptool
 
     def flash(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
+        """Write `data` at flash `offset` with the board's flasher, then compare on the board."""
         self.write_regions([(offset, data)], verify=verify, progress=progress)
 
     def powered_flasher(self):
         """The flasher, active, with the board powered (switched on if it has a switch and is off)."""
         if self.power is not None:
             self.target.activate(self.power)
-            if not self.power.get():
+            try:
+                is_on = self.power.get()
+            except NotImplementedError:  # a switch that cannot report its state: switch it on
+                is_on = False
+            if not is_on:
                 self.power.on()
         self.target.activate(self.flasher)
         return self.flasher
@@ -62,7 +67,14 @@ class BoardDrivers:
     def write_regions(self, regions, verify: bool = True, progress=None) -> None:
         """Write (offset, data) regions in one flasher session (e.g. a bootloader, table and app)."""
         self.powered_flasher()
+        self.forget_state()
         self.flasher.write_regions(list(regions), verify=verify, progress=progress)
+
+    def forget_state(self) -> None:
+        """The strategy's idea of the board is stale: flashing halts or resets it, another process
+        may have used it. The next transition starts from scratch."""
+        if self.strategy is not None:
+            self.strategy.force("unknown")
 
     def ensure(self, regions, progress=None) -> bool:
         """Write those (offset, data) regions the board does not hold yet; True if any was written.
@@ -73,6 +85,7 @@ class BoardDrivers:
         self.powered_flasher()
         stale = self.flasher.differing(regions)
         if stale:
+            self.forget_state()
             self.flasher.write_regions(stale, progress=progress)
         self.flasher.last_image_sha256 = regions_sha256(regions)
         return bool(stale)

@@ -24,12 +24,16 @@ class BoardPool:
 
     def take(self, board: Board) -> BoardDrivers:
         """The board's drivers, with its lease held by this process (waits for other holders)."""
-        if self.held != board.id:
+        newly_leased = self.held != board.id
+        if newly_leased:
             self.release()
             self._lease = leases.acquire(board.id, timeout=self._timeout, holder=self._holder, where=board.console)
         if board.id not in self._drivers:
             self._drivers[board.id] = open_board(board)
-        return self._drivers[board.id]
+        drivers = self._drivers[board.id]
+        if newly_leased:
+            drivers.forget_state()  # others may have used the board since this process held it
+        return drivers
 
     def release(self) -> None:
         """Close the held board's connections, then give up its lease."""
