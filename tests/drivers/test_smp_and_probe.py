@@ -11,6 +11,7 @@ from rig.errors import RigError
 from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
 from rig.image.layouts import LAYOUTS
+from rig.image.trailer import Trailer
 from rig.sim.stm32 import vmcuboot  # the virtual rack's bootloader binary; a real rack flashes MCUboot's
 
 BOARDS = ["stm32h7-1", "stm32l0-1"]
@@ -39,11 +40,12 @@ def booted(drivers_of, signer):
         board = drivers_of(board_id)
         layout = LAYOUTS[board.board.flash_layout]
         slot0 = layout.part("slot0")
-        # Erase slot0 and slot1 whole, so no trailer or image of an earlier test remains.
+        # Erase both slots' trailers (status area to the end), so no swap of an earlier test resumes.
         board.target.activate(board.swd)
         for name in ("slot0", "slot1"):
-            part = layout.part(name)
-            board.swd.erase(part.offset, part.size)
+            part, trailer = layout.part(name), Trailer.for_layout(layout, name)
+            start = trailer.erase_start(layout.geometry.sector_size)
+            board.swd.erase(part.offset + start, part.size - start)
         board.write_regions([(layout.part("mcuboot").offset, vmcuboot.build(layout, [signer.public])),
                              (slot0.offset, signed_app(signer, board.board.variant, "1.0.0"))])
         assert board.strategy.power_on_to_app()["version"] == "1.0.0+0"
