@@ -84,6 +84,7 @@ class EsptoolDriver(Driver):
 
         for offset, data in regions:
             check_range(self.layout, offset, len(data))
+        self._check_sectors(regions)
         with self.loader(progress, sum(len(data) for _, data in regions)) as esp:
             # force: the image header of an app is not rewritten for flash mode/size ("keep"), and
             # rig writes partition tables and data that are not app images on purpose.
@@ -92,6 +93,17 @@ class EsptoolDriver(Driver):
                 for offset, data in regions:
                     self._verify(esp, data, offset)
         self.last_image_sha256 = regions_sha256(regions)
+
+    def _check_sectors(self, regions) -> None:
+        """esptool erases the whole sectors a region covers, so two regions in one sector would
+        erase each other (esptool itself does not check)."""
+        sector = self.layout.geometry.sector_size
+        ordered = sorted(regions, key=lambda region: region[0])
+        for (a, data), (b, _) in zip(ordered, ordered[1:], strict=False):
+            if (a + len(data) - 1) // sector >= b // sector:
+                raise RigError(f"regions at 0x{a:x} and 0x{b:x} share the 0x{sector:x}-byte sector at "
+                               f"0x{b // sector * sector:x}; writing the second would erase the first: "
+                               "align them to sectors or merge them into one file")
 
     @Driver.check_active
     def differing(self, regions) -> list:
