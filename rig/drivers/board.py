@@ -113,6 +113,9 @@ def _environment(path: str) -> Environment:
 
 def open_board(board: Board) -> BoardDrivers:
     """The labgrid target of `board` with rig's drivers bound (none active yet)."""
+    if "RemotePlace" in board.resources:
+        raise RigError(f"board {board.id}: a RemotePlace is reached through labgrid-client (acquire the "
+                       "place first); rig's drivers bind to boards whose resources the targets file lists")
     target = _environment(str(board.source)).get_target(board.id)
     if target is None:
         raise RigError(f"{board.source}: labgrid finds no target {board.id!r}")
