@@ -60,8 +60,12 @@ Exit status: 0 when every verdict is as expected, 1 when one is not, 2 on bad in
               help="MCUboot binary built with the campaign key, for a variant of real boards (repeatable).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORK, show_default=True,
               help="Folder for keys and artefacts (kept: boards' bootloaders trust the key in it).")
+@click.option("--burn-otp", is_flag=True,
+              help="Allow scenarios that raise a board's anti-rollback floor for good (downgrade tests burn "
+                   "the ESP32 eFuse and MCUboot's NV counter; older releases never boot there again).")
 @click.option("--list", "list_only", is_flag=True, help="List the named scenarios and exit.")
-def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot, work, list_only):
+def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot, work, burn_otp,
+        list_only):
     if list_only:
         _list()
         return
@@ -76,8 +80,13 @@ def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, ex
         for s in chosen:
             if not scenarios.fits(s.name, board.variant):
                 raise RigError(f"scenario {s.name!r} does not fit {board.id} ({board.variant}); see `rig ota --list`")
+            if s.burns_otp and not burn_otp:
+                if sweep:
+                    continue  # a sweep leaves the one-way scenarios out unless asked
+                raise RigError(f"scenario {s.name!r} raises the boards' anti-rollback floor for good; "
+                               "add --burn-otp on boards set aside for it")
             plan.append((board, _customise(s, link_faults, cut, firmware_fault, expect)))
-    verdicts = run_plan(rack, plan, work, _mcuboot_files(mcuboot))
+    verdicts = run_plan(rack, plan, work, _mcuboot_files(mcuboot), allow_otp_burn=burn_otp)
     out.print(summary_table(verdicts))
     if not all(v.ok for v in verdicts):
         raise SystemExit(1)
@@ -123,7 +132,8 @@ def ensure_lab(rack: str) -> None:
         click.get_current_context().invoke(up, rack=rack)
 
 
-def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None) -> list[Verdict]:
+def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None,
+             allow_otp_burn: bool = False) -> list[Verdict]:
     """Run (board, scenario) pairs one after the other, with a progress bar per board."""
     ensure_lab(rack)
     verdicts: list[Verdict] = []
@@ -145,7 +155,7 @@ def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None 
                 task = tasks[board.id]
                 bar.update(task, description=f"{s.name}: baseline")
                 started = time.monotonic()
-                verdict = kit.campaign(pool.take(board), on_step=on_step).run(s)
+                verdict = kit.campaign(pool.take(board), on_step, allow_otp_burn).run(s)
                 verdicts.append(verdict)
                 mark = "[green]ok[/green]" if verdict.ok else "[red]FAILED[/red]"
                 bar.console.print(f"{mark} {board.id}: {s.name} -> {verdict.observed} "

@@ -69,6 +69,12 @@ class Scenario:
     power_cycles_after: int = 0  # extra power cycles once settled (survival of a confirmed image)
     repeat: int = 1  # updates in a row, each to the next minor version, without a new baseline
 
+    @property
+    def burns_otp(self) -> bool:
+        """True when the scenario raises the board's anti-rollback floor for good (ESP32 eFuse,
+        MCUboot's NV security counter): releases below it never boot on that board again."""
+        return self.floor_step < 0
+
     def __post_init__(self):
         if self.expected not in OUTCOMES:
             raise RigError(f"scenario {self.name}: expected outcome {self.expected!r}; one of {', '.join(OUTCOMES)}")
@@ -125,13 +131,14 @@ class Campaign:
     """Runs scenarios on one board. `target` is a targets.McubootTarget or targets.Esp32Target."""
 
     def __init__(self, drivers, target, signer, other_signer=None, instruments=None,
-                 on_step: Callable[[str, Step], None] | None = None):
+                 on_step: Callable[[str, Step], None] | None = None, allow_otp_burn: bool = False):
         self.d = drivers
         self.target = target
         self.signer = signer
         self.other_signer = other_signer  # a key the board does not trust (unknown-key scenarios)
         self.instruments = instruments  # rig.ota.instruments.LabInstruments, for cut_at_op
         self.on_step = on_step
+        self.allow_otp_burn = allow_otp_burn
         self.own_power_cycles = 0
         self._handed_at = 0
         # A trigger fires on another thread; labgrid's drivers belong to this one, so the cut is
@@ -189,6 +196,9 @@ class Campaign:
         return new
 
     def run(self, s: Scenario) -> Verdict:
+        if s.burns_otp and not self.allow_otp_burn:
+            raise RigError(f"scenario {s.name!r} raises {self.d.board.id}'s anti-rollback floor for good "
+                           "(eFuse / NV counter); allow it explicitly (rig ota --burn-otp) on a board set aside for it")
         v = Verdict(self.d.board.id, self.d.board.variant, s.name, s.expected)
         self.d.target.activate(self.d.console)
         self.d.target.activate(self.d.power)

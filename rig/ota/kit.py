@@ -76,11 +76,11 @@ class CampaignKit:
 
         return vmcuboot.build(LAYOUTS[board.flash_layout], [self.signer.public])
 
-    def campaign(self, drivers, on_step=None) -> Campaign:
+    def campaign(self, drivers, on_step=None, allow_otp_burn: bool = False) -> Campaign:
         board = drivers.board
         if board.variant == "esp32":
             target = Esp32Target(drivers, self.server, self.artefacts)
         else:
             target = McubootTarget(drivers, self.bootloader(board), self.artefacts)
         instruments = self.instruments if board.virtual else None
-        return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step)
+        return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step, allow_otp_burn)

@@ -75,6 +75,11 @@ BROKEN_BY = {
 }
 
 
+def one_way() -> list[str]:
+    """Scenarios that raise a board's anti-rollback floor for good."""
+    return [s.name for s, _, _ in _LIBRARY if s.burns_otp]
+
+
 def scenarios(variant: str, sweep: bool = False) -> list[Scenario]:
     chosen = [s for s, fits, sample in _LIBRARY if variant in fits and (sample or sweep)]
     if sweep:
@@ -104,11 +109,12 @@ def names(sweep: bool = True) -> list[str]:
 def grouped(sweep: bool) -> dict[str, list[str]]:
     """Scenario names by the boards they fit: "all", "mcuboot" (STM32 boards), "http" (ESP32).
 
-    sweep=False gives the default sample; sweep=True only what the sample leaves out."""
+    sweep=False gives the default sample; sweep=True only what the sample leaves out. Scenarios
+    that burn a board's anti-rollback floor are in neither (one_way()): they need boards set aside."""
     groups = {"all": [], "mcuboot": [], "http": []}
     kinds = {ALL: "all", MCUBOOT: "mcuboot", HTTP: "http"}
     for s, fit, sample in _LIBRARY:
-        if sample != sweep:
+        if sample != sweep and not s.burns_otp:
             groups[kinds[fit]].append(s.name)
     if sweep:
         for s, fit in _SWEEP:

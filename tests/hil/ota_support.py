@@ -4,11 +4,18 @@ Fixtures live in the test modules that use them (pytest collects them by import)
 belongs to the whole HIL suite.
 """
 
+import os
+import subprocess
+import sys
+
 import pytest
+import yaml
 
 from rig.ota.campaign import Verdict
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
+
+SIDE_PORT_BASE = 52400  # side labs listen from here, ten ports each
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +23,53 @@ def ota_kit(request, rig_lab, tmp_path_factory):
     """Keys, an OTA server on loopback and the lab's instruments, for this test process."""
     with CampaignKit(rack_path(request.config), tmp_path_factory.mktemp("ota")) as kit:
         yield kit
+
+
+def rack_copy(source: str, name: str, index: int, folder) -> str:
+    """The rack on other ports, board ids and probe ids, so a copy's lab runs beside the original."""
+    doc = yaml.safe_load(open(source))
+    base = SIDE_PORT_BASE + 10 * index
+    power_port = None
+    for i, target in enumerate(doc["targets"].values()):
+        res = target["resources"]
+        if not res.get("RigBoard", {}).get("virtual"):
+            pytest.skip(f"{source} has real boards; side labs exist only for the virtual lab")
+        res["NetworkSerialPort"]["port"] = base + 1 + i
+        if "NetworkPowerPort" in res:
+            url = res["NetworkPowerPort"]["host"]
+            power_port = power_port or url.split("://", 1)[1].split("/", 1)[0].split(":")[1]
+            res["NetworkPowerPort"]["host"] = url.replace(f":{power_port}/", f":{base}/")
+        if "RigDebugProbe" in res:
+            res["RigDebugProbe"]["unique_id"] = f"{name}-{res['RigDebugProbe']['unique_id']}"
+    # Other board ids too: a process keeps its drivers by board id (rig.drivers.pool).
+    doc["targets"] = {f"{board}-{name}": target for board, target in doc["targets"].items()}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def side_labs(request, tmp_path_factory):
+    """side_labs(name, env) -> CampaignKit on a private copy of the rack's lab, started once with
+    `env` added to `rig lab up`'s environment, stopped at the end of the session. For what must not
+    touch the shared boards: broken models, and scenarios that burn a board's anti-rollback floor."""
+    folder = tmp_path_factory.mktemp("side-labs")
+    kits: dict[str, CampaignKit] = {}
+
+    def lab(name: str, env: dict[str, str]) -> CampaignKit:
+        if name not in kits:
+            rack = rack_copy(rack_path(request.config), name, len(kits), folder)
+            up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
+                                 str(folder / f"state-{name}")], env=dict(os.environ, **env),
+                                capture_output=True, text=True)
+            assert up.returncode == 0, f"side lab {name} did not start: {up.stderr.strip()}"
+            kits[name] = CampaignKit(rack, folder / f"work-{name}").__enter__()
+        return kits[name]
+
+    yield lab
+    for kit in kits.values():
+        kit.__exit__(None, None, None)
+        subprocess.run([sys.executable, "-m", "rig", "lab", "down", "--rack", str(kit.rack)], capture_output=True)
 
 
 def report(request, verdict: Verdict) -> None:

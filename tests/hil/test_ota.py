@@ -10,8 +10,9 @@ rollback kind, survival and series) carry the `nightly` marker.
 
 import pytest
 
+from rig.lab import load_rack
 from rig.ota import scenarios
-from tests.hil.ota_support import ota_kit, report  # noqa: F401  (ota_kit is a fixture)
+from tests.hil.ota_support import ota_kit, report, side_labs  # noqa: F401  (fixtures)
 
 SAMPLE = scenarios.grouped(sweep=False)
 SWEEP = scenarios.grouped(sweep=True)
@@ -69,3 +70,15 @@ def test_sweep_on_mcuboot_boards(request, ota_kit, board, name):  # noqa: F811
 @pytest.mark.parametrize("name", SWEEP["http"])
 def test_sweep_over_http(request, ota_kit, board, name):  # noqa: F811
     run(request, ota_kit, board, name)
+
+
+@pytest.mark.nightly
+@pytest.mark.parametrize("name", scenarios.one_way())
+@pytest.mark.parametrize("variant", ["esp32", "stm32h7", "stm32l0"])
+def test_one_way_scenarios_on_boards_set_aside(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
+    """Downgrade refusal burns the board's anti-rollback floor for good: never on the shared boards."""
+    kit = side_labs("set-aside", {})
+    spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
+    report(request, verdict)
+    assert verdict.ok, verdict.summary()
