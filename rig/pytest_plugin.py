@@ -231,7 +231,7 @@ def _ensure_lab(rack: str) -> None:
 
 
 def _started_file() -> Path:
-    from rig.lab.leases import runtime_dir
+    from rig.lab.runtime import runtime_dir
 
     return runtime_dir() / "pytest-started" / os.environ[RUN_ENV]
 

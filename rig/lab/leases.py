@@ -17,13 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.errors import RigError
+from rig.lab.runtime import runtime_dir
 
 POLL_S = 0.05
-
-
-def runtime_dir() -> Path:
-    """Where live labs and leases are recorded: $RIG_RUNTIME_DIR, default /tmp/rig-<uid>."""
-    return Path(os.environ.get("RIG_RUNTIME_DIR") or f"/tmp/rig-{os.getuid()}")
 
 
 def lease_dir() -> Path:

@@ -13,10 +13,7 @@ import os
 from pathlib import Path
 
 from rig.atomic import write_text
-
-
-def runtime_dir() -> Path:
-    return Path(os.environ.get("RIG_RUNTIME_DIR") or f"/tmp/rig-{os.getuid()}")
+from rig.lab.runtime import runtime_dir
 
 
 def lab_name(rack) -> str:
