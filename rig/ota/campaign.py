@@ -313,8 +313,8 @@ class Campaign:
         if trigger:
             trigger.start()
         try:
-            self._handover_with_retry(v, s, artefact, boots, plan, trigger)
-            self._settle(v, s, artefact, boots, plan, trigger)
+            if self._handover_with_retry(v, s, artefact, boots, plan, trigger):
+                self._settle(v, s, artefact, boots, plan, trigger)
         finally:
             self._plan = None
             if trigger:
@@ -346,25 +346,29 @@ class Campaign:
         if device == self.d.board.id and plan is not None and plan.on_progress:
             plan.on_progress(end, plan.total)
 
-    def _handover_with_retry(self, v, s, artefact, boots, plan, trigger) -> None:
-        """Start the delivery; if a power cut broke it (SMP push), restart the board and hand over again."""
+    def _handover_with_retry(self, v, s, artefact, boots, plan, trigger) -> bool:
+        """Start the delivery; if a power cut broke it (SMP push), restart the board and hand over
+        again. False when the board refused the update at the hand-over (nothing to settle)."""
         try:
             self._handover(v, s, artefact, boots, plan)
-            return
+            return True
         except RigError as exc:
             if not (trigger and trigger.fired):
                 v.faults_fired.append(f"hand-over refused: {exc}")
-                return
+                return False
         self._boot_to_app(v, boots)
         try:
             self._handover(v, s, artefact, boots, plan)
         except RigError as exc:
             v.faults_fired.append(f"hand-over refused: {exc}")
+            return False
+        return True
 
     def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
         """Follow the console until the board is settled; hand the update over again after a cut."""
-        state = {"done": False, "refused": False, "resend": False, "cycles": 0, "gate": None}
+        state = {"done": False, "refused": False, "resend": False, "cycles": 0, "gate": None, "gated": False}
         esp32 = self.d.board.variant == "esp32"
+        new_version = str(Version.parse(s.version))
 
         def on_line(line: str) -> None:
             if trigger:
@@ -374,8 +378,15 @@ class Campaign:
             elif line.startswith("rig: ota refused"):
                 state["refused"] = True
                 v.faults_fired.append(line.removeprefix("rig: "))
-            elif line.startswith("rig: boot ") and esp32 and "reset=power-on" in line and not state["done"]:
-                state["resend"] = True  # power went away mid-update: the board needs the update again
+            elif line.startswith("rig: boot ") and esp32 and "reset=power-on" in line:
+                if state["gated"]:
+                    state["gated"] = False  # the health gate's own power cycle
+                elif boots and boots[-1].version != new_version:
+                    # Power went away before the new image confirmed (mid-download, or while on
+                    # trial, which rolls it back): the board is handed the update again, as a
+                    # fleet's backend would on its next check-in.
+                    state["resend"] = True
+                    state["done"] = False
 
         def settled() -> bool:
             if state["refused"]:
@@ -402,6 +413,7 @@ class Campaign:
                     return True
                 state["cycles"] += 1
                 state["gate"] = now
+                state["gated"] = True
                 self._power_cycle()
             return False
 

@@ -15,7 +15,7 @@ from rig.ota.campaign import Verdict
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
 
-SIDE_PORT_BASE = 52400  # side labs listen from here, ten ports each
+SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port, ten ports each
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +25,15 @@ def ota_kit(request, rig_lab, tmp_path_factory):
         yield kit
 
 
-def rack_copy(source: str, name: str, index: int, folder) -> str:
-    """The rack on other ports, board ids and probe ids, so a copy's lab runs beside the original."""
+def first_port(rack: str) -> int:
+    doc = yaml.safe_load(open(rack))
+    return min(t["resources"]["NetworkSerialPort"]["port"] for t in doc["targets"].values()) - 1
+
+
+def rack_copy(source: str, name: str, base: int, folder) -> str:
+    """The rack on ports from `base` (power switch) and other board and probe ids, so the copy's lab
+    runs beside the original."""
     doc = yaml.safe_load(open(source))
-    base = SIDE_PORT_BASE + 10 * index
     power_port = None
     for i, target in enumerate(doc["targets"].values()):
         res = target["resources"]
@@ -58,7 +63,8 @@ def side_labs(request, tmp_path_factory):
 
     def lab(name: str, env: dict[str, str]) -> CampaignKit:
         if name not in kits:
-            rack = rack_copy(rack_path(request.config), name, len(kits), folder)
+            source = rack_path(request.config)
+            rack = rack_copy(source, name, first_port(source) + SIDE_PORT_OFFSET + 10 * len(kits), folder)
             up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
                                  str(folder / f"state-{name}")], env=dict(os.environ, **env),
                                 capture_output=True, text=True)

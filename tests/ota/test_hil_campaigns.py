@@ -1,0 +1,27 @@
+"""The OTA campaigns of the HIL suite in the default run: the default sample of tests/hil/test_ota.py
+and test_broken_models.py, as CI would run them (`pytest tests/hil/... --rig-rack FILE -n 3`), on a
+private copy of the virtual rack that rig's pytest plugin starts and stops - never the shared one."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.hil.ota_support import rack_copy
+
+REPO = Path(__file__).resolve().parents[2]
+PRIVATE_PORTS = 52600  # the copy's power switch; consoles follow, its side labs start 300 above
+
+
+def test_ota_sample_passes_on_a_private_rack(tmp_path):
+    rack = rack_copy(str(REPO / "targets" / "virtual-rack.yaml"), "ota-ci", PRIVATE_PORTS, tmp_path)
+    junit = tmp_path / "ota.xml"
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(REPO / "tests" / "hil" / "test_ota.py"),
+           str(REPO / "tests" / "hil" / "test_broken_models.py"), "--rig-rack", rack, "-n", "3", "-q",
+           f"--junitxml={junit}"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " failed" not in done.stdout and " passed" in done.stdout
+    report = junit.read_text()
+    for scenario in ("crash on boot", "power cut at 50% of the download", "wrongly signed image", "delta patch"):
+        assert f'name="ota_scenario" value="{scenario}"' in report
+    assert "rolled back to" in report  # the rollbacks are named in the JUnit properties
