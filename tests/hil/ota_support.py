@@ -15,7 +15,8 @@ from rig.ota.campaign import Verdict
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
 
-SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port, ten ports each
+SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port
+PORTS_PER_WORKER = 100  # each pytest-xdist worker starts its own side labs, ten ports each
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +61,13 @@ def side_labs(request, tmp_path_factory):
     touch the shared boards: broken models, and scenarios that burn a board's anti-rollback floor."""
     folder = tmp_path_factory.mktemp("side-labs")
     kits: dict[str, CampaignKit] = {}
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    ports = SIDE_PORT_OFFSET + PORTS_PER_WORKER * int(worker.removeprefix("gw") or 0)
 
     def lab(name: str, env: dict[str, str]) -> CampaignKit:
         if name not in kits:
             source = rack_path(request.config)
-            rack = rack_copy(source, name, first_port(source) + SIDE_PORT_OFFSET + 10 * len(kits), folder)
+            rack = rack_copy(source, f"{name}-{worker}", first_port(source) + ports + 10 * len(kits), folder)
             up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
                                  str(folder / f"state-{name}")], env=dict(os.environ, **env),
                                 capture_output=True, text=True)
