@@ -64,12 +64,13 @@ def push(smp, image: bytes, faults: list[Fault], on_progress: Callable[[int, int
          artefacts: Path | None = None, result: PushResult | None = None) -> PushResult:
     """Upload `image` through `smp` (an active SMPDriver) with the link faults of `faults`.
 
-    Pass `result` to keep the counts of a push that raises (a power cut mid-upload)."""
-    sent, fired = prepare(image, faults, artefacts)
-    result = result or PushResult(sent)
+    Pass `result` to keep the counts of a push that raises (a power cut mid-upload), and to number
+    sessions across pushes of one delivery: a fault's `#N` is the delivery's Nth SMP session."""
+    result = result or PushResult(image)
+    sent, fired = prepare(image, [f for f in faults if f.applies(result.sessions + 1)], artefacts)
     result.sent = sent
     result.faults_fired += fired
-    pending = sorted((f.offset(len(sent)), f) for f in faults if f.kind in ("drop", "stall"))
+    pending: list = []
     last = [0]
 
     def progress(done: int, total: int) -> None:
@@ -88,6 +89,8 @@ def push(smp, image: bytes, faults: list[Fault], on_progress: Callable[[int, int
 
     while True:
         result.sessions += 1
+        pending[:] = sorted(((f.offset(len(sent)), f) for f in faults
+                             if f.kind in ("drop", "stall") and f.applies(result.sessions)), key=lambda p: p[0])
         try:
             smp.upload(sent, progress=progress)
             return result

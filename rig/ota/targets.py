@@ -63,6 +63,7 @@ class Plan:
         self.total = 0  # bytes of the artefact
         self.wire_bytes = 0
         self.faults_fired: list[str] = []
+        self.push = smp_push.PushResult(b"")  # SMP sessions and counts over the delivery
 
 
 class McubootTarget:
@@ -115,12 +116,12 @@ class McubootTarget:
             self.intended_hash = mcuboot.parse(artefact).find(mcuboot.TLV_SHA256)[0].value
         except (RigError, IndexError):
             self.intended_hash = hashlib.sha256(artefact).digest()  # not an image: the board will say so
-        result = smp_push.PushResult(artefact)
+        result = plan.push  # one count over every push of this delivery
         try:
             smp_push.push(self.d.smp, artefact, plan.faults, plan.on_progress, self.artefacts, result)
         finally:
-            plan.wire_bytes += result.wire_bytes
-            plan.faults_fired += result.faults_fired
+            plan.wire_bytes = result.wire_bytes
+            plan.faults_fired = list(result.faults_fired)
         self.d.smp.test(self.intended_hash.hex())
 
     resume = start  # after a power cut the board's upload state is gone: push again
