@@ -58,7 +58,7 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
             raise RigError(f"fault mode {f!r} unknown; choose from {', '.join(appdesc.FAULTS)}")
     epoch = esp_app.source_date_epoch()
     env = _tool_env(epoch)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # the compiler runs in firmware/, not in the caller's folder
     stm = sorted(v for v in variants if v != "esp32")
     gcc_version = "none"
     if stm:

@@ -46,9 +46,9 @@ def test_size_figures_printed(built):
 
 def test_second_build_gives_identical_bytes(built, tmp_path, monkeypatch):
     out, manifest, _ = built
-    # Another directory, another working directory: paths must not reach the bytes.
+    # Another directory, another working directory, given relative to it: paths must not reach the bytes.
     monkeypatch.chdir(tmp_path)
-    again = build(tmp_path / "again", variants=("stm32l0", "esp32"), version="1.2.3+4", faults=("none", "hang"))
+    again = build("again", variants=("stm32l0", "esp32"), version="1.2.3+4", faults=("none", "hang"))
     assert len(again.artifacts) == 5
     for a in again.artifacts:
         assert (tmp_path / "again" / a["file"]).read_bytes() == (out / a["file"]).read_bytes(), a["file"]
