@@ -11,7 +11,6 @@ they are between real builds (docs/delta-format.md), and a full image is as big 
     image(variant, version, signer, fault="none", floor=0) -> bytes   (either, with the rollback floor)
 """
 
-import hashlib
 import random
 
 from rig.image import appdesc, esp_app, mcuboot
@@ -65,6 +64,3 @@ def image(variant: str, version: Version | str, signer: Signer, fault: str = "no
         return esp32_image(version, fault, secure_version=floor)
     return stm32_image(variant, version, signer, fault, security_counter=floor)
 
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

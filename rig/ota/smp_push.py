@@ -31,7 +31,6 @@ class LinkDropped(Exception):
 
 @dataclass
 class PushResult:
-    sent: bytes  # what was uploaded, after corrupt/truncate/wrong-file
     sessions: int = 0
     wire_bytes: int = 0  # image bytes acknowledged by the board, over every session
     faults_fired: list[str] = field(default_factory=list)
@@ -66,9 +65,8 @@ def push(smp, image: bytes, faults: list[Fault], on_progress: Callable[[int, int
 
     Pass `result` to keep the counts of a push that raises (a power cut mid-upload), and to number
     sessions across pushes of one delivery: a fault's `#N` is the delivery's Nth SMP session."""
-    result = result or PushResult(image)
+    result = result or PushResult()
     sent, fired = prepare(image, [f for f in faults if f.applies(result.sessions + 1)], artefacts)
-    result.sent = sent
     result.faults_fired += fired
     pending: list = []
     last = [0]

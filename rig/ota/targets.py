@@ -4,7 +4,8 @@ Two kinds, one interface (used by rig.ota.campaign):
 
     McubootTarget  STM32H7/STM32L0: baseline through the SWD probe (MCUboot + a signed image in
                    slot0), updates pushed with MCUmgr SMP on the console (rig.ota.smp_push), then
-                   `test` and a reset; read-back of slot0's image and both trailers through the probe.
+                   `test` (the campaign power-cycles the board so MCUboot swaps the image in, with
+                   the console listening); read-back of slot0's image and both trailers by the probe.
     Esp32Target    ESP32: baseline through the ROM loader (bootloader, partition table, blank
                    otadata, app in ota_0; one esptool session that also reads the anti-rollback
                    eFuse), updates pulled by the board from rig.ota.server after `ota <url>` on its
@@ -63,7 +64,7 @@ class Plan:
         self.total = 0  # bytes of the artefact
         self.wire_bytes = 0
         self.faults_fired: list[str] = []
-        self.push = smp_push.PushResult(b"")  # SMP sessions and counts over the delivery
+        self.push = smp_push.PushResult()  # SMP sessions and counts over the delivery
 
 
 class McubootTarget:
@@ -126,9 +127,6 @@ class McubootTarget:
 
     resume = start  # after a power cut the board's upload state is gone: push again
 
-    def reboot_into_update(self) -> None:
-        self.d.smp.reset()
-
     def read_back(self, candidates: dict[str, bytes]) -> ReadBack:
         slot0, slot1 = self._slot("slot0"), self._slot("slot1")
         found = None
@@ -175,14 +173,10 @@ class Esp32Target:
         self.server.restart_count(board)
         self.server.faults[board] = list(plan.faults)
         self._url = self.server.url(name, device=board)
-        self._name = name
         self.d.console.send_line(f"ota {self._url}")
 
     def resume(self, artefact: bytes, plan: Plan) -> None:
         self.d.console.send_line(f"ota {self._url}")
-
-    def reboot_into_update(self) -> None:
-        """The board restarts by itself once the image is in place."""
 
     def delivery_stats(self) -> DeviceStats:
         """The server's counts for this board since the last `start`."""

@@ -17,6 +17,7 @@ from rig.pytest_plugin import rack_path
 
 SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port
 PORTS_PER_WORKER = 100  # each pytest-xdist worker starts its own side labs, ten ports each
+_SIDE_KITS: dict[str, CampaignKit] = {}
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +61,7 @@ def side_labs(request, tmp_path_factory):
     `env` added to `rig lab up`'s environment, stopped at the end of the session. For what must not
     touch the shared boards: broken models, and scenarios that burn a board's anti-rollback floor."""
     folder = tmp_path_factory.mktemp("side-labs")
-    kits: dict[str, CampaignKit] = {}
+    kits = _SIDE_KITS  # one registry per process: each test module that imports this fixture gets its own
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     ports = SIDE_PORT_OFFSET + PORTS_PER_WORKER * int(worker.removeprefix("gw") or 0)
 
@@ -76,7 +77,8 @@ def side_labs(request, tmp_path_factory):
         return kits[name]
 
     yield lab
-    for kit in kits.values():
+    while kits:
+        _, kit = kits.popitem()
         kit.__exit__(None, None, None)
         subprocess.run([sys.executable, "-m", "rig", "lab", "down", "--rack", str(kit.rack)], capture_output=True)
 

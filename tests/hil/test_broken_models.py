@@ -19,9 +19,9 @@ from tests.hil.ota_support import report, side_labs  # noqa: F401  (side_labs is
 SAMPLE = [("wrongly signed image", "stm32h7"), ("crash on boot", "stm32l0"), ("resume after a broken link", "esp32"),
           ("corrupt image", "esp32")]
 EVERY = [(name, variant) for name in scenarios.BROKEN_BY for variant in ("esp32", "stm32h7", "stm32l0")
-         if scenarios.fits(name, variant) and (name, variant) not in SAMPLE]
+         if scenarios.broken_by(name, variant) and scenarios.fits(name, variant) and (name, variant) not in SAMPLE]
 def run_broken(request, side_labs, rig_pool, name: str, variant: str) -> None:  # noqa: F811
-    switch = scenarios.BROKEN_BY[name]
+    switch = scenarios.broken_by(name, variant)
     kit = side_labs(f"broken-{switch}", {ENV: switch})
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))

@@ -117,6 +117,8 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
         saved = None
         log.clear()
     resume = saved.done if saved else 0
+    if resume and broken("resume-wrong-offset"):
+        resume += PAGE  # test-only fault switch (rig/sim/broken.py): a sector is never written
     kind = saved.kind if saved else None
     source = Download(ctx, url, start=resume if kind == FULL else 0)
     try:
@@ -200,7 +202,7 @@ def _check(ctx: BoardContext, image: bytes) -> esp_app.EspApp:
             raise RigError(f"ota: {exc}") from None
         return esp_app.EspApp("unknown", "", 0, "", 0, 0, len(image), None)
     floor = Efuses(ctx.state_dir, ctx.board_id).secure_version()
-    if app.secure_version < floor:
+    if app.secure_version < floor and not broken("no-image-check"):
         raise RigError(f"ota: secure_version {app.secure_version} is below the eFuse's {floor} (anti-rollback)")
     return app
 
