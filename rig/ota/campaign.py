@@ -246,6 +246,8 @@ class Campaign:
         v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
         if (s.cut is not None or s.cut_at_op is not None) and not fired:
             v.reasons.append("the planned power cut never fired")
+        if v.wire_bytes == 0 and any(f.startswith("hand-over refused") for f in v.faults_fired):
+            v.reasons.append("the update never reached the board: the host refused to send it")
         for kind in {f.kind for f in s.link_faults}:
             planned = sum(f.kind == kind for f in s.link_faults)
             if sum(f.startswith(kind) for f in v.faults_fired) < planned:

@@ -38,7 +38,9 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
               link_faults=(Fault("drop", at_percent=40, request=1), Fault("drop", at_percent=70, request=2))),
      ALL, True),
     (Scenario("corrupt image", "kept", link_faults=(Fault("corrupt", at_percent=50, length=4),)), ALL, True),
-    (Scenario("truncated image", "kept", link_faults=(Fault("truncate", at_percent=60),)), ALL, False),
+    # HTTP only for now: rig.drivers.SMPDriver.upload parses the image before sending it, so a
+    # truncated one never reaches an MCUboot board (the host refuses it, not the board).
+    (Scenario("truncated image", "kept", link_faults=(Fault("truncate", at_percent=60),)), HTTP, False),
     (Scenario("wrongly signed image", "kept", artefact="bad-signature"), MCUBOOT, True),
     (Scenario("unknown-key image", "kept", artefact="unknown-key"), MCUBOOT, False),
     (Scenario("downgraded image", "kept", floor_step=-1), ALL, False),
@@ -62,7 +64,7 @@ _SWEEP: list[tuple[Scenario, tuple[str, ...]]] = (
 # failure, per kind of board: what guards the outcome differs (MCUboot validates in the bootloader;
 # the ESP32 OTA client checks the image before it sets otadata). Where no switch is listed nothing
 # in the models can be broken that the scenario depends on (an SMP upload cut by a power cut starts
-# again from zero; img_mgmt refuses a truncated image by its hash before MCUboot sees it).
+# again from zero, so there is no resume offset to get wrong).
 _ROLLBACKS = ("crash on boot", "hang (watchdog)", "never confirms", "fails its health check")
 BROKEN_BY: dict[str, dict[str, str]] = {
     "wrongly signed image": {"mcuboot": "no-signature-check"},
