@@ -4,27 +4,14 @@ call costs over a second of imports; tests/cli covers the console script itself)
 import json
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 from delta_pairs import pair
 
-from rig.cli import main
-
 
 @pytest.fixture
-def rig(monkeypatch, capsys):
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["rig", "delta", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-
-    return run
+def rig(rig_cli):
+    return lambda *args: rig_cli("delta", *args)
 
 
 @pytest.fixture

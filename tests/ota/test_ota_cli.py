@@ -1,27 +1,13 @@
 """`rig ota` input handling through the `rig` entry point, in-process: every mistake is one line
 and exit status 2, found before any board is touched. (The campaigns themselves run in tests/hil.)"""
 
-import sys
-from types import SimpleNamespace
 
 import pytest
 
-from rig.cli import main
-
 
 @pytest.fixture
-def rig(monkeypatch, capsys):
-    def run(*args):
-        monkeypatch.setattr(sys, "argv", ["rig", "ota", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        captured = capsys.readouterr()
-        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-
-    return run
+def rig(rig_cli):
+    return lambda *args: rig_cli("ota", *args)
 
 
 def test_list_names_every_scenario_and_the_boards_it_fits(rig):
