@@ -106,11 +106,16 @@ class Rig:
         self.board.close()
 
 
-async def read_console_until(transport: SMPSerialTransport, text: str, timeout: float = 5.0) -> str:
-    """Console text (not SMP) the board prints, until `text` shows up."""
+async def read_console_until(transport: SMPSerialTransport, text: str, timeout: float = 5.0, after: str = "") -> str:
+    """Console text (not SMP) the board prints, until `text` shows up (behind `after`, when given:
+    lines of an earlier boot must not count for the next one)."""
     seen = ""
     deadline = time.monotonic() + timeout
-    while text not in seen:
+
+    def found() -> bool:
+        return after in seen and text in seen[seen.index(after) + len(after):]
+
+    while not found():
         if time.monotonic() > deadline:
             raise AssertionError(f"{text!r} not on the console within {timeout}s; saw {seen!r}")
         seen += (await transport.read_serial()).decode(errors="replace")

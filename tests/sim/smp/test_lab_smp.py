@@ -36,7 +36,8 @@ def test_ota_over_smp_on_the_virtual_rack(lab_factory, signer, make_image):
             digest = mcuboot.parse(image).find(mcuboot.TLV_SHA256)[0].value
             await client.request(ImageStatesWrite(hash=digest))
             await client.request(ResetWrite())
-            console = await read_console_until(transport, "rig: confirmed")
+            # The first boot may still be confirming 1.0.0 when the upload ends: wait for the new boot's lines.
+            console = await read_console_until(transport, "rig: confirmed", after="reset=software")
             return echo, offsets, console, await client.request(ImageStatesRead())
 
     # The registry file the daemon announces itself in (what the pyocd probe plugin reads too).

@@ -93,7 +93,7 @@ def test_upload_test_reset_and_the_new_image_runs(rig, make_image):
             seen["tested"] = await client.request(ImageStatesWrite(hash=sha_tlv(image)))
             seen["trailer"] = rig.trailer("slot1")
             seen["reset"] = await client.request(ResetWrite())
-            seen["console"] = await read_console_until(transport, "rig: confirmed")
+            seen["console"] = await read_console_until(transport, "rig: confirmed", after="reset=software")
             seen["after"] = await client.request(ImageStatesRead())
 
     run(go())
