@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.hil.ota_support import rack_copy
 
 REPO = Path(__file__).resolve().parents[2]
-PRIVATE_PORTS = 52600  # the copy's power switch; consoles follow, its side labs start 300 above
+PRIVATE_PORTS = 22600  # the copy's power switch; consoles follow, its side labs start 300 above
 
 
 def test_ota_sample_passes_on_a_private_rack(tmp_path):
