@@ -33,20 +33,10 @@
 
 /* USART3 */
 #define USART3_BASE 0x40004800u
-#define USART_CR1(b) REG32((b) + 0x00u)
-#define USART_BRR(b) REG32((b) + 0x0Cu)
-#define USART_ISR(b) REG32((b) + 0x1Cu)
-#define USART_TDR(b) REG32((b) + 0x28u)
-#define USART_CR1_UE (1u << 0)
-#define USART_CR1_TE (1u << 3)
-#define USART_ISR_TXE (1u << 7)
 
 /* IWDG1 */
 #define IWDG_BASE 0x58004800u
-#define IWDG_KR REG32(IWDG_BASE + 0x00u)
-#define IWDG_PR REG32(IWDG_BASE + 0x04u)
-#define IWDG_RLR REG32(IWDG_BASE + 0x08u)
-#define IWDG_SR REG32(IWDG_BASE + 0x0Cu)
+#include "stm32_ip.h" /* USART and IWDG register layouts */
 
 /* Embedded flash: one register set per 1 MiB bank, bank 2 at +0x100 */
 #define FLASH_BASE_REGS 0x52002000u

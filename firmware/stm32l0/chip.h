@@ -40,20 +40,10 @@
 
 /* USART2 (same USART block as the H7's) */
 #define USART2_BASE 0x40004400u
-#define USART_CR1(b) REG32((b) + 0x00u)
-#define USART_BRR(b) REG32((b) + 0x0Cu)
-#define USART_ISR(b) REG32((b) + 0x1Cu)
-#define USART_TDR(b) REG32((b) + 0x28u)
-#define USART_CR1_UE (1u << 0)
-#define USART_CR1_TE (1u << 3)
-#define USART_ISR_TXE (1u << 7)
 
 /* IWDG */
 #define IWDG_BASE 0x40003000u
-#define IWDG_KR REG32(IWDG_BASE + 0x00u)
-#define IWDG_PR REG32(IWDG_BASE + 0x04u)
-#define IWDG_RLR REG32(IWDG_BASE + 0x08u)
-#define IWDG_SR REG32(IWDG_BASE + 0x0Cu)
+#include "stm32_ip.h" /* USART and IWDG register layouts */
 
 /* Flash program/erase controller (NVM) */
 #define FLASH_BASE_REGS 0x40022000u

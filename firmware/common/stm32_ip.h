@@ -1,0 +1,22 @@
+/* Register layouts of the ST peripheral blocks both parts share: the USART (the block with
+ * ISR/TDR) and the independent watchdog. Each chip.h holds the base addresses: USART macros take
+ * the base as an argument; chip.h defines IWDG_BASE before it includes this file. */
+#ifndef RIG_STM32_IP_H
+#define RIG_STM32_IP_H
+
+#include "cortexm.h"
+
+#define USART_CR1(b) REG32((b) + 0x00u)
+#define USART_BRR(b) REG32((b) + 0x0Cu)
+#define USART_ISR(b) REG32((b) + 0x1Cu)
+#define USART_TDR(b) REG32((b) + 0x28u)
+#define USART_CR1_UE (1u << 0)
+#define USART_CR1_TE (1u << 3)
+#define USART_ISR_TXE (1u << 7)
+
+#define IWDG_KR REG32(IWDG_BASE + 0x00u)
+#define IWDG_PR REG32(IWDG_BASE + 0x04u)
+#define IWDG_RLR REG32(IWDG_BASE + 0x08u)
+#define IWDG_SR REG32(IWDG_BASE + 0x0Cu)
+
+#endif
