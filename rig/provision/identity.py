@@ -3,8 +3,11 @@
 The CA signs through rig.image.keys' Signer, so its key can stay in an HSM (PKCS#11): the
 certificate's to-be-signed part is built here with asn1crypto, its SHA-256 digest is signed by the
 signer, and the two are joined - no private key object ever has to exist in this process.
-The device's own private key is generated in memory and handed back only so the station can
-write it into the device; nothing here logs, stores or prints it.
+The device's own key pair comes from a KeyMaker: in the station's HSM over PKCS#11 (the token's
+RNG; the pair is a session object, so it never reaches the token's storage, and it is destroyed as
+soon as its value is read for writing into the device) or, without an HSM, from this process's
+CSPRNG. Either way the private key exists only in memory until the station writes it into the
+device; nothing here logs, stores or prints it.
 """
 
 import datetime
@@ -27,6 +30,56 @@ CA_VALIDITY = datetime.timedelta(days=25 * 365)
 
 def device_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
+
+
+class KeyMaker:
+    """Makes device key pairs in memory (the process's CSPRNG)."""
+
+    source = "memory"
+
+    def generate(self) -> ec.EllipticCurvePrivateKey:
+        return device_key()
+
+
+class Pkcs11KeyMaker(KeyMaker):
+    """Makes device key pairs on the token of a PKCS#11 URI (the CA key's URI will do: its object is
+    not used).
+
+    The pair is generated as session objects (CKA_TOKEN false: never stored on the token) that may
+    be read once (CKA_EXTRACTABLE true, CKA_SENSITIVE false), read, and destroyed at once."""
+
+    def __init__(self, uri: str):
+        from rig.image.keys import Pkcs11Uri, redact
+
+        self.source = redact(uri)
+        self._uri = Pkcs11Uri.parse(uri)
+
+    def generate(self) -> ec.EllipticCurvePrivateKey:
+        import pkcs11
+        from pkcs11 import Attribute, KeyType
+        from pkcs11.util.ec import encode_named_curve_parameters
+
+        u = self._uri
+        try:
+            token = pkcs11.lib(u.module_path).get_token(token_label=u.token)
+            with token.open(user_pin=u.pin(), rw=True) as session:
+                params = session.create_domain_parameters(
+                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
+                public, private = params.generate_keypair(
+                    store=False, private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
+                try:
+                    value = int.from_bytes(private[Attribute.VALUE], "big")
+                finally:
+                    private.destroy()
+                    public.destroy()
+        except pkcs11.PKCS11Error as e:
+            raise RigError(f"{self.source}: the token could not make a device key ({type(e).__name__})") from None
+        return ec.derive_private_key(value, ec.SECP256R1())
+
+
+def key_maker(spec: str | None) -> KeyMaker:
+    """A pkcs11: URI names the token that makes device keys; None makes them in memory."""
+    return Pkcs11KeyMaker(spec) if spec and spec.startswith("pkcs11:") else KeyMaker()
 
 
 def csr(key: ec.EllipticCurvePrivateKey, serial: str, variant: str) -> x509.CertificateSigningRequest:
