@@ -27,6 +27,7 @@ VERBS = {
     "power": "rig.cli.power:power",
     "reset": "rig.cli.reset:reset",
     "ota": "rig.cli.ota:ota",
+    "provision": "rig.cli.provision:provision",
     "demo": "rig.cli.demo:demo",
 }
 

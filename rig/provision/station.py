@@ -6,9 +6,16 @@ CONTRACT (fixed first; the runner below is filled in by the station work):
     Firmware      - what a variant's units get flashed with
 """
 
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
 from dataclasses import dataclass, field
 
+from rig.errors import RigError
 from rig.image.keys import Signer
+from rig.provision.records import UnitRecord, now
 
 
 @dataclass(frozen=True)
@@ -39,3 +46,128 @@ class Station:
     # Recipe options per variant, e.g. {"esp32": {"disable_download": False, "disable_jtag": True},
     # "stm32h7": {"rdp": 1}}; a variant module documents the options it reads and their defaults.
     options: dict = field(default_factory=dict)
+
+
+# -- the runner: units on N fixtures at once, each in a process of its own (rig.provision.fixture)
+
+# Imported once by the fork server, so a fixture process starts in milliseconds instead of
+# importing labgrid, esptool and pyocd again for every unit.
+PRELOAD = ["rig.provision.fixture", "rig.provision.variants", "rig.provision.esp32", "rig.provision.stm32",
+           "esptool.cmds", "espefuse", "pyocd.core.helpers", "pyocd.flash.loader", "pyocd.flash.eraser",
+           "sqlalchemy.dialects.sqlite", "cryptography.x509"]
+log = logging.getLogger("rig.provision.station")
+
+
+@dataclass
+class UnitResult:
+    """What the station knows of one board at the end of a run."""
+
+    board: str
+    outcome: str  # provisioned | refused | failed
+    reason: str | None
+    serial: str | None
+    seconds: float  # from the fixture process's start to the record saved
+    start_seconds: float  # from the process's start to its first step: the price of a process per unit
+    record: UnitRecord | None  # None: the unit was never identified, so there is nothing to record
+
+
+@dataclass
+class _Fixture:
+    board: object
+    process: object
+    events: object  # read end of the fixture's event pipe
+    alive: object  # write end of the pipe whose end stops the fixture
+    started: float
+    first_step: float | None = None
+    chip_id: str = ""
+    step: str = "connect"
+    record: UnitRecord | None = None
+
+
+def run_units(spec, records, boards, fixtures: int, on_event=None, recipes: dict | None = None) -> list[UnitResult]:
+    """Provision `boards`, up to `fixtures` at once; save each unit's record in one transaction.
+
+    on_event(board_id, kind, *args) follows the units: ("start",), ("step", name, state) with state
+    running | done | refused | failed, ("progress", done, total) while flashing, ("done", UnitResult).
+    `recipes` (variant -> Recipe) defaults to rig.provision.variants'.
+    """
+    from rig.provision import variants
+
+    notify = on_event or (lambda board_id, kind, *args: None)
+    recipes = recipes or {b.variant: variants.recipe(b.variant) for b in boards}
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    waiting, running, results = list(boards), {}, []
+    try:
+        while waiting or running:
+            while waiting and len(running) < max(1, fixtures):
+                board = waiting.pop(0)
+                fixture = _start(context, spec, board, recipes[board.variant])
+                running[fixture.events] = fixture
+                notify(board.id, "start")
+            for conn in multiprocessing.connection.wait(list(running)):
+                fixture = running[conn]
+                try:
+                    _receive(fixture, conn.recv(), notify)
+                except EOFError:  # the fixture process has ended
+                    del running[conn]
+                    results.append(_finish(fixture, spec, records))
+                    notify(fixture.board.id, "done", results[-1])
+    finally:
+        for fixture in running.values():  # the station is stopping early: so do its fixtures, now
+            fixture.process.kill()
+            fixture.process.join()
+    return results
+
+
+def _start(context, spec, board, recipe) -> _Fixture:
+    from rig.provision import fixture
+
+    events_r, events_w = context.Pipe(duplex=False)
+    alive_r, alive_w = context.Pipe(duplex=False)
+    process = context.Process(target=fixture.main, name=f"fixture {board.id}", daemon=True,
+                              args=(spec, board, recipe, dict(os.environ), events_w, alive_r))
+    started = time.monotonic()
+    process.start()
+    events_w.close()  # the fixture holds the only write end: its exit ends the pipe
+    alive_r.close()
+    return _Fixture(board, process, events_r, alive_w, started)
+
+
+def _receive(fixture: _Fixture, event: tuple, notify) -> None:
+    kind, *args = event
+    if kind == "step":
+        name, state, chip_id = args
+        fixture.first_step = fixture.first_step or time.monotonic()
+        fixture.step, fixture.chip_id = name, chip_id or fixture.chip_id
+        notify(fixture.board.id, "step", name, state)
+    elif kind == "progress":
+        notify(fixture.board.id, "progress", *args)
+    elif kind == "record":
+        fixture.record = UnitRecord(**args[0])
+
+
+def _finish(fixture: _Fixture, spec, records) -> UnitResult:
+    fixture.process.join()
+    fixture.alive.close()
+    rec = fixture.record
+    if rec is None and fixture.chip_id:  # the process died without a word (a crash below Python)
+        rec = UnitRecord(chip_id=fixture.chip_id, variant=fixture.board.variant, outcome="failed",
+                         operator=spec.operator, station=spec.name, started_at=now(), finished_at=now(),
+                         reason=f"{fixture.step}: the fixture process died (exit status {fixture.process.exitcode})")
+    reason = rec.reason if rec else f"{fixture.step}: the fixture process ended (exit status " \
+                                    f"{fixture.process.exitcode}) before the unit was identified"
+    outcome = rec.outcome if rec else "failed"
+    if rec is not None and rec.chip_id:
+        try:
+            records.save(rec)
+        except RigError as exc:
+            outcome, reason = "failed", f"record not saved: {exc}"
+    elif rec is not None:
+        outcome = "failed"  # never identified: there is no unit to record an attempt for
+    seconds = time.monotonic() - fixture.started
+    start = (fixture.first_step or time.monotonic()) - fixture.started
+    log.info("%s: %s %s %s%s (%.1f s)", fixture.board.id, rec.chip_id if rec and rec.chip_id else "-",
+             rec.serial if rec and rec.serial else "-", outcome, f": {reason}" if reason else "", seconds)
+    return UnitResult(fixture.board.id, outcome, reason, rec.serial if rec else None, round(seconds, 2),
+                      round(start, 3), rec)

@@ -1,0 +1,202 @@
+"""A provisioning station built from `rig provision run`'s options: keys, CA, firmware, recipe options.
+
+The work folder (--workdir, default .rig/provision/ in the checkout) keeps what the station makes on
+first use, so every run of one station signs with the same keys:
+
+    ca-key.pem          the provisioning CA's key (unless --ca-key names one, e.g. on an HSM)
+    ca/<KEYHASH>.pem    the CA certificate of that CA key, self-signed from it on first use
+    firmware-key.pem    the firmware-signing key (unless --firmware-key names one); a device's
+                        bootloader and firmware-verification key trust it
+    station.log         the station's log: one line per unit, tracebacks of unexpected failures
+    provisioning.db     the records, when --db names no other database
+
+A StationSpec is what a fixture process rebuilds the Station from: paths, URIs and firmware bytes,
+never an open key or database connection (neither crosses a process boundary).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rig.atomic import write_bytes
+from rig.errors import RigError
+from rig.image.keys import load_signer
+from rig.provision import identity, variants
+from rig.provision.records import Records
+from rig.provision.station import Firmware, Station
+
+DEFAULT_WORKDIR = Path(".rig/provision")
+FACTORY_VERSION = "1.0.0"  # of the default factory images (rig.ota.releases)
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def default_db(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'provisioning.db'}"
+
+
+@dataclass(frozen=True)
+class StationSpec:
+    name: str
+    operator: str
+    db_url: str
+    ca_key: str  # PEM path or pkcs11: URI
+    ca_cert: str  # PEM path
+    firmware_key: str  # PEM path or pkcs11: URI
+    firmware: dict[str, Firmware]
+    log: str  # the station log file
+    force: bool = False
+    options: dict = field(default_factory=dict)
+
+    def open(self) -> Station:
+        ca_signer = load_signer(self.ca_key)
+        return Station(
+            name=self.name, operator=self.operator, records=Records(self.db_url),
+            ca_cert=x509.load_pem_x509_certificate(Path(self.ca_cert).read_bytes()), ca_signer=ca_signer,
+            keys=identity.key_maker(self.ca_key), firmware_signer=load_signer(self.firmware_key),
+            firmware=self.firmware, force=self.force, options=self.options)
+
+
+# -- checks of the options, before anything is written
+
+
+def parse_options(specs) -> dict[str, dict]:
+    """--option VARIANT.NAME=VALUE, checked against the options the variant's recipe reads."""
+    chosen: dict[str, dict] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        variant, dot, key = name.partition(".")
+        if not (sep and dot and key):
+            raise RigError(f"--option {spec!r}: write VARIANT.NAME=VALUE, e.g. stm32h7.rdp=0")
+        known = variants.options(variant)
+        if key not in known:
+            names = ", ".join(f"{k} (default {v})" for k, v in known.items())
+            raise RigError(f"--option {spec!r}: the {variant} recipe has no option {key!r}; it has {names}")
+        chosen.setdefault(variant, {})[key] = _value(spec, text, known[key])
+    return chosen
+
+
+def _value(spec: str, text: str, default):
+    if isinstance(default, bool):
+        if text.lower() in TRUE + FALSE:
+            return text.lower() in TRUE
+        raise RigError(f"--option {spec!r}: expected true or false")
+    if isinstance(default, int):
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise RigError(f"--option {spec!r}: expected a whole number") from None
+    return text
+
+
+def variant_files(flag: str, specs) -> dict[str, Path]:
+    """--bootloader/--image VARIANT=FILE."""
+    files = {}
+    for spec in specs:
+        variant, sep, name = spec.partition("=")
+        if not sep or variant not in variants.MODULES:
+            raise RigError(f"{flag} {spec!r}: write VARIANT=FILE with VARIANT one of {', '.join(variants.MODULES)}")
+        if not Path(name).is_file():
+            raise RigError(f"{flag} {spec!r}: no such file {name}")
+        files[variant] = Path(name)
+    return files
+
+
+def check_real_boards(boards, bootloaders: dict, images: dict) -> None:
+    """A real board's bootloader must trust the firmware key and its image must be the product's:
+    the station cannot make either for it."""
+    for board in boards:
+        if board.virtual:
+            continue
+        for flag, given in (("--bootloader", bootloaders), ("--image", images)):
+            if board.variant not in given:
+                raise RigError(f"board {board.id} is a real {board.variant}: give its {flag} "
+                               f"{board.variant}=FILE (the virtual lab's defaults do not run on silicon)")
+
+
+# -- building the station
+
+
+def prepare(workdir: Path, db_url: str, boards, *, name: str, operator: str, ca_key: str | None = None,
+            ca_cert: str | None = None, firmware_key: str | None = None, bootloaders: dict | None = None,
+            images: dict | None = None, options: dict | None = None, force: bool = False,
+            note=print) -> tuple[StationSpec, Records]:
+    """The station's spec and its open records. Opens the database first: a database that cannot
+    be opened stops the station before it writes a key."""
+    workdir = Path(workdir).resolve()
+    if db_url == default_db(DEFAULT_WORKDIR) or db_url == default_db(workdir):
+        workdir.mkdir(parents=True, exist_ok=True)
+    records = Records(db_url)
+    ca_spec = ca_key or _own_key(workdir / "ca-key.pem", "the provisioning CA key",
+                                 "every device certificate chains to it", note)
+    fw_spec = firmware_key or _own_key(workdir / "firmware-key.pem", "the firmware-signing key",
+                                       "the devices' bootloaders trust it", note)
+    ca_signer, fw_signer = load_signer(ca_spec), load_signer(fw_spec)
+    cert_path = Path(ca_cert) if ca_cert else workdir / "ca" / f"{ca_signer.public.keyhash.hex()[:16]}.pem"
+    _ca_cert(cert_path, ca_signer, name, given=bool(ca_cert), note=note)
+    firmware = {v: _firmware(v, [b for b in boards if b.variant == v], fw_signer, (bootloaders or {}).get(v),
+                             (images or {}).get(v))
+                for v in sorted({b.variant for b in boards})}
+    spec = StationSpec(name=name, operator=operator, db_url=db_url, ca_key=ca_spec, ca_cert=str(cert_path.resolve()),
+                       firmware_key=fw_spec, firmware=firmware, log=str(workdir / "station.log"), force=force,
+                       options=options or {})
+    return spec, records
+
+
+def _own_key(path: Path, what: str, why: str, note) -> str:
+    if not path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()), mode=0o600)
+        note(f"made {what} {path} ({why}: keep it, back it up)")
+    return str(path)
+
+
+def _ca_cert(path: Path, signer, station: str, given: bool, note) -> None:
+    if path.exists():
+        try:
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+        except ValueError:
+            raise RigError(f"{path}: not a PEM certificate; give the CA certificate with --ca-cert") from None
+        if identity.fingerprint(cert.public_key()) != identity.fingerprint(signer.public.key):
+            raise RigError(f"{path}: this CA certificate is not of the CA key {signer.source}; "
+                           "give the matching --ca-cert or --ca-key")
+        return
+    if given:
+        raise RigError(f"--ca-cert {path}: no such file")
+    cert = identity.make_ca(signer, name=f"rig provisioning CA {station}")
+    write_bytes(path, cert.public_bytes(serialization.Encoding.PEM))
+    note(f"made the CA certificate of {signer.source}: {path}")
+
+
+def _firmware(variant: str, boards, signer, bootloader: Path | None, image: Path | None) -> Firmware:
+    from rig.image import esp_app, mcuboot, sbv2
+    from rig.image.layouts import LAYOUTS
+    from rig.ota import releases
+
+    layouts = {b.flash_layout for b in boards}
+    if len(layouts) > 1:
+        raise RigError(f"the {variant} boards use different flash layouts ({', '.join(sorted(layouts))}); "
+                       "provision them in separate runs (--board or --tag)")
+    layout = LAYOUTS[layouts.pop()]
+    if variant == "esp32":
+        app = image.read_bytes() if image else releases.esp32_image(FACTORY_VERSION)
+        esp_app.parse(app)  # an ESP-IDF app image, checksum and digest right
+        signed = sbv2.sign(app, signer)
+        boot = bootloader.read_bytes() if bootloader else esp_app.bootloader_image()
+        return Firmware(signed, boot)
+    if image:
+        signed = image.read_bytes()
+        try:
+            mcuboot.verify(signed, [signer.public])
+        except RigError as exc:
+            raise RigError(f"--image {variant}={image}: {exc}; sign it with `rig sign --key {signer.source}`") from None
+    else:
+        signed = releases.stm32_image(variant, FACTORY_VERSION, signer)
+    if bootloader:
+        return Firmware(signed, bootloader.read_bytes())
+    from rig.sim.stm32 import vmcuboot
+
+    return Firmware(signed, vmcuboot.build(layout, [signer.public]))

@@ -1,0 +1,137 @@
+"""A private copy of the whole virtual rack for the station tests, and `rig provision` run on it as
+an operator runs it: a separate process, watched through its output, its database and its files.
+
+The copy listens on ports of its own (PRIVATE_PORTS: the power switch, then the three consoles; no
+other test uses 23500-23599), has other board and probe ids, a runtime folder (leases, lab registry)
+and a state folder of its own - provisioning burns the ESP32's eFuses, so these boards are never
+the shared rack's. A test module gets one lab (fixture `station_lab`, imported by the module) and
+gives each test its own work folder and database: the recipes take a board in any state.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RIG = str(Path(sys.executable).parent / "rig")
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+PRIVATE_PORTS = 23500 + 10 * WORKER
+SUFFIX = "-station"
+BOARDS = tuple(f"{b}{SUFFIX}" for b in ("esp32-1", "stm32h7-1", "stm32l0-1"))
+OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0")  # units left readable by the probe
+
+
+def private_rack(path: Path) -> Path:
+    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
+    for i, spec in enumerate(doc["targets"].values()):
+        res = spec["resources"]
+        res["NetworkSerialPort"]["port"] = PRIVATE_PORTS + 1 + i
+        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{PRIVATE_PORTS}/outlet/{{index}}/{{value}}"
+        if "RigDebugProbe" in res:
+            res["RigDebugProbe"]["unique_id"] = f"STATION-{res['RigDebugProbe']['unique_id']}"
+    doc["targets"] = {f"{board}{SUFFIX}": spec for board, spec in doc["targets"].items()}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+class StationLab:
+    def __init__(self, root: Path):
+        self.root = root
+        self.rack = private_rack(root / "rack.yaml")
+        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
+        self.env.pop("RIG_RACK", None)
+
+    def rig(self, *args, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run([RIG, *map(str, args)], cwd=self.root, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def provision(self, workdir: Path, *args, env: dict | None = None) -> subprocess.CompletedProcess:
+        """`rig provision run` on this lab's rack with `workdir` (records in workdir by default)."""
+        return self.rig("provision", "run", "--rack", self.rack, "--workdir", workdir, "--operator", "tester",
+                        "--station", "station-test", *args, env=env)
+
+    def start(self, workdir: Path, *args) -> subprocess.Popen:
+        """`rig provision run` in a process group of its own, its output on a pipe."""
+        return subprocess.Popen([RIG, "provision", "run", "--rack", str(self.rack), "--workdir", str(workdir),
+                                 "--operator", "tester", *map(str, args)], cwd=self.root, env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def station_lab(tmp_path_factory):
+    lab = StationLab(tmp_path_factory.mktemp("station-lab"))
+    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
+    assert up.returncode == 0, up.stderr
+    try:
+        yield lab
+    finally:
+        lab.rig("lab", "down", "--rack", lab.rack)
+
+
+def wait_for_line(proc: subprocess.Popen, line: str, timeout: float = 120) -> list[str]:
+    """Read the station's output until `line`; the lines read. Fails if the station ends first."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    for got in proc.stdout:
+        seen.append(got.rstrip("\n"))
+        if seen[-1] == line:
+            return seen
+        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n" + "\n".join(seen)
+    pytest.fail(f"the station ended (status {proc.wait()}) before {line!r}:\n" + "\n".join(seen))
+
+
+def processes_in_group(pgid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid and not _zombie(entry):
+                    found.append(int(entry.name))
+            except (ProcessLookupError, OSError):
+                pass
+    return found
+
+
+def _zombie(proc_dir: Path) -> bool:
+    try:
+        return (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def db_rows(db: Path) -> dict[str, list[dict]]:
+    """Every row of the records database, read with sqlite3 itself (not through rig)."""
+    with sqlite3.connect(db) as c:
+        c.row_factory = sqlite3.Row
+        return {t: [dict(r) for r in c.execute(f"SELECT * FROM {t}")] for t in ("units", "attempts", "audit")}
+
+
+def check_consistent(db: Path) -> dict[str, list[dict]]:
+    """No unit without its provisioned attempt, no attempt without its audit entry, no field half set."""
+    rows = db_rows(db)
+    for unit in rows["units"]:
+        mine = [a for a in rows["attempts"] if a["chip_id"] == unit["chip_id"] and a["outcome"] == "provisioned"]
+        assert mine and all(a["serial"] == unit["serial"] for a in mine), unit
+        assert unit["last_provisioned_at"] == max(a["finished_at"] for a in mine)
+    for a in rows["attempts"]:
+        assert a["outcome"] in ("provisioned", "refused", "failed") and a["finished_at"] and a["operator"]
+        steps = json.loads(a["steps"])
+        assert steps and all(s["seconds"] >= 0 for s in steps)
+        if a["outcome"] == "provisioned":
+            assert a["certificate"] and a["key_fingerprint"] and a["firmware_sha256"] and a["lock_state"]
+            assert all(s["ok"] for s in steps)
+    assert len(rows["audit"]) == len(rows["attempts"])
+    return rows
