@@ -1,11 +1,15 @@
-"""The virtual STM32's bus as its AHB-AP reaches it: flash, RAM, debug components, FLASH registers.
+"""The virtual STM32's bus as its AHB-AP reaches it: flash, RAM, debug components, FLASH registers,
+the unique device ID.
 
 Reads of the flash array come from the board's rig.sim.flash.Flash (the same file the bootloader
 and app models use); the array is not writable from the bus - programs and erases go through the
 flash algorithm contract (core.py) or the FLASH peripheral (flashctl.py), so the part's rules
 apply to every byte a debugger writes. Unmapped addresses fault, as on silicon.
+The 96-bit unique device ID sits in system memory, outside the flash array, so readout protection
+level 1 does not hide it (on the part RDP1 blocks the user flash, not system memory).
 """
 
+import hashlib
 import logging
 import struct
 
@@ -32,6 +36,13 @@ class NoPower(Exception):
     """The target is unpowered: the debug port does not answer."""
 
 
+def unique_id(board_id: str) -> tuple[int, int, int]:
+    """UID[31:0], UID[63:32], UID[95:64] of a board: stable, and unique per board id (the factory's
+    wafer position and lot number on silicon)."""
+    digest = hashlib.sha256(f"stm32-uid:{board_id}".encode()).digest()
+    return struct.unpack("<III", digest[:12])
+
+
 def _id_registers(part_number: int, cls: int) -> dict[int, int]:
     """CoreSight PIDR4..7, PIDR0..3 and CIDR0..3 at offsets 0xFD0..0xFFC of a component."""
     regs = {0xFD0: ARM_JEP106 >> 8, 0xFE0: part_number & 0xFF,
@@ -56,6 +67,7 @@ class Chip:
         self._ram = [(start, bytearray(size)) for start, size in self.part.ram]
         self._regs: dict[int, int] = {}  # other registers: plain storage, reset at power-on
         self._ids = self._component_ids()
+        self._ids.update(zip(self.part.uid_addrs, unique_id(board.id), strict=True))
         self._power_cycles = -1  # power-on state is set up at the first access (check_power)
 
     def _component_ids(self) -> dict[int, int]:

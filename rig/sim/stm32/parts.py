@@ -24,6 +24,7 @@ class Part:
     has_fpu: bool
     dbgmcu_idcode_addr: int
     dbgmcu_idcode: int
+    uid_addrs: tuple[int, int, int]  # bus addresses of the unique device ID's words UID[31:0], [63:32], [95:64]
     ram: tuple[tuple[int, int], ...]  # (bus address, size) of each RAM block
     flash_ctl: int  # bus address of the FLASH peripheral's registers
 
@@ -43,6 +44,7 @@ STM32H743 = Part(
     has_fpu=True,  # double-precision FPv5
     dbgmcu_idcode_addr=0x5C00_1000,
     dbgmcu_idcode=0x1003_6450,  # revision V, DEV_ID 0x450
+    uid_addrs=(0x1FF1_E800, 0x1FF1_E804, 0x1FF1_E808),  # RM0433 "Unique device ID register", in system memory
     ram=(
         (0x0000_0000, 64 * 1024),  # ITCM
         (0x2000_0000, 128 * 1024),  # DTCM (pyocd's flash algorithm runs here)
@@ -68,6 +70,7 @@ STM32L073 = Part(
     has_fpu=False,
     dbgmcu_idcode_addr=0x4001_5800,
     dbgmcu_idcode=0x1000_6447,  # DEV_ID 0x447: STM32L07x/L08x (category 5)
+    uid_addrs=(0x1FF8_0050, 0x1FF8_0054, 0x1FF8_0064),  # RM0367 "Unique device ID registers": the third word is apart
     ram=((0x2000_0000, 20 * 1024),),
     flash_ctl=0x4002_2000,
 )
