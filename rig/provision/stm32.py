@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from pyocd.core.exceptions import TransferError
 
 from rig.drivers import optionbytes
 from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
@@ -75,12 +76,12 @@ def identify(unit: Unit) -> dict:
         idcode = session.target.read32(part.idcode)
         rdp = optionbytes.read_level(session.target, variant)
     dev_id, rev_id = idcode & 0xFFF, idcode >> 16
+    unit.record.chip_id = f"{high:08x}{mid:08x}{low:08x}"  # set first: a refused unit is recorded too
     if dev_id != part.dev_id:
         raise Refused(f"DBGMCU_IDCODE says DEV_ID 0x{dev_id:03x}, not an {part.name} (0x{part.dev_id:03x}): "
                       f"wrong board on a {variant} fixture?")
     if rdp == 2:
         raise Refused("readout protection is at level 2: the part is locked for good and cannot be provisioned")
-    unit.record.chip_id = f"{high:08x}{mid:08x}{low:08x}"
     return {"unique_id": unit.record.chip_id, "dev_id": f"0x{dev_id:03x}", "rev_id": f"0x{rev_id:04x}", "rdp": rdp}
 
 
@@ -93,10 +94,12 @@ def flash(unit: Unit) -> dict:
     regions = factory.stm32_regions(variant, firmware.image, firmware.bootloader, layout=unit.board.flash_layout)
     swd = drivers.powered_flasher()
     erase = _erase(unit, swd)
-    # Old slot1 images, an old key area and the security counter must be gone: check a word of each.
+    # What the writes below do not cover must be gone: an old slot1 image's header, an old slot0
+    # trailer's magic (MCUboot would act on either) and an old key area. Check a few bytes of each.
     layout, erased = swd.layout, bytes([swd.layout.geometry.erased]) * 16
-    probes = [(layout.part(name).offset, erased) for name in ("slot1", "identity")]
-    probes.append((layout.part("mcuboot").offset + layout.part("mcuboot").size - 16, erased))
+    slot0 = layout.part("slot0")
+    probes = [(layout.part("slot1").offset, erased), (slot0.offset + slot0.size - 16, erased),
+              (layout.part("identity").offset, erased)]
     if swd.differing(probes):
         raise RigError("the flash is not blank after erasing; power-cycle the unit and run it again")
     drivers.write_regions([(r.offset, r.data) for r in regions], verify=True)
@@ -165,8 +168,6 @@ def lock(unit: Unit) -> dict:
 
 def prove_lock(unit: Unit) -> dict:
     """RDP as asked; under level 1 the probe's flash read refused; and the unit still boots its image."""
-    from pyocd.core.exceptions import TransferError
-
     wanted = options(unit)["rdp"]
     swd = unit.drivers.powered_flasher()
     level = swd.read_rdp_level()
@@ -203,8 +204,8 @@ def _boot(unit: Unit) -> dict:
         match = drivers.console.expect_line(BOOT_LINE, timeout=BOOT_TIMEOUT)
         return parse_boot_fields(match.group("fields"))
     except AssertionError:  # the console's timeout: the unit printed no boot line
-        raise RigError("no boot line after power-on: the locked unit does not boot "
-                       "its factory image; check MCUboot and the image (run it again with rdp=0 to look)") from None
+        raise RigError("no boot line after power-on or reset: the unit does not boot its factory image after "
+                       "locking; check MCUboot and the image (run it again with rdp=0 to look)") from None
 
 
 STEPS = (
