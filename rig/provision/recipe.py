@@ -7,8 +7,9 @@ beside the step's time. A step that finds the unit unfit raises Refused (e.g. al
 one that cannot do its work raises a RigError (flash read-back differs, lock not in force, ...).
 Both end the unit; the station then records the outcome in one transaction (rig.provision.records).
 
-Each variant module (rig.provision.esp32, rig.provision.stm32) exports RECIPE: a Recipe whose
-steps share one Unit. Steps fill the unit's `record` (chip_id, serial, hashes, lock_state, ...) as
+Each variant module (rig.provision.esp32, rig.provision.stm32) exports RECIPES (variant -> Recipe)
+and OPTIONS (recipe option -> default; rig.provision.variants finds them); a recipe's steps share
+one Unit. Steps fill the unit's `record` (chip_id, serial, hashes, lock_state, ...) as
 they learn things; the device's private key lives only in `unit.device_key`, which no record,
 log or file ever sees - the identity step creates it and the step that writes it to the device
 drops it (`unit.forget_key()`).
