@@ -167,8 +167,9 @@ def _safe(url: str) -> str:
 
 
 class _Display:
-    """One line per fixture: a progress bar on a terminal; plain `BOARD: STEP ...` lines otherwise
-    (CI logs, and tests that watch the station)."""
+    """One line per fixture: a progress bar on a terminal; plain lines otherwise (CI logs, and tests
+    that watch the station): `BOARD: STEP ...` as a step starts, `BOARD: STEP 50% of N bytes` as
+    a flash operation passes a quarter, `BOARD: OUTCOME ... (SECONDS s)` at the end."""
 
     def __init__(self, steps: dict[str, int]):
         self.live = out.is_terminal
@@ -177,7 +178,8 @@ class _Display:
                                  TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                                  TextColumn("{task.description}"), TimeElapsedColumn(), console=out)
         self.tasks = {}
-        self.current = {}
+        self.current = {}  # board -> its step now
+        self.quarter = {}  # board -> quarters of its flash operation done (plain lines at 25, 50, 75 %)
 
     def __enter__(self):
         if self.live:
@@ -199,7 +201,13 @@ class _Display:
                 self._show(board, f"{name} done", advance=1)
         elif kind == "progress":
             done, total = args
-            self._show(board, f"{self.current.get(board, '')} {done * 100 // max(total, 1)}% of {total} bytes")
+            step, quarter = self.current.get(board, ""), done * 4 // max(total, 1)
+            if quarter < self.quarter.get(board, 0):  # the step's next flash operation
+                self.quarter[board] = 0
+            line = f"{board}: {step} {quarter * 25}% of {total} bytes" if 0 < quarter > self.quarter.get(board, 0) \
+                and quarter < 4 else None
+            self.quarter[board] = quarter
+            self._show(board, f"{step} {done * 100 // max(total, 1)}% of {total} bytes", line=line)
         elif kind == "start":
             self._show(board, "starting")
         elif kind == "done":

@@ -112,5 +112,7 @@ def _log_to(path: str, board_id: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True,
+    # Warnings of every library; the fixture's own lines. esptool's chatter would bury them.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True,
                         format=f"%(asctime)s {board_id} [%(process)d] %(name)s: %(message)s")
+    log.setLevel(logging.INFO)

@@ -68,6 +68,7 @@ class UnitResult:
     serial: str | None
     seconds: float  # from the fixture process's start to the record saved
     start_seconds: float  # from the process's start to its first step: the price of a process per unit
+    save_seconds: float  # saving the record
     record: UnitRecord | None  # None: the unit was never identified, so there is nothing to record
 
 
@@ -77,7 +78,8 @@ class _Fixture:
     process: object
     events: object  # read end of the fixture's event pipe
     alive: object  # write end of the pipe whose end stops the fixture
-    started: float
+    started: float  # monotonic
+    started_at: str  # wall clock, for a record the station has to write itself
     first_step: float | None = None
     chip_id: str = ""
     step: str = "connect"
@@ -131,7 +133,7 @@ def _start(context, spec, board, recipe) -> _Fixture:
     process.start()
     events_w.close()  # the fixture holds the only write end: its exit ends the pipe
     alive_r.close()
-    return _Fixture(board, process, events_r, alive_w, started)
+    return _Fixture(board, process, events_r, alive_w, started, now())
 
 
 def _receive(fixture: _Fixture, event: tuple, notify) -> None:
@@ -153,21 +155,24 @@ def _finish(fixture: _Fixture, spec, records) -> UnitResult:
     rec = fixture.record
     if rec is None and fixture.chip_id:  # the process died without a word (a crash below Python)
         rec = UnitRecord(chip_id=fixture.chip_id, variant=fixture.board.variant, outcome="failed",
-                         operator=spec.operator, station=spec.name, started_at=now(), finished_at=now(),
+                         operator=spec.operator, station=spec.name, started_at=fixture.started_at, finished_at=now(),
                          reason=f"{fixture.step}: the fixture process died (exit status {fixture.process.exitcode})")
-    reason = rec.reason if rec else f"{fixture.step}: the fixture process ended (exit status " \
-                                    f"{fixture.process.exitcode}) before the unit was identified"
-    outcome = rec.outcome if rec else "failed"
-    if rec is not None and rec.chip_id:
+    if rec is None:
+        outcome, reason = "failed", (f"{fixture.step}: the fixture process ended (exit status "
+                                     f"{fixture.process.exitcode}) before the unit was identified")
+    else:
+        outcome, reason = rec.outcome, rec.reason
+    saving = time.monotonic()
+    if rec is not None and rec.chip_id:  # a unit never identified has no record: no unit to file it under
         try:
             records.save(rec)
         except RigError as exc:
             outcome, reason = "failed", f"record not saved: {exc}"
-    elif rec is not None:
-        outcome = "failed"  # never identified: there is no unit to record an attempt for
+    saved = time.monotonic() - saving
     seconds = time.monotonic() - fixture.started
     start = (fixture.first_step or time.monotonic()) - fixture.started
-    log.info("%s: %s %s %s%s (%.1f s)", fixture.board.id, rec.chip_id if rec and rec.chip_id else "-",
-             rec.serial if rec and rec.serial else "-", outcome, f": {reason}" if reason else "", seconds)
-    return UnitResult(fixture.board.id, outcome, reason, rec.serial if rec else None, round(seconds, 2),
-                      round(start, 3), rec)
+    chip_id, serial = (rec.chip_id, rec.serial) if rec else (None, None)
+    log.info("%s: %s %s %s%s (%.1f s)", fixture.board.id, chip_id or "-", serial or "-", outcome,
+             f": {reason}" if reason else "", seconds)
+    return UnitResult(fixture.board.id, outcome, reason, serial, round(seconds, 2), round(start, 3), round(saved, 3),
+                      rec)

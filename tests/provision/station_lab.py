@@ -5,7 +5,8 @@ The copy listens on ports of its own (PRIVATE_PORTS: the power switch, then the 
 other test uses 23500-23599), has other board and probe ids, a runtime folder (leases, lab registry)
 and a state folder of its own - provisioning burns the ESP32's eFuses, so these boards are never
 the shared rack's. A test module gets one lab (fixture `station_lab`, imported by the module) and
-gives each test its own work folder and database: the recipes take a board in any state.
+gives each test its own work folder and database: the recipes take a board in any state. The
+firmware key is the lab's, though: an ESP32 trusts only the key whose digest its lock burnt.
 """
 
 import json
@@ -14,11 +15,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
@@ -48,6 +51,10 @@ class StationLab:
         self.rack = private_rack(root / "rack.yaml")
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
         self.env.pop("RIG_RACK", None)
+        # One firmware key for every station on this lab: the ESP32's lock burns its digest for good.
+        self.firmware_key = root / "firmware-key.pem"
+        self.firmware_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
 
     def rig(self, *args, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
         return subprocess.run([RIG, *map(str, args)], cwd=self.root, env={**self.env, **(env or {})},
@@ -55,13 +62,14 @@ class StationLab:
 
     def provision(self, workdir: Path, *args, env: dict | None = None) -> subprocess.CompletedProcess:
         """`rig provision run` on this lab's rack with `workdir` (records in workdir by default)."""
-        return self.rig("provision", "run", "--rack", self.rack, "--workdir", workdir, "--operator", "tester",
-                        "--station", "station-test", *args, env=env)
+        return self.rig("provision", "run", "--rack", self.rack, "--workdir", workdir, "--firmware-key",
+                        self.firmware_key, "--operator", "tester", "--station", "station-test", *args, env=env)
 
     def start(self, workdir: Path, *args) -> subprocess.Popen:
         """`rig provision run` in a process group of its own, its output on a pipe."""
         return subprocess.Popen([RIG, "provision", "run", "--rack", str(self.rack), "--workdir", str(workdir),
-                                 "--operator", "tester", *map(str, args)], cwd=self.root, env=self.env,
+                                 "--firmware-key", str(self.firmware_key), "--operator", "tester", *map(str, args)],
+                                cwd=self.root, env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -76,16 +84,20 @@ def station_lab(tmp_path_factory):
         lab.rig("lab", "down", "--rack", lab.rack)
 
 
-def wait_for_line(proc: subprocess.Popen, line: str, timeout: float = 120) -> list[str]:
-    """Read the station's output until `line`; the lines read. Fails if the station ends first."""
+def wait_for_line(proc: subprocess.Popen, start: str, timeout: float = 120) -> list[str]:
+    """Read the station's output until a line starting with `start`; the lines read. Fails if the
+    station ends first; kills it if no such line comes within `timeout` (a hung station)."""
     seen = []
-    deadline = time.monotonic() + timeout
-    for got in proc.stdout:
-        seen.append(got.rstrip("\n"))
-        if seen[-1] == line:
-            return seen
-        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n" + "\n".join(seen)
-    pytest.fail(f"the station ended (status {proc.wait()}) before {line!r}:\n" + "\n".join(seen))
+    guard = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+    guard.start()
+    try:
+        for got in proc.stdout:
+            seen.append(got.rstrip("\n"))
+            if seen[-1].startswith(start):
+                return seen
+    finally:
+        guard.cancel()
+    pytest.fail(f"the station ended (status {proc.wait()}) before {start!r}:\n" + "\n".join(seen))
 
 
 def processes_in_group(pgid: int) -> list[int]:

@@ -1,0 +1,67 @@
+"""`rig provision run` on the whole virtual rack, as an operator runs it: every board provisioned,
+a second run refuses them, --force provisions them again and the records keep every attempt, which
+`rig provision status` and `export` show."""
+
+import csv
+import io
+import json
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from tests.provision.station_lab import BOARDS, check_consistent, station_lab  # noqa: F401
+
+
+def test_provision_refuse_then_force_keeps_the_history(station_lab, tmp_path):  # noqa: F811
+    workdir = tmp_path / "station"
+    db = workdir / "provisioning.db"
+
+    first = station_lab.provision(workdir)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "station: made the provisioning CA key" in first.stdout
+    assert "station: made the CA certificate" in first.stdout
+    for board in BOARDS:
+        assert f"{board}: identify ..." in first.stdout and f"{board}: provisioned as RIG-" in first.stdout
+    assert "3 provisioned, 0 refused, 0 failed" in first.stdout
+
+    second = station_lab.provision(workdir, "--fixtures", "3")
+    assert second.returncode == 1
+    for board in BOARDS:
+        assert f"{board}: refused: already provisioned as RIG-" in second.stdout
+    assert "station: made" not in second.stdout  # the keys of the first run, kept
+
+    third = station_lab.provision(workdir, "--force", "--fixtures", "2")
+    assert third.returncode == 0, third.stdout + third.stderr
+
+    rows = check_consistent(db)
+    assert len(rows["units"]) == 3 and len(rows["attempts"]) == 9
+    ca = x509.load_pem_x509_certificate(next((workdir / "ca").glob("*.pem")).read_bytes())
+    for unit in rows["units"]:
+        attempts = [a for a in rows["attempts"] if a["chip_id"] == unit["chip_id"]]
+        assert [(a["outcome"], bool(a["forced"])) for a in attempts] == [
+            ("provisioned", False), ("refused", False), ("provisioned", True)]
+        first_cert, last_cert = (x509.load_pem_x509_certificate(a["certificate"].encode())
+                                 for a in (attempts[0], attempts[2]))
+        assert attempts[0]["key_fingerprint"] != attempts[2]["key_fingerprint"]  # a new identity, same serial
+        for cert in (first_cert, last_cert):
+            cert.verify_directly_issued_by(ca)
+            assert cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == unit["serial"]
+
+    status = json.loads(station_lab.rig("provision", "status", "--db", f"sqlite:///{db}", "--json").stdout)
+    assert status["counts"] == {"units": 3, "provisioned": 3, "attempts": 9, "provisioned_attempts": 6,
+                                "refused_attempts": 3, "failed_attempts": 0}
+    assert {u["last_attempt"]["outcome"] for u in status["units"]} == {"provisioned"}
+    assert all(u["attempts"] == 3 and u["last_attempt"]["forced"] for u in status["units"])
+    table = station_lab.rig("provision", "status", "--db", f"sqlite:///{db}")
+    assert table.returncode == 0 and "3 units, 3 provisioned, 9 attempts" in table.stdout
+
+    out = tmp_path / "attempts.csv"
+    done = station_lab.rig("provision", "export", "--db", f"sqlite:///{db}", "--format", "csv", "-o", out)
+    assert done.returncode == 0, done.stderr
+    exported = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["outcome"] for r in exported].count("provisioned") == 6 and len(exported) == 9
+    assert all(json.loads(r["steps"])[0]["name"] == "identify" for r in exported)
+    audit = json.loads(station_lab.rig("provision", "export", "--db", f"sqlite:///{db}", "--audit").stdout)
+    assert sorted({(a["action"], a["operator"], a["station"]) for a in audit}) == [
+        ("provisioned", "tester", "station-test"), ("re-provisioned", "tester", "station-test"),
+        ("refused", "tester", "station-test")]
