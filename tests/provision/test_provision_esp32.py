@@ -1,0 +1,273 @@
+"""The ESP32 recipe on a private virtual lab, judged only through esptool/espefuse and the console.
+
+The tests of one board run in file order and build on each other (provisioned -> locked ->
+rejects a foreign image -> refused again -> re-provisioned with force), as a unit goes down a line.
+"""
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rig.drivers import open_board
+from rig.image import esp_app, otadata, sbv2
+from rig.image.keys import PemSigner, PublicKey
+from rig.image.layouts import LAYOUTS
+from rig.ota.releases import esp32_image
+from rig.provision import esp32, recipe
+from rig.provision.identity import KeyMaker, fingerprint, make_ca
+from rig.provision.records import Records, UnitRecord, now
+from rig.provision.station import Firmware, Station
+from tests.provision import esp32_nvs
+from tests.provision.esp32_lab import esp32_lab  # noqa: F401 - the fixture
+
+LAYOUT = LAYOUTS["esp32-4mb-ota"]
+SECURE_VERSION = 1  # the factory app's anti-rollback version, so the lock burns a floor too
+TOOLS = Path(sys.executable).parent
+
+
+def pem_signer(path: Path) -> PemSigner:
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return PemSigner(path)
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory):
+    """station(**changes) -> a Station with this module's records, CA, firmware key and firmware."""
+    folder = tmp_path_factory.mktemp("station")
+    ca_signer = pem_signer(folder / "ca.pem")
+    fw_signer = pem_signer(folder / "fw.pem")
+    firmware = Firmware(image=sbv2.sign(esp32_image("1.0.0", secure_version=SECURE_VERSION), fw_signer),
+                        bootloader=esp_app.bootloader_image())
+    base = dict(name="station-t", operator="tester", records=Records(f"sqlite:///{folder / 'records.db'}"),
+                ca_cert=make_ca(ca_signer), ca_signer=ca_signer, keys=KeyMaker(), firmware_signer=fw_signer,
+                firmware={"esp32": firmware})
+
+    def make(**changes) -> Station:
+        return Station(**{**base, **changes})
+
+    make.db = folder / "records.db"
+    make.folder = folder
+    return make
+
+
+@pytest.fixture
+def esp32_board(esp32_lab):  # noqa: F811 - the imported fixture
+    """esp32_board(name) -> the bound drivers of esp32-<name>; connections closed after the test."""
+    opened = []
+
+    def get(name):
+        opened.append(open_board(esp32_lab.board(f"esp32-{name}")))
+        return opened[-1]
+
+    yield get
+    for drivers in opened:
+        drivers.close()
+
+
+def provision(drivers, station: Station) -> UnitRecord:
+    """One unit through the recipe and into the records, as the station does it."""
+    rec = UnitRecord(chip_id="", variant="esp32", outcome="", operator=station.operator, station=station.name,
+                     started_at=now(), finished_at="")
+    unit = recipe.Unit(drivers.board, drivers, station, rec)
+    recipe.run(esp32.RECIPE, unit)
+    station.records.save(rec)
+    return rec
+
+
+def measured(rec: UnitRecord, step: str) -> dict:
+    return next(s["measurements"] for s in rec.steps if s["name"] == step)
+
+
+def console_tool(tool: str, drivers, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """esptool/espefuse on the board's console URL (the drivers' connection closed first: one client)."""
+    drivers.close()
+    done = subprocess.run([str(TOOLS / tool), "--port", drivers.console.url, *args], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 or not check, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
+
+
+# -- a fresh unit, down the line
+@pytest.fixture(scope="module")
+def provisioned(esp32_lab, station):  # noqa: F811
+    drivers = open_board(esp32_lab.board("esp32-fresh"))
+    try:
+        return provision(drivers, station()), station()
+    finally:
+        drivers.close()
+
+
+def test_a_fresh_unit_is_provisioned_with_its_identity_in_nvs(provisioned, esp32_board):
+    rec, st = provisioned
+    assert rec.outcome == "provisioned", rec.reason
+    assert [s["name"] for s in rec.steps] == ["identify", "check", "flash", "identity", "write_identity", "lock",
+                                             "prove_lock"]
+    drivers = esp32_board("fresh")
+    with drivers.powered_flasher().loader() as esp:
+        mac = bytes(esp.read_mac())
+    assert rec.chip_id == mac.hex() and rec.serial == f"RIG-E32-{mac.hex().upper()}"
+    image = st.firmware["esp32"].image
+    assert rec.firmware_sha256 == hashlib.sha256(image).hexdigest()
+    assert rec.bootloader_sha256 == hashlib.sha256(st.firmware["esp32"].bootloader).hexdigest()
+    assert drivers.read_flash(LAYOUT.part("ota_0").offset, len(image)) == image
+
+    part = LAYOUT.part("identity")
+    raw = drivers.read_flash(part.offset, part.size)
+    assert hashlib.sha256(raw).hexdigest() == measured(rec, "write_identity")["identity_sha256"]
+    nvs = esp32_nvs.read(raw)["identity"]
+    assert set(nvs) == {"serial", "device_key", "device_cert", "ca_cert", "fw_pubkey"}
+    assert nvs["serial"] == rec.serial
+    cert = x509.load_der_x509_certificate(nvs["device_cert"])
+    assert cert.public_bytes(serialization.Encoding.PEM).decode() == rec.certificate
+    cert.verify_directly_issued_by(x509.load_der_x509_certificate(nvs["ca_cert"]))
+    assert nvs["ca_cert"] == st.ca_cert.public_bytes(serialization.Encoding.DER)
+    key = serialization.load_der_private_key(nvs["device_key"], None)
+    assert fingerprint(key.public_key()) == fingerprint(cert.public_key()) == rec.key_fingerprint
+    fw_key = PublicKey.of(serialization.load_der_public_key(nvs["fw_pubkey"]), "fw_pubkey")
+    assert sbv2.key_digest(fw_key) == sbv2.key_digest(st.firmware_signer.public)
+
+    # The device's key is in the device only: not in the records database.
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    db = st_db_bytes(st)
+    assert scalar not in db and nvs["device_key"] not in db and scalar.hex().encode() not in db
+
+
+def st_db_bytes(st: Station) -> bytes:
+    return Path(st.records.engine.url.database).read_bytes()
+
+
+def test_the_unit_reads_back_locked_through_espefuse(provisioned, esp32_board):
+    rec, st = provisioned
+    efuses = esp32_board("fresh").powered_flasher().read_efuses()
+    assert efuses["BLOCK2"].replace(" ", "") == sbv2.key_digest(st.firmware_signer.public).hex()
+    assert efuses["ABS_DONE_1"] is True and efuses["JTAG_DISABLE"] is True
+    assert efuses["UART_DOWNLOAD_DIS"] is False  # the default: the unit stays re-provisionable over serial
+    assert bin(efuses["SECURE_VERSION"]).count("1") == SECURE_VERSION
+    assert rec.lock_state["BLOCK2_WRITE_PROTECTED"] is True
+    assert {k: rec.lock_state[k] for k in ("ABS_DONE_1", "JTAG_DISABLE", "BLOCK2")} == {
+        k: efuses[k] if k != "BLOCK2" else efuses[k].replace(" ", "") for k in ("ABS_DONE_1", "JTAG_DISABLE", "BLOCK2")}
+    proof = measured(rec, "prove_lock")
+    assert proof["signature_verified"] and proof["booted_version"] == "1.0.0+0"
+
+
+def boot_from_ota_1(drivers, app: bytes) -> str:
+    """Write `app` to ota_1 and point otadata at it (as esp_ota_set_boot_partition); the console
+    from esptool's reset to the app's boot line."""
+    esptool = drivers.powered_flasher()
+    state, index = esptool.read_otadata().boot_next(1, 2, rollback=False)
+    at = LAYOUT.part("otadata").offset + index * otadata.SECTOR
+    drivers.write_regions([(LAYOUT.part("ota_1").offset, app), (at, state.sector(index))])
+    console = drivers.console
+    mark = console.mark()  # esptool's hard reset after the write: what follows is that boot
+    console.expect_line(r"rig: boot ", timeout=10)
+    return console.text_since(mark)
+
+
+def test_the_locked_unit_boots_only_images_signed_with_the_firmware_key(provisioned, esp32_board, tmp_path):
+    rec, st = provisioned
+    assert rec.outcome == "provisioned"
+    drivers = esp32_board("fresh")
+    app = esp32_image("2.0.0", secure_version=SECURE_VERSION)
+    log = boot_from_ota_1(drivers, sbv2.sign(app, pem_signer(tmp_path / "other.pem")))
+    assert "secure_boot_v2: signature block 0 names a key that is not trusted" in log
+    assert "esp_image: Secure boot signature verification failed" in log
+    assert "boot: OTA app partition slot 1 is not bootable" in log
+    assert "rig: boot variant=esp32 version=1.0.0+0 slot=0" in log  # the factory app keeps running
+
+    # The same app signed with the firmware key boots: it was the signature that was refused.
+    log = boot_from_ota_1(drivers, sbv2.sign(app, st.firmware_signer))
+    assert "secure_boot_v2: Signature verified successfully!" in log
+    assert "rig: boot variant=esp32 version=2.0.0+0 slot=1" in log
+
+
+def test_a_second_run_refuses_the_unit(provisioned, esp32_board):
+    rec, st = provisioned
+    again = provision(esp32_board("fresh"), st)
+    assert again.outcome == "refused"
+    assert again.reason.startswith(f"already provisioned as {rec.serial} on ")
+    assert [s["name"] for s in again.steps] == ["identify", "check"]
+
+
+def test_force_reprovisions_with_a_new_identity_and_keeps_the_history(provisioned, esp32_board, station):
+    rec, _ = provisioned
+    drivers = esp32_board("fresh")
+    again = provision(drivers, station(force=True))
+    assert again.outcome == "provisioned", again.reason
+    assert again.forced and again.serial == rec.serial and again.key_fingerprint != rec.key_fingerprint
+    assert measured(again, "lock")["burnt"] == []  # everything already burnt: the lock is a no-op
+    assert measured(again, "prove_lock")["booted_version"] == "1.0.0+0"  # erased and reflashed
+    part = LAYOUT.part("identity")
+    cert = x509.load_der_x509_certificate(esp32_nvs.read(drivers.read_flash(part.offset, part.size))
+                                          ["identity"]["device_cert"])
+    assert fingerprint(cert.public_key()) == again.key_fingerprint
+    outcomes = [(h["outcome"], h["forced"]) for h in station().records.history(rec.chip_id)]
+    assert outcomes == [("provisioned", False), ("refused", False), ("provisioned", True)]
+
+
+# -- units that come to the fixture in another state
+def test_a_unit_with_garbage_in_flash_and_a_lock_cut_halfway_provisions(esp32_board, station, tmp_path):
+    """Flash full of noise where the bootloader, table, otadata, app and identity go, and the
+    firmware key's digest already burnt but not yet write-protected (a station that died mid-lock)."""
+    drivers = esp32_board("garbage")
+    noise = hashlib.shake_256(b"garbage").digest(0x8000)
+    drivers.write_regions([(offset, noise) for offset in (0x0, 0x8000, 0x10000, LAYOUT.part("identity").offset)],
+                          verify=False)
+    pem = tmp_path / "fw-public.pem"
+    st = station()
+    pem.write_bytes(st.firmware_signer.public.key.public_bytes(serialization.Encoding.PEM,
+                                                               serialization.PublicFormat.SubjectPublicKeyInfo))
+    console_tool("espefuse", drivers, "--do-not-confirm", "burn-key-digest", "--no-protect-key", str(pem))
+
+    rec = provision(esp32_board("garbage"), st)
+    assert rec.outcome == "provisioned", rec.reason
+    assert not measured(rec, "identify")["secure_boot"] and measured(rec, "identify")["key_digest_burnt"]
+    assert measured(rec, "lock")["burnt"] == ["WR_DIS", "ABS_DONE_1", "JTAG_DISABLE"]
+    assert rec.lock_state["BLOCK2_WRITE_PROTECTED"] is True
+    assert measured(rec, "prove_lock")["booted_version"] == "1.0.0+0"
+
+
+def test_a_unit_locked_to_another_key_fails_before_anything_is_written(esp32_board, station, tmp_path):
+    drivers = esp32_board("conflict")
+    other = pem_signer(tmp_path / "other.pem")
+    pem = tmp_path / "other-public.pem"
+    pem.write_bytes(other.public.key.public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    console_tool("espefuse", drivers, "--do-not-confirm", "burn-key-digest", str(pem))
+
+    drivers = esp32_board("conflict")
+    rec = provision(drivers, station())
+    assert rec.outcome == "failed"
+    assert rec.reason.startswith("identify: eFuse BLOCK2 holds another key's Secure Boot digest")
+    assert "\n" not in rec.reason
+    assert [s["name"] for s in rec.steps] == ["identify"]
+    assert drivers.read_flash(0x1000, 0x1000) == b"\xff" * 0x1000  # nothing flashed (the virtual chip came erased)
+
+
+@pytest.mark.nightly  # ~25 s: esptool's connection attempts to a silent ROM time out, twice
+def test_disable_download_locks_out_esptool_for_good(esp32_board, station):
+    st = station(options={"esp32": {"disable_download": True}})
+    rec = provision(esp32_board("nodl"), st)
+    assert rec.outcome == "provisioned", rec.reason
+    assert rec.lock_state["UART_DOWNLOAD_DIS"] is True
+    assert measured(rec, "lock")["burnt"][-1] == "UART_DOWNLOAD_DIS"
+    assert measured(rec, "prove_lock")["download_refused"] is True
+
+    refused = console_tool("esptool", esp32_board("nodl"), "--connect-attempts", "1", "chip-id", check=False)
+    assert refused.returncode != 0
+    again = provision(esp32_board("nodl"), station(force=True))
+    assert again.outcome == "failed"
+    assert again.reason == f"identify: {esp32.DOWNLOAD_DISABLED}"
+
+
+def test_unknown_recipe_options_fail_the_unit_in_one_line(esp32_board, station):
+    rec = provision(esp32_board("conflict"), station(options={"esp32": {"disable_jtg": True}}))
+    assert rec.outcome == "failed"
+    assert rec.reason == "identify: esp32 recipe options: disable_jtg unknown; known: disable_jtag, " \
+                         "disable_download, secure_version"
