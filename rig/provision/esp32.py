@@ -38,6 +38,9 @@ DOWNLOAD_READY = "waiting for download"  # ... and its next one, unless UART_DOW
 SIGNATURE_OK = r"secure_boot_v2: Signature verified successfully!"
 BOOT_LINE = r"rig: boot (?P<fields>.*?)\r?$"  # docs/console.md
 BOOT_TIMEOUT = 10.0
+DOWNLOAD_DISABLED = ("download mode is disabled on this unit (eFuse UART_DOWNLOAD_DIS): its ROM prints the "
+                     "download banner but never answers esptool, so it cannot be identified or provisioned "
+                     "over serial")
 
 
 def options(unit: Unit) -> dict:
@@ -139,11 +142,6 @@ def _download_refused(drivers) -> bool:
     except AssertionError:
         return True
     return False
-
-
-DOWNLOAD_DISABLED = ("download mode is disabled on this unit (eFuse UART_DOWNLOAD_DIS): its ROM prints the "
-                     "download banner but never answers esptool, so it cannot be identified or provisioned "
-                     "over serial")
 
 
 # -- the steps
