@@ -3,6 +3,7 @@
     scenarios(variant, sweep=False) -> list[Scenario]   what runs on a board of this variant
     by_name(name) -> Scenario
     BROKEN_BY: scenario name -> the sim fault switch (rig/sim/broken.py) that must make it fail
+    broken_by(name, variant) -> that switch for a board of this variant
 
 The default list is the representative sample; `sweep=True` adds the long sweeps (power cuts at
 every tenth of a transfer and at many flash operations of a swap or a delta apply), which the
@@ -52,21 +53,65 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
     (Scenario("confirmed image survives power cycles", "updated", power_cycles_after=3), ALL, False),
     (Scenario("ten updates in a row", "updated", repeat=10), ALL, False),
 ]
+_CUT_PERCENTS = range(0, 101, 10)
+_SWAP_OPS = (1, 2, 5, 10, 20, 80, 120, 160, 240, 320)
+_DELTA_OPS = (1, 2, 3, 8, 30, 50, 70)
+
+
+def _swap_op(n: int) -> Scenario:
+    return Scenario(f"power cut at swap flash operation {n}", "updated", cut_at_op=n)
+
+
+def _delta_op(n: int) -> Scenario:
+    return Scenario(f"delta patch, power cut at apply flash operation {n}", "updated", artefact="delta",
+                    version="1.0.3", cut_at_op=n)
+
+
 _SWEEP: list[tuple[Scenario, tuple[str, ...]]] = (
-    [(_cut(p), ALL) for p in range(0, 101, 10) if p != 50]
-    + [(Scenario(f"power cut at swap flash operation {n}", "updated", cut_at_op=n), MCUBOOT)
-       for n in (1, 2, 5, 10, 20, 80, 120, 160, 240, 320)]
-    + [(Scenario(f"delta patch, power cut at apply flash operation {n}", "updated", artefact="delta",
-                 version="1.0.3", cut_at_op=n), HTTP) for n in (1, 2, 3, 8, 30, 50, 70)]
+    [(_cut(p), ALL) for p in _CUT_PERCENTS if p != 50]
+    + [(_swap_op(n), MCUBOOT) for n in _SWAP_OPS]
+    + [(_delta_op(n), HTTP) for n in _DELTA_OPS]
 )
 
 # The fault switch of the virtual lab (rig/sim/broken.py) under which a scenario must report
-# failure, per kind of board: what guards the outcome differs (MCUboot validates in the bootloader;
-# the ESP32 OTA client checks the image before it sets otadata). Where no switch is listed nothing
-# in the models can be broken that the scenario depends on (an SMP upload cut by a power cut starts
-# again from zero, so there is no resume offset to get wrong).
+# failure, per kind of board ("mcuboot", "http") or, where the two MCUboot variants differ, per
+# variant. What guards the outcome differs: MCUboot validates in the bootloader, the ESP32 OTA
+# client checks the image before it sets otadata; MCUboot swaps, the ESP32 boots the other slot.
+#
+# Every scenario has one (tests/ota/test_broken_coverage.py). Where a scenario should end
+# "updated", confirm-not-persisted - the app says it confirmed, read-back says it did not - is the
+# switch of the happy paths, of survival over power cycles and of the series; it is also the switch
+# where a scenario's fault cannot meet the bug it is about:
+# - an ESP32 power cut at 0 % of the download may land before the client recorded its first 4 KiB
+#   page (nothing to resume yet), at 100 % after the last byte arrived (the campaign makes the cut
+#   up to LINE_POLL_S after the trigger); an SMP upload at 100 % is complete before its cut; a delta
+#   apply cut at flash operation 1-3 precedes the first progress record;
+# - no switch breaks only the second or later update of a series: each bug in these models that
+#   the series would find already breaks the first update.
+# A swap cut before the primary's trailer records the swap (the H7 erases one 128 KiB sector and
+# writes three fields first, the L0 erases 58 pages of 128 bytes; then the request in the secondary
+# is erased) finds the request still there and starts over: only a bootloader that erased the
+# request first loses the update; any later cut is resumed from the swap status, which
+# revert-resumed-swap gets wrong.
 _ROLLBACKS = ("crash on boot", "hang (watchdog)", "never confirms", "fails its health check")
+_SWAP_RECORDED_FROM = {"stm32h7": 5, "stm32l0": 62}  # a cut at this flash operation or later is resumed
+
+
+def _swap_cut_broken_by(op: int) -> dict[str, str]:
+    return {v: "revert-resumed-swap" if op >= _SWAP_RECORDED_FROM[v] else "request-erased-first" for v in MCUBOOT}
+
+
+def _download_cut_broken_by(percent: int) -> dict[str, str]:
+    return {"mcuboot": "resume-wrong-offset" if percent < 100 else "confirm-not-persisted",
+            "http": "resume-wrong-offset" if 0 < percent < 100 else "confirm-not-persisted"}
+
+
 BROKEN_BY: dict[str, dict[str, str]] = {
+    "full image": {"mcuboot": "confirm-not-persisted", "http": "confirm-not-persisted"},
+    "delta patch": {"http": "confirm-not-persisted"},
+    "delta patch, power cut while applying": {"http": "resume-wrong-offset"},
+    "power cut during the flash write": {"http": "resume-wrong-offset"},
+    "power cut during the swap": _swap_cut_broken_by(40),
     "wrongly signed image": {"mcuboot": "no-signature-check"},
     "unknown-key image": {"mcuboot": "no-signature-check"},
     "corrupt image": {"mcuboot": "no-signature-check", "http": "no-image-check"},
@@ -75,13 +120,18 @@ BROKEN_BY: dict[str, dict[str, str]] = {
     "downgraded image": {"mcuboot": "no-signature-check", "http": "no-image-check"},
     **{name: {"mcuboot": "no-revert", "http": "no-revert"} for name in _ROLLBACKS},
     "resume after a broken link": {"mcuboot": "resume-wrong-offset", "http": "resume-wrong-offset"},
-    "power cut at 50% of the download": {"http": "resume-wrong-offset"},
+    "confirmed image survives power cycles": {"mcuboot": "confirm-not-persisted", "http": "confirm-not-persisted"},
+    "ten updates in a row": {"mcuboot": "confirm-not-persisted", "http": "confirm-not-persisted"},
+    **{_cut(p).name: _download_cut_broken_by(p) for p in _CUT_PERCENTS},
+    **{_swap_op(n).name: _swap_cut_broken_by(n) for n in _SWAP_OPS},
+    **{_delta_op(n).name: {"http": "resume-wrong-offset" if n > 3 else "confirm-not-persisted"} for n in _DELTA_OPS},
 }
 
 
 def broken_by(name: str, variant: str) -> str | None:
     """The fault switch that must make scenario `name` fail on a board of `variant`, if any."""
-    return BROKEN_BY.get(name, {}).get("http" if variant in HTTP else "mcuboot")
+    entry = BROKEN_BY.get(name, {})
+    return entry.get(variant) or entry.get("http" if variant in HTTP else "mcuboot")
 
 
 def one_way() -> list[str]:

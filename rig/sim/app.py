@@ -24,6 +24,7 @@ from rig.errors import RigError
 from rig.image import appdesc, otadata
 from rig.image.trailer import Trailer
 from rig.sim.board import BoardContext, BootedImage
+from rig.sim.broken import broken
 from rig.sim.flash import FlashError
 
 ALIVE_PERIOD = 1.0  # seconds between heartbeats
@@ -78,6 +79,8 @@ def _serve(ctx: BoardContext, booted: BootedImage, desc: appdesc.AppDescriptor) 
 
 def _confirm(ctx: BoardContext, booted: BootedImage) -> bool:
     """Mark the running image good, as boot_write_img_confirmed / esp_ota_mark_app_valid_cancel_rollback."""
+    if broken("confirm-not-persisted"):
+        return True  # test-only fault switch (rig/sim/broken.py): reported, never written
     try:
         if ctx.variant == "esp32":
             _confirm_otadata(ctx, booted.slot)

@@ -4,21 +4,41 @@ The HIL suite proves that each of its scenarios can fail: it starts a second vir
 `RIG_SIM_BROKEN=<switch>[,<switch>...]` in the environment of `rig lab up` (the daemon inherits
 it) and checks that the scenario reports the misbehaviour. Nothing outside the sim reads this, and
 no verdict depends on it: verdicts come from console, flash read-back and protocol replies only.
+Each switch is a bug real bootloaders and update clients have shipped with; everything else about
+the broken board stays correct, so only the scenarios that guard against that bug can notice.
 
 Switches:
-    no-signature-check   MCUboot boots images whatever their signature or key hash says
-    no-image-check       the ESP32 OTA client and bootloader accept an image whose checksum or
-                         SHA-256 is wrong (ESP32 has no signature check without Secure Boot V2)
-    no-revert            an unconfirmed image is never rolled back (MCUboot: no revert swap;
-                         ESP-IDF bootloader: PENDING_VERIFY is not turned into ABORTED)
-    resume-wrong-offset  a resumed transfer continues one chunk past where it stopped (ESP32 OTA
-                         client's HTTP Range; MCUmgr upload's reply offset)
+    no-signature-check     MCUboot boots images whatever their signature or key hash says
+    no-image-check         the ESP32 OTA client and bootloader accept an image whose checksum or
+                           SHA-256 is wrong (ESP32 has no signature check without Secure Boot V2)
+    no-revert              an unconfirmed image is never rolled back (MCUboot: no revert swap;
+                           ESP-IDF bootloader: PENDING_VERIFY is not turned into ABORTED)
+    resume-wrong-offset    a resumed transfer continues past where it stopped. ESP32 OTA client:
+                           after a broken link the HTTP Range skips the last chunk received; after
+                           a power cut a full image is fetched from one page past its progress
+                           record while the slot is written from the record (every later page
+                           lands a page early), and a delta patch is fetched from the recorded
+                           image offset instead of its start. MCUmgr img_mgmt: a resumed upload's
+                           reply offset is one write buffer ahead; and this server keeps its
+                           upload state across a power cut (as a firmware that saves it to resume
+                           uploads after a reboot would) but starts its flash writer over at the
+                           slot's first byte
+    confirm-not-persisted  the app prints `rig: confirmed` but its confirm never reaches flash (a
+                           settings write that is never committed): no image_ok in the MCUboot
+                           trailer, no VALID in otadata, so the next reset rolls the image back
+    request-erased-first   MCUboot erases the upgrade request (the secondary slot's trailer) before
+                           the primary's trailer records the swap: a power cut in between loses
+                           the update, and the old image boots as if none had been asked for
+    revert-resumed-swap    after MCUboot finishes a swap that a power cut interrupted, it takes the
+                           swap type from the trailers again; the image it just swapped in is not
+                           confirmed yet, so it reverts it before it ever ran
 """
 
 import os
 
 ENV = "RIG_SIM_BROKEN"
-SWITCHES = ("no-signature-check", "no-image-check", "no-revert", "resume-wrong-offset")
+SWITCHES = ("no-signature-check", "no-image-check", "no-revert", "resume-wrong-offset", "confirm-not-persisted",
+            "request-erased-first", "revert-resumed-swap")
 
 
 def broken(switch: str) -> bool:

@@ -1,11 +1,13 @@
 """Every scenario can fail: run it on a deliberately broken virtual board and see it reported.
 
 A second virtual lab is started from a copy of the rack (ota_support.side_labs) with the
-test-only fault switch RIG_SIM_BROKEN set (rig/sim/broken.py): MCUboot
-without signature checks, bootloaders that never revert, transfers that resume at the wrong
-offset, an OTA client without image checks. The scenario runs exactly as in test_ota.py; here the
-campaign must observe something other than the correct outcome. These tests need the virtual lab;
-on a rack of real boards there is nothing to break.
+test-only fault switch RIG_SIM_BROKEN set (rig/sim/broken.py): MCUboot without signature checks
+or that mishandles a swap a power cut interrupted, bootloaders that never revert, transfers that
+resume at the wrong offset, an OTA client without image checks, an app whose confirm never
+reaches flash. The scenario runs exactly as in test_ota.py; here the campaign must observe
+something other than the correct outcome. rig.ota.scenarios.BROKEN_BY names the switch for every
+scenario and board (tests/ota/test_broken_coverage.py keeps it complete). These tests need the
+virtual lab; on a rack of real boards there is nothing to break.
 """
 
 import pytest
@@ -15,11 +17,14 @@ from rig.ota import scenarios
 from rig.sim.broken import ENV
 from tests.hil.ota_support import report, side_labs  # noqa: F401  (side_labs is a fixture)
 
-# One scenario per fault switch by default; every pairing in the nightly run.
-SAMPLE = [("wrongly signed image", "stm32h7"), ("crash on boot", "stm32l0"), ("resume after a broken link", "esp32"),
-          ("corrupt image", "esp32")]
-EVERY = [(name, variant) for name in scenarios.BROKEN_BY for variant in ("esp32", "stm32h7", "stm32l0")
-         if scenarios.broken_by(name, variant) and scenarios.fits(name, variant) and (name, variant) not in SAMPLE]
+# By default every fault switch once, on pairings that fail fast; every pairing in the nightly run.
+SAMPLE = [("wrongly signed image", "stm32h7"), ("crash on boot", "stm32l0"),
+          ("power cut during the flash write", "esp32"), ("corrupt image", "esp32"),
+          ("power cut during the swap", "stm32h7"), ("power cut during the swap", "stm32l0"), ("full image", "esp32")]
+EVERY = [(name, variant) for name in scenarios.names() for variant in ("esp32", "stm32h7", "stm32l0")
+         if scenarios.fits(name, variant) and (name, variant) not in SAMPLE]
+
+
 def run_broken(request, side_labs, rig_pool, name: str, variant: str) -> None:  # noqa: F811
     switch = scenarios.broken_by(name, variant)
     kit = side_labs(f"broken-{switch}", {ENV: switch})

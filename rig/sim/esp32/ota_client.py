@@ -117,10 +117,14 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
         saved = None
         log.clear()
     resume = saved.done if saved else 0
-    if resume and broken("resume-wrong-offset"):
-        resume += PAGE  # test-only fault switch (rig/sim/broken.py): a sector is never written
     kind = saved.kind if saved else None
-    source = Download(ctx, url, start=resume if kind == FULL else 0)
+    start = resume if kind == FULL else 0
+    if resume and broken("resume-wrong-offset"):
+        # Test-only fault switch (rig/sim/broken.py): the Range request misses the mark whether or
+        # not the page at the record was written before the cut - a full image one page past the
+        # record, a patch at the image offset (the patch is re-decoded from its start).
+        start = resume + PAGE if kind == FULL else resume
+    source = Download(ctx, url, start=start)
     try:
         head = source.read(len(DELTA_MAGIC)) if kind is None else b""
         if kind is None:

@@ -10,6 +10,7 @@ Build options modelled (the ones a Zephyr app on these boards would use):
 """
 
 import hashlib
+import weakref
 from dataclasses import dataclass
 
 from rig.image.mcuboot import HEADER, IMAGE_MAGIC
@@ -65,12 +66,24 @@ class _Upload:
     sha: bytes = b""
 
 
+# The upload state the broken server of rig/sim/broken.py (resume-wrong-offset) keeps across power
+# cuts, per board flash: the settings entry such a firmware would save, held in the daemon's memory.
+_KEPT: "weakref.WeakKeyDictionary[Flash, _Upload]" = weakref.WeakKeyDictionary()
+
+
 class ImageGroup:
     def __init__(self, flash: Flash, slots: Slots):
         self._flash = flash
         self._slots = slots
         self._upload = _Upload()
         self._writer: StreamFlash | None = None
+        kept = _KEPT.get(flash)
+        if kept is not None and kept.slot is not None and broken("resume-wrong-offset"):
+            # Test-only fault switch: the upload goes on after the reboot, but flash_img's context
+            # is new and writes from the slot's first byte.
+            self._upload = kept
+            part = slots.part(kept.slot)
+            self._writer = StreamFlash(flash, part.offset, part.size)
 
     # -- state
     def state_read(self, body: bytes) -> dict:
@@ -124,6 +137,9 @@ class ImageGroup:
         except Exception:
             self._reset_upload()
             raise
+        finally:
+            if broken("resume-wrong-offset"):
+                _KEPT[self._flash] = self._upload  # test-only fault switch: saved after every chunk
 
     def _inspect(self, req: dict) -> bool:
         """img_mgmt_upload_inspect: refuse the request, skip it (False), or let it proceed (True)."""

@@ -121,25 +121,12 @@ def boot(ctx: BoardContext) -> BootedImage | None:
         _finish_swap(pri, bs.swap_type)
         kind = bs.swap_type
     else:
-        if bs.swap_type is SwapType.NONE:
-            kind = swap_type(pri_state, sec_state)
-            if kind is SwapType.REVERT and broken("no-revert"):
-                kind = SwapType.NONE  # test-only fault switch (rig/sim/broken.py)
-            ctx.log(f"I: Swap type: {SWAP_NAMES.get(kind, 'none')}")
-        else:
-            kind = bs.swap_type  # a swap whose status area was initialised but has no entry yet
-        if kind in (SwapType.TEST, SwapType.PERM, SwapType.REVERT):
-            if not _valid(ctx, sec, loader, floor if kind is not SwapType.REVERT else None):
-                ctx.log("E: Image in the secondary slot is not valid!")
-                sec.erase(0, sec.size)
-                kind = SwapType.NONE
-            else:
-                bs.swap_type = kind
-                bs.swap_size = max(pri.image_size(), sec.image_size())
-                if _swap_run(ctx, pri, sec, bs):
-                    _finish_swap(pri, kind)
-                else:
-                    kind = SwapType.NONE
+        kind = _upgrade(ctx, pri, sec, loader, floor, bs, pri_state, sec_state)
+    if from_primary and broken("revert-resumed-swap"):
+        # Test-only fault switch (rig/sim/broken.py): the swap type is read from the trailers again,
+        # where the image just swapped in is not confirmed yet: a revert, before that image ran.
+        fresh = _Status(StatusOp.MOVE, 1, 1, SwapType.NONE, 0, False)
+        kind = _upgrade(ctx, pri, sec, loader, floor, fresh, pri.state(), sec.state())
 
     img = _valid(ctx, pri, loader, floor)
     if img is None:
@@ -152,6 +139,31 @@ def boot(ctx: BoardContext) -> BootedImage | None:
     ctx.log(f"I: Bootloader chainload address offset: 0x{pri.offset:x}")
     ctx.log("I: Jumping to the first image slot")
     return BootedImage(slot=0, offset=pri.offset, header_size=img.header_size, image=pri.read(0, img.size))
+
+
+def _upgrade(ctx: BoardContext, pri: _Slot, sec: _Slot, loader: vmcuboot.Bootloader, floor: int,
+             bs: _Status, pri_state: TrailerState, sec_state: TrailerState) -> SwapType:
+    """A swap from its first step: its type (from the trailers, or from a status area that has no entry
+    yet), the secondary validated, then the swap. Returns the swap type done."""
+    if bs.swap_type is SwapType.NONE:
+        kind = swap_type(pri_state, sec_state)
+        if kind is SwapType.REVERT and broken("no-revert"):
+            kind = SwapType.NONE  # test-only fault switch (rig/sim/broken.py)
+        ctx.log(f"I: Swap type: {SWAP_NAMES.get(kind, 'none')}")
+    else:
+        kind = bs.swap_type  # a swap whose status area was initialised but has no entry yet
+    if kind not in (SwapType.TEST, SwapType.PERM, SwapType.REVERT):
+        return kind
+    if not _valid(ctx, sec, loader, floor if kind is not SwapType.REVERT else None):
+        ctx.log("E: Image in the secondary slot is not valid!")
+        sec.erase(0, sec.size)
+        return SwapType.NONE
+    bs.swap_type = kind
+    bs.swap_size = max(pri.image_size(), sec.image_size())
+    if not _swap_run(ctx, pri, sec, bs):
+        return SwapType.NONE
+    _finish_swap(pri, kind)
+    return kind
 
 
 def _valid(ctx: BoardContext, slot: _Slot, loader: vmcuboot.Bootloader, floor: int | None):
@@ -212,12 +224,12 @@ def _fixup_revert(pri: _Slot, sec: _Slot, bs: _Status) -> None:
         sec.write(*t.write_magic())
 
 
-def _status_init(pri: _Slot, sec: _Slot, bs: _Status) -> None:
+def _status_init(pri: _Slot, sec_image_ok: Flag, bs: _Status) -> None:
     """swap_misc.c swap_status_init, into the primary trailer."""
     t = pri.trailer
     if bs.swap_type is not SwapType.NONE:
         pri.write(*t.write_swap_info(bs.swap_type))
-    if sec.state().image_ok is Flag.SET:
+    if sec_image_ok is Flag.SET:
         pri.write(*t.write_image_ok())
     pri.write(*t.write_swap_size(bs.swap_size))
     pri.write(*t.write_magic())
@@ -235,10 +247,15 @@ def _write_status(pri: _Slot, bs: _Status) -> None:
 def _move_sector_up(pri: _Slot, sec: _Slot, bs: _Status, idx: int) -> None:
     sz = pri.sector
     if bs.idx == 1:
+        request_first = broken("request-erased-first")
+        sec_image_ok = sec.state().image_ok
+        if request_first:
+            sec.erase_trailer()  # test-only fault switch (rig/sim/broken.py): before the swap is recorded
         if not bs.from_primary:
             pri.erase_trailer()
-            _status_init(pri, sec, bs)
-        sec.erase_trailer()
+            _status_init(pri, sec_image_ok, bs)
+        if not request_first:
+            sec.erase_trailer()
     pri.erase(idx * sz, sz)
     _copy(pri, pri, (idx - 1) * sz, idx * sz, sz)
     _write_status(pri, bs)
