@@ -30,7 +30,7 @@ a station killed mid-unit leaves no half record, and the next run does the unit 
 
 \b
   rig provision run --rack targets/virtual-rack.yaml
-  rig provision run --fixtures 1 --board esp32-1 --option esp32.disable_download=false
+  rig provision run --fixtures 1 --board stm32h7-1 --option stm32h7.rdp=0
   rig provision run --force --operator alice          # re-provision; the history keeps both
   rig provision status                                # units and their last attempt
   rig provision export --format csv -o units.csv      # every attempt; --audit for who did what
@@ -52,8 +52,9 @@ MCUboot image signed with the firmware key; ESP32: the app, signed here with Sec
 
 \b
 Recipe options, --option VARIANT.NAME=VALUE (docs/provisioning.md lists them):
-  stm32h7.rdp=0                    leave the STM32H7 open (default 1: readout protection level 1)
-  esp32.disable_download=false     keep the ESP32's download mode
+  stm32h7.rdp=0                  leave the STM32H7 open (default 1: readout protection level 1)
+  esp32.disable_download=true    burn UART_DOWNLOAD_DIS: the ROM loader stops answering for good
+  esp32.disable_jtag=false       keep JTAG (default true: JTAG_DISABLE burnt)
 
 \b
   rig provision run --rack targets/virtual-rack.yaml
@@ -215,6 +216,8 @@ class _Display:
             text = r.outcome + (f" as {r.serial}" if r.serial and r.outcome == "provisioned" else "") + (
                 f": {r.reason}" if r.reason else "")
             self._show(board, text, line=f"{board}: {text} ({r.seconds:.1f} s)")
+            if self.live:
+                self.progress.stop_task(self.tasks[board])
 
     def _show(self, board: str, text: str, advance: int = 0, line: str | None = None) -> None:
         if self.live:

@@ -83,6 +83,7 @@ class _Fixture:
     first_step: float | None = None
     chip_id: str = ""
     step: str = "connect"
+    steps: list = field(default_factory=list)  # as the events tell them, for a process that dies mid-unit
     record: UnitRecord | None = None
 
 
@@ -140,8 +141,14 @@ def _receive(fixture: _Fixture, event: tuple, notify) -> None:
     kind, *args = event
     if kind == "step":
         name, state, chip_id = args
-        fixture.first_step = fixture.first_step or time.monotonic()
+        at = time.monotonic()
+        fixture.first_step = fixture.first_step or at
         fixture.step, fixture.chip_id = name, chip_id or fixture.chip_id
+        if state == "running":
+            fixture.steps.append({"name": name, "ok": False, "seconds": 0.0, "measurements": {}, "started": at})
+        else:
+            entry = fixture.steps[-1]
+            entry["ok"], entry["seconds"] = state == "done", round(at - entry["started"], 3)
         notify(fixture.board.id, "step", name, state)
     elif kind == "progress":
         notify(fixture.board.id, "progress", *args)
@@ -154,9 +161,14 @@ def _finish(fixture: _Fixture, spec, records) -> UnitResult:
     fixture.alive.close()
     rec = fixture.record
     if rec is None and fixture.chip_id:  # the process died without a word (a crash below Python)
+        if fixture.steps[-1]["ok"]:  # died between steps
+            fixture.steps.append({"name": "(between steps)", "ok": False, "seconds": 0.0, "measurements": {}})
+        else:
+            fixture.steps[-1]["seconds"] = round(time.monotonic() - fixture.steps[-1]["started"], 3)
         rec = UnitRecord(chip_id=fixture.chip_id, variant=fixture.board.variant, outcome="failed",
                          operator=spec.operator, station=spec.name, started_at=fixture.started_at, finished_at=now(),
-                         reason=f"{fixture.step}: the fixture process died (exit status {fixture.process.exitcode})")
+                         reason=f"{fixture.step}: the fixture process died (exit status {fixture.process.exitcode})",
+                         steps=[{k: v for k, v in s.items() if k != "started"} for s in fixture.steps])
     if rec is None:
         outcome, reason = "failed", (f"{fixture.step}: the fixture process ended (exit status "
                                      f"{fixture.process.exitcode}) before the unit was identified")
