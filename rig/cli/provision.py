@@ -107,7 +107,7 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     from rig.cli.ota import ensure_lab
     from rig.lab import load_rack
     from rig.provision import setup, variants
-    from rig.provision.station import run_units
+    from rig.provision.station import run_units, warm_up
 
     # Everything the user typed is checked before the station writes anything.
     options = setup.parse_options(option_specs)
@@ -116,6 +116,7 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     boards = _boards(load_rack(rack), board_ids, tags, rack)
     setup.check_real_boards(boards, bootloaders, images)
     recipes = {v: variants.recipe(v) for v in {b.variant for b in boards}}
+    warm_up()  # the fixtures' fork server imports esptool, pyocd and the recipes while the station sets up
     db_url = db_url or default_db(workdir)
     spec, records = setup.prepare(workdir, db_url, boards, name=station_name, operator=operator, ca_key=ca_key,
                                   ca_cert=ca_cert, firmware_key=firmware_key, bootloaders=bootloaders,

@@ -51,25 +51,26 @@ def main(spec, board, recipe: Recipe, env: dict, events, alive) -> None:
 
     pool = BoardPool(holder=f"rig provision ({spec.name})", lease_timeout=0.0)
     try:
-        station = spec.open()
-        drivers = pool.take(board)
-        meter = FlashMeter(drivers.flasher, last.report)
-        unit = Unit(board, drivers, station, rec)
-        run(recipe, unit, on_step)
-    except Exception as exc:  # noqa: BLE001 - whatever a step let through ends this unit, not the station
-        if not isinstance(exc, RigError):
-            log.exception("%s: unexpected failure in %s", board.id, current)
-        rec.outcome, rec.reason = "failed", f"{current}: {_one_line(exc)}"
-        rec.finished_at = now()
-        if unit is not None:
-            unit.forget_key()
+        try:
+            station = spec.open()
+            drivers = pool.take(board)
+            meter = FlashMeter(drivers.flasher, last.report)
+            unit = Unit(board, drivers, station, rec)
+            run(recipe, unit, on_step)
+        except Exception as exc:  # noqa: BLE001 - whatever a step let through ends this unit, not the station
+            if not isinstance(exc, RigError):
+                log.exception("%s: unexpected failure in %s", board.id, current)
+            rec.outcome, rec.reason = "failed", f"{current}: {_one_line(exc)}"
+            rec.finished_at = now()
+            if unit is not None:
+                unit.forget_key()
+        if meter is not None:
+            meter.annotate(rec.steps)
+        log.info("%s: %s %s%s", board.id, rec.chip_id or "(not identified)", rec.outcome,
+                 f": {rec.reason}" if rec.reason else "")
+        events.send(("record", asdict(rec)))  # the unit is done: the station need not wait for the clean-up
     finally:
         pool.release()
-    if meter is not None:
-        meter.annotate(rec.steps)
-    log.info("%s: %s %s%s", board.id, rec.chip_id or "(not identified)", rec.outcome,
-             f": {rec.reason}" if rec.reason else "")
-    events.send(("record", asdict(rec)))
 
 
 def _one_line(exc: Exception) -> str:

@@ -85,6 +85,7 @@ class _Fixture:
     step: str = "connect"
     steps: list = field(default_factory=list)  # as the events tell them, for a process that dies mid-unit
     record: UnitRecord | None = None
+    result: UnitResult | None = None
 
 
 def run_units(spec, records, boards, fixtures: int, on_event=None, recipes: dict | None = None) -> list[UnitResult]:
@@ -98,12 +99,13 @@ def run_units(spec, records, boards, fixtures: int, on_event=None, recipes: dict
 
     notify = on_event or (lambda board_id, kind, *args: None)
     recipes = recipes or {b.variant: variants.recipe(b.variant) for b in boards}
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
+    context = warm_up()
     waiting, running, results = list(boards), {}, []
+    # A fixture is free again once its unit's record is in: its process then only closes its
+    # connections to the board and exits, which the next unit need not wait for.
     try:
         while waiting or running:
-            while waiting and len(running) < max(1, fixtures):
+            while waiting and sum(f.result is None for f in running.values()) < max(1, fixtures):
                 board = waiting.pop(0)
                 fixture = _start(context, spec, board, recipes[board.variant])
                 running[fixture.events] = fixture
@@ -114,13 +116,28 @@ def run_units(spec, records, boards, fixtures: int, on_event=None, recipes: dict
                     _receive(fixture, conn.recv(), notify)
                 except EOFError:  # the fixture process has ended
                     del running[conn]
-                    results.append(_finish(fixture, spec, records))
-                    notify(fixture.board.id, "done", results[-1])
+                    fixture.process.join()
+                    fixture.alive.close()
+                if fixture.result is None and (fixture.record is not None or conn not in running):
+                    fixture.result = _finish(fixture, spec, records)
+                    results.append(fixture.result)
+                    notify(fixture.board.id, "done", fixture.result)
     finally:
         for fixture in running.values():  # the station is stopping early: so do its fixtures, now
             fixture.process.kill()
             fixture.process.join()
     return results
+
+
+def warm_up():
+    """The fork server, started with the fixture modules imported (it imports them while the caller
+    goes on); the multiprocessing context to start fixtures from."""
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+    return context
 
 
 def _start(context, spec, board, recipe) -> _Fixture:
@@ -156,9 +173,7 @@ def _receive(fixture: _Fixture, event: tuple, notify) -> None:
         fixture.record = UnitRecord(**args[0])
 
 
-def _finish(fixture: _Fixture, spec, records) -> UnitResult:
-    fixture.process.join()
-    fixture.alive.close()
+def _finish(fixture: _Fixture, spec, records) -> "UnitResult":
     rec = fixture.record
     if rec is None and fixture.chip_id:  # the process died without a word (a crash below Python)
         if fixture.steps[-1]["ok"]:  # died between steps
