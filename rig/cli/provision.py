@@ -12,7 +12,7 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from rig.cli.console import out
+from rig.cli.console import err, out
 from rig.cli.options import rack_option
 from rig.errors import RigError
 from rig.provision.setup import DEFAULT_WORKDIR, default_db
@@ -127,8 +127,12 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
         fixtures or len(boards), _safe(db_url))
     ensure_lab(rack)
     display = _Display({b.id: len(recipes[b.variant].steps) for b in boards})
-    with display:
-        results = run_units(spec, records, boards, fixtures or len(boards), display.event, recipes)
+    try:
+        with display:
+            results = run_units(spec, records, boards, fixtures or len(boards), display.event, recipes)
+    except KeyboardInterrupt:  # the fixtures are stopped by now; what they did not finish has no record
+        err("interrupted: units not finished have no record and are done again by the next run")
+        raise SystemExit(130) from None
     order = {b.id: i for i, b in enumerate(boards)}
     results.sort(key=lambda r: order[r.board])
     out.print(_summary(results))
