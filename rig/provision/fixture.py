@@ -40,7 +40,7 @@ def main(spec, board, recipe: Recipe, env: dict, events, alive) -> None:
     _log_to(spec.log, board.id)
     rec = UnitRecord(chip_id="", variant=board.variant, outcome="failed", operator=spec.operator,
                      station=spec.name, started_at=now(), finished_at="")
-    last = _Progress(events)
+    progress = _Progress(events)
     current = "connect"
     meter = unit = None
 
@@ -54,7 +54,7 @@ def main(spec, board, recipe: Recipe, env: dict, events, alive) -> None:
         try:
             station = spec.open()
             drivers = pool.take(board)
-            meter = FlashMeter(drivers.flasher, last.report)
+            meter = FlashMeter(drivers.flasher, progress.report)
             unit = Unit(board, drivers, station, rec)
             run(recipe, unit, on_step)
         except Exception as exc:  # noqa: BLE001 - whatever a step let through ends this unit, not the station

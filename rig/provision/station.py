@@ -13,6 +13,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from rig.errors import RigError
 from rig.image.keys import Signer
 from rig.provision.records import UnitRecord, now
@@ -173,7 +175,7 @@ def _receive(fixture: _Fixture, event: tuple, notify) -> None:
         fixture.record = UnitRecord(**args[0])
 
 
-def _finish(fixture: _Fixture, spec, records) -> "UnitResult":
+def _finish(fixture: _Fixture, spec, records) -> UnitResult:
     rec = fixture.record
     if rec is None and fixture.chip_id:  # the process died without a word (a crash below Python)
         if fixture.steps[-1]["ok"]:  # died between steps
@@ -193,8 +195,9 @@ def _finish(fixture: _Fixture, spec, records) -> "UnitResult":
     if rec is not None and rec.chip_id:  # a unit never identified has no record: no unit to file it under
         try:
             records.save(rec)
-        except RigError as exc:
-            outcome, reason = "failed", f"record not saved: {exc}"
+        except (RigError, SQLAlchemyError) as exc:  # the unit has no record, so the next run does it again
+            outcome, reason = "failed", f"record not saved: {str(exc).strip().splitlines()[0]}"
+            log.error("%s: record of %s not saved: %s", fixture.board.id, rec.chip_id, exc)
     saved = time.monotonic() - saving
     seconds = time.monotonic() - fixture.started
     start = (fixture.first_step or time.monotonic()) - fixture.started
