@@ -117,14 +117,13 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     setup.check_real_boards(boards, bootloaders, images)
     recipes = {v: variants.recipe(v) for v in {b.variant for b in boards}}
     warm_up()  # the fixtures' fork server imports esptool, pyocd and the recipes while the station sets up
-    db_url = db_url or default_db(workdir)
     spec, records = setup.prepare(workdir, db_url, boards, name=station_name, operator=operator, ca_key=ca_key,
                                   ca_cert=ca_cert, firmware_key=firmware_key, bootloaders=bootloaders,
                                   images=images, options=options, force=force, note=_note)
     _log_to(spec.log)
     logging.getLogger("rig.provision.station").info(
         "station %s, operator %s: %d boards, %s fixtures, records in %s", spec.name, spec.operator, len(boards),
-        fixtures or len(boards), _safe(db_url))
+        fixtures or len(boards), _safe(spec.db_url))
     ensure_lab(rack)
     display = _Display({b.id: len(recipes[b.variant].steps) for b in boards})
     try:
@@ -137,7 +136,7 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     results.sort(key=lambda r: order[r.board])
     out.print(_summary(results))
     counts = {o: sum(r.outcome == o for r in results) for o in ("provisioned", "refused", "failed")}
-    out.print(", ".join(f"{n} {o}" for o, n in counts.items()) + f"; records in {_safe(db_url)}", markup=False)
+    out.print(", ".join(f"{n} {o}" for o, n in counts.items()) + f"; records in {_safe(spec.db_url)}", markup=False)
     if counts["refused"] or counts["failed"]:
         raise SystemExit(1)
 

@@ -119,23 +119,28 @@ def check_real_boards(boards, bootloaders: dict, images: dict) -> None:
 # -- building the station
 
 
-def prepare(workdir: Path, db_url: str, boards, *, name: str, operator: str, ca_key: str | None = None,
+def prepare(workdir: Path, db_url: str | None, boards, *, name: str, operator: str, ca_key: str | None = None,
             ca_cert: str | None = None, firmware_key: str | None = None, bootloaders: dict | None = None,
             images: dict | None = None, options: dict | None = None, force: bool = False,
             note=print) -> tuple[StationSpec, Records]:
-    """The station's spec and its open records. Opens the database first: a database that cannot
-    be opened stops the station before it writes a key."""
+    """The station's spec and its open records (db_url None: SQLite in the work folder). Keys that
+    are given and the database are opened before the station writes anything of its own."""
     workdir = Path(workdir).resolve()
-    if db_url == default_db(DEFAULT_WORKDIR) or db_url == default_db(workdir):
+    given = {spec: load_signer(spec) for spec in (ca_key, firmware_key) if spec}
+    if ca_cert and not Path(ca_cert).is_file():
+        raise RigError(f"--ca-cert {ca_cert}: no such file")
+    if db_url is None:
         workdir.mkdir(parents=True, exist_ok=True)
+        db_url = default_db(workdir)
     records = Records(db_url)
+    workdir.mkdir(parents=True, exist_ok=True)
     ca_spec = ca_key or _own_key(workdir / "ca-key.pem", "the provisioning CA key",
                                  "every device certificate chains to it", note)
     fw_spec = firmware_key or _own_key(workdir / "firmware-key.pem", "the firmware-signing key",
                                        "the devices' bootloaders trust it", note)
-    ca_signer, fw_signer = load_signer(ca_spec), load_signer(fw_spec)
+    ca_signer, fw_signer = (given.get(spec) or load_signer(spec) for spec in (ca_spec, fw_spec))
     cert_path = Path(ca_cert) if ca_cert else workdir / "ca" / f"{ca_signer.public.keyhash.hex()[:16]}.pem"
-    _ca_cert(cert_path, ca_signer, name, given=bool(ca_cert), note=note)
+    _ca_cert(cert_path, ca_signer, name, note=note)
     firmware = {v: _firmware(v, [b for b in boards if b.variant == v], fw_signer, (bootloaders or {}).get(v),
                              (images or {}).get(v))
                 for v in sorted({b.variant for b in boards})}
@@ -154,7 +159,7 @@ def _own_key(path: Path, what: str, why: str, note) -> str:
     return str(path)
 
 
-def _ca_cert(path: Path, signer, station: str, given: bool, note) -> None:
+def _ca_cert(path: Path, signer, station: str, note) -> None:
     if path.exists():
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())
@@ -164,8 +169,6 @@ def _ca_cert(path: Path, signer, station: str, given: bool, note) -> None:
             raise RigError(f"{path}: this CA certificate is not of the CA key {signer.source}; "
                            "give the matching --ca-cert or --ca-key")
         return
-    if given:
-        raise RigError(f"--ca-cert {path}: no such file")
     cert = identity.make_ca(signer, name=f"rig provisioning CA {station}")
     write_bytes(path, cert.public_bytes(serialization.Encoding.PEM))
     note(f"made the CA certificate of {signer.source}: {path}")

@@ -30,6 +30,8 @@ def rig(rig_cli, tmp_path, monkeypatch):
     (["--option", "esp32.disable_download=maybe"], "expected true or false"),
     (["--option", "stm32h7-rdp=0"], "write VARIANT.NAME=VALUE"),
     (["--option", "nrf52.rdp=0"], "no provisioning recipe for variant 'nrf52'"),
+    (["--ca-key", "missing.pem"], "missing.pem: cannot read key file"),
+    (["--ca-cert", "missing.pem"], "--ca-cert missing.pem: no such file"),
     (["--bootloader", "stm32h7=missing.bin"], "no such file missing.bin"),
     (["--image", "h7=boot.bin"], "write VARIANT=FILE"),
     (["--board", "nope-1"], "no board 'nope-1'"),
