@@ -98,7 +98,7 @@ def run_once(rack: Path, folder: Path, fixtures: int, round_no: int, recipes: di
     try:
         boards = list(load_rack(rack).boards)
         work = folder / f"station-{rack.stem}-{fixtures}-{round_no}-{bool(recipes)}"
-        spec, records = setup.prepare(work, setup.default_db(work), boards, name="bench", operator="bench",
+        spec, records = setup.prepare(work, None, boards, name="bench", operator="bench",
                                       firmware_key=str(folder / "firmware-key.pem"), ca_key=str(folder / "ca-key.pem"),
                                       note=lambda line: None)
         lab_cpu, (busy, total) = _cpu_seconds(_lab_pid(rack)), _machine_busy()
@@ -134,7 +134,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rig-bench-provision-") as tmp:
         folder = Path(tmp)
         # The station's keys, made once for every run (a station with no boards makes only them).
-        setup.prepare(folder, setup.default_db(folder), [], name="bench", operator="bench", note=lambda line: None)
+        setup.prepare(folder, None, [], name="bench", operator="bench", note=lambda line: None)
         started = time.monotonic()  # the fork server: once per station run, not per unit
         first = warm_up().Process(target=os.getpid)
         first.start()
