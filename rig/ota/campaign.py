@@ -325,11 +325,12 @@ class Campaign:
             self.target.server.links.pop(self.d.board.id, None)
             stats = self.target.delivery_stats()
             v.wire_bytes = stats.bytes_served
-            v.faults_fired = list(stats.faults_fired)
+            # The link's own faults first; what the board refused on the way was noted already.
+            v.faults_fired[:0] = stats.faults_fired
             self.target.server.faults.pop(self.d.board.id, None)
         else:
             v.wire_bytes = plan.wire_bytes
-            v.faults_fired = plan.faults_fired
+            v.faults_fired[:0] = plan.faults_fired
         if trigger and trigger.fired:
             v.faults_fired.append(f"{s.cut.describe()} fired at {trigger.fired_at}")
         if s.cut_at_op is not None and self._relay_cycles() > relay_cycles:
