@@ -332,7 +332,7 @@ def prove_lock(unit: Unit) -> dict:
     return measured
 
 
-RECIPE = Recipe("esp32", (
+RECIPES = {"esp32": Recipe("esp32", (
     Step("identify", identify, "factory MAC through esptool; eFuses must not conflict with this station's"),
     CHECK,
     Step("flash", flash, "whole flash: bootloader, partition table, otadata, signed app, erased rest; MD5 read-back"),
@@ -340,4 +340,4 @@ RECIPE = Recipe("esp32", (
     Step("write_identity", write_identity, "NVS identity partition (key, certificates, fw key); key forgotten"),
     Step("lock", lock, "Secure Boot V2 digest, ABS_DONE_1, secure version, JTAG/download per options"),
     Step("prove_lock", prove_lock, "eFuses read back in force; the chip boots only after verifying the app"),
-))
+))}

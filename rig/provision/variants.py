@@ -1,8 +1,7 @@
 """Which recipe provisions a variant, and which recipe options it reads.
 
 The variant modules are imported only when a station needs them (the STM32 recipe pulls in pyocd).
-Each exports OPTIONS (option name -> default) and its recipe(s): rig.provision.esp32.RECIPE,
-rig.provision.stm32.RECIPES[variant].
+Each exports OPTIONS (option name -> default) and RECIPES (variant -> Recipe).
 """
 
 import importlib
@@ -21,7 +20,7 @@ def _module(variant: str):
 
 def recipe(variant: str) -> Recipe:
     module = _module(variant)
-    return module.RECIPES[variant] if hasattr(module, "RECIPES") else module.RECIPE
+    return module.RECIPES[variant]
 
 
 def options(variant: str) -> dict:

@@ -74,7 +74,7 @@ def provision(drivers, station: Station) -> UnitRecord:
     rec = UnitRecord(chip_id="", variant="esp32", outcome="", operator=station.operator, station=station.name,
                      started_at=now(), finished_at="")
     unit = recipe.Unit(drivers.board, drivers, station, rec)
-    recipe.run(esp32.RECIPE, unit)
+    recipe.run(esp32.RECIPES["esp32"], unit)
     station.records.save(rec)
     return rec
 
