@@ -1,8 +1,9 @@
-"""`rig lab up|down|status`: run the virtual rack of a targets file in the background."""
+"""`rig lab up|down|reset|status`: run the virtual rack of a targets file in the background."""
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ Per board: the console as an RFC2217 server on the NetworkSerialPort port (pyser
 esptool open rfc2217://127.0.0.1:PORT; esptool resets the ESP32 through DTR/RTS) and as a pty
 (/dev/pts/N, for smpclient and ser2net); power through the simplerest switch of the rack's
 NetworkPowerPort URL; SWD for pyocd on the STM32 boards. Flash lives in files in the state folder,
-so `down` then `up` is a power cycle, never a wipe.
+so `down` then `up` is a power cycle, never a wipe; `reset` fits factory-fresh boards.
 
 \b
   rig lab up --rack targets/virtual-rack.yaml
@@ -104,6 +105,30 @@ def down(rack):
                            f"see {entry.get('state')}/daemon.log")
         time.sleep(0.05)
     out.print(f"lab {name} down; flash kept in {entry.get('state')}")
+
+
+@lab.command()
+@rack_option
+@click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="The state folder `up` was given.  [default: the running lab's, else .rig/lab/<rack name>]")
+def reset(rack, state):
+    """Put factory-fresh boards on the rack: blank flash, blank eFuses, readout protection off.
+
+    What provisioning or tests left in the virtual boards (burnt eFuses, RDP level 1, images) is
+    gone, as if new boards were fitted; the lab is stopped first if it is up. Start it again with
+    `rig lab up`. Real boards are not touched: only the virtual boards' state folders are removed.
+    """
+    rack_path, name = _identify(rack)
+    entry = registry.read(name)
+    if entry is not None:
+        _check_same_rack(entry, rack_path, name)
+        click.get_current_context().invoke(down, rack=rack)
+    state = state or (Path(entry["state"]) if entry else Path(".rig/lab") / name)
+    fitted = [board.id for board in virtual_boards(rack_path) if (state / board.id).is_dir()]
+    for board_id in fitted:
+        shutil.rmtree(state / board_id)
+    out.print(f"lab {name}: {len(fitted)} board(s) factory-fresh ({', '.join(fitted) or 'none had a state yet'}); "
+              f"start it with `rig lab up --rack {rack}`")
 
 
 @lab.command()

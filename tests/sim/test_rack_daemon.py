@@ -138,3 +138,24 @@ def test_control_endpoint_refuses_unknown_paths(shared_lab, path, code):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(url)
     assert err.value.code == code
+
+
+def test_reset_fits_factory_fresh_boards(lab_factory, tmp_path):
+    """`rig lab reset` stops the lab and removes what the boards held: esptool reads erased flash
+    where an image was written before, and `rig lab up` serves the same boards again."""
+    lab = lab_factory(boards=("esp32-1",))
+    lab.up()
+    console_url = lab.board("esp32-1")["console"]
+    blob = tmp_path / "marker.bin"
+    blob.write_bytes(b"rig-reset-marker" * 256)
+    assert esptool(console_url, "write-flash", "0x200000", blob).returncode == 0
+
+    reset = lab.rig("lab", "reset", "--rack", lab.rack)
+    assert "1 board(s) factory-fresh (esp32-1)" in reset.stdout
+    assert lab.status()["running"] is False
+
+    lab.up()
+    back = tmp_path / "back.bin"
+    read = esptool(console_url, "read-flash", "0x200000", hex(len(blob.read_bytes())), back)
+    assert read.returncode == 0, read.stdout + read.stderr
+    assert back.read_bytes() == b"\xff" * len(blob.read_bytes())
