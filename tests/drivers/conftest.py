@@ -5,7 +5,6 @@ it is started and stopped with `rig lab up|down`, as a user does.
 """
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.free_ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def private_rack(path: Path) -> Path:

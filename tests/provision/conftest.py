@@ -3,18 +3,13 @@
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.free_ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +28,7 @@ def postgres_url():
     data.parent.chmod(0o777)
     subprocess.run([*as_user, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "rig"],
                    check=True, capture_output=True)
-    port = _free_port()
+    port = free_port()
     log = data.parent / "pg.log"
     subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o",
                     f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1", "start"],

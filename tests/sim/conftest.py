@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,16 +17,12 @@ import serial
 import yaml
 
 from rig.sim import registry
+from tests.free_ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 VIRTUAL_RACK = REPO / "targets" / "virtual-rack.yaml"
 RIG = [str(Path(sys.executable).parent / "rig")]  # the venv's console script, as a user runs it
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_rack(path: Path, boards: tuple[str, ...] | None = None) -> Path:
