@@ -21,6 +21,7 @@ from rig.lab import load_rack
 from rig.sim import registry
 from rig.sim.board import DEFAULT_WATCHDOG_TIMEOUT
 from rig.sim.daemon import virtual_boards
+from rig.sim.timing import MODELS
 
 START_TIMEOUT = 20.0  # seconds for the daemon to listen on every port
 STOP_TIMEOUT = 10.0  # seconds for the daemon to flush flash and exit after SIGTERM
@@ -53,19 +54,27 @@ def lab():
               help="Folder for flash images and the daemon log.  [default: .rig/lab/<rack name>]")
 @click.option("--watchdog", type=click.FloatRange(min=0.1), default=DEFAULT_WATCHDOG_TIMEOUT, show_default=True,
               metavar="SECONDS", help="Watchdog timeout of the virtual firmware (a hung app resets after it).")
-def up(rack, state, watchdog):
+@click.option("--timing", type=click.Choice(MODELS), default=None,
+              help="none (the default): flash, console and SWD take no time of their own; datasheet: each flash "
+                   "erase and program, console byte and SWD transfer takes the part's typical time "
+                   "(docs/virtual-lab.md).")
+def up(rack, state, watchdog, timing):
     """Start the rack daemon in the background; returns once every board's ports listen.
 
-    Running it again while the lab is up changes nothing. The daemon's log is daemon.log in the
-    state folder.
+    Running it again while the lab is up changes nothing (a --timing other than the running
+    lab's is refused). The daemon's log is daemon.log in the state folder.
     """
     rack_path, name = _identify(rack)
     virtual_boards(rack_path)  # every problem of the file, reported before anything starts
     entry = registry.read(name)
     if entry is not None:
         _check_same_rack(entry, rack_path, name)
+        if timing is not None and entry.get("timing", "none") != timing:
+            raise RigError(f"lab {name} is up with --timing {entry.get('timing', 'none')}; stop it with "
+                           f"`rig lab down --rack {rack}` to start it with --timing {timing}")
         out.print(f"lab {name} is already up (pid {entry['pid']}); see `rig lab status --rack {rack}`")
         return
+    timing = timing or "none"
     state = (state or Path(".rig/lab") / name).resolve()
     log_path = state / "daemon.log"
     try:
@@ -74,13 +83,13 @@ def up(rack, state, watchdog):
             log_start = log.tell()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "rig.sim.daemon", "--rack", str(rack_path), "--state", str(state),
-                 "--name", name, "--watchdog", str(watchdog)],
+                 "--name", name, "--watchdog", str(watchdog), "--timing", timing],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
     except OSError as exc:
         raise RigError(f"state folder {state}: {exc.strerror}; pass a writable folder with --state DIR") from exc
     entry = _wait_for_daemon(proc, name, log_path, log_start)
-    out.print(f"lab {name} up (pid {entry['pid']}), state in {state}, log {log_path}")
+    out.print(f"lab {name} up (pid {entry['pid']}), timing {timing}, state in {state}, log {log_path}")
     _print_table(name, entry, rack_path)
 
 
@@ -138,9 +147,11 @@ def status(rack, as_json):
     """Show whether the lab is up and, per board, power, console URL, pty path and probe.
 
     \b
-    --json prints {"lab", "running", "pid", "control", "boards": [{"id", "variant",
+    --json prints {"lab", "running", "pid", "control", "timing", "boards": [{"id", "variant",
     "console" (rfc2217:// URL), "pty", "power" ("on"/"off"), "outlet" (its simplerest URL),
-    "probe", "target", "swd", "flash_ops", "power_cycles"}]}.
+    "probe", "target", "swd", "flash_ops", "power_cycles", "charged_seconds"}]};
+    charged_seconds: the time the timing model made the board wait so far, per kind (erase,
+    program, uart, swd).
     """
     rack_path, name = _identify(rack)
     entry = registry.read(name)
@@ -151,13 +162,14 @@ def status(rack, as_json):
         doc = {"lab": name, "running": entry is not None, "boards": rows}
         if entry:
             doc |= {"pid": entry["pid"], "state": entry.get("state"),
-                    "control": _url(entry["control"])}
+                    "control": _url(entry["control"]), "timing": entry.get("timing", "none")}
         click.echo(json.dumps(doc, indent=2))
         return
     if entry is None:
         out.print(f"lab {name} is not up; start it with `rig lab up --rack {rack}`")
         return
-    out.print(f"lab {name} up (pid {entry['pid']}), state in {entry.get('state')}")
+    out.print(f"lab {name} up (pid {entry['pid']}), timing {entry.get('timing', 'none')}, "
+              f"state in {entry.get('state')}")
     _print_table(name, entry, rack_path)
 
 
@@ -223,6 +235,7 @@ def _rows(entry: dict, rack_path: Path) -> list[dict]:
             "swd": f"{swd['host']}:{swd['port']}" if swd else None,
             "flash_ops": counters.get("flash_ops"),
             "power_cycles": counters.get("power_cycles"),
+            "charged_seconds": counters.get("charged"),
         })
     return rows
 

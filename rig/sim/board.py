@@ -18,6 +18,11 @@ publishes its port in the registry. A probe reaches the chip through `board.flas
 `board.hold("debug")` / `board.release("debug", cause=...)` (core held in reset or halted: the
 firmware does not run) and `board.reset(cause)`. A flash operation of the probe that hits an armed
 cut raises PowerCut in the probe's thread; the probe server then calls `board.cut_power()`.
+
+Timing (rig.sim.timing): `board.timing` is the lab's model for this board's part. Flash operations
+take their time in whichever thread performs them; the console UART takes its byte time here, on
+the board's side of the wire: `transmit` in the firmware thread, `console_input` in the server
+thread that feeds it, at the rate a console client set last (`set_baud`).
 """
 
 import logging
@@ -30,6 +35,7 @@ from pathlib import Path
 
 from rig.image.layouts import Layout
 from rig.sim.flash import Flash, PowerCut
+from rig.sim.timing import DEFAULT_BAUD, Timing
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +118,7 @@ class Board:
     """
 
     def __init__(self, board_id: str, variant: str, layout: Layout, state_dir: Path, firmware: Firmware,
-                 watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT):
+                 watchdog_timeout: float = DEFAULT_WATCHDOG_TIMEOUT, timing: str = "none"):
         self.id = board_id
         self.variant = variant
         self.layout = layout
@@ -120,6 +126,9 @@ class Board:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # SPI NOR (ESP32) clears bits in place; STM32 embedded flash with ECC refuses rewrites.
         self.flash = Flash(self.state_dir / "flash.bin", layout.geometry, bit_clear=variant == "esp32")
+        self.timing = Timing(timing, variant)
+        self.flash.timing = self.timing
+        self.baud = DEFAULT_BAUD  # the console UART's rate, as the last console client set it
         self.retained: dict = {}
         self.watchdog_timeout = watchdog_timeout
         self.power_cycles = 0  # power-on events since the daemon started
@@ -245,14 +254,22 @@ class Board:
             if send in self._listeners:
                 self._listeners.remove(send)
 
+    def set_baud(self, baud: int) -> None:
+        """A console client set the line's rate (RFC2217 SET-BAUDRATE; esptool's change_baud)."""
+        if baud > 0:
+            self.baud = baud
+
     def console_input(self, data: bytes) -> None:
-        """Bytes from a host on the console; dropped while the chip is off or held in reset."""
+        """Bytes from a host on the console, once they have crossed the wire; dropped while the chip
+        is off or held in reset."""
+        self.timing.uart(len(data), self.baud)
         with self._cond:
             if self.powered and not self._holds:
                 self._rx += data
                 self._cond.notify_all()
 
     def transmit(self, data: bytes) -> None:
+        self.timing.uart(len(data), self.baud)  # the UART shifts the bytes out before a host sees them
         with self._cond:
             listeners = list(self._listeners)
         for send in listeners:

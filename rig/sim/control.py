@@ -3,7 +3,10 @@
 These are what a real rig has besides the boards (a relay in the supply, a counter on the flash
 bus). Fault campaigns use them to place a cut; no verdict is ever read from here.
 
-    GET  /boards                          {id: {"powered", "flash_ops", "power_cycles"}}
+    GET  /boards                          {id: {"powered", "flash_ops", "power_cycles", "timing",
+                                               "charged": {"erase", "program", "uart", "swd"}}}
+                                          (timing: the lab's model; charged: seconds it made the
+                                          board wait, per kind - all 0 with the model "none")
     GET  /boards/<id>                     the same for one board
     POST /boards/<id>/cut?op=N&tear=0|1&off=SECONDS
                                           cut power when N more flash operations have completed
@@ -21,7 +24,8 @@ _ROUTE = re.compile(r"/boards(?:/(?P<id>[^/]+)(?:/(?P<action>cut|disarm))?)?/?")
 
 
 def counters(board: Board) -> dict:
-    return {"powered": board.powered, "flash_ops": board.flash.ops, "power_cycles": board.power_cycles}
+    return {"powered": board.powered, "flash_ops": board.flash.ops, "power_cycles": board.power_cycles,
+            "timing": board.timing.model, "charged": dict(board.timing.charged)}
 
 
 class ControlEndpoint:

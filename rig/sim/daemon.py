@@ -1,9 +1,12 @@
 """The rack daemon: every virtual board of a rack file, its console, power outlet and probe, on loopback.
 
-Started detached by `rig lab up` as `python -m rig.sim.daemon --rack FILE --state DIR --name NAME`;
+Started detached by `rig lab up` as `python -m rig.sim.daemon --rack FILE --state DIR --name NAME
+[--timing none|datasheet]`;
 its stdout/stderr is the lab's log file. It announces itself in the registry (rig.sim.registry)
 only once every port listens, and on SIGTERM stops the boards, flushes their flash files and
 removes its registry entry. Starting it again is a power cycle: flash files stay, RAM does not.
+Every board runs in threads of its own (firmware, console clients, probe clients), so with the
+datasheet timing model (rig.sim.timing) one board's flash and UART waits never hold up another's.
 """
 
 import argparse
@@ -24,23 +27,24 @@ from rig.sim.control import ControlEndpoint
 from rig.sim.power import PowerSwitch
 from rig.sim.pty_console import PtyConsole
 from rig.sim.rfc2217_server import Rfc2217Server
+from rig.sim.timing import MODELS
 
 log = logging.getLogger("rig.sim.daemon")
 POWER_MODEL = "simplerest"
 
 
 class Lab:
-    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float):
+    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float, timing: str = "none"):
         virtual = virtual_boards(rack_path)
         self._closers = []
         self.boards: dict[str, Board] = {}
         self.entry: dict = {"rack": str(rack_path.resolve()), "pid": os.getpid(), "state": str(state.resolve()),
-                            "boards": {}}
+                            "timing": timing, "boards": {}}
         outlets: dict[str, dict[int, Board]] = {}
         try:
             for spec in virtual:
                 board = Board(spec.id, spec.variant, LAYOUTS[spec.flash_layout], state / spec.id, boot.run,
-                              watchdog_timeout)
+                              watchdog_timeout, timing)
                 self.boards[spec.id] = board
                 board.set_power(True)  # the rack's outlets come up on, before the probe attaches
                 self.entry["boards"][spec.id] = self._serve_board(spec, board)
@@ -136,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--state", required=True, type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--watchdog", type=float, default=DEFAULT_WATCHDOG_TIMEOUT)
+    parser.add_argument("--timing", choices=MODELS, default="none")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -143,7 +148,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        lab = Lab(args.rack, args.state, args.watchdog)
+        lab = Lab(args.rack, args.state, args.watchdog, args.timing)
     except RigError as exc:
         print(f"rig: error: {exc}", file=sys.stderr, flush=True)
         return 2

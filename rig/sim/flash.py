@@ -10,6 +10,7 @@ Rules enforced (a violation raises FlashError, as the part's controller would fl
 Every write and erase is one counted operation, so a power cut can be armed to land before
 operation N, or to tear operation N (only the first half of it reaches the cells). The file is a
 shared memory map: bytes survive the process, so restarting the daemon is a power cycle.
+Each operation takes the time `timing` (rig.sim.timing) charges for it: none by default.
 """
 
 import mmap
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig.image.layouts import Geometry
+from rig.sim.timing import Timing
 
 
 class FlashError(Exception):
@@ -38,6 +40,7 @@ class Flash:
         # Called before every operation; raises PowerCut when the caller's chip has lost power
         # (set by the board runner, so a model's write loop stops at once when its power goes).
         self.guard: Callable[[], None] | None = None
+        self.timing = Timing()  # the board sets its lab's model
         path = Path(path)
         fresh = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -75,14 +78,14 @@ class Flash:
                 if old[unit : unit + g.write_size] != bytes([g.erased]) * g.write_size:
                     raise FlashError(f"write at 0x{offset + unit:x}: unit already programmed; erase its sector first")
             new = bytes(data)
-        self._operation(offset, new)
+        self._operation(offset, new, self.timing.program)
 
     def erase(self, offset: int, length: int) -> None:
         g = self.geometry
         self._bounds(offset, length)
         if offset % g.sector_size or length % g.sector_size or not length:
             raise FlashError(f"erase at 0x{offset:x}+{length} is not whole {g.sector_size}-byte sectors")
-        self._operation(offset, bytes([g.erased]) * length)
+        self._operation(offset, bytes([g.erased]) * length, self.timing.erase)
 
     # -- power-cut injection
     def arm_cut(self, after_ops: int, tear: bool = False) -> None:
@@ -93,7 +96,7 @@ class Flash:
     def disarm(self) -> None:
         self._cut_at = None
 
-    def _operation(self, offset: int, new: bytes) -> None:
+    def _operation(self, offset: int, new: bytes, spend: Callable[[int, int], None]) -> None:
         if self.guard is not None:
             self.guard()
         if self._cut_at is not None and self.ops >= self._cut_at:
@@ -103,6 +106,7 @@ class Flash:
                 self._map[offset : offset + half] = new[:half]
             self._map.flush()
             raise PowerCut(f"power cut at flash operation {self.ops} (0x{offset:x})")
+        spend(offset, len(new))  # the part is busy, then the cells hold the new bytes
         self._map[offset : offset + len(new)] = new
         self.ops += 1
 

@@ -1,6 +1,6 @@
 """Where running labs are announced: one JSON file per lab under $RIG_RUNTIME_DIR/labs/.
 
-    {"rack": abs path, "pid": n, "state": abs path, "log": abs path,
+    {"rack": abs path, "pid": n, "state": abs path, "log": abs path, "timing": "none"|"datasheet",
      "power": {"host", "port"}, "control": {"host", "port"},
      "boards": {id: {"variant", "console": {"rfc2217": port, "host": host, "pty": "/dev/pts/N"},
                      "swd": {"host", "port", "unique_id"}  (STM32 boards with a probe server)}}}

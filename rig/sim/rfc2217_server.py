@@ -2,7 +2,8 @@
 
 pyserial's own rfc2217.PortManager speaks the Telnet/RFC2217 side; it is handed a stand-in for a
 serial port whose settings land on the virtual UART and whose DTR/RTS reach the board's pins
-(rig.sim.devkit), so esptool's reset sequences work over the network as they do over USB.
+(rig.sim.devkit), so esptool's reset sequences work over the network as they do over USB. The
+baud rate a client sets becomes the board's UART rate, which the lab's timing model paces at.
 """
 
 import logging
@@ -27,7 +28,7 @@ class _UartPort:
         self._board = board
         self._lines = lines
         self.name = f"virtual:{board.id}"
-        self.baudrate = 115200  # the virtual UART carries bytes at any rate; kept to answer queries
+        self._baudrate = board.baud
         self.bytesize = serial.EIGHTBITS
         self.parity = serial.PARITY_NONE
         self.stopbits = serial.STOPBITS_ONE
@@ -36,6 +37,15 @@ class _UartPort:
         self.break_condition = False
         self.cts = self.dsr = self.ri = self.cd = False
         self._dtr = self._rts = False
+
+    @property
+    def baudrate(self):
+        return self._baudrate
+
+    @baudrate.setter
+    def baudrate(self, value):
+        self._baudrate = int(value)
+        self._board.set_baud(self._baudrate)
 
     @property
     def dtr(self):

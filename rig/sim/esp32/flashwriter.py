@@ -4,10 +4,24 @@ Both erase before they program, in whole 4 KiB sectors starting at the sector th
 first byte (so bytes before an unaligned start address in that sector are lost, which esptool
 warns about). The ROM erases the whole region when the download begins; the stub erases each
 sector just before it programs into it, so a power cut mid-download leaves the tail of the old
-contents in place. Each erase and each program of up to one sector is one flash operation.
+contents in place. Both erase with the SPI NOR's 64 KiB block erase where a whole aligned block is
+still to be erased, else with its 4 KiB sector erase (esptool's flasher_stub start_next_erase, the
+ROM's SPIEraseArea), which is what the part's erase times depend on. Each erase command and each
+program of up to one sector is one flash operation.
 """
 
 from rig.sim.flash import Flash
+
+BLOCK = 64 * 1024  # the SPI NOR's block erase (command 0xD8)
+
+
+def erase_commands(sector: int, start: int, end: int):
+    """(offset, length) of the erase commands for the sectors from `start` to `end` (both aligned):
+    64 KiB blocks where a whole aligned block lies ahead, else single sectors."""
+    while start < end:
+        step = BLOCK if start % BLOCK == 0 and end - start >= BLOCK else sector
+        yield start, step
+        start += step
 
 
 class FlashWriter:
@@ -19,6 +33,7 @@ class FlashWriter:
         self.pos = offset
         self.end = min(offset + size, g.size)
         self._erased_to = offset - offset % self.sector
+        self._erase_end = self.end + (-self.end) % self.sector  # the last sector the download reaches
         self._pending = bytearray()
         if erase_ahead:
             self._erase_through(self.end)
@@ -50,6 +65,8 @@ class FlashWriter:
             self.pos += len(piece)
 
     def _erase_through(self, end: int) -> None:
-        while self._erased_to < end:
-            self.flash.erase(self._erased_to, self.sector)
-            self._erased_to += self.sector
+        for offset, length in erase_commands(self.sector, self._erased_to, self._erase_end):
+            if offset >= end:
+                return
+            self.flash.erase(offset, length)
+            self._erased_to = offset + length

@@ -22,7 +22,7 @@ import zlib
 
 from rig.sim.esp32 import slip
 from rig.sim.esp32.efuse import Efuses
-from rig.sim.esp32.flashwriter import FlashWriter
+from rig.sim.esp32.flashwriter import FlashWriter, erase_commands
 from rig.sim.esp32.registers import STRAP_DOWNLOAD, Registers
 from rig.sim.flash import FlashError
 
@@ -350,9 +350,7 @@ class Loader:
         self._send(hashlib.md5(content).digest())
 
     def erase_flash(self, data: bytes, chk: int):
-        g = self.flash.geometry
-        for offset in range(0, g.size, g.sector_size):
-            self.flash.erase(offset, g.sector_size)
+        self.flash.erase(0, self.flash.geometry.size)  # the NOR's chip erase: one command
         return 0, b"", None
 
     def erase_region(self, data: bytes, chk: int):
@@ -360,6 +358,6 @@ class Loader:
         g = self.flash.geometry
         if offset % g.sector_size or size % g.sector_size or offset + size > g.size:
             raise Fail(FLASH_ERROR)
-        for sector in range(offset, offset + size, g.sector_size):
-            self.flash.erase(sector, g.sector_size)
+        for start, length in erase_commands(g.sector_size, offset, offset + size):
+            self.flash.erase(start, length)
         return 0, b"", None

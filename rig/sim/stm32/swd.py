@@ -5,6 +5,8 @@ tcp_probe_server.py: one JSON request per line, `{"id", "request", "arguments"}`
 `{"id", "status", "result"|"error"}`), so the client side is pyocd's TCPClientProbe with only
 discovery added (rig.sim.stm32.probe). Behind it sits the chip at debug-port level (dap.py), so
 pyocd runs its real connect, discovery, reset and flash-programming sequences against it.
+Every request that reaches the target takes the wire time of the bytes it carries under the lab's
+timing model (rig.sim.timing: a probe's SWD throughput), in the client's thread, holding the wire.
 """
 
 import json
@@ -26,6 +28,15 @@ WORD = 4
 TARGET_REQUESTS = {"reset", "assert_reset", "read_dp", "write_dp", "read_ap", "write_ap", "read_ap_multiple",
                    "write_ap_multiple", "read_mem", "write_mem", "read_block32", "write_block32",
                    "read_block8", "write_block8"}
+# Requests that move data over SWD, and how many bytes each carries: (arguments) -> bytes.
+WIRE_BYTES = {
+    "read_dp": lambda *a: WORD, "write_dp": lambda *a: WORD, "read_ap": lambda *a: WORD, "write_ap": lambda *a: WORD,
+    "read_mem": lambda *a: WORD, "write_mem": lambda *a: WORD,  # a narrow access is still one 32-bit transfer
+    "read_ap_multiple": lambda addr, count: WORD * count, "write_ap_multiple": lambda addr, values: WORD * len(values),
+    "read_block32": lambda handle, addr, count: WORD * count,
+    "write_block32": lambda handle, addr, words: WORD * len(words),
+    "read_block8": lambda handle, addr, count: count, "write_block8": lambda handle, addr, data: len(data),
+}
 
 
 class SwdServer:
@@ -89,6 +100,8 @@ class _Session:
             try:
                 if name in TARGET_REQUESTS:
                     self.chip.check_power()
+                if name in WIRE_BYTES:
+                    self.chip.board.timing.swd(WIRE_BYTES[name](*args))
                 return 0, handler(*args), ""
             except PowerCut as cut:
                 # An armed power cut hit a flash operation the debugger started.
