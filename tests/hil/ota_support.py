@@ -14,6 +14,7 @@ import yaml
 from rig.ota.campaign import Verdict
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
+from tests.racks import rack_copy
 
 SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port
 PORTS_PER_WORKER = 100  # each pytest-xdist worker starts its own side labs, ten ports each
@@ -30,29 +31,6 @@ def ota_kit(request, rig_lab, tmp_path_factory):
 def first_port(rack: str) -> int:
     doc = yaml.safe_load(open(rack))
     return min(t["resources"]["NetworkSerialPort"]["port"] for t in doc["targets"].values()) - 1
-
-
-def rack_copy(source: str, name: str, base: int, folder) -> str:
-    """The rack on ports from `base` (power switch) and other board and probe ids, so the copy's lab
-    runs beside the original."""
-    doc = yaml.safe_load(open(source))
-    power_port = None
-    for i, target in enumerate(doc["targets"].values()):
-        res = target["resources"]
-        if not res.get("RigBoard", {}).get("virtual"):
-            pytest.skip(f"{source} has real boards; side labs exist only for the virtual lab")
-        res["NetworkSerialPort"]["port"] = base + 1 + i
-        if "NetworkPowerPort" in res:
-            url = res["NetworkPowerPort"]["host"]
-            power_port = power_port or url.split("://", 1)[1].split("/", 1)[0].split(":")[1]
-            res["NetworkPowerPort"]["host"] = url.replace(f":{power_port}/", f":{base}/")
-        if "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] = f"{name}-{res['RigDebugProbe']['unique_id']}"
-    # Other board ids too: a process keeps its drivers by board id (rig.drivers.pool).
-    doc["targets"] = {f"{board}-{name}": target for board, target in doc["targets"].items()}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return str(path)
 
 
 @pytest.fixture(scope="session")

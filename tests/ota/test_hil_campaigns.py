@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.hil.ota_support import rack_copy
+from tests.racks import rack_copy
 
 REPO = Path(__file__).resolve().parents[2]
 PRIVATE_PORTS = 22600  # the copy's power switch; consoles follow, its side labs start 300 above

@@ -19,9 +19,10 @@ import threading
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.racks import rack_copy
 
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
@@ -32,23 +33,10 @@ BOARDS = tuple(f"{b}{SUFFIX}" for b in ("esp32-1", "stm32h7-1", "stm32l0-1"))
 OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0")  # units left readable by the probe
 
 
-def private_rack(path: Path) -> Path:
-    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    for i, spec in enumerate(doc["targets"].values()):
-        res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = PRIVATE_PORTS + 1 + i
-        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{PRIVATE_PORTS}/outlet/{{index}}/{{value}}"
-        if "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] = f"STATION-{res['RigDebugProbe']['unique_id']}"
-    doc["targets"] = {f"{board}{SUFFIX}": spec for board, spec in doc["targets"].items()}
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
 class StationLab:
     def __init__(self, root: Path):
         self.root = root
-        self.rack = private_rack(root / "rack.yaml")
+        self.rack = Path(rack_copy(REPO / "targets" / "virtual-rack.yaml", SUFFIX[1:], PRIVATE_PORTS, root))
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
         self.env.pop("RIG_RACK", None)
         # One firmware key for every station on this lab: the ESP32's lock burns its digest for good.

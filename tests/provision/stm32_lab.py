@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -24,6 +23,7 @@ from rig.provision import identity, recipe, stm32
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
 from rig.sim.stm32 import vmcuboot
+from tests.racks import rack_copy
 
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
@@ -34,25 +34,10 @@ BOARDS = {"stm32h7": "stm32h7-1-prov", "stm32l0": "stm32l0-1-prov"}
 VERSION = "1.0.0"
 
 
-def private_rack(path: Path) -> Path:
-    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    stm32 = [spec for spec in doc["targets"].values() if spec["resources"]["RigBoard"]["variant"] in BOARDS]
-    targets = {}
-    for i, spec in enumerate(stm32):
-        res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = PRIVATE_PORTS + 1 + i
-        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{PRIVATE_PORTS}/outlet/{{index}}/{{value}}"
-        res["RigDebugProbe"]["unique_id"] = f"PROV-{res['RigDebugProbe']['unique_id']}"
-        targets[BOARDS[res["RigBoard"]["variant"]]] = spec
-    doc["targets"] = targets
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
 class Lab:
     def __init__(self, root: Path):
         self.root = root
-        self.rack = private_rack(root / "rack.yaml")
+        self.rack = Path(rack_copy(REPO / "targets" / "virtual-rack.yaml", "prov", PRIVATE_PORTS, root, tuple(BOARDS)))
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
 
     def rig(self, *args) -> subprocess.CompletedProcess:
