@@ -1,9 +1,10 @@
 """The provisioning station: what it holds for every unit, and how it runs units on N fixtures.
 
-CONTRACT (fixed first; the runner below is filled in by the station work):
-
     Station       - keys, CA, firmware, recipe options, records; one per `rig provision run`
+                    (rig.provision.setup builds it from the command's options)
     Firmware      - what a variant's units get flashed with
+    run_units     - every board's unit, up to N at once, each in a process of its own
+                    (rig.provision.fixture), each record saved by the station in one transaction
 """
 
 import logging
