@@ -11,7 +11,13 @@ racks: the virtual rack (one board of each variant: the parallel speed-up is cap
 unit, sum/max of the unit times) and three STM32H7 boards (one product on three fixtures), on
 which a flash-only recipe measures the most any station can get out of the lab on this machine.
 
-    python -m bench provision           (RIG_BENCH_ROUNDS=N runs of each case, default 2)
+Each case runs twice over: on a lab with the default timing - the virtual boards are CPU-bound, so
+the figures describe this machine's cores more than a station - and on a lab started with
+`rig lab up --timing datasheet`, where flash erases and programs, console bytes and SWD transfers
+take the parts' typical times (rig.sim.timing), waits as on real boards. The flash-only ceiling is
+a CPU figure and runs on the first only.
+
+    python -m bench provision           (RIG_BENCH_ROUNDS=N runs of each case, default 1)
 """
 
 import os
@@ -36,6 +42,8 @@ PORTS = 23580  # the power switch, consoles after it (tests/provision uses 23500
 OVERHEAD_GOAL = 0.10
 SPEEDUP_GOAL = 2.5
 STATION_STEPS = ("check", "identity")  # steps that are the station's own work, not the device's
+TIMINGS = {"none": "virtual boards, CPU-bound (this machine)", "datasheet": "datasheet timing"}
+FLASH_ONLY = "same-product, flash only"
 
 
 def _rack(folder: Path, same_product: bool) -> Path:
@@ -91,13 +99,14 @@ def flash_only(unit) -> dict:
     return {}
 
 
-def run_once(rack: Path, folder: Path, fixtures: int, round_no: int, recipes: dict | None = None) -> dict:
+def run_once(rack: Path, folder: Path, fixtures: int, round_no: int, recipes: dict | None = None,
+             timing: str = "none") -> dict:
     """One station run from blank boards: wall seconds, the units' results, the lab daemon's CPU seconds."""
-    state = folder / f"state-{rack.stem}-{fixtures}-{round_no}-{bool(recipes)}"
-    _rig("lab", "up", "--rack", rack, "--state", state)
+    state = folder / f"state-{rack.stem}-{fixtures}-{round_no}-{bool(recipes)}-{timing}"
+    _rig("lab", "up", "--rack", rack, "--state", state, "--timing", timing)
     try:
         boards = list(load_rack(rack).boards)
-        work = folder / f"station-{rack.stem}-{fixtures}-{round_no}-{bool(recipes)}"
+        work = folder / f"station-{rack.stem}-{fixtures}-{round_no}-{bool(recipes)}-{timing}"
         spec, records = setup.prepare(work, None, boards, name="bench", operator="bench",
                                       firmware_key=str(folder / "firmware-key.pem"), ca_key=str(folder / "ca-key.pem"),
                                       note=lambda line: None)
@@ -129,7 +138,7 @@ def split(result) -> dict:
 
 def main() -> None:
     out = Console(width=160)  # piped into a log, not squeezed to 80 columns
-    rounds = int(os.environ.get("RIG_BENCH_ROUNDS", "2"))
+    rounds = int(os.environ.get("RIG_BENCH_ROUNDS", "1"))
     os.environ.setdefault("RIG_RUNTIME_DIR", tempfile.mkdtemp(prefix="rig-bench-provision-"))
     with tempfile.TemporaryDirectory(prefix="rig-bench-provision-") as tmp:
         folder = Path(tmp)
@@ -140,26 +149,32 @@ def main() -> None:
         first.start()
         first.join()
         forkserver = time.monotonic() - started
-        runs = {}
-        for same_product in (False, True):
-            rack = _rack(folder, same_product)
-            for fixtures in (1, 3):
-                runs[rack.stem, fixtures] = [run_once(rack, folder, fixtures, i) for i in range(rounds)]
+        by_timing = {timing: {} for timing in TIMINGS}
+        for timing, runs in by_timing.items():
+            for same_product in (False, True):
+                rack = _rack(folder, same_product)
+                for fixtures in (1, 3):
+                    runs[rack.stem, fixtures] = [run_once(rack, folder, fixtures, i, timing=timing)
+                                                 for i in range(rounds)]
         flashing = {"stm32h7": Recipe("stm32h7", (Step("flash", flash_only),))}
         for fixtures in (1, 3):
-            runs["same-product, flash only", fixtures] = [run_once(rack, folder, fixtures, i, flashing)
-                                                          for i in range(rounds)]
-    out.print(throughput_table(runs))
-    out.print(overhead_table(runs))
-    out.print(verdict(runs, forkserver))
+            by_timing["none"][FLASH_ONLY, fixtures] = [run_once(rack, folder, fixtures, i, flashing)
+                                                       for i in range(rounds)]
+    for timing, runs in by_timing.items():
+        out.rule(TIMINGS[timing])
+        out.print(throughput_table(runs, TIMINGS[timing]))
+        out.print(overhead_table(runs, TIMINGS[timing]))
+        out.print(verdict(runs, timing))
+    out.print(f"fork server start: {forkserver:.2f} s once per station run (it imports esptool, pyocd and the "
+              "recipes for every fixture process to come; `rig provision run` starts it while it sets up)")
 
 
 def _units_per_hour(run: dict) -> float:
     return len(run["results"]) / run["wall"] * 3600
 
 
-def throughput_table(runs: dict) -> Table:
-    table = Table(title="units per hour, from blank boards (median of the rounds)", title_justify="left")
+def throughput_table(runs: dict, label: str) -> Table:
+    table = Table(title=f"{label}: units per hour, from blank boards (median of the rounds)", title_justify="left")
     for column in ("rack", "fixtures", "wall s", "units/hour", "speed-up", "cap sum/max", "lab daemon CPU",
                    "machine CPU busy"):
         table.add_column(column, justify="left" if column == "rack" else "right")
@@ -176,14 +191,14 @@ def throughput_table(runs: dict) -> Table:
     return table
 
 
-def overhead_table(runs: dict) -> Table:
-    table = Table(title="seconds per unit with 1 fixture (median): flashing, the station's own work, the device's "
-                        "other work", title_justify="left")
+def overhead_table(runs: dict, label: str) -> Table:
+    table = Table(title=f"{label}: seconds per unit with 1 fixture (median): flashing, the station's own work, "
+                        "the device's other work", title_justify="left")
     for column in ("rack", "variant", "unit", "flashing", "station", "of it: process start", "record save",
                    "device other", "station / flashing"):
         table.add_column(column, justify="left" if column in ("rack", "variant") else "right")
     for (rack, fixtures), rs in runs.items():
-        if fixtures != 1 or "flash only" in rack:
+        if fixtures != 1 or rack == FLASH_ONLY:
             continue
         for variant in sorted({u.record.variant for u in rs[0]["results"]}):
             parts = [split(u) for r in rs for u in r["results"] if u.record.variant == variant]
@@ -194,29 +209,33 @@ def overhead_table(runs: dict) -> Table:
     return table
 
 
-def verdict(runs: dict, forkserver: float) -> str:
-    parts = [split(u) for (rack, f), rs in runs.items() if f == 1 and "flash only" not in rack
+def verdict(runs: dict, timing: str) -> str:
+    parts = [split(u) for (rack, f), rs in runs.items() if f == 1 and rack != FLASH_ONLY
              for r in rs for u in r["results"]]
     ratio = sum(p["station"] for p in parts) / sum(p["flash"] for p in parts)
-    lines = [f"station overhead: {ratio:.1%} of the flashing time over every unit "
+    lines = [f"{TIMINGS[timing]}: station overhead {ratio:.1%} of the flashing time over every unit "
              f"(goal < {OVERHEAD_GOAL:.0%}: {'met' if ratio < OVERHEAD_GOAL else 'NOT met'})"]
     for rack in sorted({r for r, _ in runs}):
         speedup = (statistics.median(_units_per_hour(r) for r in runs[rack, 3])
                    / statistics.median(_units_per_hour(r) for r in runs[rack, 1]))
-        if "flash only" in rack:
+        if rack == FLASH_ONLY:
             lines.append(f"{rack}: 3 boards flashed at once give {speedup:.2f}x the throughput of one: the most "
                          "any station gets out of this lab on this machine")
         else:
             lines.append(f"{rack}: 3 fixtures give {speedup:.2f}x the units per hour of one "
                          f"(goal >= {SPEEDUP_GOAL}x: {'met' if speedup >= SPEEDUP_GOAL else 'NOT met'})")
-    lines.append(f"fork server start: {forkserver:.2f} s once per station run (it imports esptool, pyocd and the "
-                 "recipes for every fixture process to come; `rig provision run` starts it while it sets up)")
-    lines.append(f"what limits the speed-up here: {os.cpu_count()} cores for the lab and every fixture. The virtual "
-                 "boards have no flash timing model, so a board's flash work is CPU work - the fixture's own "
-                 "esptool/pyocd protocol work and the lab daemon's (one Python interpreter for every board) - "
-                 "and three fixtures keep the cores busy ('machine CPU busy', other processes of the machine "
-                 "included). The virtual rack's units differ in length, so 3 fixtures can at best reach the "
-                 "'cap sum/max'. On real boards the flash and the boot are waits, not CPU work.")
+    if timing == "none":
+        lines.append(f"what limits the speed-up here: {os.cpu_count()} cores for the lab and every fixture. With "
+                     "no timing model a board's flash work is CPU work - the fixture's own esptool/pyocd protocol "
+                     "work and the lab daemon's (one Python interpreter for every board) - and three fixtures keep "
+                     "the cores busy ('machine CPU busy', other processes of the machine included). On real boards "
+                     "the flash and the boot are waits, not CPU work.")
+    else:
+        lines.append("with datasheet timing the boards' flash erases and programs, console bytes and SWD transfers "
+                     "take the parts' typical times: waits, which fixtures overlap as on real boards. The tools' and "
+                     f"the lab's CPU work still shares this machine's {os.cpu_count()} cores on top of them; boot "
+                     "times and eFuse burning are not modelled.")
+    lines.append("The virtual rack's units differ in length, so 3 fixtures can at best reach its 'cap sum/max'.")
     return "\n".join(lines)
 
 

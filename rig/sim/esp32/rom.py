@@ -11,6 +11,9 @@ The stub shortcut: esptool uploads its flasher stub (Xtensa code) with MEM_BEGIN
 starts it with MEM_END. A virtual chip cannot execute Xtensa code, so we take the upload as the
 stub, answer "OHAI" as the stub does when it starts, and from then on serve the stub's command
 set (two status bytes, 16 KiB blocks, ERASE_FLASH/ERASE_REGION/READ_FLASH with acks, raw MD5).
+The ROM programs a download block before it answers; the stub answers as soon as the block is in
+and programs it while the next one arrives (a flash error then fails the next command of the
+download), which is why esptool gives each block's reply the previous block's time.
 Any code uploaded with MEM_END is taken for the stub; `esptool load-ram` of other code is not
 modelled. Flash encryption (encrypted writes) is not modelled and is refused.
 """
@@ -96,6 +99,7 @@ class Loader:
         self._frames = slip.Decoder()
         self._queue: list[bytes] = []
         self._writer: FlashWriter | None = None
+        self._write_failed = False  # the stub's last block did not program; the next command reports it
         self._inflate = None  # zlib decompressor while a compressed download is open
         self._seq = 0
         self._mem_seq = 0
@@ -256,6 +260,7 @@ class Loader:
         if offset + size > self.flash.geometry.size:
             raise Fail(BAD_MESSAGE)
         self._writer = FlashWriter(self.flash, offset, size, erase_ahead=not self.stub)
+        self._write_failed = False
         self._inflate = zlib.decompressobj() if compressed else None
         self._seq = 0
         return 0, b"", None
@@ -263,6 +268,7 @@ class Loader:
     def _block(self, data: bytes, chk: int, compressed: bool):
         if self._writer is None or (self._inflate is not None) != compressed:
             raise Fail(NOT_IN_FLASH_MODE)
+        self._check_written()
         seq, block = self._payload(data, chk)
         if seq != self._seq:
             raise Fail(BAD_MESSAGE)
@@ -271,13 +277,28 @@ class Loader:
                 block = self._inflate.decompress(block)
             except zlib.error:
                 raise Fail(INFLATE_ERROR) from None
+        if self.stub:
+            self._seq += 1
+            return 0, b"", lambda: self._program(block)
         self._writer.write(block)
         self._seq += 1
         return 0, b"", None
 
+    def _program(self, block: bytes) -> None:
+        try:
+            self._writer.write(block)
+        except FlashError:
+            self._write_failed = True
+
+    def _check_written(self) -> None:
+        if self._write_failed:
+            self._write_failed = False
+            raise Fail(FLASH_ERROR)
+
     def _end(self, data: bytes):
         (stay,) = self._params(data, "<I")
         if self._writer is not None:
+            self._check_written()
             self._writer.finish()
         self._writer, self._inflate = None, None
         if not stay:
