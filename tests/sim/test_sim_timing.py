@@ -56,6 +56,22 @@ def test_datasheet_timing_charges_every_esp32_sector_erase(lab_factory):
     assert charged["uart"] > 0  # esptool's SLIP traffic crossed the 115200 baud line
 
 
+def test_esptool_writes_a_large_erased_region_within_its_block_timeouts(lab_factory, tmp_path):
+    """1 MiB that compresses into one block: the stub acks it on receipt and spends seconds erasing and
+    programming it while esptool waits with the timeout it gives the next reply, as on a real chip."""
+    lab = lab_factory(boards=("esp32-1",))
+    up(lab, "--timing", "datasheet")
+    blob = tmp_path / "blank.bin"
+    blob.write_bytes(b"rig" + b"\xff" * ((1 << 20) - 3))
+    console = lab.board("esp32-1")["console"]
+
+    took = timed(ESPTOOL, "--port", console, "write-flash", "0x100000", blob, env=lab.env)
+
+    floor = 16 * W25Q32JV.block_erase + 4096 * W25Q32JV.page_program  # 16 blocks, 4096 pages
+    assert took >= floor
+    assert at_least(lab.board("esp32-1")["charged_seconds"]["erase"], 16 * W25Q32JV.block_erase)
+
+
 def test_datasheet_timing_charges_every_stm32l0_page_erase(lab_factory):
     lab = lab_factory(boards=("stm32l0-1",))
     up(lab, "--timing", "datasheet")
