@@ -102,17 +102,7 @@ def down(rack):
     if entry is None:
         raise RigError(f"lab {name} is not up, nothing to stop; start it with `rig lab up --rack {rack}`")
     _check_same_rack(entry, rack_path, name)
-    pid = entry["pid"]
-    with contextlib.suppress(ProcessLookupError):  # it may have exited since the registry was read
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while registry.alive(pid):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            registry.remove(name, pid)
-            raise RigError(f"lab {name}: daemon {pid} ignored SIGTERM for {STOP_TIMEOUT:.0f} s and was killed; "
-                           f"see {entry.get('state')}/daemon.log")
-        time.sleep(0.05)
+    _stop(entry, name)
     out.print(f"lab {name} down; flash kept in {entry.get('state')}")
 
 
@@ -131,7 +121,7 @@ def reset(rack, state):
     entry = registry.read(name)
     if entry is not None:
         _check_same_rack(entry, rack_path, name)
-        click.get_current_context().invoke(down, rack=rack)
+        _stop(entry, name)
     state = state or (Path(entry["state"]) if entry else Path(".rig/lab") / name)
     fitted = [board.id for board in virtual_boards(rack_path) if (state / board.id).is_dir()]
     for board_id in fitted:
@@ -171,6 +161,21 @@ def status(rack, as_json):
     out.print(f"lab {name} up (pid {entry['pid']}), timing {entry.get('timing', 'none')}, "
               f"state in {entry.get('state')}")
     _print_table(name, entry, rack_path)
+
+
+def _stop(entry: dict, name: str) -> None:
+    """Stop the lab's daemon (SIGTERM, then SIGKILL after STOP_TIMEOUT); its boards lose power."""
+    pid = entry["pid"]
+    with contextlib.suppress(ProcessLookupError):  # it may have exited since the registry was read
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while registry.alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            registry.remove(name, pid)
+            raise RigError(f"lab {name}: daemon {pid} ignored SIGTERM for {STOP_TIMEOUT:.0f} s and was killed; "
+                           f"see {entry.get('state')}/daemon.log")
+        time.sleep(0.05)
 
 
 def _identify(rack) -> tuple[Path, str]:
