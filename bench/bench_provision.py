@@ -38,7 +38,7 @@ from rig.provision.recipe import Recipe, Step
 from rig.provision.station import run_units, warm_up
 
 REPO = Path(__file__).resolve().parents[1]
-PORTS = 23580  # the power switch, consoles after it (tests/provision uses 23500-23539)
+PORTS = 23900  # the power switch, consoles after it (tests/racks.py lists who uses which ports)
 OVERHEAD_GOAL = 0.10
 SPEEDUP_GOAL = 2.5
 STATION_STEPS = ("check", "identity")  # steps that are the station's own work, not the device's

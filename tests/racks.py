@@ -3,6 +3,19 @@
 A copy listens on its own ports (power switch at `base`, consoles after it) and has other board and
 probe ids, so its lab runs beside the original: a process keeps its drivers by board id
 (rig.drivers.pool) and pyocd finds probes by unique id across every live lab.
+
+Who listens where (power switch first, consoles after it; below 32768, outside the ephemeral range;
+labs of one test run may be up at the same time, so the ranges must not overlap):
+
+    22100-22103  targets/virtual-rack.yaml (the shared lab; the HIL suite and the demo)
+    22400-22699  HIL side labs of the shared rack: +300, +100 per xdist worker, +10 per side lab
+    22600-22603  tests/ota/test_hil_campaigns.py's copy of the rack (only while the HIL suite is not up)
+    22900-23199  that copy's side labs (+300, +100 per worker, +10 per side lab)
+    23600-23649  tests/provision/esp32_lab.py (+10 per worker)
+    23700-23749  tests/provision/stm32_lab.py (+10 per worker)
+    23800-23849  tests/provision/station_lab.py (+10 per worker)
+    23900-23903  bench/bench_provision.py
+    24000-31999  tests/free_ports.py (any free port, for labs made on the fly)
 """
 
 from pathlib import Path

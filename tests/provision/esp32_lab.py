@@ -17,7 +17,7 @@ import yaml
 RIG = str(Path(sys.executable).parent / "rig")
 # The power switch listens on BASE_PORT, the consoles on the ports after it; each pytest-xdist
 # worker gets its own ten ports. Below 32768, outside Linux's ephemeral range.
-BASE_PORT = 23100
+BASE_PORT = 23600
 BOARDS = ("fresh", "garbage", "conflict", "nodl")
 
 

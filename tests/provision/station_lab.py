@@ -2,7 +2,7 @@
 an operator runs it: a separate process, watched through its output, its database and its files.
 
 The copy listens on ports of its own (PRIVATE_PORTS: the power switch, then the three consoles; no
-other test uses 23500-23599), has other board and probe ids, a runtime folder (leases, lab registry)
+other test uses 23800-23899), has other board and probe ids, a runtime folder (leases, lab registry)
 and a state folder of its own - provisioning burns the ESP32's eFuses, so these boards are never
 the shared rack's. A test module gets one lab (fixture `station_lab`, imported by the module) and
 gives each test its own work folder and database: the recipes take a board in any state. The
@@ -27,7 +27,7 @@ from tests.racks import rack_copy
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-PRIVATE_PORTS = 23500 + 10 * WORKER
+PRIVATE_PORTS = 23800 + 10 * WORKER
 SUFFIX = "-station"
 BOARDS = tuple(f"{b}{SUFFIX}" for b in ("esp32-1", "stm32h7-1", "stm32l0-1"))
 OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0")  # units left readable by the probe

@@ -28,8 +28,8 @@ from tests.racks import rack_copy
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
 PYOCD = str(Path(sys.executable).parent / "pyocd")
-# The power switch, the consoles on the next ports; ten per pytest-xdist worker (no other test uses 23300-23399).
-PRIVATE_PORTS = 23300 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+# The power switch, the consoles on the next ports; ten per pytest-xdist worker (no other test uses 23700-23799).
+PRIVATE_PORTS = 23700 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 BOARDS = {"stm32h7": "stm32h7-1-prov", "stm32l0": "stm32l0-1-prov"}
 VERSION = "1.0.0"
 
