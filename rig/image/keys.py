@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
+from rig.atomic import write_bytes
 from rig.errors import RigError
 
 ECDSA_P256 = "ecdsa-p256"
@@ -123,6 +124,17 @@ def _load_pem(path: Path):
         return serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
         raise RigError(f"{path}: not a PEM key file (expected a PRIVATE KEY or PUBLIC KEY block)") from None
+
+
+def make_p256_pem(path: Path) -> bool:
+    """Write a new EC P-256 private key to `path` (PKCS#8 PEM, mode 0600) unless a file is there;
+    True if one was made. For keys a tool makes on first use and keeps (campaign, station keys)."""
+    if path.exists():
+        return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption()), mode=0o600)
+    return True
 
 
 def load_signer(spec: str | Path) -> Signer:

@@ -16,12 +16,8 @@ artefact; no running sim object is touched).
 
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from rig.atomic import write_bytes
 from rig.errors import RigError
-from rig.image.keys import load_signer
+from rig.image.keys import load_signer, make_p256_pem
 from rig.image.layouts import LAYOUTS
 from rig.ota.campaign import Campaign
 from rig.ota.instruments import LabInstruments
@@ -31,10 +27,7 @@ from rig.ota.targets import Esp32Target, McubootTarget
 
 
 def _key(path: Path):
-    if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()), mode=0o600)
+    make_p256_pem(path)
     return load_signer(path)
 
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from rig.atomic import write_bytes
 from rig.errors import RigError
-from rig.image.keys import load_signer
+from rig.image.keys import load_signer, make_p256_pem
 from rig.provision import identity, variants
 from rig.provision.records import Records
 from rig.provision.station import Firmware, Station
@@ -151,10 +150,7 @@ def prepare(workdir: Path, db_url: str | None, boards, *, name: str, operator: s
 
 
 def _own_key(path: Path, what: str, why: str, note) -> str:
-    if not path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()), mode=0o600)
+    if make_p256_pem(path):
         note(f"made {what} {path} ({why}: keep it, back it up)")
     return str(path)
 
