@@ -17,8 +17,9 @@ import bsdiff4
 from rich.console import Console
 from rich.table import Table
 
+from bench import corpus
 from rig import delta
-from rig.delta import corpus, native
+from rig.delta import native
 
 KIB = 1024
 
@@ -65,6 +66,11 @@ def _kib(n: int | None) -> str:
 
 
 def main() -> None:
+    console = Console(highlight=False, width=200)
+    why_not = corpus.missing()
+    if why_not:
+        console.print(f"delta patch sizes: {why_not}; nothing measured")
+        return
     table = Table(title="delta patch sizes (KiB) and encode time", title_justify="left")
     for col in ("pair", "new", "bsdiff40", "detools lzma", "detools hs 8/7", "xdelta3 -9 lzma", "P1", "P2",
                 "P1<=hs", "P2<=lzma", "encode s/512KiB P1, P2"):
@@ -82,7 +88,6 @@ def main() -> None:
         table.add_row(name, _kib(len(new)), _kib(bsd), _kib(d_lzma), _kib(d_hs), _kib(xd), _kib(p1), _kib(p2),
                       {None: "n/a", True: "yes", False: "NO"}[ok1], {None: "n/a", True: "yes", False: "NO"}[ok2],
                       f"{t1:.2f}, {t2:.2f}")
-    console = Console(highlight=False, width=200)
     console.print(table)
     verdict = "n/a (detools missing)" if None in goals else ("all met" if all(goals) else "NOT all met")
     console.print(f"size and encode-time goals: {verdict}")

@@ -1,12 +1,13 @@
 """DIR/manifest.json: what a build made, so flashing, signing and tests find images by meaning.
 
-    {"format": 1, "version": "1.2.0+0", "source_date_epoch": 0, "toolchain": "...",
+    {"format": 1, "version": "1.2.0+0", "source_date_epoch": 0, "toolchain": "...", "cflags": [],
      "artifacts": [{"variant": "stm32h7", "version": "1.2.0+0", "fault": "none", "kind": "app",
                     "file": "rig-stm32h7-none.bin", "size": 3100, "sha256": "...",
                     "elf": "rig-stm32h7-none.elf", "sizes": {"text": ..., "data": ..., "bss": ...}}]}
 
 kind is "app" (raw STM32 application binary, or ESP-IDF app image) or "bootloader" (the ESP32
-second-stage placeholder, fault null). Written atomically: a reader never sees half a manifest.
+second-stage placeholder, fault null). cflags are the compiler flags added to rig's own (none for
+`rig build`). Written atomically: a reader never sees half a manifest.
 """
 
 import json
@@ -19,8 +20,10 @@ NAME = "manifest.json"
 FORMAT = 1
 
 
-def write(out_dir: Path, version: str, epoch: int, toolchain: str, artifacts: list[dict]) -> Path:
+def write(out_dir: Path, version: str, epoch: int, toolchain: str, artifacts: list[dict],
+          cflags: list[str] | None = None) -> Path:
     doc = {"format": FORMAT, "version": version, "source_date_epoch": epoch, "toolchain": toolchain,
+           "cflags": cflags or [],
            "artifacts": sorted(artifacts, key=lambda a: (a["variant"], a["kind"], a["fault"] or ""))}
     path = out_dir / NAME
     write_text(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")

@@ -47,8 +47,12 @@ def _tool_env(epoch: int) -> dict[str, str]:
 
 def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, version: str = DEFAULT_VERSION,
           faults: tuple[str, ...] = appdesc.FAULTS, secure_version: int = 0,
-          progress: Callable[[str], None] | None = None, jobs: int | None = None) -> Result:
-    """Build the images; `progress(label)` is called once per finished image."""
+          progress: Callable[[str], None] | None = None, jobs: int | None = None,
+          cflags: tuple[str, ...] = ()) -> Result:
+    """Build the images; `progress(label)` is called once per finished image.
+
+    cflags: extra compiler flags for the STM32 firmware, after rig's own (`("-O2",)` builds the
+    same release with another optimisation level); the manifest records them."""
     ver = Version.parse(version)
     for v in variants:
         if v not in VARIANTS:
@@ -79,7 +83,7 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
     try:
         jobs_list = [(v, f) for v in stm for f in sorted(faults)]
         with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
-            futures = [pool.submit(stm32.build, v, f, ver, scratch, env) for v, f in jobs_list]
+            futures = [pool.submit(stm32.build, v, f, ver, scratch, env, tuple(cflags)) for v, f in jobs_list]
             for fut in futures:
                 fw = fut.result()
                 for produced in (fw.elf, fw.bin):
@@ -94,7 +98,7 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
             artifacts += _build_esp32(out_dir, ver, faults, secure_version, epoch, progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    path = manifest.write(out_dir, str(ver), epoch, gcc_version, artifacts)
+    path = manifest.write(out_dir, str(ver), epoch, gcc_version, artifacts, list(cflags))
     return Result(path, artifacts, sizes)
 
 

@@ -39,8 +39,11 @@ def sources(variant: str) -> list[Path]:
     return sorted([*FIRMWARE.joinpath("common").glob("*.c"), *FIRMWARE.joinpath(variant).glob("*.c")])
 
 
-def build(variant: str, fault: str, version: Version, scratch: Path, env: dict[str, str]) -> Firmware:
-    """Compile rig-<variant>-<fault>.elf and .bin in a directory of their own under scratch."""
+def build(variant: str, fault: str, version: Version, scratch: Path, env: dict[str, str],
+          cflags: tuple[str, ...] = ()) -> Firmware:
+    """Compile rig-<variant>-<fault>.elf and .bin in a directory of their own under scratch.
+
+    cflags come after rig's own, so `-O2` there overrides the default `-Os`."""
     gen = scratch / f"{variant}-{fault}"
     gen.mkdir(parents=True, exist_ok=True)
     (gen / "rig_layout.h").write_text(layout_header.header(variant))
@@ -54,7 +57,7 @@ def build(variant: str, fault: str, version: Version, scratch: Path, env: dict[s
         "RIG_VERSION_BUILD": f"{version.build}u",
     }
     args = [
-        toolchain.tool("gcc"), *CPU_FLAGS[variant], *C_FLAGS,
+        toolchain.tool("gcc"), *CPU_FLAGS[variant], *C_FLAGS, *cflags,
         f"-ffile-prefix-map={FIRMWARE}=firmware", f"-ffile-prefix-map={gen}=gen",
         *(f"-D{k}={v}" for k, v in defines.items()),
         f"-I{FIRMWARE / 'common'}", f"-I{FIRMWARE / variant}", f"-I{gen}",

@@ -22,7 +22,7 @@ def test_manifest_lists_every_variant_and_fault(built):
         assert a["size"] == len(data)
         assert a["sha256"] == hashlib.sha256(data).hexdigest()
         assert a["version"] == "1.2.3+4"
-    assert manifest["version"] == "1.2.3+4"
+    assert manifest["version"] == "1.2.3+4" and manifest["cflags"] == []
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no scratch left behind
 
 
@@ -54,6 +54,15 @@ def test_second_build_gives_identical_bytes(built, tmp_path, monkeypatch):
         assert (tmp_path / "again" / a["file"]).read_bytes() == (out / a["file"]).read_bytes(), a["file"]
         if "elf" in a:
             assert (tmp_path / "again" / a["elf"]).read_bytes() == (out / a["elf"]).read_bytes(), a["elf"]
+
+
+def test_extra_compiler_flags_change_the_code_and_are_recorded(built, tmp_path):
+    out, _, _ = built
+    o2 = build(tmp_path / "o2", variants=("stm32l0",), version="1.2.3+4", faults=("none",), cflags=("-O2",))
+    assert manifest.load(tmp_path / "o2")["cflags"] == ["-O2"]
+    (app,) = o2.artifacts
+    assert (tmp_path / "o2" / app["file"]).read_bytes() != (out / app["file"]).read_bytes()
+    assert appdesc.find((tmp_path / "o2" / app["file"]).read_bytes(), "stm32l0").version == (1, 2, 3, 4)
 
 
 def run_main(monkeypatch, capsys, *args):

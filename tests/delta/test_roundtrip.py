@@ -1,16 +1,16 @@
-"""Every corpus pair, both profiles: the C applier and the Python applier rebuild the exact image."""
+"""Every shipped pair, both profiles: the C applier and the Python applier rebuild the exact image."""
 
 import hashlib
 
 import pytest
-from delta_pairs import PAIR_PARAMS, made
+from delta_pairs import SHIPPED, made
 
 from rig import delta
 from rig.delta import native
 
 
 @pytest.mark.parametrize("profile", ["p1", "p2"])
-@pytest.mark.parametrize("name", PAIR_PARAMS)
+@pytest.mark.parametrize("name", SHIPPED)
 def test_both_appliers_rebuild_the_new_image(name, profile):
     old, new, d = made(name, profile)
     assert d.kind == "patch"
