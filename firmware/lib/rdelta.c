@@ -4,7 +4,6 @@
 #include <string.h>
 
 #define MAGIC "RDLT"
-#define VERSION 1
 #define OP_COPY 0
 #define OP_ADD 1
 #define OP_INSERT 2
@@ -73,8 +72,20 @@ static int read_header(rdelta_t *st, uint8_t *h)
     }
     if (memcmp(h, MAGIC, 4) || crc32_update(0, h, 92) != le32(h + 92))
         return RDELTA_E_HEADER;
-    if (h[4] != VERSION)
+    if (h[4] != 1 && h[4] != RDELTA_VERSION)
         return RDELTA_E_VERSION;
+    /* Version 1 had byte 7 reserved (0): a patch. A full image references no old image and its
+     * stream is the image itself. */
+    if (h[7] > RDELTA_KIND_FULL || (h[4] == 1 && h[7]))
+        return RDELTA_E_HEADER;
+    if (h[7] == RDELTA_KIND_FULL) {
+        uint8_t old_sha = 0;
+        unsigned i;
+        for (i = 24; i < 56; i++)
+            old_sha |= h[i];
+        if (old_sha || le32(h + 8) || le32(h + 16) != le32(h + 12))
+            return RDELTA_E_HEADER;
+    }
     return 0;
 }
 
@@ -224,6 +235,7 @@ int rdelta_apply(rdelta_t *st, const rdelta_io_t *io, uint32_t resume_at)
         return e;
     codec = h[5];
     param = h[6];
+    st->kind = h[7];
     old_size = le32(h + 8);
     st->new_size = le32(h + 12);
     st->stream_left = le32(h + 16);
@@ -233,15 +245,19 @@ int rdelta_apply(rdelta_t *st, const rdelta_io_t *io, uint32_t resume_at)
     memcpy(new_sha, h + 56, 32);
     if (st->new_size > io->new_capacity || resume_at > st->new_size)
         return RDELTA_E_ARG;
-    if ((e = check_source(st, io->page, old_size, old_sha)) < 0)
+    if (st->kind == RDELTA_KIND_PATCH && (e = check_source(st, io->page, old_size, old_sha)) < 0)
         return e;
     st->resume_at = resume_at;
     rd_sha256_init(&st->sha);
     if ((e = rd_codec_init(st, codec, param)) < 0)
         return e;
     while (st->stream_left) {
-        if ((e = op_len(st, &kind, &n)) < 0 || (e = run_op(st, kind, n, old_size)) < 0)
+        if (st->kind == RDELTA_KIND_FULL) {
+            if ((e = rd_codec_byte(st)) < 0 || (e = emit(st, (uint8_t)e)) < 0)
+                return e;
+        } else if ((e = op_len(st, &kind, &n)) < 0 || (e = run_op(st, kind, n, old_size)) < 0) {
             return e;
+        }
     }
     if (st->out_pos != st->new_size)
         return RDELTA_E_CORRUPT;

@@ -9,6 +9,10 @@
  * decoded again (the old slot is untouched, so they come out identical) and hashed, but not
  * written. The caller records resume_at, e.g. after each page write.
  *
+ * Two kinds of container, applied the same way in the same RAM: a patch (an instruction stream
+ * against the old image, whose SHA-256 is checked first) and a full image (the payload decodes to
+ * the new image itself; the old slot is never read). rig delta make ships whichever is smaller.
+ *
  * Build options: RDELTA_WITH_LZSS (profile P1) and/or RDELTA_WITH_LZMA (profile P2); a device
  * build defines the one its profile needs.
  */
@@ -21,10 +25,15 @@
 #include "rd_sha256.h"
 
 #define RDELTA_HEADER_SIZE 96u
+#define RDELTA_VERSION 2u /* written; version 1 (patches only) is still read */
+
+/* Header byte 7 (version 2; 0 in version 1). */
+#define RDELTA_KIND_PATCH 0u /* instruction stream against the old image */
+#define RDELTA_KIND_FULL 1u  /* the new image itself, compressed; old_size 0, stream_size = new_size */
 
 enum {
     RDELTA_OK = 0,
-    RDELTA_E_HEADER = -1,    /* not a patch, or its header is corrupt */
+    RDELTA_E_HEADER = -1,    /* not a patch, or its header is corrupt or inconsistent (kind, sizes) */
     RDELTA_E_VERSION = -2,   /* format version unknown */
     RDELTA_E_CODEC = -3,     /* codec or codec parameters not built into this applier */
     RDELTA_E_SOURCE = -4,    /* the old image is not the one the patch was made from */
@@ -58,6 +67,7 @@ typedef struct rdelta {
     uint8_t in[RDELTA_IN_CHUNK];
     uint8_t old[RDELTA_OLD_CHUNK];
     uint32_t old_pos, out_pos, resume_at, new_size, stream_left;
+    uint8_t kind; /* RDELTA_KIND_*, once the header is read */
     rd_sha256_t sha;
     rd_codec_t codec;
 } rdelta_t;

@@ -1,21 +1,23 @@
-"""Delta updates: patches a small device applies while streaming, old slot in, new slot out.
+"""Delta updates: containers a small device applies while streaming, old slot in, new slot out.
 
 bsdiff4 finds the matches; rig.delta.ops re-serialises them as one forward-only instruction
 stream; a profile's codec compresses it (P1 LZSS for STM32L0, P2 LZMA1-4K for STM32H7/ESP32);
-rig.delta.container frames it with sizes, SHA-256s and CRCs. Format: docs/delta-format.md.
+rig.delta.container frames it with sizes, SHA-256s and CRCs. When a patch does not beat it, the
+container carries the new image itself, compressed with the same codec (kind "full"): the device
+applies either with the same applier in the same RAM. Format: docs/delta-format.md.
 
 Interface:
 
     make(old: bytes, new: bytes, profile: str = "p2") -> Delta
-        Delta.kind is "patch" (Delta.data is the patch) or "full" (the patch exceeded 60 % of the
-        compressed full image; Delta.data is the new image). Every patch is applied and its
-        result SHA-256 checked before make() returns it. Also .profile, .old_size, .new_size,
-        .patch_size, .full_compressed_size, .ratio.
+        Delta.data is always a container: kind "patch" (needs the old image) or "full" (the new
+        image compressed, no old image), whichever is smaller; a tie ships "full". The container
+        is applied and its result SHA-256 checked before make() returns it. Also .profile,
+        .old_size, .new_size, .patch_size, .full_size (both candidates' sizes), .ratio.
     apply(old: bytes, patch: bytes) -> bytes
-        The Python applier. Refuses (RigError, one line) a corrupt or truncated patch and a wrong
-        source image.
+        The Python applier. Refuses (RigError, one line) a corrupt or truncated container and, for
+        a patch, a wrong source image; a full image ignores old.
     info(patch: bytes) -> dict
-        The header fields (profile, sizes, SHA-256s), after the CRC checks.
+        The header fields (kind, profile, sizes, SHA-256s), after the CRC checks.
     PROFILE_FOR_VARIANT: {"stm32l0": "p1", "stm32h7": "p2", "esp32": "p2"}
     rig.delta.native.apply(old, patch) -> bytes
     rig.delta.native.apply_stream(patch, read_old, write_new, page_size, resume_at=0) -> None
@@ -24,6 +26,6 @@ Interface:
         write_new(offset, data), and after a reset resumes at resume_at (a page boundary).
 """
 
-from rig.delta.patch import FULL_IMAGE_THRESHOLD, PROFILE_FOR_VARIANT, Delta, apply, info, make
+from rig.delta.patch import PROFILE_FOR_VARIANT, Delta, apply, info, make
 
-__all__ = ["FULL_IMAGE_THRESHOLD", "PROFILE_FOR_VARIANT", "Delta", "apply", "info", "make"]
+__all__ = ["PROFILE_FOR_VARIANT", "Delta", "apply", "info", "make"]

@@ -26,22 +26,20 @@ LZMA_LC, LZMA_LP, LZMA_PB = 1, 0, 0
 P2_PARAM = (LZMA_PB * 5 + LZMA_LP) * 9 + LZMA_LC
 
 
-def _lzma_filters(lc: int, lp: int, pb: int, tuned: bool = False) -> list[dict]:
-    f = {"id": lzma.FILTER_LZMA1, "dict_size": LZMA_DICT_SIZE, "lc": lc, "lp": lp, "pb": pb}
-    if tuned:
-        # liblzma's best parser at full match length: ~2 % smaller on the corpus than its
-        # default; PRESET_EXTREME would add < 0.1 % for a sixth more time (bench/bench_delta.py).
-        f.update(preset=9, mode=lzma.MODE_NORMAL, mf=lzma.MF_BT4, nice_len=273)
-    return [f]
+def _lzma_filters(lc: int, lp: int, pb: int) -> list[dict]:
+    # The encoder's settings (the decoder ignores them): liblzma's best parser at full match
+    # length, ~2 % smaller patches on the corpus than its default; PRESET_EXTREME would add
+    # < 0.1 % for a sixth more time (bench/bench_delta.py).
+    return [{"id": lzma.FILTER_LZMA1, "dict_size": LZMA_DICT_SIZE, "lc": lc, "lp": lp, "pb": pb,
+             "preset": 9, "mode": lzma.MODE_NORMAL, "mf": lzma.MF_BT4, "nice_len": 273}]
 
 
 def compress_p1(data: bytes) -> bytes:
     return heatshrink2.compress(data, window_sz2=LZSS_WINDOW_BITS, lookahead_sz2=LZSS_LOOKAHEAD_BITS)
 
 
-def compress_p2(data: bytes, tuned: bool = True) -> bytes:
-    """tuned=False is liblzma's default parser: 4x faster, for sizing a full image."""
-    return lzma.compress(data, format=lzma.FORMAT_RAW, filters=_lzma_filters(LZMA_LC, LZMA_LP, LZMA_PB, tuned))
+def compress_p2(data: bytes) -> bytes:
+    return lzma.compress(data, format=lzma.FORMAT_RAW, filters=_lzma_filters(LZMA_LC, LZMA_LP, LZMA_PB))
 
 
 def decompress_p1(payload: bytes, size: int, param: int) -> bytes:

@@ -68,12 +68,14 @@ def test_random_bytes_raise_only_rig_error(data):
 
 
 @given(payload=st.binary(max_size=300), codec=st.sampled_from([1, 2]), stream=st.integers(0, 5000),
-       new_size=st.integers(0, 3000))
-def test_random_payloads_behind_valid_headers_raise_only_rig_error(blinky_p2, payload, codec, stream, new_size):
+       new_size=st.integers(0, 3000), full=st.booleans())
+def test_random_payloads_behind_valid_headers_raise_only_rig_error(blinky_p2, payload, codec, stream, new_size, full):
     old = blinky_p2[0]
     header = container.parse(blinky_p2[2].data)
     fields = {**header.__dict__, "codec": codec, "codec_param": {1: 0x87, 2: 1}[codec],
               "stream_size": stream, "new_size": new_size}
+    if full:  # a well-formed full-image header: the payload is decoded straight into the image
+        fields.update(kind=container.KIND_FULL, old_size=0, old_sha256=container.NO_SOURCE, stream_size=new_size)
     patch = _with_payload(container.Header(**fields), payload)
     for applier in APPLIERS.values():
         try:
@@ -86,7 +88,7 @@ def test_random_payloads_behind_valid_headers_raise_only_rig_error(blinky_p2, pa
 
 def test_header_fields_are_little_endian_at_the_documented_offsets(blinky_p1):
     old, new, d = blinky_p1
-    magic, version, codec, param = struct.unpack_from("<4sBBB", d.data)
+    magic, version, codec, param, kind = struct.unpack_from("<4sBBBB", d.data)
     old_size, new_size = struct.unpack_from("<II", d.data, 8)
-    assert (magic, version, codec, param) == (b"RDLT", 1, 1, 0x87)
+    assert (magic, version, codec, param, kind) == (b"RDLT", 2, 1, 0x87, 0)
     assert (old_size, new_size) == (len(old), len(new))

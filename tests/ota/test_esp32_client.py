@@ -103,6 +103,40 @@ def test_delta_update_is_applied_from_the_running_slot(esp32, server):
     assert server.device("esp32-ota").bytes_served == len(patch.data)
 
 
+def full_image_container(version: str):
+    """A delta container of kind "full" (what `rig delta make` ships when a patch does not pay):
+    a first-install container, made against no old image, carries the new image compressed."""
+    made = delta.make(b"", releases.esp32_image(version), "p2")
+    assert made.kind == "full"
+    return made.data
+
+
+def test_a_full_image_container_is_applied_whatever_the_running_slot_holds(esp32, server):
+    new, container = releases.esp32_image("1.5.0"), full_image_container("1.5.0")
+    assert len(container) < len(new) + 100
+    mark = esp32.command(f"ota {publish(server, 'app.rdlt', container)}")
+    seen = esp32.wait_for("rig: confirmed", since=mark)
+    assert "kind=delta" in seen and "version=1.5.0+0 slot=1" in seen
+    assert esp32.read("ota_1", len(new)) == new
+    assert esp32.boots_slot() == 1
+    assert server.device("esp32-ota").bytes_served == len(container)
+
+
+def test_a_power_cut_while_applying_a_full_image_container_resumes(esp32, server):
+    new = releases.esp32_image("1.6.0")
+    url = publish(server, "app.rdlt", full_image_container("1.6.0"))
+    esp32.board.arm_cut(after_ops=20, off_time=0.05)  # some sectors (erase, write, record each) in
+    mark = esp32.command(f"ota {url}")
+    esp32.wait_for("rig: confirmed", since=mark)  # power came back: the old image again
+    assert esp32.boots_slot() == 0
+    mark = esp32.command(f"ota {url}")
+    seen = esp32.wait_for("rig: ota done", since=mark)
+    assert int(seen.split("resume=")[1].split()[0]) > 0
+    esp32.wait_for("rig: confirmed", since=mark + len(seen))
+    assert esp32.read("ota_1", len(new)) == new
+    assert esp32.boots_slot() == 1
+
+
 def test_a_dropped_link_resumes_where_it_broke(esp32, server):
     new = releases.esp32_image("1.2.0")
     server.faults["esp32-ota"] = [Fault("drop", at_percent=40, request=1), Fault("drop", at_percent=75, request=2)]
