@@ -6,11 +6,12 @@ enabled) and esp_delta_ota, as the app model runs it:
 1. fetch the artefact with Range requests (http_fetch.Download: a broken link resumes from the
    first byte not received);
 2. a full image (first byte 0xE9) is written to the other OTA slot a 4 KiB sector at a time
-   (erase, write); a delta patch (magic "RDLT", docs/delta-format.md) is applied by the device's
-   own C applier (rig.delta.native.apply_stream) reading the running slot and writing the other;
+   (erase, write); a delta container (magic "RDLT", docs/delta-format.md: a patch, or the new
+   image compressed when no patch beat it) is applied by the device's own C applier
+   (rig.delta.native.apply_stream) reading the running slot (a patch) and writing the other;
 3. after each sector a progress record goes to flash, so after a power cut the next `ota` of the
    same URL resumes: a full image at the first sector not recorded (the Range request starts
-   there), a patch by decoding from its start again without rewriting recorded sectors;
+   there), a container by decoding from its start again without rewriting recorded sectors;
 4. the written image is read back and checked as esp_ota_end does (header, checksum, SHA-256),
    its secure_version against the eFuse (anti-rollback); a refused image leaves otadata alone;
 5. esp_ota_set_boot_partition (otadata entry NEW), then esp_restart.
