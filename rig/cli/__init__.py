@@ -29,6 +29,7 @@ VERBS = {
     "ota": "rig.cli.ota:ota",
     "provision": "rig.cli.provision:provision",
     "demo": "rig.cli.demo:demo",
+    "dashboard": "rig.cli.dashboard:dashboard",
 }
 
 HELP = """rig - a hardware-in-the-loop lab for OTA firmware updates.

@@ -1,0 +1,1 @@
+from tests.browser import browser, dashboard, page  # noqa: F401  (fixtures)
