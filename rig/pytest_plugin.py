@@ -13,6 +13,8 @@
   `board_firmware_version` (and `board_retries` when `board_retry` was used) into its properties.
 - If the rack's boards are virtual and their lab is not running, the plugin starts it with
   `rig lab up` and stops it at the end of the run.
+- The session and its results go into rig's results store, quarantined boards are skipped, and
+  `--rig-health-check` checks the boards first: rig.results.pytest_hooks.
 """
 
 import json
@@ -24,6 +26,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["rig.results.pytest_hooks"]
 
 RACK_KEY = pytest.StashKey()
 RUN_ENV = "RIG_PYTEST_RUN"  # names this pytest run; xdist workers inherit it from the controller

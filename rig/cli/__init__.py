@@ -29,6 +29,9 @@ VERBS = {
     "ota": "rig.cli.ota:ota",
     "provision": "rig.cli.provision:provision",
     "demo": "rig.cli.demo:demo",
+    "health": "rig.cli.health:health",
+    "results": "rig.cli.results:results",
+    "report": "rig.cli.report:report",
     "dashboard": "rig.cli.dashboard:dashboard",
 }
 

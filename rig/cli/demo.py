@@ -7,6 +7,7 @@ import click
 from rig.cli.console import out
 from rig.cli.options import rack_option
 from rig.cli.ota import DEFAULT_WORK, run_plan, summary_table
+from rig.cli.results import results_option
 from rig.lab import load_rack
 from rig.ota import scenarios
 
@@ -19,7 +20,8 @@ DEMO = ("power cut at 50% of the download", "corrupt image", "crash on boot")
 @rack_option
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORK, show_default=True,
               help="Folder for keys and artefacts.")
-def demo(rack, work):
+@results_option
+def demo(rack, work, results_url):
     """Run the main job on a rack (the virtual one by default) and summarise it.
 
     Starts the virtual lab if it is not running, then on every board: a power cut in the middle
@@ -31,7 +33,7 @@ def demo(rack, work):
     boards = load_rack(rack).boards
     out.rule(f"rig demo on {rack}: {len(boards)} boards x {len(DEMO)} scenarios")
     plan = [(board, scenarios.by_name(name)) for board in boards for name in DEMO]
-    verdicts = run_plan(rack, plan, work)
+    verdicts = run_plan(rack, plan, work, results=results_url, kind="demo")
     out.print(summary_table(verdicts))
     rollbacks = [line for v in verdicts for line in v.rollbacks]
     out.print(f"rollbacks seen: {len(rollbacks)}")

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from rig.cli.console import out
 from rig.cli.options import rack_option
+from rig.cli.results import results_option
 from rig.drivers.pool import BoardPool
 from rig.errors import RigError
 from rig.lab import load_rack
@@ -64,8 +65,9 @@ Exit status: 0 when every verdict is as expected, 1 when one is not, 2 on bad in
               help="Allow scenarios that raise a board's anti-rollback floor for good (downgrade tests burn "
                    "the ESP32 eFuse and MCUboot's NV counter; older releases never boot there again).")
 @click.option("--list", "list_only", is_flag=True, help="List the named scenarios and exit.")
+@results_option
 def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot, work, burn_otp,
-        list_only):
+        list_only, results_url):
     if list_only:
         _list()
         return
@@ -86,7 +88,7 @@ def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, ex
                 raise RigError(f"scenario {s.name!r} raises the boards' anti-rollback floor for good; "
                                "add --burn-otp on boards set aside for it")
             plan.append((board, _customise(s, link_faults, cut, firmware_fault, expect)))
-    verdicts = run_plan(rack, plan, work, _mcuboot_files(mcuboot), allow_otp_burn=burn_otp)
+    verdicts = run_plan(rack, plan, work, _mcuboot_files(mcuboot), allow_otp_burn=burn_otp, results=results_url)
     out.print(summary_table(verdicts))
     if not all(v.ok for v in verdicts):
         raise SystemExit(1)
@@ -133,8 +135,42 @@ def ensure_lab(rack: str) -> None:
 
 
 def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None,
-             allow_otp_burn: bool = False) -> list[Verdict]:
-    """Run (board, scenario) pairs one after the other, with a progress bar per board."""
+             allow_otp_burn: bool = False, results: str | None = None, kind: str = "ota") -> list[Verdict]:
+    """Run (board, scenario) pairs one after the other, with a progress bar per board; the campaign
+    is a run of the results store (`results` URL, default store), each verdict a result."""
+    import sys
+
+    from rig.results.record import Recorder
+
+    recorder = Recorder(kind, results, rack=rack, command=" ".join(["rig", *sys.argv[1:]]))
+    try:
+        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder)
+    except KeyboardInterrupt:
+        recorder.finish("interrupted", note="interrupted from the keyboard; verdicts not reached have no result")
+        raise
+    except BaseException as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        recorder.finish("failed", note=f"the campaign stopped: {why}")
+        raise
+    recorder.finish()
+    out.print(f"recorded as {recorder.describe()}", markup=False)
+    return verdicts
+
+
+def record_verdict(recorder, board, verdict: Verdict, seconds: float) -> None:
+    """One verdict as a result of the campaign's run."""
+    recorder.add(
+        test_id=f"{board.id}: {verdict.scenario}", test_key=verdict.scenario, board=board.id, variant=board.variant,
+        scenario=verdict.scenario, outcome="passed" if verdict.ok else "failed", duration=round(seconds, 3),
+        expected=verdict.expected, observed=verdict.observed, wire_bytes=verdict.wire_bytes,
+        rollbacks="; ".join(verdict.rollbacks) or None, read_back=verdict.read_back,
+        message=None if verdict.ok else verdict.summary(), console="\n".join(verdict.console) or None,
+        output="\n".join([f"{s.name}: {s.seconds:.2f} s {s.detail}" for s in verdict.steps]
+                         + [f"fault: {f}" for f in verdict.faults_fired]) or None,
+        facts={"artefact_bytes": verdict.artefact_size, "reasons": verdict.reasons})
+
+
+def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder) -> list[Verdict]:
     ensure_lab(rack)
     verdicts: list[Verdict] = []
     pool = BoardPool(holder="rig ota", lease_timeout=0.0)
@@ -157,6 +193,7 @@ def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None 
                 started = time.monotonic()
                 verdict = kit.campaign(pool.take(board), on_step, allow_otp_burn).run(s)
                 verdicts.append(verdict)
+                record_verdict(recorder, board, verdict, time.monotonic() - started)
                 mark = "[green]ok[/green]" if verdict.ok else "[red]FAILED[/red]"
                 bar.console.print(f"{mark} {board.id}: {s.name} -> {verdict.observed} "
                                   f"({time.monotonic() - started:.1f} s)", markup=True)

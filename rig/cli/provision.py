@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import socket
+import sys
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from rig.cli.console import err, out
 from rig.cli.options import rack_option
+from rig.cli.results import results_option
 from rig.errors import RigError
 from rig.provision.setup import DEFAULT_WORKDIR, default_db
 
@@ -102,12 +104,14 @@ def _db_option(func):
 @click.option("--image", "image_specs", multiple=True, metavar="VARIANT=FILE",
               help="Factory image for a variant's units (required for real boards).")
 @click.option("--option", "option_specs", multiple=True, metavar="VARIANT.NAME=VALUE", help="Recipe option.")
+@results_option
 def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, station_name, ca_key, ca_cert,
-        firmware_key, bootloader_specs, image_specs, option_specs):
+        firmware_key, bootloader_specs, image_specs, option_specs, results_url):
     from rig.cli.ota import ensure_lab
     from rig.lab import load_rack
     from rig.provision import setup, variants
     from rig.provision.station import run_units, warm_up
+    from rig.results.record import Recorder
 
     # Everything the user typed is checked before the station writes anything.
     options = setup.parse_options(option_specs)
@@ -126,12 +130,25 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
         fixtures or len(boards), _safe(spec.db_url))
     ensure_lab(rack)
     display = _Display({b.id: len(recipes[b.variant].steps) for b in boards})
+    batch = Recorder("provision", results_url, rack=rack, command=" ".join(["rig", *sys.argv[1:]]))
+    variant_of = {b.id: b.variant for b in boards}
+
+    def event(board_id, kind, *args):
+        display.event(board_id, kind, *args)
+        if kind == "done":
+            _record_unit(batch, args[0], variant_of[board_id])
+
     try:
         with display:
-            results = run_units(spec, records, boards, fixtures or len(boards), display.event, recipes)
+            results = run_units(spec, records, boards, fixtures or len(boards), event, recipes)
     except KeyboardInterrupt:  # the fixtures are stopped by now; what they did not finish has no record
+        batch.finish("interrupted", note="interrupted from the keyboard; units not finished have no result")
         err("interrupted: units not finished have no record and are done again by the next run")
         raise SystemExit(130) from None
+    except BaseException:
+        batch.finish("failed", note="the station stopped before the batch was done")
+        raise
+    batch.finish()
     order = {b.id: i for i, b in enumerate(boards)}
     results.sort(key=lambda r: order[r.board])
     out.print(_summary(results))
@@ -139,6 +156,19 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     out.print(", ".join(f"{n} {o}" for o, n in counts.items()) + f"; records in {_safe(spec.db_url)}", markup=False)
     if counts["refused"] or counts["failed"]:
         raise SystemExit(1)
+
+
+def _record_unit(batch, result, variant: str) -> None:
+    """One unit as a result of the batch's run in the results store (the records database keeps
+    the unit's identity; this keeps what the dashboard counts)."""
+    rec = result.record
+    unit = result.serial or (rec.chip_id if rec else None) or "unidentified unit"
+    batch.add(test_id=f"{result.board}: {unit}", test_key=f"provision {variant}", board=result.board, variant=variant,
+              outcome={"provisioned": "passed", "refused": "skipped"}.get(result.outcome, "failed"),
+              observed=result.outcome, duration=round(result.seconds, 3), message=result.reason,
+              output="\n".join(f"{s['name']}: {'ok' if s['ok'] else 'FAILED'} {s['seconds']:.2f} s"
+                               for s in (rec.steps if rec else [])) or None,
+              facts={"serial": result.serial, "chip_id": rec.chip_id if rec else None})
 
 
 def _boards(rack, board_ids, tags, rack_path):

@@ -174,12 +174,11 @@ class Store:
             raise RigError(f"results store {safe_url(self.url)}: {what} not saved: {reason}") from None
 
     def start_run(self, kind: str, rack: str | None = None, command: str | None = None,
-                  revision: str | None = None, started_at: str | None = None, host: str | None = None,
-                  user: str | None = None) -> int:
+                  revision: str | None = None, started_at: str | None = None) -> int:
         """A new run, `running` while this process lives; its id."""
         assert kind in KINDS, kind
-        row = dict(kind=kind, status="running", started_at=started_at or now(), who=user or who(),
-                   host=host or socket.gethostname(), pid=os.getpid(), pid_started=process_started(os.getpid()),
+        row = dict(kind=kind, status="running", started_at=started_at or now(), who=who(),
+                   host=socket.gethostname(), pid=os.getpid(), pid_started=process_started(os.getpid()),
                    revision=revision, rack=rack, command=command)
         return self._write("the run", lambda c: c.execute(runs.insert().values(**row)).inserted_primary_key[0])
 

@@ -132,6 +132,7 @@ class Board:
         self.retained: dict = {}
         self.watchdog_timeout = watchdog_timeout
         self.power_cycles = 0  # power-on events since the daemon started
+        self.console_broken = False  # the lab's fault control cut the console wires (both ways)
         self._firmware = firmware
         self._cond = threading.Condition()
         self._outlet = False
@@ -264,14 +265,14 @@ class Board:
         is off or held in reset."""
         self.timing.uart(len(data), self.baud)
         with self._cond:
-            if self.powered and not self._holds:
+            if self.powered and not self._holds and not self.console_broken:
                 self._rx += data
                 self._cond.notify_all()
 
     def transmit(self, data: bytes) -> None:
         self.timing.uart(len(data), self.baud)  # the UART shifts the bytes out before a host sees them
         with self._cond:
-            listeners = list(self._listeners)
+            listeners = [] if self.console_broken else list(self._listeners)
         for send in listeners:
             try:
                 send(data)

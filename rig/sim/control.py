@@ -1,10 +1,13 @@
-"""The lab's instruments on loopback: arm a power cut at a flash operation, read counters.
+"""The lab's instruments on loopback: arm a power cut at a flash operation, break a console's
+wires, read counters.
 
 These are what a real rig has besides the boards (a relay in the supply, a counter on the flash
-bus). Fault campaigns use them to place a cut; no verdict is ever read from here.
+bus, a switch in the console cable). Fault campaigns use them to place a cut, health-check tests
+to make a board look like one with a broken cable; no verdict is ever read from here.
 
     GET  /boards                          {id: {"powered", "flash_ops", "power_cycles", "timing",
-                                               "charged": {"erase", "program", "uart", "swd"}}}
+                                               "charged": {"erase", "program", "uart", "swd"},
+                                               "console": "ok"|"broken"}}
                                           (timing: the lab's model; charged: seconds it made the
                                           board wait, per kind - all 0 with the model "none")
     GET  /boards/<id>                     the same for one board
@@ -12,6 +15,10 @@ bus). Fault campaigns use them to place a cut; no verdict is ever read from here
                                           cut power when N more flash operations have completed
                                           (operation N+1 torn if tear=1), back on after `off` s
     POST /boards/<id>/disarm              forget an armed cut
+    POST /boards/<id>/console?state=broken|ok
+                                          cut the console's wires (nothing the board sends reaches
+                                          a host, nothing a host sends reaches the board: no boot
+                                          banner, no ROM loader over the UART) or mend them
 """
 
 import json
@@ -20,12 +27,13 @@ import re
 from rig.sim.board import DEFAULT_CUT_OFF_TIME, Board
 from rig.sim.http_endpoint import HttpEndpoint
 
-_ROUTE = re.compile(r"/boards(?:/(?P<id>[^/]+)(?:/(?P<action>cut|disarm))?)?/?")
+_ROUTE = re.compile(r"/boards(?:/(?P<id>[^/]+)(?:/(?P<action>cut|disarm|console))?)?/?")
 
 
 def counters(board: Board) -> dict:
     return {"powered": board.powered, "flash_ops": board.flash.ops, "power_cycles": board.power_cycles,
-            "timing": board.timing.model, "charged": dict(board.timing.charged)}
+            "timing": board.timing.model, "charged": dict(board.timing.charged),
+            "console": "broken" if board.console_broken else "ok"}
 
 
 class ControlEndpoint:
@@ -46,6 +54,11 @@ class ControlEndpoint:
                 return _json(405, {"error": f"{action} needs POST"})
             if action == "disarm":
                 board.flash.disarm()
+                return _json(200, counters(board))
+            if action == "console":
+                if query.get("state") not in ("broken", "ok"):
+                    return _json(400, {"error": "console needs state=broken or state=ok"})
+                board.console_broken = query["state"] == "broken"
                 return _json(200, counters(board))
             try:
                 op = int(query["op"])

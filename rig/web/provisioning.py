@@ -1,0 +1,31 @@
+"""The provisioning page: batches with units per hour, refusals, per-fixture throughput."""
+
+from aiohttp import web
+
+from rig.results import views
+from rig.results.store import Store
+from rig.web import svg
+from rig.web.app import OPTIONS, blocking, render
+
+TITLE = "Provisioning"
+PATH = "/provisioning"
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get(PATH, page)
+
+
+def _provisioning(url):
+    store = Store(url)
+    try:
+        return views.provisioning(store)
+    finally:
+        store.close()
+
+
+async def page(request: web.Request) -> web.Response:
+    data = await blocking(_provisioning, request.app[OPTIONS].get("results"))
+    chart = svg.stacked_bars([(f"#{b['run']['id']}", {"passed": b["provisioned"], "skipped": b["refused"],
+                                                      "failed": b["failed"]}) for b in reversed(data["batches"])],
+                             ("passed", "failed", "skipped"), "units per batch (provisioned, failed, refused)")
+    return await render(request, "provisioning.html", **data, chart=chart)
