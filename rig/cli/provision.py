@@ -148,11 +148,11 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     except BaseException:
         batch.finish("failed", note="the station stopped before the batch was done")
         raise
-    batch.finish()
     order = {b.id: i for i, b in enumerate(boards)}
     results.sort(key=lambda r: order[r.board])
     out.print(_summary(results))
     counts = {o: sum(r.outcome == o for r in results) for o in ("provisioned", "refused", "failed")}
+    batch.finish("failed" if counts["refused"] or counts["failed"] else "passed")  # as the exit status says
     out.print(", ".join(f"{n} {o}" for o, n in counts.items()) + f"; records in {_safe(spec.db_url)}", markup=False)
     if counts["refused"] or counts["failed"]:
         raise SystemExit(1)

@@ -111,6 +111,15 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def shorten(text: str, limit: int = CONSOLE_LIMIT) -> str:
+    """At most `limit` characters: the first line (what the text is) and the tail (how it ended)."""
+    if len(text) <= limit:
+        return text
+    head = text.split("\n", 1)[0][:200]
+    tail = text[-(limit - len(head) - 64):]
+    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters left out ...]\n{tail}"
+
+
 def default_url() -> str:
     return os.environ.get(ENV) or f"sqlite:///{runtime_dir() / 'results.db'}"
 
@@ -187,8 +196,8 @@ class Store:
         row = {"finished_at": now(), "test_key": fields.get("test_id"), **fields}
         assert row["outcome"] in OUTCOMES, row["outcome"]
         for long in ("console", "message", "output"):
-            if row.get(long) and len(row[long]) > CONSOLE_LIMIT:
-                row[long] = "[...]\n" + row[long][-CONSOLE_LIMIT:]
+            if row.get(long):
+                row[long] = shorten(row[long])
         return self._write(f"result {row['test_id']}",
                            lambda c: c.execute(results.insert().values(run_id=run_id, **row)).inserted_primary_key[0])
 
@@ -276,7 +285,7 @@ class Store:
 
         def write(c):
             c.execute(health_checks.insert().values(board=board, variant=variant, at=at, ok=ok, reason=reason,
-                                                    steps=steps, console=console[-CONSOLE_LIMIT:]))
+                                                    steps=steps, console=shorten(console)))
             if not ok and _quarantine_of(c, board) is None:
                 c.execute(quarantine_events.insert().values(board=board, at=at, action="quarantined",
                                                             reason=f"health check failed: {reason}",

@@ -13,6 +13,7 @@ from cryptography.x509.oid import NameOID
 
 from rig.lab import load_rack
 from rig.provision.identity import fingerprint
+from rig.results.store import Store
 from tests.provision.key_search import leaks, read_back
 from tests.provision.station_lab import BOARDS, OPEN, check_consistent, station_lab  # noqa: F401
 
@@ -20,8 +21,9 @@ from tests.provision.station_lab import BOARDS, OPEN, check_consistent, station_
 def test_provision_refuse_then_force_keeps_the_history(station_lab, tmp_path):  # noqa: F811
     workdir = tmp_path / "station"
     db = workdir / "provisioning.db"
+    batches = ("--results", f"sqlite:///{tmp_path / 'results.db'}")  # each run is a batch in the results store
 
-    first = station_lab.provision(workdir, *OPEN)
+    first = station_lab.provision(workdir, *OPEN, *batches)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "station: made the provisioning CA key" in first.stdout
     assert "station: made the CA certificate" in first.stdout
@@ -29,14 +31,19 @@ def test_provision_refuse_then_force_keeps_the_history(station_lab, tmp_path):  
         assert f"{board}: identify ..." in first.stdout and f"{board}: provisioned as RIG-" in first.stdout
     assert "3 provisioned, 0 refused, 0 failed" in first.stdout
 
-    second = station_lab.provision(workdir, "--fixtures", "3", *OPEN)
+    second = station_lab.provision(workdir, "--fixtures", "3", *OPEN, *batches)
     assert second.returncode == 1
     for board in BOARDS:
         assert f"{board}: refused: already provisioned as RIG-" in second.stdout
     assert "station: made" not in second.stdout  # the keys of the first run, kept
 
-    third = station_lab.provision(workdir, "--force", "--fixtures", "2", *OPEN)
+    third = station_lab.provision(workdir, "--force", "--fixtures", "2", *OPEN, *batches)
     assert third.returncode == 0, third.stdout + third.stderr
+    store = Store(batches[1])
+    runs = [(r["kind"], r["status"], r["counts"]["passed"], r["counts"]["skipped"]) for r in reversed(store.runs())]
+    assert runs == [("provision", "passed", 3, 0), ("provision", "failed", 0, 3), ("provision", "passed", 3, 0)]
+    refused = [r for r in store.results() if r["observed"] == "refused"]
+    assert len(refused) == 3 and all("already provisioned" in r["message"] for r in refused)
 
     rows = check_consistent(db)
     assert len(rows["units"]) == 3 and len(rows["attempts"]) == 9

@@ -51,3 +51,21 @@ class Session:
 @pytest.fixture
 def sessions(tmp_path):
     return Session(tmp_path, f"sqlite:///{tmp_path / 'results.db'}")
+
+
+def private_rack(path: Path) -> Path:
+    """targets/virtual-rack.yaml with every console and the power switch on free ports, probes renamed."""
+    import yaml
+
+    from tests.free_ports import free_port
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "targets" / "virtual-rack.yaml").read_text())
+    power = free_port()
+    for spec in doc["targets"].values():
+        res = spec["resources"]
+        res["NetworkSerialPort"]["port"] = free_port()
+        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{power}/outlet/{{index}}/{{value}}"
+        if "RigDebugProbe" in res:
+            res["RigDebugProbe"]["unique_id"] += f"-{path.parent.name}"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

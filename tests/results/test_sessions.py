@@ -48,6 +48,22 @@ def test_a_session_records_its_run_and_every_result(sessions):
     assert by_name["test_skipped"]["message"] == "not on this rack"
 
 
+def test_a_junit_file_from_elsewhere_is_imported_as_a_run(sessions, tmp_path):
+    sessions.module(MODULE)
+    done = sessions.pytest("test_inner.py", "-k", "not hangs", "--rig-results", "off", "--junitxml", "j.xml")
+    assert done.returncode == 1 and not (tmp_path / "runtime" / "results.db").exists()
+    imported = sessions.rig("results", "import", tmp_path / "j.xml", "--results", sessions.url, "--revision", "abc")
+    assert imported.returncode == 0, imported.stderr
+    assert "as run 1: 3 results (failed)" in imported.stdout
+    (run,) = sessions.store().runs()
+    assert (run["kind"], run["revision"]) == ("junit", "abc")
+    assert run["counts"] == {"passed": 1, "failed": 1, "error": 0, "skipped": 1}
+    (tmp_path / "bad.xml").write_text("<html>no</html>")
+    bad = sessions.rig("results", "import", tmp_path / "bad.xml", "--results", sessions.url)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no <testsuite>" in bad.stderr
+    assert len(sessions.store().runs()) == 1
+
+
 @pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
 def test_a_killed_session_leaves_its_run_interrupted_and_no_partial_result(sessions, how):
     sessions.module(MODULE)
