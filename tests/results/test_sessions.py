@@ -64,7 +64,7 @@ def test_a_junit_file_from_elsewhere_is_imported_as_a_run(sessions, tmp_path):
     assert len(sessions.store().runs()) == 1
 
 
-@pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
+@pytest.mark.parametrize("how", ["kill -9", pytest.param("ctrl-c", marks=pytest.mark.nightly)])
 def test_a_killed_session_leaves_its_run_interrupted_and_no_partial_result(sessions, how):
     sessions.module(MODULE)
     flag = sessions.root / "hanging"
