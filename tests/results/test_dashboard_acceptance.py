@@ -48,7 +48,7 @@ def test_three_sessions_on_the_dashboard_and_the_report_offline(sessions, dashbo
     for i, (what, env, tests, selection) in enumerate(SESSIONS, start=1):
         junit = tmp_path / f"session-{i}.xml"
         args = [f"{repo}/{HIL}/{t}" for t in tests] + (["-k", selection] if selection else [])
-        done = sessions.pytest(*args, "--rig-rack", rack, "-n", "2", f"--junitxml={junit}", env=env, timeout=900)
+        done = sessions.pytest(*args, "--rig-rack", rack, f"--junitxml={junit}", env=env, timeout=900)
         assert done.returncode == (1 if env else 0), f"session {what}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
         expected.append(junit_counts(junit))
     broken_total, _, failing_out = expected[-1]
