@@ -32,6 +32,13 @@ class DeviceStats:
     faults_fired: list[str] = field(default_factory=list)
 
 
+class _Httpd(ThreadingHTTPServer):
+    # A fleet connects in storms: a wave of thousands of devices opens its downloads at once, and
+    # socketserver's default backlog of 5 would turn that into SYN retries of seconds.
+    request_queue_size = 4096
+    daemon_threads = True
+
+
 class OtaServer:
     """Use as a context manager; `url(name, device)` gives a device the address of an artefact."""
 
@@ -47,8 +54,8 @@ class OtaServer:
         self._listeners: list[Callable[[str, str, int], None]] = []
         self._lock = threading.Condition()
         self._active = 0  # requests being answered
-        self._httpd = ThreadingHTTPServer((host, port), _handler(self))
-        self._httpd.daemon_threads = True
+        self.peak_active = 0  # the most requests answered at once (the fleet benchmark's concurrency)
+        self._httpd = _Httpd((host, port), _handler(self))
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.scheme = "https" if tls else "http"
@@ -103,6 +110,7 @@ class OtaServer:
             stats = self.stats.setdefault(device, DeviceStats())
             stats.requests += 1
             self._active += 1
+            self.peak_active = max(self.peak_active, self._active)
             plan = self.faults.get(device, []) + self.faults.get("*", [])
             return [f for f in plan if f.applies(stats.requests)], self.links.get(device, self.link)
 
