@@ -33,6 +33,8 @@ VERBS = {
     "results": "rig.cli.results:results",
     "report": "rig.cli.report:report",
     "dashboard": "rig.cli.dashboard:dashboard",
+    "fleet": "rig.cli.fleet:fleet",
+    "rollout": "rig.cli.rollout:rollout",
 }
 
 HELP = """rig - a hardware-in-the-loop lab for OTA firmware updates.

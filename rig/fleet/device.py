@@ -186,7 +186,8 @@ class Device:
             self.conn.publish(p.twin(self.t.id, "reported"), self._reported(), retain=True)
 
     # -- messages from the service
-    def _message(self, topic: str, payload: bytes, dup: bool) -> None:
+    def _message(self, msg) -> None:
+        topic, payload = msg.topic, msg.payload
         parts = p.split(topic)
         if parts is None:
             return

@@ -60,9 +60,10 @@ def encode(payload) -> bytes:
 
 
 class Mqtt:
-    """One connection. `on_message(topic, payload_bytes, dup)` runs on the loop for every message."""
+    """One connection. `on_message(msg)` runs on the loop for every message: paho's MQTTMessage
+    (.topic, .payload, .dup, .retain)."""
 
-    def __init__(self, client_id: str, on_message: Callable[[str, bytes, bool], None],
+    def __init__(self, client_id: str, on_message: Callable[[paho.MQTTMessage], None],
                  clean_start: bool = False, will: tuple[str, bytes] | None = None,
                  on_disconnect: Callable[[], None] | None = None):
         self.client_id = client_id
@@ -79,7 +80,7 @@ class Mqtt:
         self._connack: asyncio.Future | None = None
         c = self.client
         c.on_connect = self._connack_cb
-        c.on_message = lambda _c, _u, msg: on_message(msg.topic, msg.payload, bool(msg.dup))
+        c.on_message = lambda _c, _u, msg: on_message(msg)
         c.on_disconnect = self._disconnect_cb
         c.on_socket_open = lambda _c, _u, sock: self._loop.add_reader(sock, self._read)
         c.on_socket_close = lambda _c, _u, sock: self._loop.remove_reader(sock)

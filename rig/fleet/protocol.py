@@ -4,6 +4,7 @@ Jobs follow AWS IoT Jobs (MQTT API), twins follow Azure IoT Hub device twins; do
 describes every message. All payloads are compact JSON, all messages QoS 1.
 
     rig/things/{thing}/jobs/notify-next              service -> device  {"execution": {...}} or {}
+    rig/things/{thing}/jobs/notify                   service -> device  the pending list changed (a job TIMED_OUT)
     rig/things/{thing}/jobs/start-next               device -> service  {"clientToken"}
     rig/things/{thing}/jobs/start-next/accepted      service -> device  {"execution": {...}} or {}
     rig/things/{thing}/jobs/{jobId}/update           device -> service  {"status", "statusDetails", "expectedVersion", "clientToken"}

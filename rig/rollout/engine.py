@@ -39,7 +39,7 @@ from rig.rollout.store import (EXECUTION_COLUMNS, PLANNED, STUCK, add_event, exe
 
 BATCH_S = 0.02  # incoming messages are handled in batches this far apart: one commit per batch
 CLIENT_ID = "rig-rollout-engine"
-SETTLE_QUIET_S = 0.3  # at start, the retained twins have all arrived once the broker is this quiet ...
+SETTLE_QUIET_S = 0.3  # at start, the retained twins have all arrived once none came for this long ...
 SETTLE_MAX_S = 30.0  # ... or after this long
 # Test-only defects (docs/rollouts.md): each is a bug a fleet backend could ship with.
 BROKEN = {
@@ -74,6 +74,7 @@ class Engine:
         self._events: list[tuple] = []
         self._out: list[tuple[str, object]] = []
         self._next_tick = 0.0
+        self._retained_at = 0.0
         self.conn: Mqtt | None = None
 
     # -- loading
@@ -140,19 +141,21 @@ class Engine:
                 self.conn.disconnect()
 
     async def _settle(self) -> None:
-        """Take in the retained twins and presences (the whole fleet) before deciding anything."""
-        quiet, deadline = 0.0, time.monotonic() + SETTLE_MAX_S
-        while quiet < SETTLE_QUIET_S and time.monotonic() < deadline:
+        """Take in the retained twins and presences (the whole fleet) before deciding anything: the
+        broker sends them right after the subscriptions, flagged retained."""
+        start = self._retained_at = time.monotonic()
+        while time.monotonic() - self._retained_at < SETTLE_QUIET_S and time.monotonic() - start < SETTLE_MAX_S:
             await asyncio.sleep(BATCH_S)
-            quiet = 0.0 if self._inbox else quiet + BATCH_S
             self._drain()
         self._flush()
 
     def _active(self):
         return [r for r in self.rollouts.values() if r["state"] in ("running", "paused")]
 
-    def _message(self, topic: str, payload: bytes, _dup: bool) -> None:
-        self._inbox.append((topic, payload))
+    def _message(self, msg) -> None:
+        self._inbox.append((msg.topic, msg.payload))
+        if msg.retain:
+            self._retained_at = time.monotonic()
 
     def _drain(self) -> None:
         batch, self._inbox = self._inbox, []
@@ -354,6 +357,9 @@ class Engine:
             ex = self.execs[key]
             ex.update(status=p.TIMED_OUT, updated_at=now, version_number=ex["version_number"] + 1)
             self._dirty_execs.add(key)
+            # AWS IoT Jobs tells a device when its pending list changes (jobs/notify)
+            self._publish(p.thing_topic(key[1], "jobs/notify"), {"timestamp": int(now), "timedOut": key[0],
+                                                                 "jobs": {}})
         if late:
             self._event(r["id"], "timed-out", f"{variant}: {len(late)} device(s) silent for "
                         f"{g.progress_timeout_s:g} s after IN_PROGRESS: TIMED_OUT", variant,

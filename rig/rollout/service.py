@@ -89,6 +89,14 @@ def running_engine(folder: Path) -> dict | None:
     return state
 
 
+def ensure_engine(folder: Path, db_url: str) -> None:
+    """Start the engine for the fleet in `folder` unless one runs; it stays in the background."""
+    from rig.fleet.control import Fleet
+
+    if running_engine(folder) is None:
+        EngineProcess(folder, db_url, Fleet.find(folder).broker).start()
+
+
 def stop_engine(folder: Path) -> bool:
     state = running_engine(folder)
     if state is None:
