@@ -85,10 +85,11 @@ class Fleet:
     def up(cls, folder: Path, devices: int, seed: int = 1, mix: dict[str, int] | None = None,
            broker: str | None = None, timing: Timing | None = None, shards: int | None = None,
            features: list[str] | None = None, floors: dict[str, int] | None = None,
-           offline: dict | None = None) -> "Fleet":
+           offline: dict | None = None, on_broker=None) -> "Fleet":
         """Start the broker (unless given), the message log and the devices; return once each
         device's first connection is up. offline={"ids": [...], "seconds": S}: devices that are off
-        when the fleet starts."""
+        when the fleet starts. on_broker(url) is called once the broker and its log are up, before
+        the devices start (a service started there sees the fleet arrive)."""
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / STATE).exists():
@@ -104,6 +105,8 @@ class Fleet:
             rec = Recorder(b, folder / "messages.log")
             state["recorder_pid"] = rec.pid
             fleet._save()
+            if on_broker:
+                on_broker(b.url)
             specs = compose(devices, seed, mix)
             for d in specs:
                 d["floor"] = (floors or {}).get(d["variant"], 0)

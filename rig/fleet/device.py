@@ -43,6 +43,7 @@ class Timing:
     boot_s: float = 0.2
     health_s: float = 0.3  # the health check before the app confirms itself
     retry_s: float = 2.0  # an unanswered job update is sent again after this
+    progress_s: float = 5.0  # a download in progress is reported this often (the service times out silence)
     twin_poll_s: float = 30.0  # a device GETs its whole twin this often besides the patches pushed to it
     crash_every_s: float = 0.3
     crashes: int = 4  # a crash loop's length
@@ -110,6 +111,13 @@ class Device:
             if self._back.is_set():
                 await asyncio.sleep(0.5)  # the link broke under us: back off before reconnecting
 
+    def _up(self) -> None:
+        self._connections += 1
+        if self._connections > 1:
+            self.t.reconnects += 1
+        self.t.online = True
+        self._online.set()
+
     def _lost(self) -> None:
         self.t.online = False
         self._online.clear()
@@ -117,13 +125,9 @@ class Device:
 
     async def _connect(self) -> None:
         will = (p.presence(self.t.id), b'{"online":false}')
-        self.conn = Mqtt(self.t.id, self._message, clean_start=False, will=will, on_disconnect=self._lost)
+        self.conn = Mqtt(self.t.id, self._message, clean_start=False, will=will, on_connect=self._up,
+                         on_disconnect=self._lost)
         await self.conn.connect(*self.broker)
-        self._connections += 1
-        if self._connections > 1:
-            self.t.reconnects += 1
-        self.t.online = True
-        self._online.set()
         self.conn.subscribe(p.device_topics(self.t.id))
         # presence and the reported twin are retained: a service that (re)starts learns the whole fleet
         self.conn.publish(p.presence(self.t.id), {"online": True}, retain=True)
@@ -289,7 +293,7 @@ class Device:
             if "silent" in t.faults:
                 t.outcomes[job] = "silent"
                 return  # the app hangs: nothing more is ever said about this job
-            data = await self._download(art)
+            data = await self._download(job, art)
             if "refuse" in t.faults:
                 t.outcomes[job] = "rejected: bad signature"
                 await self._update(job, p.REJECTED, {"reason": "signature check failed"})
@@ -341,9 +345,12 @@ class Device:
         finally:
             self._busy = False
 
-    async def _download(self, art: dict) -> bytes:
-        """GET the artefact with Range resume until all of it is here and its SHA-256 matches."""
+    async def _download(self, job: str, art: dict) -> bytes:
+        """GET the artefact with Range resume until all of it is here and its SHA-256 matches,
+        reporting progress every Timing.progress_s."""
         size, digest = art["size"], art["sha256"]
+        loop = asyncio.get_running_loop()
+        reported = loop.time()
         url = f"{art['url']}?device={self.t.id}"
         got = bytearray()
         rate = self.t.faults.get("slow", {}).get("rate")
@@ -363,6 +370,9 @@ class Device:
                         got += chunk
                         if rate:
                             await asyncio.sleep(len(chunk) / rate)
+                        if loop.time() - reported >= self.timing.progress_s:
+                            reported = loop.time()
+                            await self._update(job, p.IN_PROGRESS, {"step": "downloading", "received": len(got)})
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 await asyncio.sleep(random.uniform(0.2, 0.6))
                 continue

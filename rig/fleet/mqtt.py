@@ -65,7 +65,7 @@ class Mqtt:
 
     def __init__(self, client_id: str, on_message: Callable[[paho.MQTTMessage], None],
                  clean_start: bool = False, will: tuple[str, bytes] | None = None,
-                 on_disconnect: Callable[[], None] | None = None):
+                 on_connect: Callable[[], None] | None = None, on_disconnect: Callable[[], None] | None = None):
         self.client_id = client_id
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
         self.client.max_queued_messages_set(0)
@@ -76,6 +76,7 @@ class Mqtt:
         self.connected = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._on_message = on_message
+        self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._connack: asyncio.Future | None = None
         c = self.client
@@ -98,6 +99,8 @@ class Mqtt:
             self._connack.set_result(reason)
         if not reason.is_failure:
             self.connected.set()
+            if self._on_connect:
+                self._on_connect()  # before the messages the broker kept for this session are handed on
 
     def _disconnect_cb(self, _c, _u, _flags, _reason, _props):
         self.connected.clear()

@@ -39,6 +39,7 @@ from rig.rollout.store import (EXECUTION_COLUMNS, PLANNED, STUCK, add_event, exe
 
 BATCH_S = 0.02  # incoming messages are handled in batches this far apart: one commit per batch
 CLIENT_ID = "rig-rollout-engine"
+RATE_MARGIN = 1.1
 SETTLE_QUIET_S = 0.3  # at start, the retained twins have all arrived once none came for this long ...
 SETTLE_MAX_S = 30.0  # ... or after this long
 # Test-only defects (docs/rollouts.md): each is a bug a fleet backend could ship with.
@@ -247,12 +248,23 @@ class Engine:
         art = r["rel"].artefacts.get(ex["variant"])
         return art is not None and t.get("variant") == art.variant and t.get("layout") in art.layouts
 
+    def _refuse(self, ex: dict, r: dict, now: float) -> None:
+        t = self.things.get(ex["thing"], {})
+        ex.update(status=p.REJECTED, updated_at=now, details={"reason": "server: the artefact does not fit the "
+                                                                        "device's hardware"})
+        self._dirty_execs.add((ex["job_id"], ex["thing"]))
+        self._event(r["id"], "refused", f"{ex['thing']}: {ex['variant']} artefact not offered: the device reports "
+                    f"{t.get('variant')} {t.get('layout')}", ex["variant"], ex["wave"])
+
     def _offerable(self, ex: dict) -> bool:
         r = self.rollouts[ex["rollout_id"]]
         if ex["status"] == p.IN_PROGRESS:
             return True
         tr = self.tracks.get((r["id"], ex["variant"]))
-        return (ex["status"] == p.QUEUED and r["state"] == "running" and tr is not None and tr["state"] == "running")
+        # a queued device that comes late still gets its job once the rollout is done or another
+        # track halted; not while paused, not after an abort, not in a halted track
+        return (ex["status"] == p.QUEUED and r["state"] in ("running", "done", "halted") and tr is not None
+                and tr["state"] != "halted")
 
     def _start_next(self, thing: str, body: dict, now: float) -> None:
         reply = {"clientToken": body.get("clientToken"), "timestamp": int(now)}
@@ -263,12 +275,7 @@ class Engine:
             r = self.rollouts[ex["rollout_id"]]
             if ex["status"] == p.QUEUED:
                 if not self._compatible(ex, r):
-                    ex.update(status=p.REJECTED, updated_at=now, details={"reason": "server: artefact not for this "
-                                                                                    "device's hardware"})
-                    self._dirty_execs.add(key)
-                    self._event(r["id"], "refused", f"{thing}: {ex['variant']} artefact not offered: the device reports "
-                                f"{self.things.get(thing, {}).get('variant')} "
-                                f"{self.things.get(thing, {}).get('layout')}", ex["variant"], ex["wave"])
+                    self._refuse(ex, r, now)
                     continue
                 t = self.things.get(thing, {})
                 ex.update(status=p.IN_PROGRESS, started_at=now, updated_at=now,
@@ -340,7 +347,9 @@ class Engine:
                 if tr["state"] == "running" and r["state"] == "running":
                     self._gate(r, tr, variant, now)
             states = {tr["state"] for (rid, _), tr in self.tracks.items() if rid == r["id"]}
-            if r["state"] == "running" and states and "running" not in states:
+            undelivered = any(self.execs[k]["status"] == PLANNED for (rid, v), keys in self.by_track.items()
+                              if rid == r["id"] and self.tracks[(rid, v)]["state"] == "done" for k in keys)
+            if r["state"] == "running" and states and "running" not in states and not undelivered:
                 r["state"] = "done" if states == {"done"} else "halted"
                 self._dirty_rollouts.add(r["id"])
                 self._event(r["id"], r["state"], f"rollout {r['id']} ({r['version']}) {r['state']}: "
@@ -371,8 +380,7 @@ class Engine:
         for key in self.by_track.get((r["id"], variant), []):
             ex = self.execs[key]
             if ex["wave"] == tr["wave"]:
-                counts.add(gates.judge(ex, self.things.get(ex["thing"]), r["version"], g, now,
-                                       tr["wave_started_at"]))
+                counts.add(gates.judge(ex, self.things.get(ex["thing"]), r["version"], g, now))
         action, why = gates.decide(counts, g, now - tr["wave_started_at"])
         if action is None or (action == "halt" and not r["pol"].halts):
             if action == "halt" or (now - tr["wave_started_at"] >= g.wave_deadline_s):
@@ -399,8 +407,8 @@ class Engine:
         ready = []
         for variant in sorted(r["rel"].artefacts):
             tr = self.tracks.get((r["id"], variant))
-            if tr is None or tr["state"] != "running":
-                continue
+            if tr is None or tr["state"] == "halted":
+                continue  # a done track still delivers what its last decision let through
             ready += [k for k in self.by_track.get((r["id"], variant), [])
                       if self.execs[k]["status"] == PLANNED and self.execs[k]["wave"] <= tr["wave"]]
         if not ready:
@@ -408,7 +416,9 @@ class Engine:
         window = self.notified.setdefault(r["id"], deque())
         limit = pol.rate.now(self.successes.get(r["id"], 0))
         if limit:
-            while window and window[0] <= now - pol.rate.minute_s:
+            # the window is kept 10 % longer than the minute: notifications reach devices (and any
+            # observer) a little after they are sent, and none may bunch up past the limit there
+            while window and window[0] <= now - pol.rate.minute_s * RATE_MARGIN:
                 window.popleft()
             budget = max(0, limit - len(window))
         else:
@@ -416,18 +426,28 @@ class Engine:
         ready.sort(key=lambda k: (self.execs[k]["wave"], cohorts.rank(pol.seed, k[1])))
         for key in ready[:budget]:
             ex = self.execs[key]
+            if not self._compatible(ex, r):
+                self._refuse(ex, r, now)
+                continue
             ex.update(status=p.QUEUED, queued_at=now, updated_at=now)
             self._dirty_execs.add(key)
             window.append(now)
-            self._publish(p.notify_next(ex["thing"]), {"timestamp": int(now), "execution": self._execution(ex, r)})
+            self._announce(ex, r)
+
+    def _announce(self, ex: dict, r: dict) -> None:
+        """notify-next with the execution - never to a device whose hardware it does not fit."""
+        if ex["status"] == p.QUEUED and not self._compatible(ex, r):
+            return  # start-next refuses it for good; nothing about it goes on the wire
+        # timestamp: epoch seconds as AWS IoT Jobs gives it, to the millisecond (the rate limit is
+        # judged by when the service sent each notification, not by when an observer got it)
+        self._publish(p.notify_next(ex["thing"]), {"timestamp": round(time.time(), 3),
+                                                   "execution": self._execution(ex, r)})
 
     def _announce_all(self) -> None:
         """After a (re)start: every execution a device may be waiting for is announced again."""
         for ex in self.execs.values():
             if ex["status"] in (p.QUEUED, p.IN_PROGRESS) and self._offerable(ex):
-                r = self.rollouts[ex["rollout_id"]]
-                self._publish(p.notify_next(ex["thing"]), {"timestamp": int(time.time()),
-                                                           "execution": self._execution(ex, r)})
+                self._announce(ex, self.rollouts[ex["rollout_id"]])
 
     # -- requests from the command line
     def _requests(self) -> None:
@@ -516,8 +536,7 @@ class Engine:
         for key in self.execs:
             ex = self.execs[key]
             if ex["rollout_id"] == r["id"] and ex["status"] == p.QUEUED and self._offerable(ex):
-                self._publish(p.notify_next(ex["thing"]), {"timestamp": int(time.time()),
-                                                           "execution": self._execution(ex, r)})
+                self._announce(ex, r)
         return "running"
 
     def _do_abort(self, req) -> str:

@@ -4,7 +4,8 @@ A device is a success only when it runs the new version, confirmed after reboot,
 so for the soak time without reporting more crashes than allowed; reporting SUCCEEDED and then
 running the old image again is a failure, as are FAILED, REJECTED and TIMED_OUT. Devices that
 never picked the job up are their own bucket: neither success nor failure until their pickup
-deadline, after which they are left out of the wave's ratios (their job stays queued for them).
+deadline (counted from their own notification), after which they are left out of the wave's ratios
+(their job stays queued for them).
 """
 
 from dataclasses import dataclass
@@ -16,10 +17,12 @@ from rig.rollout.store import PLANNED
 SUCCESS, FAILURE, PENDING, UNPICKED, MISSED = "success", "failure", "pending", "unpicked", "missed"
 
 
-def judge(ex: dict, thing: dict | None, version: str, gates: Gates, now: float, wave_started_at: float) -> str:
+def judge(ex: dict, thing: dict | None, version: str, gates: Gates, now: float) -> str:
     status = ex["status"]
-    if status in (PLANNED, p.QUEUED):
-        return UNPICKED if now - wave_started_at < gates.pickup_deadline_s else MISSED
+    if status == PLANNED:
+        return UNPICKED  # not even notified yet (the rate limit): its own deadline has not started
+    if status == p.QUEUED:
+        return UNPICKED if now - ex["queued_at"] < gates.pickup_deadline_s else MISSED
     if status in (p.FAILED, p.REJECTED, p.TIMED_OUT):
         return FAILURE
     if status == p.IN_PROGRESS:
@@ -61,14 +64,13 @@ class Counts:
 def decide(c: Counts, g: Gates, elapsed: float) -> tuple[str | None, str]:
     """('advance' | 'halt' | None, why). None: no decision yet."""
     pool = c.size - c.missed  # the devices this wave is judged on
-    need = min(g.min_judged, pool)
-    if pool == 0:
-        return "advance", "no device of this wave is left to judge"
-    if c.judged >= need and c.failure / pool > g.error_threshold:
-        # certain: even if every device still out succeeds, the error ratio stays above the threshold
-        return "halt", (f"error ratio {c.failure}/{pool} = {c.failure / pool:.1%} above {g.error_threshold:.1%} "
-                        f"({c.text()})")
-    settled = c.pending == 0 and c.unpicked == 0
+    need = min(g.min_judged, c.size)  # a wave smaller than the minimum is judged whole
+    if c.size == 0:
+        return "advance", "the wave has no device of this variant"
+    # A wave is decided once every device that took the job is judged (or at its deadline), not at
+    # the first moment a ratio crosses: the decision then rests on the same counts whatever order
+    # the reports came in, so the same seed gives the same event log.
+    settled = c.pending == 0 and c.unpicked == 0 and c.judged >= need
     if not settled and elapsed < g.wave_deadline_s:
         return None, f"waiting: {c.judged} judged of {pool}, minimum {need} ({c.text()})"
     if c.judged < need:

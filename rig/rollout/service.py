@@ -36,7 +36,8 @@ class EngineProcess:
     def state_file(self) -> Path:
         return self.folder / "engine.json"
 
-    def start(self, detach: bool = False) -> "EngineProcess":
+    def start(self, wait: bool = True) -> "EngineProcess":
+        """Start the engine; with wait=False return at once (`ready()` waits for it)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.folder / "engine.log", "ab")
         self.state_file.unlink(missing_ok=True)
@@ -45,6 +46,9 @@ class EngineProcess:
              "--artefacts", str(self.folder / "artefacts"), "--state", str(self.state_file)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True,
             env={**os.environ, **(self.env or {})})
+        return self.ready() if wait else self
+
+    def ready(self) -> "EngineProcess":
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.state_file.exists():
             if self.proc.poll() is not None:

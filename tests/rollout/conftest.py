@@ -29,7 +29,8 @@ class FleetLab:
     work: Path
 
     def release(self, version: str, **kw) -> Path:
-        return make_release(self.work / f"release-{version}", version, key=self.work / "key.pem", **kw)
+        return make_release(self.work / f"release-{version}", version, key=self.work / "key.pem", code_size=4096,
+                            **kw)
 
     def start(self, release: Path, pol: dict) -> int:
         p = policy_from(pol)
@@ -55,11 +56,21 @@ def fleet_lab(tmp_path):
     def make(devices: int, seed: int = 7, mix: dict | None = None, timing: Timing = FAST, broken: str = "",
              **fleet_kw) -> FleetLab:
         work = tmp_path / f"lab{len(made)}"
-        fleet = Fleet.up(work / "fleet", devices, seed, mix, timing=timing, **fleet_kw)
         db = f"sqlite:///{work / 'rollouts.db'}"
+        engines = []
+
+        def start_engine(url):  # while the devices come up: the engine's imports take a second
+            engines.append(EngineProcess(work / "engine", db, url,
+                                         env={"RIG_ROLLOUT_BROKEN": broken} if broken else None).start(wait=False))
+
         try:
-            engine = EngineProcess(work / "engine", db, fleet.broker,
-                                   env={"RIG_ROLLOUT_BROKEN": broken} if broken else None).start()
+            fleet = Fleet.up(work / "fleet", devices, seed, mix, timing=timing, on_broker=start_engine, **fleet_kw)
+        except BaseException:
+            for e in engines:
+                e.stop()
+            raise
+        try:
+            engine = engines[0].ready()
         except BaseException:
             fleet.down()
             raise

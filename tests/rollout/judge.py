@@ -19,10 +19,21 @@ def offers(log, job_prefix: str = "") -> list[tuple[float, str, dict]]:
 
 
 def first_offer(log, job_prefix: str = "") -> dict[str, float]:
-    """thing -> when a job (of this prefix) was first announced to it."""
+    """thing -> when a job (of this prefix) was first announced to it (the log's time)."""
     out: dict[str, float] = {}
     for at, thing, _ in offers(log, job_prefix):
         out.setdefault(thing, at)
+    return out
+
+
+def notified_at(log, job_prefix: str = "") -> dict[str, float]:
+    """thing -> when the service sent its first notification of a job (the message's timestamp)."""
+    out: dict[str, float] = {}
+    for m in log:
+        parts = p.split(m.topic)
+        if parts and parts[1] == "jobs/notify-next" and m.payload and m.payload.get("execution", {}).get(
+                "jobId", "").startswith(job_prefix):
+            out.setdefault(parts[0], m.payload["timestamp"])
     return out
 
 
@@ -43,7 +54,8 @@ def takes(log, job_prefix: str = "") -> Counter:
     """(thing, jobId) -> how many times the device began the job (its first IN_PROGRESS, sent once
     per clientToken; retries of one report share the token)."""
     seen = {(thing, job, body["clientToken"]) for _, thing, job, body in updates(log, job_prefix)
-            if body.get("status") == p.IN_PROGRESS and body.get("statusDetails", {}).get("step") == "downloading"}
+            if body.get("status") == p.IN_PROGRESS and body.get("statusDetails", {}).get("step") == "downloading"
+            and "received" not in body["statusDetails"]}  # later reports of the same download carry its progress
     return Counter((thing, job) for thing, job, _ in seen)
 
 

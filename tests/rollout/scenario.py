@@ -6,8 +6,9 @@ import yaml
 
 from rig.fleet.device import Timing
 
-FAST = Timing(install_s=0.03, boot_s=0.03, health_s=0.05, retry_s=0.5, twin_poll_s=1.0, crash_every_s=0.05,
-              crashes=4)
+# twin_poll_s: devices GET their whole twin this often; only the flags test needs it short
+FAST = Timing(install_s=0.03, boot_s=0.03, health_s=0.05, retry_s=0.5, progress_s=0.5, twin_poll_s=30.0,
+              crash_every_s=0.05, crashes=4)
 
 
 def policy_file(tmp_path, pol: dict):
@@ -23,7 +24,7 @@ def pol(**kw) -> dict:
     return {"seed": 5, "waves": [10, 50, 100], "poll_s": 0.1, "rate": {"per_minute": 0}} | kw | {"gates": gates}
 
 
-def settle(lab, done, timeout=30.0, quiet=1.0):
+def settle(lab, done, timeout=30.0, quiet=0.7):
     """Wait until `done(truth)` and then `quiet` seconds more, so a wrong decision would show."""
     lab.wait(done, timeout, "the rollout to settle")
     time.sleep(quiet)
