@@ -34,7 +34,8 @@ back. `rig rollout start` then updates them; `status` shows what they really run
 """
 
 fleet_option = click.option("--fleet", "folder", type=click.Path(file_okay=False, path_type=Path),
-                            default=DEFAULT_FOLDER, show_default=True, help="The fleet's folder (state, log, database).")
+                            default=DEFAULT_FOLDER, show_default=True,
+                            help="The fleet's folder (state, log, database).")
 
 
 def db_option(f):

@@ -22,6 +22,7 @@ import aiohttp
 from rig.fleet import protocol as p
 from rig.fleet.mqtt import Mqtt
 from rig.image.layouts import DEFAULT_LAYOUT
+from rig.rollout.release import image_descriptor
 
 FAULTS = {
     "boot-fail": "the new image fails to boot; the bootloader rolls back to the old one",
@@ -298,15 +299,18 @@ class Device:
                 t.outcomes[job] = "rejected: bad signature"
                 await self._update(job, p.REJECTED, {"reason": "signature check failed"})
                 return
+            # the firmware behaves as the image it is: a build that crashes on boot, hangs, never
+            # confirms or fails its health check is rolled back by the bootloader, as on a board
+            desc = image_descriptor(data)
+            broken_build = desc is not None and desc.fault != "none"
             old, old_floor = t.running, t.floor
             await asyncio.sleep(self.timing.install_s)
             t.installs[job] = t.installs.get(job, 0) + 1
-            del data
             await self._update(job, p.IN_PROGRESS, {"step": "installed, rebooting"})
             await self.reboot()
             await self._online.wait()
             new = doc["version"]
-            if "boot-fail" in t.faults:
+            if "boot-fail" in t.faults or broken_build:
                 t.boot_failures += 1  # the bootloader tried the image and went back to the old one
                 t.outcomes[job] = "rolled back"
                 self._report_twin()
@@ -373,7 +377,7 @@ class Device:
                         if loop.time() - reported >= self.timing.progress_s:
                             reported = loop.time()
                             await self._update(job, p.IN_PROGRESS, {"step": "downloading", "received": len(got)})
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, aiohttp.ClientError, OSError):
                 await asyncio.sleep(random.uniform(0.2, 0.6))
                 continue
             if len(got) >= size:

@@ -7,9 +7,11 @@ describes every message. All payloads are compact JSON, all messages QoS 1.
     rig/things/{thing}/jobs/notify                   service -> device  the pending list changed (a job TIMED_OUT)
     rig/things/{thing}/jobs/start-next               device -> service  {"clientToken"}
     rig/things/{thing}/jobs/start-next/accepted      service -> device  {"execution": {...}} or {}
-    rig/things/{thing}/jobs/{jobId}/update           device -> service  {"status", "statusDetails", "expectedVersion", "clientToken"}
+    rig/things/{thing}/jobs/{jobId}/update           device -> service  {"status", "statusDetails",
+                                                                        "expectedVersion", "clientToken"}
     rig/things/{thing}/jobs/{jobId}/update/accepted  service -> device  {"clientToken", "executionState": {...}}
-    rig/things/{thing}/jobs/{jobId}/update/rejected  service -> device  {"clientToken", "code", "message", "executionState"}
+    rig/things/{thing}/jobs/{jobId}/update/rejected  service -> device  {"clientToken", "code", "message",
+                                                                        "executionState"}
     rig/things/{thing}/twin/get                      device -> service  {"clientToken"}
     rig/things/{thing}/twin/res                      service -> device  {"clientToken", "desired": {..., "$version"}}
     rig/things/{thing}/twin/desired                  service -> device  a desired patch {..., "$version"}

@@ -21,7 +21,9 @@ from aiohttp import web
 from rig.fleet.device import FAULTS, Device, Timing, Truth
 from rig.fleet.mqtt import raise_open_files
 
-CONNECTS_AT_ONCE = 64  # connection storms are what real fleets do after an outage; the broker copes, paho's connect blocks
+# Connection storms are what real fleets do after an outage; the broker copes, but paho's TCP
+# connect blocks the loop, so a process opens this many at a time.
+CONNECTS_AT_ONCE = 64
 
 
 async def serve(spec: dict) -> None:

@@ -34,8 +34,18 @@ from rig.fleet.mqtt import Mqtt
 from rig.ota.server import OtaServer
 from rig.rollout import cohorts, gates
 from rig.rollout.release import Policy, Release, load_release
-from rig.rollout.store import (EXECUTION_COLUMNS, PLANNED, STUCK, add_event, executions, open_db, requests, rollouts,
-                               things, tracks)
+from rig.rollout.store import (
+    EXECUTION_COLUMNS,
+    PLANNED,
+    STUCK,
+    add_event,
+    executions,
+    open_db,
+    requests,
+    rollouts,
+    things,
+    tracks,
+)
 
 BATCH_S = 0.02  # incoming messages are handled in batches this far apart: one commit per batch
 CLIENT_ID = "rig-rollout-engine"
@@ -360,8 +370,8 @@ class Engine:
 
     def _timeouts(self, r: dict, variant: str, now: float) -> None:
         g = r["pol"].gates_for(variant)
-        late = [k for k in self.by_track.get((r["id"], variant), [])
-                if self.execs[k]["status"] == p.IN_PROGRESS and now - self.execs[k]["updated_at"] > g.progress_timeout_s]
+        late = [k for k in self.by_track.get((r["id"], variant), []) if self.execs[k]["status"] == p.IN_PROGRESS
+                and now - self.execs[k]["updated_at"] > g.progress_timeout_s]
         for key in late:
             ex = self.execs[key]
             ex.update(status=p.TIMED_OUT, updated_at=now, version_number=ex["version_number"] + 1)

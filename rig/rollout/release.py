@@ -73,19 +73,21 @@ class Release:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Release":
-        return cls(d["version"], {v: Artefact(**(a | {"features": tuple(a["features"]), "layouts": tuple(a["layouts"])}))
-                                  for v, a in d["artefacts"].items()}, d.get("rollback"))
+        arts = {v: Artefact(**(a | {"features": tuple(a["features"]), "layouts": tuple(a["layouts"])}))
+                for v, a in d["artefacts"].items()}
+        return cls(d["version"], arts, d.get("rollback"))
 
 
-def image_variant(data: bytes) -> str | None:
-    """The variant an image says it is for (rig's app descriptor), or None if it says nothing."""
+def image_descriptor(data: bytes) -> appdesc.AppDescriptor | None:
+    """What an image says about itself (rig's app descriptor: variant, version, firmware fault), or
+    None if it says nothing."""
     try:
         body = mcuboot.parse(data).payload  # an STM32 image: the descriptor is in the application binary
         at = appdesc.OFFSET["stm32h7"]
     except RigError:
         body, at = data, appdesc.OFFSET["esp32"]  # an ESP-IDF app image
     try:
-        return appdesc.parse(body[at:at + appdesc.SIZE]).variant
+        return appdesc.parse(body[at:at + appdesc.SIZE])
     except RigError:
         return None
 
@@ -126,7 +128,8 @@ def load_release(path: str | Path) -> Release:
         except OSError as exc:
             problems.append(f"{where}: {file}: {exc.strerror}")
             continue
-        says = image_variant(data)
+        desc = image_descriptor(data)
+        says = desc.variant if desc else None
         if says != variant:
             problems.append(f"{where}: {file.name} is an image for {says or 'no known variant'}, not {variant}")
             continue

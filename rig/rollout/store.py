@@ -12,8 +12,21 @@ queued devices are notified again (devices take a job once, by jobId), nothing i
 import json
 import time
 
-from sqlalchemy import (JSON, Column, Float, Integer, MetaData, String, Table, Text, create_engine, event, insert,
-                        select, update)
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from rig.errors import RigError

@@ -20,7 +20,6 @@ from rig.rollout.service import EngineProcess, ask
 from tests.rollout.scenario import FAST
 
 
-
 @dataclass
 class FleetLab:
     fleet: Fleet

@@ -126,5 +126,5 @@ def test_silent_devices_time_out_and_count(fleet_lab, tmp_path):
         for k in range(3):
             members = set(cohort_members(truth, "canary" if k == 0 else f"wave-{k}", path))
             starts.append(min(reached[i] for i in members if truth[i]["variant"] == variant))
-        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         assert all(g <= deadline + 1.0 for g in gaps), f"{variant}: waves took {gaps} s, deadline {deadline} s"

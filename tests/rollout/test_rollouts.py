@@ -9,8 +9,7 @@ from rig.cli.fleet import cohort_members
 from rig.fleet.control import choose
 from rig.rollout.release import policy_from
 from rig.rollout.store import open_db, summary
-from tests.rollout.judge import (first_offer, max_in_window, mismatched_offers, notified_at, offers, takes,
-                                 updates)
+from tests.rollout.judge import first_offer, max_in_window, mismatched_offers, notified_at, offers, takes, updates
 from tests.rollout.scenario import FAST, pol, policy_file, settle
 
 
@@ -122,7 +121,7 @@ def _deterministic_run(fleet_lab, folder):
     settle(lab, lambda t: all(x["running"] == "2.0.0" for x in t.values() if x["variant"] != "esp32")
            and all(t[i]["outcomes"] for i in esp32_canary), timeout=30, quiet=1.0)
     waves_seen = {}
-    for at, thing, ex in offers(lab.log(), f"r{rid}-"):
+    for at, thing, _ in offers(lab.log(), f"r{rid}-"):
         waves_seen.setdefault(thing, at)
     events = {}
     for e in summary(open_db(lab.db), rid)[0]["events"]:
