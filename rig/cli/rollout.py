@@ -149,14 +149,12 @@ def _when(t: float) -> str:
 @rollout.command()
 @click.option("--devices", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--rack/--no-rack", default=True, show_default=True,
-              help="Enrol the virtual rack's three boards as canaries.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path(".rig/rollout-demo"),
               show_default=True)
-def demo(devices, seed, rack, workdir):
+def demo(devices, seed, workdir):
     """The story end to end on a private broker: a release whose STM32L0 image fails to boot halts
     at the canary and is rolled back; a good release then reaches the whole fleet. Exit 0 only
     when both outcomes are as expected."""
     from rig.rollout.demo import run
 
-    raise SystemExit(0 if run(workdir, devices, seed, rack) else 1)
+    raise SystemExit(0 if run(workdir, devices, seed) else 1)

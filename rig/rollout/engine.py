@@ -223,8 +223,8 @@ class Engine:
         for key in self.by_thing.get(thing, []):
             ex = self.execs[key]
             r = self.rollouts[ex["rollout_id"]]
-            if ex["status"] == p.SUCCEEDED and not ex["rolled_back"] and t.get("version") != r["version"] \
-                    and t.get("confirmed"):
+            if ex["status"] == p.SUCCEEDED and not ex["rolled_back"] and t.get("confirmed") \
+                    and t.get("version") == ex["from_version"] != r["version"]:
                 ex["rolled_back"] = 1
                 self._dirty_execs.add(key)
         if thing in self._new_things:
