@@ -85,11 +85,12 @@ class Fleet:
     def up(cls, folder: Path, devices: int, seed: int = 1, mix: dict[str, int] | None = None,
            broker: str | None = None, timing: Timing | None = None, shards: int | None = None,
            features: list[str] | None = None, floors: dict[str, int] | None = None,
-           offline: dict | None = None, on_broker=None) -> "Fleet":
+           offline: dict | None = None, on_broker=None, rack: str | None = None) -> "Fleet":
         """Start the broker (unless given), the message log and the devices; return once each
         device's first connection is up. offline={"ids": [...], "seconds": S}: devices that are off
         when the fleet starts. on_broker(url) is called once the broker and its log are up, before
-        the devices start (a service started there sees the fleet arrive)."""
+        the devices start (a service started there sees the fleet arrive). rack: a rack file whose
+        boards join as devices through rig.fleet.agent (each enrolled on the baseline release)."""
         folder = Path(folder).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / STATE).exists():
@@ -133,6 +134,8 @@ class Fleet:
                     raise RigError(f"fleet shard {k} exited at start; see {folder / f'shard-{k}.log'}")
                 state["shards"][k]["port"] = json.loads(line)["port"]
             fleet._save()
+            if rack:
+                fleet._start_agent(rack, b, timing)
             want = devices - len((offline or {}).get("ids", []))
             fleet.wait(lambda truth: sum(t["online"] for t in truth.values()) >= want, READY_TIMEOUT_S,
                        f"{want} devices online")
@@ -140,6 +143,39 @@ class Fleet:
             fleet.down()
             raise
         return fleet
+
+    def _start_agent(self, rack: str, b: Broker, timing: Timing | None) -> None:
+        """One agent process per board of the rack; returns once every board is enrolled."""
+        from rig.lab import load_rack
+        from rig.ota.kit import make_keys
+
+        # The campaign kit makes its keys on first use: make them here, once, so every board's
+        # bootloader trusts the same campaign key (the agents would race to make one each).
+        make_keys(self.folder / "rack")
+        self.state["agents"] = []
+        procs = []
+        for board in load_rack(rack).boards:
+            spec = {"broker_host": b.host, "broker_port": b.port, "rack": str(Path(rack).resolve()),
+                    "board": board.id, "workdir": str(self.folder / "rack"), "timing": asdict(timing or Timing())}
+            path = self.folder / f"agent-{board.id}.json"
+            path.write_text(json.dumps(spec))
+            log = open(self.folder / f"agent-{board.id}.log", "ab")
+            proc = subprocess.Popen([sys.executable, "-m", "rig.fleet.agent", str(path)], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+            self.state["agents"].append({"pid": proc.pid, "thing": None})
+            procs.append((board.id, proc))
+            self._save()
+        for k, (board, proc) in enumerate(procs):
+            line = proc.stdout.readline()  # after the board is enrolled (baseline installed and booted)
+            if not line:
+                raise RigError(f"the rack agent of {board} exited while enrolling it; see "
+                               f"{self.folder / f'agent-{board}.log'}")
+            self.state["agents"][k]["thing"] = json.loads(line)["thing"]
+        self._save()
+
+    @property
+    def rack_things(self) -> list[str]:
+        return [a["thing"] for a in self.state.get("agents", [])]
 
     @classmethod
     def find(cls, folder: Path) -> "Fleet":
@@ -162,6 +198,8 @@ class Fleet:
                     pass
         for shard in self.state.get("shards", []):
             _stop_pid(shard["pid"], timeout=5)
+        for agent in self.state.get("agents", []):
+            _stop_pid(agent["pid"], timeout=30)  # it gives its board's lease back
         if self.state.get("recorder_pid"):
             _stop_pid(self.state["recorder_pid"])
         if self.state.get("broker_pid"):

@@ -73,6 +73,8 @@ class Truth:
 
 
 class Device:
+    KIND = "sim"  # what the reported twin says this thing is (rig.fleet.agent's rack boards: "rack")
+
     def __init__(self, truth: Truth, broker: tuple[str, int], http: aiohttp.ClientSession, timing: Timing,
                  gate: asyncio.Semaphore):
         self.t = truth
@@ -182,7 +184,7 @@ class Device:
     def _reported(self) -> dict:
         t = self.t
         return {"firmware": {"version": t.running, "confirmed": t.confirmed, "floor": t.floor},
-                "device": {"variant": t.variant, "layout": t.layout, "kind": "sim"},
+                "device": {"variant": t.variant, "layout": t.layout, "kind": self.KIND},
                 "health": {"bootFailures": t.boot_failures, "crashes": t.crashes, "reconnects": t.reconnects},
                 "flags": dict(t.flags)}
 

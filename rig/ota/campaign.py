@@ -254,6 +254,46 @@ class Campaign:
                 v.reasons.append(f"a planned {kind} fault never fired")
         return v
 
+    # -- a board as a fleet device (rig.fleet.agent): a baseline once, then the updates jobs bring
+    def enrol(self) -> tuple[bytes, str]:
+        """Install and boot the baseline release, confirmed; returns (image, version). The board
+        then takes fleet updates with `update`, each from where the one before left it."""
+        v = Verdict(self.d.board.id, self.d.board.variant, "enrol", "updated")
+        self.d.target.activate(self.d.console)
+        self.d.target.activate(self.d.power)
+        self.d.power.on()
+        self._fleet_boots: list[_Boot] = []
+        with self._step(v, "baseline") as step:
+            installed = self.target.baseline(BASELINE_VERSION, self.signer)
+            step.detail = f"{BASELINE_VERSION} floor={installed.floor} booted {self._boot_to_app(v, self._fleet_boots)}"
+        self._running = (installed.image, str(Version.parse(BASELINE_VERSION)))
+        return self._running
+
+    def update(self, artefact: bytes, version: str) -> Verdict:
+        """Deliver `artefact` - the image a fleet job names, byte for byte - settle, and judge from
+        read-back as `run` does: `updated`, `rolled back`, `kept` or `inconsistent (...)`."""
+        old, old_version = self._running
+        new_version = str(Version.parse(version))
+        s = Scenario(name=f"fleet update to {new_version}", expected="updated", version=version)
+        v = Verdict(self.d.board.id, self.d.board.variant, s.name, s.expected, artefact_size=len(artefact))
+        boots = self._fleet_boots
+        with self._step(v, "deliver and settle") as step:
+            mark = len(boots)
+            self._deliver(v, s, artefact, boots)
+            step.detail = f"{len(boots) - mark} boots: " + ", ".join(f"{b.version}({b.reset})" for b in boots[mark:])
+        with self._step(v, "read back") as step:
+            try:
+                self.d.power.on()
+                rb = self.target.read_back({"new": artefact, "old": old})
+            except RigError as exc:
+                rb = ReadBack(None, False, f"read-back failed: {exc}")
+            v.read_back = step.detail = f"boot slot holds {rb.holds or 'neither image'}; {rb.detail}"
+        v.observed = _outcome(rb, boots, new_version, old_version)
+        v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
+        if v.observed == "updated":
+            self._running = (artefact, new_version)
+        return v
+
     def _raise_floor(self, v: Verdict, s: Scenario, floor: int, boots: list["_Boot"]) -> tuple[bytes, int, str]:
         """A clean update to a release at floor+1, confirmed, then a power cycle (which is when
         MCUboot and the ESP-IDF bootloader store the new floor)."""

@@ -31,16 +31,21 @@ def _key(path: Path):
     return load_signer(path)
 
 
+def make_keys(workdir: Path) -> tuple:
+    """The campaign key (which the boards' MCUboot trusts) and a key no board trusts, made on first
+    use in workdir/keys and kept; returns their signers."""
+    (Path(workdir) / "keys").mkdir(parents=True, exist_ok=True)
+    return _key(Path(workdir) / "keys" / "campaign-p256.pem"), _key(Path(workdir) / "keys" / "untrusted-p256.pem")
+
+
 class CampaignKit:
     def __init__(self, rack: str | Path, workdir: Path, mcuboot: dict[str, Path] | None = None,
                  host: str = "127.0.0.1"):
         self.rack = rack
         self.workdir = Path(workdir)
-        (self.workdir / "keys").mkdir(parents=True, exist_ok=True)
         self.artefacts = self.workdir / "artefacts"
         self.artefacts.mkdir(parents=True, exist_ok=True)
-        self.signer = _key(self.workdir / "keys" / "campaign-p256.pem")
-        self.stranger = _key(self.workdir / "keys" / "untrusted-p256.pem")
+        self.signer, self.stranger = make_keys(self.workdir)
         self.mcuboot = mcuboot or {}
         self.server = OtaServer(self.artefacts, host=host, link=PROFILES["loopback"])
         self._instruments: LabInstruments | None = None

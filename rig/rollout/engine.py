@@ -598,6 +598,13 @@ class Engine:
                     data={"stuck": stuck})
         return str(rid)
 
+    def _do_stats(self, req) -> str:
+        """The OTA server's counts (for the benchmark): downloads held at once at most, requests, bytes."""
+        with self.ota._lock:
+            stats = list(self.ota.stats.values())
+            return json.dumps({"peak_downloads": self.ota.peak_active, "requests": sum(s.requests for s in stats),
+                               "bytes": sum(s.bytes_served for s in stats)})
+
     def _do_flag(self, req) -> str:
         args = req["args"]
         name, value = args["name"], args["value"]
