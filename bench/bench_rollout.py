@@ -111,18 +111,20 @@ def main() -> None:
             rows.append(measure(n, Path(work)))
     table = Table(title="fleet rollout on one mosquitto, no rate limit (waves 1 %, 10 %, 100 %)",
                   title_justify="left")
-    for col in ("devices", "fleet up s", "rollout s", "updates/s", "peak downloads", "HTTP requests",
-                "retried transfers", "MQTT messages", "broker MiB", "engine MiB", "devices MiB (procs)",
-                "CPU s broker/engine/devices", "goal"):
+    for col in ("devices", "up s", "rollout s", "updates/s", "peak dl", "HTTP req", "retried", "MQTT msgs",
+                "broker MiB", "engine MiB", "devices MiB (procs)", "CPU s b/e/d", "goal"):
         table.add_column(col, justify="right")
     for r in rows:
-        goal = f"{GOAL_S:.0f} s for 10,000: {'met' if r['devices'] < 10000 or r['wall_s'] < GOAL_S else 'MISSED'}"
+        goal = "-" if r["devices"] < 10000 else ("met" if r["wall_s"] < GOAL_S else "MISSED")
         table.add_row(str(r["devices"]), f"{r['up_s']:.1f}", f"{r['wall_s']:.1f}", f"{r['per_s']:.1f}",
                       str(r["peak"]), str(r["requests"]), str(r["retried"]), str(r["messages"]),
                       f"{r['rss']['broker'] / 1024:.0f}", f"{r['rss']['engine'] / 1024:.0f}",
                       f"{r['rss']['devices'] / 1024:.0f} ({r['shards']})",
                       "/".join(f"{r['cpu'][k]:.0f}" for k in ("broker", "engine", "devices")), goal)
     out.print(table)
+    out.print(f"goal: 10,000 devices updated in under {GOAL_S:.0f} s on 2 cores; peak dl = downloads the OTA server "
+              "held at once; retried = downloads a device had to make beyond its first (0 = no failed transfer); "
+              "CPU s = broker / engine (with the OTA server) / device processes")
 
 
 if __name__ == "__main__":

@@ -149,12 +149,14 @@ def _when(t: float) -> str:
 @rollout.command()
 @click.option("--devices", type=click.IntRange(min=10), default=1000, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--rack", default="targets/virtual-rack.yaml", show_default=True, metavar="FILE",
+              help="A virtual rack whose boards join as canaries (its lab is started); '' for none.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path(".rig/rollout-demo"),
               show_default=True)
-def demo(devices, seed, workdir):
+def demo(devices, seed, rack, workdir):
     """The story end to end on a private broker: a release whose STM32L0 image fails to boot halts
     at the canary and is rolled back; a good release then reaches the whole fleet. Exit 0 only
     when both outcomes are as expected."""
     from rig.rollout.demo import run
 
-    raise SystemExit(0 if run(workdir, devices, seed) else 1)
+    raise SystemExit(0 if run(workdir, devices, seed, rack or None) else 1)

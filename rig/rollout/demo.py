@@ -1,12 +1,16 @@
 """`rig rollout demo`: the rollout story end to end on the embedded defaults.
 
-A private mosquitto, a fleet of N simulated devices on firmware 1.0.0, the engine. Release 2.0.0's
-STM32L0 image crashes on boot: the stm32l0 canary fails, that track halts, the operator aborts and
-rolls back to 1.0.0. Release 2.1.0 is good and reaches the whole fleet. Both outcomes are checked
-against the fleet's ground truth (never the engine's report); exit 0 only when both hold.
+A private mosquitto, a fleet of N simulated devices on firmware 1.0.0, the virtual rack's three
+boards enrolled through rig's agent (canaries of their variants), the engine. Release 2.0.0's
+STM32L0 image crashes on boot: the stm32l0 canary fails (the rack's STM32L0 rolls back, read back
+through its probe), that track halts, the operator rolls back to 1.0.0. Release 2.1.0 is good and
+reaches the whole fleet. Both outcomes are checked against the fleet's ground truth and the rack
+boards' read-back verdicts on the wire (never the engine's report); exit 0 only when both hold.
 """
 
 import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -14,8 +18,11 @@ from pathlib import Path
 from rich.table import Table
 
 from rig.cli.console import out
+from rig.fleet import protocol as p
+from rig.fleet.broker import read_log
 from rig.fleet.control import Fleet
 from rig.fleet.device import Timing
+from rig.ota.kit import make_keys
 from rig.rollout import cohorts
 from rig.rollout.kit import make_release
 from rig.rollout.release import load_release, policy_from
@@ -24,7 +31,7 @@ from rig.rollout.store import open_db, summary
 
 # Minutes of a real rollout told in seconds: soak, deadlines and polls compressed.
 POLICY = {"waves": [5, 25, 100], "poll_s": 0.2, "rate": {"per_minute": 0},
-          "gates": {"min_judged": 5, "soak_s": 1.0, "progress_timeout_s": 20.0, "pickup_deadline_s": 10.0,
+          "gates": {"min_judged": 5, "soak_s": 1.0, "progress_timeout_s": 120.0, "pickup_deadline_s": 10.0,
                     "wave_deadline_s": 120.0}}
 TIMING = Timing(install_s=0.1, boot_s=0.1, health_s=0.2, retry_s=2.0, progress_s=2.0)
 
@@ -41,17 +48,39 @@ def _state(db, rid) -> str:
     return summary(db, rid)[0]["state"]
 
 
-def run(workdir: Path, devices: int, seed: int) -> bool:
+def _rack_verdicts(fleet: Fleet, job_prefix: str) -> dict[str, str]:
+    """Each rack board's last word on a job, from the broker's log: the agent's read-back verdict."""
+    out = {}
+    for m in read_log(fleet.log):
+        parts = p.split(m.topic)
+        if (parts and parts[0] in fleet.rack_things and parts[1].startswith(f"jobs/{job_prefix}")
+                and parts[1].endswith("/update") and m.payload and m.payload["status"] in ("SUCCEEDED", "FAILED")):
+            out[parts[0]] = m.payload["statusDetails"].get("verdict", m.payload["status"])
+    return out
+
+
+def _ensure_lab(rack: str) -> None:
+    subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack], check=True, capture_output=True)
+
+
+def run(workdir: Path, devices: int, seed: int, rack: str | None) -> bool:
     workdir = Path(workdir).resolve()
     shutil.rmtree(workdir, ignore_errors=True)
-    key = workdir / "release-key.pem"
+    workdir.mkdir(parents=True)
+    if rack:
+        out.print(f"[bold]rack[/]: {rack} (rig lab up), enrolling its boards on 1.0.0")
+        _ensure_lab(rack)
+        key = workdir / "fleet" / "rack" / "keys" / "campaign-p256.pem"  # the key their MCUboot trusts
+        make_keys(workdir / "fleet" / "rack")
+    else:
+        key = workdir / "release-key.pem"
     old = make_release(workdir / "1.0.0", "1.0.0", key=key)
     bad = make_release(workdir / "2.0.0", "2.0.0", key=key, faults={"stm32l0": "crash-on-boot"}, rollback=str(old))
     good = make_release(workdir / "2.1.0", "2.1.0", key=key)
     policy = policy_from(POLICY | {"seed": seed}).to_dict()
     url = f"sqlite:///{workdir / 'rollouts.db'}"
     out.print(f"[bold]fleet[/]: {devices} devices on a private mosquitto (seed {seed})")
-    fleet = Fleet.up(workdir / "fleet", devices, seed, timing=TIMING)
+    fleet = Fleet.up(workdir / "fleet", devices, seed, timing=TIMING, rack=rack)
     engine = EngineProcess(workdir / "engine", url, fleet.broker)
     ok = True
     try:
@@ -77,11 +106,23 @@ def run(workdir: Path, devices: int, seed: int) -> bool:
         first = all(t["running"] == "1.0.0" and t["confirmed"] for t in truth.values()) and l0_installed <= canary_l0
         _verdict("bad release halted at the stm32l0 canary and rolled back: every device on 1.0.0, "
                  f"{len(l0_installed)} stm32l0 devices ever installed it", first)
+        if rack:
+            bad_verdicts, back_verdicts = _rack_verdicts(fleet, f"r{r1}-"), _rack_verdicts(fleet, f"r{r2}-")
+            for thing in fleet.rack_things:
+                out.print(f"  {thing}: 2.0.0 -> {bad_verdicts.get(thing, 'no verdict')}"
+                          + (f", rollback -> {back_verdicts[thing]}" if thing in back_verdicts else ""))
+            l0 = next(t for t in fleet.rack_things if "stm32l0" in t)
+            first = first and bad_verdicts.get(l0) == "rolled back" and all(
+                back_verdicts.get(t, bad_verdicts.get(t)) in ("updated", "rolled back") for t in fleet.rack_things)
         out.print("[bold]rollout 2.1.0[/]: a good release")
         r3 = int(ask(url, "start", args={"release": load_release(good).to_dict(), "policy": policy}))
         _wait("2.1.0 to finish", lambda: _state(db, r3) != "running")
         truth = fleet.truth()
         second = all(t["running"] == "2.1.0" and t["confirmed"] for t in truth.values())
+        if rack:
+            good_verdicts = _rack_verdicts(fleet, f"r{r3}-")
+            out.print("  rack: " + ", ".join(f"{t} {good_verdicts.get(t, 'no verdict')}" for t in fleet.rack_things))
+            second = second and all(good_verdicts.get(t) == "updated" for t in fleet.rack_things)
         _verdict(f"good release on {sum(t['running'] == '2.1.0' for t in truth.values())}/{devices} devices, "
                  "confirmed", second)
         ok = first and second
