@@ -31,8 +31,8 @@ from rig.errors import RigError
 from rig.fleet import protocol as p
 from rig.fleet.broker import parse_url
 from rig.fleet.mqtt import Mqtt
-from rig.ota.server import OtaServer
 from rig.rollout import cohorts, gates
+from rig.rollout.artefacts import ArtefactServer
 from rig.rollout.release import Policy, Release, load_release
 from rig.rollout.store import (
     EXECUTION_COLUMNS,
@@ -40,7 +40,9 @@ from rig.rollout.store import (
     STUCK,
     add_event,
     executions,
+    get_setting,
     open_db,
+    put_setting,
     requests,
     rollouts,
     things,
@@ -65,7 +67,8 @@ class Engine:
         self.broker = parse_url(broker_url)
         self.artefacts = Path(artefacts)
         self.artefacts.mkdir(parents=True, exist_ok=True)
-        self.ota = OtaServer(self.artefacts, host=ota_host)
+        self.ota_host = ota_host
+        self.ota: ArtefactServer | None = None
         self.broken = broken
         self.things: dict[str, dict] = {}
         self.rollouts: dict[int, dict] = {}
@@ -123,7 +126,9 @@ class Engine:
     # -- the loop
     async def run(self, stop: asyncio.Event, ready=None) -> None:
         self.load()
-        self.ota.__enter__()
+        # the same port as before a restart, so downloads in flight resume against the same URLs
+        self.ota = ArtefactServer(self.artefacts, self.ota_host, int(get_setting(self.db, "ota_port") or 0))
+        put_setting(self.db, "ota_port", str(self.ota.port))
         try:
             self.conn = Mqtt(CLIENT_ID, self._message, clean_start=False)
             await self.conn.connect(*self.broker)
@@ -599,11 +604,8 @@ class Engine:
         return str(rid)
 
     def _do_stats(self, req) -> str:
-        """The OTA server's counts (for the benchmark): downloads held at once at most, requests, bytes."""
-        with self.ota._lock:
-            stats = list(self.ota.stats.values())
-            return json.dumps({"peak_downloads": self.ota.peak_active, "requests": sum(s.requests for s in stats),
-                               "bytes": sum(s.bytes_served for s in stats)})
+        """The artefact server's counts (for the benchmark): downloads held at once at most, requests, bytes."""
+        return json.dumps(self.ota.stats())
 
     def _do_flag(self, req) -> str:
         args = req["args"]
@@ -718,7 +720,7 @@ def main(argv=None) -> int:
         def ready(engine: Engine):
             if args.state:
                 tmp = args.state.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"pid": os.getpid(), "ota": list(engine.ota.address)}))
+                tmp.write_text(json.dumps({"pid": os.getpid(), "ota": [engine.ota.host, engine.ota.port]}))
                 os.replace(tmp, args.state)
             print("ready", flush=True)
 

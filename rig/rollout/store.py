@@ -118,7 +118,24 @@ requests = Table(
     Column("result", Text),
 )
 
+settings = Table(
+    "settings", meta,
+    Column("key", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 EXECUTION_COLUMNS = [c.name for c in executions.columns]
+
+
+def get_setting(engine, key: str) -> str | None:
+    with engine.connect() as c:
+        return c.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+
+
+def put_setting(engine, key: str, value: str) -> None:
+    with engine.begin() as c:
+        if not c.execute(update(settings).where(settings.c.key == key).values(value=value)).rowcount:
+            c.execute(insert(settings).values(key=key, value=value))
 
 
 def open_db(url: str):

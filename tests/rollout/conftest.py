@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from rig.fleet.broker import read_log
 from rig.fleet.control import Fleet
@@ -17,6 +18,7 @@ from rig.fleet.device import Timing
 from rig.rollout.kit import make_release
 from rig.rollout.release import load_release, policy_from
 from rig.rollout.service import EngineProcess, ask
+from tests.provision.conftest import postgres_url  # noqa: F401  (the session's PostgreSQL server)
 from tests.rollout.scenario import FAST
 
 
@@ -49,13 +51,26 @@ class FleetLab:
 
 
 @pytest.fixture
+def rollout_pg(request):
+    """A fresh database on the session's PostgreSQL server (tests/provision/conftest.py starts it)."""
+    url = request.getfixturevalue("postgres_url")
+    name = f"rollouts_{request.node.name.lower()[:40]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
 def fleet_lab(tmp_path):
     made: list[FleetLab] = []
 
     def make(devices: int, seed: int = 7, mix: dict | None = None, timing: Timing = FAST, broken: str = "",
-             **fleet_kw) -> FleetLab:
+             db: str | None = None, **fleet_kw) -> FleetLab:
         work = tmp_path / f"lab{len(made)}"
-        db = f"sqlite:///{work / 'rollouts.db'}"
+        db = db or f"sqlite:///{work / 'rollouts.db'}"
         engines = []
 
         def start_engine(url):  # while the devices come up: the engine's imports take a second

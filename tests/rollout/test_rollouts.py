@@ -197,3 +197,17 @@ def test_flags_converge(fleet_lab, tmp_path):
     truth = lab.truth()
     assert all(truth[i]["flags"].get("telemetry") == "off" for i in wave1)
     assert len({truth[i]["desired_version"] for i in wave1}) == 1
+
+
+def test_state_in_postgresql_survives_a_killed_engine(fleet_lab, rollout_pg):
+    """The same promise on PostgreSQL: SIGKILL mid-rollout, restart, every device takes its job
+    once and all end updated."""
+    lab = fleet_lab(40, seed=31, db=rollout_pg)
+    rid = lab.start(lab.release("2.0.0"), pol(waves=[25, 100], rate={"per_minute": 10, "minute_s": 1.0,
+                                                                     "every": 1000}))
+    lab.wait(lambda t: len(updated(t)) >= 12, 40, "12 updated")
+    lab.engine.kill()
+    lab.engine.start()
+    lab.wait(lambda t: len(updated(t)) == 40, 60, "all 40 updated")
+    took = takes(lab.log(), f"r{rid}-")
+    assert len(took) == 40 and set(took.values()) == {1}
