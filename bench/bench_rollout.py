@@ -33,7 +33,7 @@ GOAL_S = 300.0  # 10,000 devices in under 5 minutes
 POLICY = {"seed": 1, "waves": [1, 10, 100], "poll_s": 0.5, "rate": {"per_minute": 0},
           "gates": {"min_judged": 5, "soak_s": 0.5, "progress_timeout_s": 120, "pickup_deadline_s": 60,
                     "wave_deadline_s": 600}}
-TIMING = Timing(install_s=0.3, boot_s=0.3, health_s=0.3, retry_s=10.0, progress_s=10.0)
+TIMING = Timing(install_s=0.3, boot_s=0.3, health_s=0.3, retry_s=5.0, progress_s=10.0, twin_poll_s=3600.0)
 
 
 def _rss_kib(pid: int) -> int:

@@ -36,6 +36,9 @@ FAULTS = {
 }
 
 
+MAX_BACKOFF = 16  # an unanswered update is repeated at most this many retry_s apart
+
+
 @dataclass
 class Timing:
     """How long a device takes for each step; tests compress these to milliseconds."""
@@ -43,9 +46,9 @@ class Timing:
     install_s: float = 0.2
     boot_s: float = 0.2
     health_s: float = 0.3  # the health check before the app confirms itself
-    retry_s: float = 2.0  # an unanswered job update is sent again after this
+    retry_s: float = 2.0  # an unanswered job update is sent again after this, then after twice as long ... (jittered)
     progress_s: float = 5.0  # a download in progress is reported this often (the service times out silence)
-    twin_poll_s: float = 30.0  # a device GETs its whole twin this often besides the patches pushed to it
+    twin_poll_s: float = 600.0  # a device GETs its whole twin this often besides the patches pushed to it
     crash_every_s: float = 0.3
     crashes: int = 4  # a crash loop's length
 
@@ -257,6 +260,7 @@ class Device:
     async def _update(self, job: str, status: str, details: dict) -> bool:
         """Report a status until the service answers; False when it says the job is over (canceled)."""
         token = self._token()
+        wait = self.timing.retry_s
         while True:
             await self._online.wait()
             fut = asyncio.get_running_loop().create_future()
@@ -264,9 +268,11 @@ class Device:
             self._publish(p.update(self.t.id, job), {"status": status, "statusDetails": details,
                                                      "expectedVersion": self._versions[job], "clientToken": token})
             try:
-                accepted, body = await asyncio.wait_for(fut, self.timing.retry_s)
+                accepted, body = await asyncio.wait_for(fut, wait)
             except TimeoutError:
                 self._waiting.pop(token, None)
+                # back off, as device SDKs do: a busy service is not helped by a fleet repeating itself
+                wait = min(wait * 2, self.timing.retry_s * MAX_BACKOFF) * random.uniform(0.8, 1.2)
                 continue
             state = body.get("executionState", {})
             self._versions[job] = state.get("versionNumber", self._versions[job])

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from rig.errors import RigError
 from rig.fleet import protocol as p
@@ -641,15 +641,15 @@ class Engine:
     def _write(self, c) -> None:
         if self._new_things:
             c.execute(insert(things), [_thing_row(self.things[t]) for t in sorted(self._new_things)])
-        dirty = self._dirty_things - self._new_things
-        for t in sorted(dirty):
-            c.execute(update(things).where(things.c.id == t).values(**_thing_row(self.things[t])))
+        dirty = sorted(self._dirty_things - self._new_things)
+        if dirty:  # one statement, many rows: a wave of thousands is one round of executemany
+            c.execute(_UPDATE_THING, [_keyed(_thing_row(self.things[t]), "id") for t in dirty])
         if self._new_execs:
             c.execute(insert(executions), [_exec_row(self.execs[k]) for k in sorted(self._new_execs)
                                            if k in self.execs])
-        for k in sorted(self._dirty_execs - self._new_execs):
-            c.execute(update(executions).where(executions.c.job_id == k[0], executions.c.thing == k[1])
-                      .values(**_exec_row(self.execs[k])))
+        dirty_execs = sorted(self._dirty_execs - self._new_execs)
+        if dirty_execs:
+            c.execute(_UPDATE_EXECUTION, [_keyed(_exec_row(self.execs[k]), "job_id", "thing") for k in dirty_execs])
         for key in sorted(self._dirty_tracks):
             tr = self.tracks[key]
             done = c.execute(update(tracks).where(tracks.c.rollout_id == key[0], tracks.c.variant == key[1])
@@ -687,6 +687,20 @@ def _job_id(r: dict, variant: str) -> str:
 
 def _wave_name(k: int) -> str:
     return "canary" if k == 0 else f"wave {k}"
+
+
+_UPDATE_THING = (update(things).where(things.c.id == bindparam("k_id"))
+                 .values({c.name: bindparam(c.name) for c in things.columns if c.name != "id"}))
+_UPDATE_EXECUTION = (update(executions)
+                     .where(executions.c.job_id == bindparam("k_job_id"), executions.c.thing == bindparam("k_thing"))
+                     .values({c: bindparam(c) for c in EXECUTION_COLUMNS if c not in ("job_id", "thing")}))
+
+
+def _keyed(row: dict, *keys: str) -> dict:
+    """A row for an executemany UPDATE: its key columns renamed to the WHERE clause's parameters."""
+    out = {k: v for k, v in row.items() if k not in keys}
+    out.update({f"k_{k}": row[k] for k in keys})
+    return out
 
 
 def _thing_row(t: dict) -> dict:
