@@ -383,8 +383,10 @@ class Device:
                         if rate:
                             await asyncio.sleep(len(chunk) / rate)
                         if loop.time() - reported >= self.timing.progress_s:
-                            reported = loop.time()
-                            await self._update(job, p.IN_PROGRESS, {"step": "downloading", "received": len(got)})
+                            reported = loop.time()  # a progress report: not waited for (docs/rollouts.md)
+                            self._publish(p.update(self.t.id, job), {
+                                "status": p.IN_PROGRESS, "statusDetails": {"step": "downloading", "received": len(got)},
+                                "clientToken": self._token()})
             except (TimeoutError, aiohttp.ClientError, OSError):
                 await asyncio.sleep(random.uniform(0.2, 0.6))
                 continue

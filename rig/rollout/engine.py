@@ -310,6 +310,13 @@ class Engine:
             self._publish(topic + "/rejected", {"clientToken": token, "code": "ResourceNotFound",
                                                 "message": f"no execution of {job} for {thing}"})
             return
+        if ("expectedVersion" not in body and body.get("status") == p.IN_PROGRESS == ex["status"]
+                and "received" in (body.get("statusDetails") or {})):
+            # a progress report: it only proves the device is alive (the progress timeout); the
+            # execution's version stays, nothing is answered
+            ex.update(updated_at=now, details=body["statusDetails"])
+            self._dirty_execs.add(key)
+            return
         state = {"status": ex["status"], "versionNumber": ex["version_number"]}
         if token is not None and token == ex["client_token"]:  # a retry of what we accepted already
             self._publish(topic + "/accepted", {"clientToken": token, "executionState": state})
