@@ -36,6 +36,7 @@ FAULTS = {
 }
 
 
+READ_CHUNK = 16 * 1024  # bytes a device takes from its download at a time
 MAX_BACKOFF = 16  # an unanswered update is repeated at most this many retry_s apart
 
 
@@ -376,7 +377,7 @@ class Device:
                         raise aiohttp.ClientError(f"HTTP {resp.status}")
                     if resp.status == 200:
                         got.clear()
-                    async for chunk in resp.content.iter_chunked(4096):
+                    async for chunk in resp.content.iter_chunked(READ_CHUNK):
                         if not self._online.is_set():
                             raise aiohttp.ClientError("link lost")
                         got += chunk

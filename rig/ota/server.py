@@ -43,11 +43,14 @@ class OtaServer:
     """Use as a context manager; `url(name, device)` gives a device the address of an artefact."""
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None,
-                 link: LinkProfile = PROFILES["loopback"]):
+                 link: LinkProfile = PROFILES["loopback"], chunk: int = CHUNK):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise RigError(f"OTA server: {root} is not a folder of artefacts")
         self.link = link
+        # bytes per write: CHUNK places a fault within half a KiB; a fleet's server (thousands of
+        # downloads at once, no faults) writes 64 KiB at a time or its threads fight for the GIL
+        self.chunk = chunk
         self.links: dict[str, LinkProfile] = {}  # per device, overrides `link`
         self.faults: dict[str, list[Fault]] = {}  # per device; "*" applies to every device
         self.stats: dict[str, DeviceStats] = {}
@@ -232,7 +235,7 @@ def _handler(server: OtaServer):
                         return
                 if pos >= end:
                     return
-                upto = min(end, pos + CHUNK, *(at for at, _ in stops if at > pos))
+                upto = min(end, pos + server.chunk, *(at for at, _ in stops if at > pos))
                 try:
                     self.wfile.write(data[pos:upto])
                     self.wfile.flush()

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from rig.errors import RigError
 
 PR_SET_PDEATHSIG = 1
+FLEET_CHUNK = 64 * 1024
 
 
 def _die_with_parent() -> None:
@@ -65,9 +66,9 @@ def main(argv: list[str]) -> None:
 
     root, host, port, stats = Path(argv[0]), argv[1], int(argv[2]), Path(argv[3])
     try:
-        server = OtaServer(root, host=host, port=port)
+        server = OtaServer(root, host=host, port=port, chunk=FLEET_CHUNK)
     except OSError:
-        server = OtaServer(root, host=host, port=0)  # the engine's last port is taken: any other
+        server = OtaServer(root, host=host, port=0, chunk=FLEET_CHUNK)  # the engine's last port is taken
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     with server:
