@@ -54,6 +54,14 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
+def _children(pid: int) -> list[int]:
+    """The engine's child processes (its artefact server)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 class Sampler(threading.Thread):
     """Peak RSS per role, sampled every second."""
 
@@ -77,7 +85,7 @@ def measure(devices: int, work: Path) -> dict:
     fleet = Fleet.up(work / "fleet", devices, seed=1, timing=TIMING)
     up_s = time.monotonic() - started
     engine = EngineProcess(work / "engine", url, fleet.broker).start()
-    roles = {"broker": [fleet.state["broker_pid"]], "engine": [engine.pid],
+    roles = {"broker": [fleet.state["broker_pid"]], "engine": [engine.pid, *_children(engine.pid)],
              "devices": [s["pid"] for s in fleet.state["shards"]]}
     sampler = Sampler(roles)
     sampler.start()
@@ -124,7 +132,8 @@ def main() -> None:
     out.print(table)
     out.print(f"goal: 10,000 devices updated in under {GOAL_S:.0f} s on 2 cores; peak dl = downloads the OTA server "
               "held at once; retried = downloads a device had to make beyond its first (0 = no failed transfer); "
-              "CPU s = broker / engine (with the OTA server) / device processes")
+              "MiB = peak RSS; CPU s = broker / engine and its artefact server / device processes; "
+              f"load average during the run: {os.getloadavg()[0]:.1f} (the cores are shared)")
 
 
 if __name__ == "__main__":
