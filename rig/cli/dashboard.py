@@ -1,4 +1,6 @@
-"""`rig dashboard`: the lab, runs, trends and provisioning in a browser, served by rig."""
+"""`rig dashboard`: the lab, runs, trends, provisioning and rollouts in a browser, served by rig."""
+
+from pathlib import Path
 
 import click
 
@@ -6,17 +8,21 @@ from rig.cli.console import out
 from rig.cli.options import rack_option
 from rig.results.store import default_url, safe_url
 
-HELP = """Serve the dashboard: the lab, the run history, trends and provisioning, on one web page.
+DEFAULT_FLEET = Path(".rig/fleet")  # rig.cli.fleet's default folder
+
+HELP = """Serve the dashboard: the lab, the run history, trends, provisioning and rollouts, on one web page.
 
 \b
   rig dashboard                                   http://127.0.0.1:8080/
   rig dashboard --port 9000 --rack targets/bench.yaml
   rig dashboard --results postgresql+psycopg://rig@db/results --host 0.0.0.0
+  rig dashboard --fleet .rig/fleet                 # the rollouts of `rig fleet up`'s fleet
 
 Pages: lab (boards, power, lease holder, health, quarantine), runs (history, each run's tests by
 board and scenario with their console slices), trends (suite duration, failure rate per scenario
-over the last 30 runs), provisioning (units per hour, refusals, per-fixture throughput). The pages
-need nothing from the internet. Ctrl-C stops the server.
+over the last 30 runs), provisioning (units per hour, refusals, per-fixture throughput), rollouts
+(per rollout, variant and wave; the fleet's versions from its devices' ground truth; the event
+log; updated live). The pages need nothing from the internet. Ctrl-C stops the server.
 """
 
 
@@ -26,7 +32,12 @@ need nothing from the internet. Ctrl-C stops the server.
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--results", "results_url", default=None, metavar="URL",
               help="Results store (SQLAlchemy URL).  [default: $RIG_RESULTS or <runtime dir>/results.db]")
-def dashboard(rack, port, host, results_url):
+@click.option("--fleet", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="The folder of a fleet (`rig fleet up --fleet DIR`) for the rollouts page.  "
+                   "[default: .rig/fleet when there is one]")
+@click.option("--rollouts", "rollouts_url", default=None, metavar="URL",
+              help="Rollout database (SQLAlchemy URL).  [default: rollouts.db in the fleet folder]")
+def dashboard(rack, port, host, results_url, fleet, rollouts_url):
     from aiohttp import web
 
     from rig.results.store import Store
@@ -34,7 +45,9 @@ def dashboard(rack, port, host, results_url):
 
     url = results_url or default_url()
     Store(url).close()  # a bad URL or an unreachable server is one line now, not an error page later
-    app = make_app(results=url, rack=rack)
+    if fleet is None and DEFAULT_FLEET.is_dir():
+        fleet = DEFAULT_FLEET
+    app = make_app(results=url, rack=rack, fleet=fleet, rollouts=rollouts_url)
     out.print(f"rig dashboard on http://{host}:{port}/ (results {safe_url(url)}, rack {rack}); Ctrl-C stops it",
               markup=False)
     web.run_app(app, host=host, port=port, print=None, handle_signals=True)
