@@ -15,7 +15,6 @@ labs of one test run may be up at the same time, so the ranges must not overlap)
     23700-23749  tests/provision/stm32_lab.py (+10 per worker)
     23800-23849  tests/provision/station_lab.py (+10 per worker)
     23900-23903  bench/bench_provision.py
-    23950-23953  tests/rollout/test_rack.py
     24000-31999  tests/free_ports.py (any free port, for labs made on the fly)
 """
 
