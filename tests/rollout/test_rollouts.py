@@ -5,6 +5,8 @@ the broker's log (tests.rollout.judge) and the fleet's ground truth."""
 import time
 from dataclasses import replace
 
+import pytest
+
 from rig.cli.fleet import cohort_members
 from rig.fleet.control import choose
 from rig.rollout.release import policy_from
@@ -66,6 +68,7 @@ def test_a_failing_variant_halts_only_its_own_track(fleet_lab, tmp_path):
     assert {now[i]["running"] for i in swapped} == {"1.0.0"} and not any(now[i]["installs"] for i in swapped)
 
 
+@pytest.mark.nightly  # the defect's proof; the default run keeps the check's own test above
 def test_routing_without_the_hard_check_is_caught(fleet_lab, tmp_path):
     """The same scenario against an engine built without the variant check (RIG_ROLLOUT_BROKEN):
     the log shows stm32h7 artefacts offered to the swapped ESP32 boards."""
@@ -199,6 +202,7 @@ def test_flags_converge(fleet_lab, tmp_path):
     assert len({truth[i]["desired_version"] for i in wave1}) == 1
 
 
+@pytest.mark.nightly  # a PostgreSQL server of its own; the default run kills the engine on SQLite
 def test_state_in_postgresql_survives_a_killed_engine(fleet_lab, rollout_pg):
     """The same promise on PostgreSQL: SIGKILL mid-rollout, restart, every device takes its job
     once and all end updated."""
