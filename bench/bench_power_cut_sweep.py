@@ -26,11 +26,11 @@ from rich.table import Table
 
 from rig.image import appdesc, esp_app, esp_partitions, mcuboot, otadata
 from rig.image.keys import load_signer
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS
 from rig.image.trailer import Trailer
 from rig.sim import boot
 from rig.sim.board import Board
 from rig.sim.stm32 import vmcuboot
+from rig.variants import facts
 
 GOAL_SECONDS = 120.0
 BOOT_LINE = re.compile(rb"rig: boot variant=\S+ version=(\S+) ")
@@ -44,7 +44,7 @@ class Rig:
     """One board on the bench: its flash file, power, and a console reader."""
 
     def __init__(self, variant: str, folder: Path, flash: bytes):
-        self.layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+        self.layout = facts(variant).layout
         self.done = DONE[variant]
         self.flash_file = folder / "flash.bin"
         self.flash_file.write_bytes(flash)
@@ -96,7 +96,7 @@ def _signer(folder: Path):
 
 def _mcuboot_flash(variant: str, signer) -> bytes:
     """Bootloader, 1.0.0 in slot0, 2.0.0 (never confirms) in slot1 marked for a test swap."""
-    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+    layout = facts(variant).layout
     flash = bytearray([layout.geometry.erased]) * layout.geometry.size
 
     def put(partition: str, data: bytes, offset: int = 0):
@@ -106,7 +106,7 @@ def _mcuboot_flash(variant: str, signer) -> bytes:
     def image(version: str) -> bytes:
         v = mcuboot.Version.parse(version)
         desc = appdesc.AppDescriptor(variant, (v.major, v.minor, v.revision, v.build), "no-confirm").pack()
-        off = appdesc.OFFSET[variant]
+        off = facts(variant).appdesc_offset
         return mcuboot.sign(os.urandom(off) + desc + os.urandom(6000 - off - len(desc)), signer, version)
 
     put("mcuboot", vmcuboot.build(layout, [signer.public]))
@@ -119,7 +119,7 @@ def _mcuboot_flash(variant: str, signer) -> bytes:
 
 def _esp32_flash() -> bytes:
     """ota_0 runs 1.0.0 (VALID); 2.0.0 was downloaded into ota_1 and selected (NEW)."""
-    layout = LAYOUTS[DEFAULT_LAYOUT["esp32"]]
+    layout = facts("esp32").layout
     flash = bytearray(b"\xff" * layout.geometry.size)
     table, _ = otadata.Otadata.initial().boot_next(0, apps=2)
     table, _ = table.with_state(0, otadata.State.VALID).boot_next(1, apps=2)

@@ -4,28 +4,23 @@ The firmware never spells an address itself. rig.build writes these two files pe
 the build's scratch directory, so moving a slot is an edit of layouts.py and nothing else.
 """
 
-from rig.image import appdesc
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS
+from rig.image.layouts import MCUBOOT_HEADER_SIZE
 from rig.image.trailer import FLAG_SET, Trailer
-
-# MCUboot image header in front of the app (imgtool --header-size 0x200, rig.image.mcuboot.sign's
-# default): 512 B keeps the vector table 512-byte aligned, enough for the VTOR on both parts as
-# long as no IRQ above 127 is used (the app uses none).
-HEADER_SIZE = 0x200
+from rig.variants import facts
 
 
 def app_region(variant: str) -> tuple[int, int]:
     """(bus address, length) the app may occupy: slot0 behind the header, before the trailer."""
-    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+    layout = facts(variant).layout
     slot0 = layout.part("slot0")
     trailer = Trailer.for_layout(layout, "slot0")
     # The app must also fit the secondary slot (smaller on the H7) when it arrives as an update.
     room = min(trailer.max_image_size, Trailer.for_layout(layout, "slot1").max_image_size)
-    return layout.geometry.base + slot0.offset + HEADER_SIZE, room - HEADER_SIZE
+    return layout.geometry.base + slot0.offset + MCUBOOT_HEADER_SIZE, room - MCUBOOT_HEADER_SIZE
 
 
 def header(variant: str) -> str:
-    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+    layout = facts(variant).layout
     g = layout.geometry
     slot0 = g.base + layout.part("slot0").offset
     trailer = Trailer.for_layout(layout, "slot0")
@@ -35,7 +30,7 @@ def header(variant: str) -> str:
         "#ifndef RIG_LAYOUT_H",
         "#define RIG_LAYOUT_H",
         f'#define RIG_VARIANT_NAME "{variant}"',
-        f"#define RIG_VARIANT_CODE {appdesc.VARIANT_CODES[variant]}",
+        f"#define RIG_VARIANT_CODE {facts(variant).appdesc_code}",
         f"#define RIG_SLOT0_ADDR 0x{slot0:08x}u",
         f"#define RIG_WRITE_SIZE {g.write_size}",
         f"#define RIG_ERASED 0x{g.erased:02x}u",

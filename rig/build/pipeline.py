@@ -18,8 +18,8 @@ from rig.atomic import write_bytes
 from rig.build import manifest, stm32, toolchain
 from rig.errors import RigError
 from rig.image import appdesc, esp_app
-from rig.image.layouts import VARIANTS
 from rig.image.mcuboot import Version
+from rig.variants import NAMES, VARIANTS, Family
 
 DEFAULT_OUT = Path("build/firmware")
 DEFAULT_VERSION = "1.0.0"
@@ -45,7 +45,7 @@ def _tool_env(epoch: int) -> dict[str, str]:
             "SOURCE_DATE_EPOCH": str(epoch)}
 
 
-def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, version: str = DEFAULT_VERSION,
+def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = NAMES, version: str = DEFAULT_VERSION,
           faults: tuple[str, ...] = appdesc.FAULTS, secure_version: int = 0,
           progress: Callable[[str], None] | None = None, jobs: int | None = None,
           cflags: tuple[str, ...] = ()) -> Result:
@@ -56,14 +56,14 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
     ver = Version.parse(version)
     for v in variants:
         if v not in VARIANTS:
-            raise RigError(f"variant {v!r} unknown; choose from {', '.join(VARIANTS)}")
+            raise RigError(f"variant {v!r} unknown; choose from {', '.join(NAMES)}")
     for f in faults:
         if f not in appdesc.FAULTS:
             raise RigError(f"fault mode {f!r} unknown; choose from {', '.join(appdesc.FAULTS)}")
     epoch = esp_app.source_date_epoch()
     env = _tool_env(epoch)
     out_dir = Path(out_dir).resolve()  # the compiler runs in firmware/, not in the caller's folder
-    stm = sorted(v for v in variants if v != "esp32")
+    stm = sorted(v for v in variants if VARIANTS[v].family is Family.STM32)
     gcc_version = "none"
     if stm:
         if not (stm32.FIRMWARE / "common" / "main.c").is_file():
@@ -94,7 +94,7 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = VARIANTS, ver
                     sizes[fw.variant] = fw.sizes
                 if progress:
                     progress(f"{fw.variant} {fw.fault}")
-        if "esp32" in variants:
+        if any(VARIANTS[v].family is Family.ESP32 for v in variants):
             artifacts += _build_esp32(out_dir, ver, faults, secure_version, epoch, progress)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -120,4 +120,5 @@ def _build_esp32(out_dir: Path, ver: Version, faults, secure_version: int, epoch
 
 def count(variants: tuple[str, ...], faults: tuple[str, ...]) -> int:
     """How many images build() makes: for a progress bar's total."""
-    return len(variants) * len(faults) + (1 if "esp32" in variants else 0)
+    esp32 = any(VARIANTS[v].family is Family.ESP32 for v in variants)
+    return len(variants) * len(faults) + (1 if esp32 else 0)  # + the ESP32's second-stage bootloader

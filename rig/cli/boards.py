@@ -6,11 +6,12 @@ from rich.table import Table
 from rig.cli.console import out
 from rig.cli.options import rack_option
 from rig.lab import load_rack
+from rig.variants import NAMES
 
 
 @click.command()
 @rack_option
-@click.option("--variant", help="Only boards of this variant (esp32, stm32h7, stm32l0).")
+@click.option("--variant", help=f"Only boards of this variant ({', '.join(NAMES)}).")
 @click.option("--tag", "tags", multiple=True, help="Only boards carrying this tag; repeat to require several.")
 def boards(rack, variant, tags):
     """List the boards of a rack: id, variant, console, power outlet, probe and tags.

@@ -9,7 +9,7 @@ from rich.table import Table
 from rig import build as builder
 from rig.cli.console import out
 from rig.image.appdesc import FAULTS
-from rig.image.layouts import VARIANTS
+from rig.variants import NAMES
 
 
 @click.command(epilog="""\b
@@ -20,7 +20,7 @@ Examples:
   SOURCE_DATE_EPOCH=1700000000 rig build      # the ESP32 app's compile date/time""")
 @click.option("--out", "out_dir", default=str(builder.DEFAULT_OUT), show_default=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path), help="Directory for the images and manifest.json.")
-@click.option("--variant", "variants", multiple=True, type=click.Choice(VARIANTS),
+@click.option("--variant", "variants", multiple=True, type=click.Choice(NAMES),
               help="Build only this variant; repeat for several. Default: all.")
 @click.option("--fault", "faults", multiple=True, type=click.Choice(FAULTS),
               help="Build only this fault mode; repeat for several. Default: all five.")
@@ -45,7 +45,7 @@ def build(out_dir, variants, faults, version, secure_version):
     The same inputs give the same bytes: paths are stripped, the toolchain environment is fixed
     and SOURCE_DATE_EPOCH (default 0) stands in for the clock.
     """
-    variants = variants or VARIANTS
+    variants = variants or NAMES
     faults = faults or FAULTS
     columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:

@@ -9,8 +9,7 @@ from rig.cli.bench import bench_options, held_board
 from rig.cli.console import out
 from rig.errors import RigError
 from rig.image.layouts import LAYOUTS
-
-DEFAULT_PARTITION = {"stm32h7": "slot0", "stm32l0": "slot0", "esp32": "ota_0"}
+from rig.variants import facts
 
 
 @click.command()
@@ -103,7 +102,7 @@ def _read(name: str) -> bytes:
 
 
 def _partition_offset(layout, name, variant, size) -> int:
-    name = name or DEFAULT_PARTITION[variant]
+    name = name or facts(variant).app_partition
     try:
         part = layout.part(name)
     except KeyError:

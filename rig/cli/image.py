@@ -11,7 +11,7 @@ from rig.cli.console import out
 from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE, mcuboot_slot
 from rig.errors import RigError
 from rig.image import appdesc, esp_app, mcuboot, sbv2
-from rig.image.layouts import VARIANTS
+from rig.variants import NAMES
 
 
 @click.group()
@@ -25,7 +25,7 @@ Examples:
   rig image info --json --variant stm32l0 app-1.2.0-test.img
   rig image info esp32-app-signed.bin""")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
-@click.option("--variant", type=click.Choice(VARIANTS),
+@click.option("--variant", type=click.Choice(NAMES),
               help="MCUboot images: also decode rig's app descriptor and, for an image padded to the "
                    "secondary slot, its trailer.")
 @click.argument("path", metavar="IMAGE", type=IN_FILE)

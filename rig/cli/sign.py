@@ -10,8 +10,9 @@ from rig.cli.console import out
 from rig.errors import RigError
 from rig.image import esp_app, mcuboot, sbv2
 from rig.image.keys import load_signer
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS
+from rig.image.layouts import MCUBOOT_HEADER_SIZE
 from rig.image.trailer import Trailer, swap_move_room
+from rig.variants import NAMES, Bootloader, facts, with_bootloader
 
 ESP_IMAGE_MAGIC = 0xE9
 KEY_HELP = ("Private key: a PEM file (EC P-256 or RSA-2048) or a PKCS#11 URI such as "
@@ -27,9 +28,10 @@ def mcuboot_slot(variant: str, slot: str = "slot1") -> tuple[Trailer, int]:
     The room is what a swap-using-move upgrade can move, which is less than the slot minus its
     trailer: an image that fits the slot but not the move would never be swapped in (or out).
     """
-    if variant == "esp32":
-        raise RigError("esp32 boots ESP-IDF app images, not MCUboot images; pick stm32h7 or stm32l0")
-    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+    if facts(variant).bootloader is not Bootloader.MCUBOOT:
+        raise RigError(f"{variant} boots ESP-IDF app images, not MCUboot images; pick "
+                       f"{' or '.join(with_bootloader(Bootloader.MCUBOOT))}")
+    layout = facts(variant).layout
     trailer = Trailer.for_layout(layout, slot)
     return trailer, min(trailer.max_image_size, swap_move_room(layout))
 
@@ -51,7 +53,7 @@ Examples:
            app.bin app-1.2.0-test.img
   rig sign --key keys/fw-p256.pem --variant esp32 build/esp32/app.bin app-signed.bin""")
 @click.option("--key", required=True, metavar="KEY", help=KEY_HELP)
-@click.option("--variant", required=True, type=click.Choice(VARIANTS), help="Board family the image is for.")
+@click.option("--variant", required=True, type=click.Choice(NAMES), help="Board family the image is for.")
 @click.option("--version", "version", metavar="X.Y.Z[+B]",
               help="Image version for the MCUboot header (stm32h7, stm32l0). The ESP32 app carries its own.")
 @click.option("--security-counter", type=click.IntRange(0, 0xFFFF_FFFF), metavar="N",
@@ -60,7 +62,7 @@ Examples:
               help="Fill the slot and write the trailer magic: flashed into the slot, the image is a pending "
                    "test upgrade (runs once, reverts unless the app confirms).")
 @click.option("--confirm", is_flag=True, help="With --pad: also set image_ok, a permanent upgrade.")
-@click.option("--header-size", default="0x200", show_default=True, callback=int_auto, metavar="N",
+@click.option("--header-size", default=hex(MCUBOOT_HEADER_SIZE), show_default=True, callback=int_auto, metavar="N",
               help="MCUboot header size in front of the application (the firmware links behind it).")
 @click.option("--slot", type=click.Choice(["slot0", "slot1"]), default="slot1", show_default=True,
               help="Slot whose size, write unit and erased value --pad uses, and whose room the image must "
@@ -85,7 +87,7 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
     """
     payload = infile.read_bytes()
     signer = load_signer(key)
-    if variant == "esp32":
+    if facts(variant).bootloader is Bootloader.ESP_IDF:
         extra = [name for name, given in (("--version", version), ("--security-counter", security_counter is not None),
                                           ("--pad", pad), ("--confirm", confirm)) if given]
         if extra:
@@ -113,7 +115,7 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
                          pad_to_slot=trailer if pad else None, confirm=confirm, erased=trailer.erased)
     used = mcuboot.parse(image).size
     if used > room:
-        raise RigError(f"{infile}: signed image of {used} bytes does not fit {DEFAULT_LAYOUT[variant]} {slot}: "
+        raise RigError(f"{infile}: signed image of {used} bytes does not fit {facts(variant).default_layout} {slot}: "
                        f"a swap-using-move upgrade moves at most {room} bytes")
     atomic.write_bytes(outfile, image)
     state = "confirmed (permanent)" if confirm else "pending (test)" if pad else "unpadded"

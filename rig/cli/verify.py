@@ -10,7 +10,7 @@ from rig.cli.sign import ESP_IMAGE_MAGIC, IN_FILE, mcuboot_slot
 from rig.errors import RigError
 from rig.image import esp_app, mcuboot, sbv2
 from rig.image.keys import load_public_key
-from rig.image.layouts import VARIANTS
+from rig.variants import NAMES
 
 
 @click.command(epilog="""\b
@@ -22,7 +22,7 @@ Examples:
               help="A trusted key: PEM file (private or public key) or pkcs11: URI. Repeat for several.")
 @click.option("--min-security-counter", type=click.IntRange(0, 0xFFFF_FFFF), metavar="N",
               help="Refuse images whose security counter (ESP32: secure_version) is below N: the device's floor.")
-@click.option("--variant", type=click.Choice(VARIANTS),
+@click.option("--variant", type=click.Choice(NAMES),
               help="Also check the MCUboot image fits this variant's slots (what swap-using-move can move).")
 @click.argument("image", type=IN_FILE)
 def verify(keys, min_security_counter, variant, image: Path):

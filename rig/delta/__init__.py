@@ -18,7 +18,7 @@ Interface:
         a patch, a wrong source image; a full image ignores old.
     info(patch: bytes) -> dict
         The header fields (kind, profile, sizes, SHA-256s), after the CRC checks.
-    PROFILE_FOR_VARIANT: {"stm32l0": "p1", "stm32h7": "p2", "esp32": "p2"}
+    The profile each part's applier is built with is its rig.variants record's `delta_profile`.
     rig.delta.native.apply(old, patch) -> bytes
     rig.delta.native.apply_stream(patch, read_old, write_new, page_size, resume_at=0) -> None
         The device's own C applier (firmware/lib/) through ctypes: reads the old slot through
@@ -26,6 +26,6 @@ Interface:
         write_new(offset, data), and after a reset resumes at resume_at (a page boundary).
 """
 
-from rig.delta.patch import PROFILE_FOR_VARIANT, Delta, apply, info, make
+from rig.delta.patch import Delta, apply, info, make
 
-__all__ = ["PROFILE_FOR_VARIANT", "Delta", "apply", "info", "make"]
+__all__ = ["Delta", "apply", "info", "make"]

@@ -12,9 +12,6 @@ from rig.errors import RigError
 # prefers few ops.
 GAPS = {"p1": (128, 256, 512), "p2": (1024,)}
 
-# The profile each part's applier is built with (firmware/lib, bench/bench_delta_applier.py).
-PROFILE_FOR_VARIANT = {"stm32l0": "p1", "stm32h7": "p2", "esp32": "p2"}
-
 CODEC_NAMES = {container.CODEC_P1: "LZSS (heatshrink format, window 2^8, lookahead 2^7)",
                container.CODEC_P2: "LZMA1 raw, 4 KiB dictionary"}
 

@@ -19,6 +19,7 @@ from rig.drivers.strategy import MCUStrategy
 from rig.drivers.swd import PyOCDDriver, regions_sha256
 from rig.errors import RigError
 from rig.lab.inventory import Board
+from rig.variants import Delivery, Flasher
 
 POWER_DRIVERS = {
     "NetworkPowerPort": NetworkPowerDriver,
@@ -132,8 +133,8 @@ def bind(target, board: Board) -> BoardDrivers:
             if hasattr(power, "delay"):
                 power.delay = POWER_OFF_S[board.virtual]
     swd = _driver(target, PyOCDDriver, "swd") if board.probe else None
-    esptool = _driver(target, EsptoolDriver, "esptool") if board.variant == "esp32" else None
-    smp = _driver(target, SMPDriver, "smp") if board.variant != "esp32" else None
+    esptool = _driver(target, EsptoolDriver, "esptool") if board.facts.flasher is Flasher.ROM_LOADER else None
+    smp = _driver(target, SMPDriver, "smp") if board.facts.delivery is Delivery.SMP_PUSH else None
     reset = _driver(target, RigResetDriver, "reset")
     strategy = _driver(target, MCUStrategy, "strategy") if power else None
     return BoardDrivers(board, target, console, power, reset, strategy, swd, esptool, smp)

@@ -1,11 +1,12 @@
 """The flash layout of the board a driver is bound to (from its RigBoard resource)."""
 
 from rig.errors import RigError
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
+from rig.image.layouts import LAYOUTS, Layout
+from rig.variants import facts
 
 
 def board_layout(board_resource) -> Layout:
-    return LAYOUTS[board_resource.flash_layout or DEFAULT_LAYOUT[board_resource.variant]]
+    return LAYOUTS[board_resource.flash_layout or facts(board_resource.variant).default_layout]
 
 
 def check_range(layout: Layout, offset: int, size: int) -> None:

@@ -6,6 +6,7 @@ and FLASH_OPTCR, section 4.9) and RM0367 (STM32L0x3, FLASH_OPTR and the option b
 0xCC = level 2 (permanent, debug disabled), anything else = level 1 (flash unreadable by debug).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rig.errors import RigError
@@ -21,13 +22,7 @@ def level_of(rdp_byte: int) -> int:
 class RdpRegisters:
     current: int  # register whose bits 15:8 (H7) or 7:0 (L0) hold the RDP byte in force
     shift: int
-
-
-# Where the RDP byte in force is read, per variant.
-RDP = {
-    "stm32h7": RdpRegisters(current=0x5200_201C, shift=8),  # FLASH_OPTSR_CUR.RDP[15:8]
-    "stm32l0": RdpRegisters(current=0x4002_201C, shift=0),  # FLASH_OPTR.RDPROT[7:0]
-}
+    program: Callable[[object, int], None]  # (pyocd target, RDP byte): the part's option-byte sequence
 
 
 def read_level(target, variant: str) -> int:
@@ -37,11 +32,7 @@ def read_level(target, variant: str) -> int:
 
 def write_level(target, variant: str, level: int) -> None:
     """Program a new RDP level with the part's option-byte sequence (the core must be halted)."""
-    rdp = LEVEL_BYTES[level]
-    if variant == "stm32h7":
-        _h7_program(target, rdp)
-    else:
-        _l0_program(target, rdp)
+    RDP[variant].program(target, LEVEL_BYTES[level])
 
 
 # STM32H743 (RM0433): unlock FLASH_OPTCR with OPTKEYR, write OPTSR_PRG, set OPTSTART, wait on
@@ -65,7 +56,7 @@ def _h7_program(target, rdp: int) -> None:
 # STM32L0 (RM0367): unlock PECR (PEKEYR), then the option bytes (OPTKEYR); write the first option
 # word at 0x1FF80000 as value | ~value << 16; wait on BSY; OBL_LAUNCH reloads them (a reset).
 _L0_FLASH = 0x4002_2000
-_L0_PECR, _L0_PEKEYR, _L0_OPTKEYR, _L0_SR = 0x04, 0x0C, 0x14, 0x18
+_L0_PECR, _L0_PEKEYR, _L0_OPTKEYR, _L0_SR, _L0_OPTR = 0x04, 0x0C, 0x14, 0x18, 0x1C
 _L0_PEKEYS = (0x89AB_CDEF, 0x0203_0405)
 _L0_OPTKEYS = (0xFBEA_D9C8, 0x2425_2627)
 _L0_OPTION_WORD0 = 0x1FF8_0000
@@ -78,7 +69,7 @@ def _l0_program(target, rdp: int) -> None:
     for key in _L0_OPTKEYS:
         target.write32(_L0_FLASH + _L0_OPTKEYR, key)
     # Keep WPRMOD (bits 15:8 of the first option word); FLASH_OPTR mirrors that word's low half.
-    value = (target.read32(RDP["stm32l0"].current) & 0xFF00) | rdp
+    value = (target.read32(_L0_FLASH + _L0_OPTR) & 0xFF00) | rdp
     target.write32(_L0_OPTION_WORD0, value | ((~value & 0xFFFF) << 16))
     _wait_clear(target, _L0_FLASH + _L0_SR, _L0_BSY)
     target.write32(_L0_FLASH + _L0_PECR, target.read32(_L0_FLASH + _L0_PECR) | _L0_OBL_LAUNCH)
@@ -89,3 +80,10 @@ def _wait_clear(target, address: int, bit: int, polls: int = 1000) -> None:
         if not target.read32(address) & bit:
             return
     raise RigError(f"option bytes: busy bit at 0x{address:08x} never cleared; power-cycle the board and retry")
+
+
+# Where the RDP byte in force is read and how it is changed, per variant.
+RDP = {
+    "stm32h7": RdpRegisters(current=_H7_FLASH + _H7_OPTSR_CUR, shift=8, program=_h7_program),  # OPTSR_CUR.RDP[15:8]
+    "stm32l0": RdpRegisters(current=_L0_FLASH + _L0_OPTR, shift=0, program=_l0_program),  # FLASH_OPTR.RDPROT[7:0]
+}

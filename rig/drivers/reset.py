@@ -1,9 +1,10 @@
 """RigResetDriver: reset a board the way its hardware allows.
 
-ESP32 DevKits wire the USB-serial bridge's RTS to EN (through the auto-program transistors), so
-asserting RTS with DTR released holds the chip in reset and releasing it restarts it: a pin reset
-that keeps the console connected and loses no boot output. STM32 boards are reset through the
-debug probe's NRST when there is one, otherwise by cycling power.
+ESP32 DevKits wire the USB-serial bridge's RTS to EN (through the auto-program transistors; the
+variant's `auto_program` in rig.variants), so asserting RTS with DTR released holds the chip in
+reset and releasing it restarts it: a pin reset that keeps the console connected and loses no
+boot output. STM32 boards are reset through the debug probe's NRST when there is one, otherwise
+by cycling power.
 """
 
 import time
@@ -15,6 +16,7 @@ from labgrid.protocol import PowerProtocol, ResetProtocol
 from labgrid.step import step
 
 from rig.errors import RigError
+from rig.variants import facts
 
 EN_LOW_S = 0.1  # long enough for the DevKit's RC on EN to discharge
 
@@ -32,7 +34,7 @@ class RigResetDriver(Driver, ResetProtocol):
     @Driver.check_active
     @step()
     def reset(self) -> None:
-        if self.board.variant == "esp32":
+        if facts(self.board.variant).auto_program:
             self._pulse_en()
         elif self.swd is not None:
             self.target.activate(self.swd)

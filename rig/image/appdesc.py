@@ -15,6 +15,7 @@ from the flashed bytes to behave as that binary would on silicon. 32 bytes, litt
     12  4    build
     16  16   name         NUL-padded ASCII, e.g. b"rig-ref"
 
+The variant codes and offsets are rig.variants' appdesc_code and appdesc_offset.
 Offsets: STM32 - 0x400 from the start of the application binary (after the vector table, which
 is 0x298 bytes on the STM32H743 and 0xC0 on the STM32L073); in a signed MCUboot image add the
 header size. ESP32 - 0x120 from the start of the app image: right after the image header (0x18),
@@ -25,12 +26,11 @@ import struct
 from dataclasses import dataclass
 
 from rig.errors import RigError
+from rig.variants import by_appdesc_code, facts
 
 MAGIC = b"RIGD"
 FORMAT = 1
 SIZE = 32
-OFFSET = {"stm32h7": 0x400, "stm32l0": 0x400, "esp32": 0x120}
-VARIANT_CODES = {"esp32": 1, "stm32h7": 2, "stm32l0": 3}
 FAULTS = ("none", "crash-on-boot", "hang", "no-confirm", "fail-health")
 _STRUCT = struct.Struct("<4sBBBBBBHI16s")
 
@@ -44,7 +44,7 @@ class AppDescriptor:
 
     def pack(self) -> bytes:
         major, minor, revision, build = self.version
-        return _STRUCT.pack(MAGIC, FORMAT, VARIANT_CODES[self.variant], FAULTS.index(self.fault), 0,
+        return _STRUCT.pack(MAGIC, FORMAT, facts(self.variant).appdesc_code, FAULTS.index(self.fault), 0,
                             major, minor, revision, build, self.name.encode("ascii"))
 
     @property
@@ -62,14 +62,14 @@ def parse(data: bytes) -> AppDescriptor:
         raise RigError(f"app descriptor: bad magic {magic!r}, expected {MAGIC!r}")
     if fmt != FORMAT:
         raise RigError(f"app descriptor: format {fmt} unknown (this rig reads format {FORMAT})")
-    variants = {code: v for v, code in VARIANT_CODES.items()}
-    if variant not in variants or fault >= len(FAULTS):
+    known = by_appdesc_code(variant)
+    if known is None or fault >= len(FAULTS):
         raise RigError(f"app descriptor: variant code {variant} or fault code {fault} unknown")
-    return AppDescriptor(variants[variant], (major, minor, revision, build), FAULTS[fault],
+    return AppDescriptor(known.name, (major, minor, revision, build), FAULTS[fault],
                          name.rstrip(b"\0").decode("ascii", "replace"))
 
 
 def find(image: bytes, variant: str, header_size: int = 0) -> AppDescriptor:
     """The descriptor of an application binary (header_size > 0 for a signed MCUboot image)."""
-    off = header_size + OFFSET[variant]
+    off = header_size + facts(variant).appdesc_offset
     return parse(image[off : off + SIZE])

@@ -14,7 +14,8 @@ import struct
 from dataclasses import dataclass
 
 from rig.errors import RigError
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
+from rig.image.layouts import LAYOUTS, Layout
+from rig.variants import Bootloader, facts
 
 OFFSET = 0x8000  # where the bootloader looks for the table (CONFIG_PARTITION_TABLE_OFFSET default)
 MAX_LENGTH = 0xC00  # ESP_PARTITION_TABLE_MAX_LEN: the bootloader reads at most this much
@@ -60,7 +61,7 @@ class Entry:
 def from_layout(layout: Layout | str | None = None) -> tuple[Entry, ...]:
     """The table rows of an esp32 layout (default: the esp32 default layout), in flash order."""
     layout = _resolve(layout)
-    if layout.variant != "esp32":
+    if facts(layout.variant).bootloader is not Bootloader.ESP_IDF:
         raise RigError(f"layout {layout.name} is for {layout.variant}; a partition table needs an esp32 layout")
     rows = []
     for p in layout.partitions:
@@ -93,7 +94,7 @@ def build(layout: Layout | str | None = None) -> bytes:
 def _resolve(layout: Layout | str | None) -> Layout:
     if isinstance(layout, Layout):
         return layout
-    name = layout or DEFAULT_LAYOUT["esp32"]
+    name = layout or facts("esp32").default_layout
     if name not in LAYOUTS:
         raise RigError(f"no flash layout {name!r}; known: {', '.join(sorted(LAYOUTS))}")
     return LAYOUTS[name]

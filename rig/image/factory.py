@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from rig.errors import RigError
 from rig.image import esp_app, esp_partitions, mcuboot, otadata
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
+from rig.image.layouts import LAYOUTS, Layout
 from rig.image.trailer import Trailer
+from rig.variants import Bootloader, facts
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ class FactoryImage:
 
 
 def _layout(variant: str, layout: str | None) -> Layout:
-    name = layout or DEFAULT_LAYOUT.get(variant, "")
-    if name not in LAYOUTS or LAYOUTS[name].variant != variant:
-        known = ", ".join(n for n, lay in LAYOUTS.items() if lay.variant == variant) or "none"
-        raise RigError(f"no {variant} flash layout {name!r}; known for {variant}: {known}")
+    known = facts(variant).layouts()
+    name = layout or facts(variant).default_layout
+    if name not in known:
+        raise RigError(f"no {variant} flash layout {name!r}; known for {variant}: {', '.join(known)}")
     return LAYOUTS[name]
 
 
@@ -115,7 +116,7 @@ def factory_image(variant: str, image: bytes, bootloader: bytes | None = None, l
     app image (ESP32); `bootloader` is MCUboot's binary (STM32, optional: omitted, its region is
     left alone) or the ESP32 second-stage bootloader (default: rig's placeholder)."""
     lay = _layout(variant, layout)
-    if variant == "esp32":
+    if facts(variant).bootloader is Bootloader.ESP_IDF:
         return merge(esp32_regions(image, bootloader, layout), lay, full)
     regions = stm32_regions(variant, image, bootloader, layout)
     return merge(regions, lay, full, start=0 if bootloader is not None else lay.part("slot0").offset)

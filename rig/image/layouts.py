@@ -1,12 +1,17 @@
 """Flash geometry and partition layouts per variant: the one place these numbers live.
 
 Everything that places bytes in flash (signing with --pad, the virtual boards, the OTA code, the
-provisioning station) reads its addresses from here, so a layout change is one edit.
+provisioning station) reads its addresses from here, so a layout change is one edit. Which layout
+a variant uses by default is in rig.variants.
 """
 
 from dataclasses import dataclass, field
 
-VARIANTS = ("esp32", "stm32h7", "stm32l0")
+# The MCUboot image header in front of an app in its slot (imgtool --header-size 0x200): 512 bytes
+# keep the vector table behind it 512-byte aligned, enough for the VTOR of both STM32 parts as long
+# as no IRQ above 127 is used. rig sign, rig.image.mcuboot.sign and the firmware's link address
+# (rig.build) all take it from here.
+MCUBOOT_HEADER_SIZE = 0x200
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,9 @@ class Geometry:
     sector_size: int  # smallest erasable unit
     write_size: int  # smallest programmable unit, also MCUboot's trailer alignment
     erased: int  # value of an erased byte
+    # NOR flash (the ESP32's SPI flash): programming only clears bits, so a written word may be
+    # written again (the result is the AND). STM32 embedded flash with ECC refuses any rewrite.
+    bit_clear: bool = False
 
     @property
     def sectors(self) -> int:
@@ -55,7 +63,7 @@ STM32H7 = Geometry(base=0x0800_0000, size=2 * MIB, sector_size=128 * KIB, write_
 # STM32L073: 192 KiB in 128-byte pages, 32-bit words, and - unlike most flash - erased to 0x00.
 STM32L0 = Geometry(base=0x0800_0000, size=192 * KIB, sector_size=128, write_size=4, erased=0x00)
 # ESP32 with a 4 MiB SPI NOR flash: 4 KiB sectors, erased 0xFF; writes of 4-byte words.
-ESP32 = Geometry(base=0x0, size=4 * MIB, sector_size=4 * KIB, write_size=4, erased=0xFF)
+ESP32 = Geometry(base=0x0, size=4 * MIB, sector_size=4 * KIB, write_size=4, erased=0xFF, bit_clear=True)
 
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
@@ -99,9 +107,3 @@ LAYOUTS: dict[str, Layout] = {
         ),
     )
 }
-
-DEFAULT_LAYOUT = {"stm32h7": "stm32h743-2x1m", "stm32l0": "stm32l073-192k", "esp32": "esp32-4mb-ota"}
-
-
-def layouts_for(variant: str) -> list[str]:
-    return [name for name, layout in LAYOUTS.items() if layout.variant == variant]

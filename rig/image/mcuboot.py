@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from rig.errors import RigError
 from rig.image.keys import PublicKey, Signer
+from rig.image.layouts import MCUBOOT_HEADER_SIZE
 from rig.image.trailer import Trailer, apply
 
 IMAGE_MAGIC = 0x96F3B83D
@@ -255,7 +256,7 @@ def _named_key_hash(t: Tlv) -> bytes | None:
 
 
 def sign(payload: bytes, signer: Signer, version: Version | str, security_counter: int | None = None,
-         header_size: int = 0x200, load_addr: int = 0, pad_to_slot: Trailer | None = None,
+         header_size: int = MCUBOOT_HEADER_SIZE, load_addr: int = 0, pad_to_slot: Trailer | None = None,
          confirm: bool = False, test: bool = False, erased: int = 0xFF) -> bytes:
     """An MCUboot image of `payload`, byte for byte as `imgtool sign --pad-header` makes it.
 

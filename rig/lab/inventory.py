@@ -15,7 +15,7 @@ from labgrid.resource.common import ManagedResource
 
 import rig.lab.resources  # noqa: F401  (registers RigBoard and RigDebugProbe with labgrid)
 from rig.errors import RigErrors
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, VARIANTS, layouts_for
+from rig.variants import NAMES, VARIANTS, Variant
 
 IMPORT = "rig.lab.resources"
 TOP_LEVEL_KEYS = ("targets", "imports", "paths", "images", "tools", "options", "features")
@@ -23,7 +23,6 @@ SERIAL = ("NetworkSerialPort", "RawSerialPort", "USBSerialPort")
 POWER = ("NetworkPowerPort", "PDUDaemonPort", "ModbusTCPCoil", "YKUSHPowerPort", "USBPowerPort")
 # The board's console and power come from an exporter through the coordinator.
 REMOTE = "RemotePlace"
-NEEDS_PROBE = ("stm32h7", "stm32l0")
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,11 @@ class Board:
     probe_target: str | None  # pyocd target type
     resources: dict  # resource class name -> its arguments, as written
     source: Path
+
+    @property
+    def facts(self) -> Variant:
+        """What every board of this variant shares (rig.variants): flasher, delivery, layout, ..."""
+        return VARIANTS[self.variant]
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Rack:
         return [
             b
             for b in self.boards
-            if (variant is None or b.variant == variant) and set(tags) <= set(b.tags)
+            if variant in (None, b.variant) and set(tags) <= set(b.tags)
         ]
 
     def _where(self) -> str:
@@ -222,18 +226,19 @@ def _load_board(f, board_id, target, problems) -> Board | None:
         return None
     spec = resources.get("RigBoard")
     if spec is None:
-        problems.append(f"{where}: RigBoard: missing; add `RigBoard: {{variant: esp32|stm32h7|stm32l0}}`")
+        problems.append(f"{where}: RigBoard: missing; add `RigBoard: {{variant: {'|'.join(NAMES)}}}`")
         return None
     variant = spec["variant"]
     ok = True
-    if variant not in VARIANTS:
-        problems.append(f"{where}: RigBoard.variant: unknown variant {variant!r}{_hint(variant, VARIANTS)} "
-                        f"(one of {', '.join(VARIANTS)})")
+    facts = VARIANTS.get(variant)
+    if facts is None:
+        problems.append(f"{where}: RigBoard.variant: unknown variant {variant!r}{_hint(variant, NAMES)} "
+                        f"(one of {', '.join(NAMES)})")
         ok = False
-    layout = spec.get("flash_layout") or DEFAULT_LAYOUT.get(variant)
-    if ok and (layout not in LAYOUTS or LAYOUTS[layout].variant != variant):
+    layout = spec.get("flash_layout") or (facts.default_layout if facts else None)
+    if facts and layout not in facts.layouts():
         problems.append(f"{where}: RigBoard.flash_layout: {layout!r} is not a {variant} layout "
-                        f"(one of {', '.join(layouts_for(variant))})")
+                        f"(one of {', '.join(facts.layouts())})")
         ok = False
     tags = spec.get("tags", [])
     if not all(isinstance(t, str) for t in tags):
@@ -245,7 +250,7 @@ def _load_board(f, board_id, target, problems) -> Board | None:
         problems.append(f"{where}: console: missing serial port; add one of {', '.join(SERIAL)}")
         ok = False
     probe = resources.get("RigDebugProbe")
-    if variant in NEEDS_PROBE and probe is None and not remote:
+    if facts and facts.debug_probe and probe is None and not remote:
         problems.append(f"{where}: RigDebugProbe: missing; an {variant} board is flashed over SWD, "
                         "add `RigDebugProbe: {unique_id: ..., target_type: ...}`")
         ok = False

@@ -17,7 +17,7 @@ class RigBoard(Resource):
     """What kind of board a target is.
 
     Args:
-        variant (str): esp32, stm32h7 or stm32l0
+        variant (str): a name in rig.variants.VARIANTS (esp32, stm32h7, stm32l0)
         flash_layout (str): a layout name from rig.image.layouts; defaults to the variant's
         tags (list): free-form labels for selecting boards (`rig boards --tag`, pytest markers)
         virtual (bool): served by `rig lab up` rather than wired to real silicon

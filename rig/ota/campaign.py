@@ -40,6 +40,7 @@ from rig.ota import links, releases
 from rig.ota.faults import Fault
 from rig.ota.targets import Plan, ReadBack
 from rig.ota.triggers import Trigger, TriggerSpec
+from rig.variants import Delivery, facts, foreign
 
 log = logging.getLogger("rig.ota.campaign")
 
@@ -145,7 +146,7 @@ class Campaign:
         # requested there and made here, by whoever waits next (console follower, upload progress).
         self._cut_requested = threading.Event()
         self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
-        if drivers.board.variant == "esp32":
+        if drivers.board.facts.delivery is Delivery.HTTP_PULL:
             target.server.on_bytes(self._on_bytes)
 
     # -- the parts of a run
@@ -180,8 +181,7 @@ class Campaign:
         if new_floor < 0:
             raise RigError(f"scenario {s.name}: the board's floor is {floor}; a downgrade below 0 is impossible")
         if s.artefact == "wrong-variant":
-            other = "stm32l0" if variant != "stm32l0" else "stm32h7"
-            return releases.image(other, s.version, self.signer, s.fault, new_floor)
+            return releases.image(foreign(variant), s.version, self.signer, s.fault, new_floor)
         signer = self.signer
         if s.artefact == "unknown-key":
             if self.other_signer is None:
@@ -191,7 +191,7 @@ class Campaign:
         if s.artefact == "bad-signature":
             new = _spoil_signature(new)
         if s.artefact == "delta":
-            made = delta.make(old, new, delta.PROFILE_FOR_VARIANT[variant])
+            made = delta.make(old, new, facts(variant).delta_profile)
             return made.data
         return new
 
@@ -319,7 +319,7 @@ class Campaign:
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
         self.target.start(artefact, plan)
-        if self.d.board.variant != "esp32":
+        if self.d.board.facts.delivery is Delivery.SMP_PUSH:
             if s.cut_at_op is not None:
                 self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
             self._power_cycle()  # MCUboot swaps the tested image in at this boot
@@ -334,7 +334,7 @@ class Campaign:
             # bytes (served over HTTP) and upload (acknowledged over SMP) both mean "this much of
             # the artefact has reached the board": a scenario's cut point works on either kind.
             trigger.progress(trigger.spec.watch, done, total)
-            if self.d.board.variant != "esp32" and trigger.fired and not cut_made:
+            if self.d.board.facts.delivery is Delivery.SMP_PUSH and trigger.fired and not cut_made:
                 # The host is the uploader here: the power goes before it sends another chunk, and
                 # the upload dies with the board; the board is restarted and handed the image again.
                 self._cut_requested.clear()
@@ -347,7 +347,7 @@ class Campaign:
                     on_progress=progress if trigger else None)
         plan.total = len(artefact)
         relay_cycles = self._relay_cycles()
-        if self.d.board.variant == "esp32":
+        if self.d.board.facts.delivery is Delivery.HTTP_PULL:
             self.target.server.links[self.d.board.id] = links.profile(s.link)
             if s.cut_at_op is not None:
                 self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
@@ -361,7 +361,7 @@ class Campaign:
             self._plan = None
             if trigger:
                 trigger.cancel()
-        if self.d.board.variant == "esp32":
+        if self.d.board.facts.delivery is Delivery.HTTP_PULL:
             self.target.server.links.pop(self.d.board.id, None)
             stats = self.target.delivery_stats()
             v.wire_bytes = stats.bytes_served
@@ -410,7 +410,7 @@ class Campaign:
     def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
         """Follow the console until the board is settled; hand the update over again after a cut."""
         state = {"done": False, "refused": False, "resend": False, "cycles": 0, "gate": None, "gated": False}
-        esp32 = self.d.board.variant == "esp32"
+        esp32 = self.d.board.facts.delivery is Delivery.HTTP_PULL
         new_version = str(Version.parse(s.version))
 
         def on_line(line: str) -> None:

@@ -24,6 +24,7 @@ from rig.ota.instruments import LabInstruments
 from rig.ota.links import PROFILES
 from rig.ota.server import OtaServer
 from rig.ota.targets import Esp32Target, McubootTarget
+from rig.variants import Delivery
 
 
 def _key(path: Path):
@@ -76,7 +77,7 @@ class CampaignKit:
 
     def campaign(self, drivers, on_step=None, allow_otp_burn: bool = False) -> Campaign:
         board = drivers.board
-        if board.variant == "esp32":
+        if board.facts.delivery is Delivery.HTTP_PULL:
             target = Esp32Target(drivers, self.server, self.artefacts)
         else:
             target = McubootTarget(drivers, self.bootloader(board), self.artefacts)

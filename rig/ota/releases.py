@@ -16,6 +16,7 @@ import random
 from rig.image import appdesc, esp_app, mcuboot
 from rig.image.keys import Signer
 from rig.image.mcuboot import Version
+from rig.variants import Bootloader, facts
 
 # Code bytes per variant: big enough that a power cut can land at any tenth of a transfer, small
 # enough that a campaign on the virtual rack takes seconds (the L0's slot holds 76 KiB).
@@ -44,7 +45,7 @@ def stm32_image(variant: str, version: Version | str, signer: Signer, fault: str
     """A signed MCUboot image of rig firmware for an STM32 variant (imgtool's bytes)."""
     v = _version(version)
     body = bytearray(code(variant, v, size or CODE_SIZE[variant]))
-    at = appdesc.OFFSET[variant]
+    at = facts(variant).appdesc_offset
     body[at : at + appdesc.SIZE] = appdesc.AppDescriptor(variant, (v.major, v.minor, v.revision, v.build),
                                                          fault).pack()
     return mcuboot.sign(bytes(body), signer, v, security_counter=security_counter)
@@ -60,7 +61,7 @@ def esp32_image(version: Version | str, fault: str = "none", secure_version: int
 def image(variant: str, version: Version | str, signer: Signer, fault: str = "none", floor: int = 0) -> bytes:
     """A release for `variant` at the board's rollback floor (MCUboot security counter, ESP32
     secure_version): the same floor is always accepted, a lower one is a downgrade."""
-    if variant == "esp32":
+    if facts(variant).bootloader is Bootloader.ESP_IDF:
         return esp32_image(version, fault, secure_version=floor)
     return stm32_image(variant, version, signer, fault, security_counter=floor)
 

@@ -14,9 +14,11 @@ from rig.errors import RigError
 from rig.ota.campaign import Scenario
 from rig.ota.faults import Fault
 from rig.ota.triggers import TriggerSpec
+from rig.variants import VARIANTS, Delivery
 
-MCUBOOT = ("stm32h7", "stm32l0")
-HTTP = ("esp32",)
+# The two kinds of board a scenario may fit: pushed over SMP to MCUboot, or pulled over HTTP.
+MCUBOOT = tuple(v.name for v in VARIANTS.values() if v.delivery is Delivery.SMP_PUSH)
+HTTP = tuple(v.name for v in VARIANTS.values() if v.delivery is Delivery.HTTP_PULL)
 ALL = MCUBOOT + HTTP
 CUT_LINK = "ltem"  # paced so that a cut at a share of the transfer lands while bytes still flow
 

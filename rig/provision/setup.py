@@ -26,6 +26,7 @@ from rig.image.keys import load_signer, make_p256_pem
 from rig.provision import identity, variants
 from rig.provision.records import Records
 from rig.provision.station import Firmware, Station
+from rig.variants import NAMES, Bootloader, facts
 
 DEFAULT_WORKDIR = Path(".rig/provision")
 FACTORY_VERSION = "1.0.0"  # of the default factory images (rig.ota.releases)
@@ -95,8 +96,8 @@ def variant_files(flag: str, specs) -> dict[str, Path]:
     files = {}
     for spec in specs:
         variant, sep, name = spec.partition("=")
-        if not sep or variant not in variants.MODULES:
-            raise RigError(f"{flag} {spec!r}: write VARIANT=FILE with VARIANT one of {', '.join(variants.MODULES)}")
+        if not sep or variant not in NAMES:
+            raise RigError(f"{flag} {spec!r}: write VARIANT=FILE with VARIANT one of {', '.join(NAMES)}")
         if not Path(name).is_file():
             raise RigError(f"{flag} {spec!r}: no such file {name}")
         files[variant] = Path(name)
@@ -140,9 +141,11 @@ def prepare(workdir: Path, db_url: str | None, boards, *, name: str, operator: s
     ca_signer, fw_signer = (given.get(spec) or load_signer(spec) for spec in (ca_spec, fw_spec))
     cert_path = Path(ca_cert) if ca_cert else workdir / "ca" / f"{ca_signer.public.keyhash.hex()[:16]}.pem"
     _ca_cert(cert_path, ca_signer, name, note=note)
-    firmware = {v: _firmware(v, [b for b in boards if b.variant == v], fw_signer, (bootloaders or {}).get(v),
-                             (images or {}).get(v))
-                for v in sorted({b.variant for b in boards})}
+    by_variant: dict[str, list] = {}
+    for b in boards:
+        by_variant.setdefault(b.variant, []).append(b)
+    firmware = {v: _firmware(v, group, fw_signer, (bootloaders or {}).get(v), (images or {}).get(v))
+                for v, group in sorted(by_variant.items())}
     spec = StationSpec(name=name, operator=operator, db_url=db_url, ca_key=ca_spec, ca_cert=str(cert_path.resolve()),
                        firmware_key=fw_spec, firmware=firmware, log=str(workdir / "station.log"), force=force,
                        options=options or {})
@@ -180,7 +183,7 @@ def _firmware(variant: str, boards, signer, bootloader: Path | None, image: Path
         raise RigError(f"the {variant} boards use different flash layouts ({', '.join(sorted(layouts))}); "
                        "provision them in separate runs (--board or --tag)")
     layout = LAYOUTS[layouts.pop()]
-    if variant == "esp32":
+    if facts(variant).bootloader is Bootloader.ESP_IDF:
         app = image.read_bytes() if image else releases.esp32_image(FACTORY_VERSION)
         esp_app.parse(app)  # an ESP-IDF app image, checksum and digest right
         signed = sbv2.sign(app, signer)

@@ -26,6 +26,7 @@ from rig.image.trailer import Trailer
 from rig.sim.board import BoardContext, BootedImage
 from rig.sim.broken import broken
 from rig.sim.flash import FlashError
+from rig.variants import Bootloader, Delivery, facts
 
 ALIVE_PERIOD = 1.0  # seconds between heartbeats
 HEALTH_DELAY = 0.3  # seconds from boot to the health verdict
@@ -38,7 +39,7 @@ def run(ctx: BoardContext, booted: BootedImage) -> None:
         desc = appdesc.find(booted.image, ctx.variant, booted.header_size)
     except RigError:
         desc = None
-    if desc is None or desc.variant != ctx.variant:
+    if desc is None or facts(desc.variant) is not facts(ctx.variant):  # another part's firmware
         ctx.sleep(CRASH_DELAY)
         ctx.reset("software")
     ctx.log(f"rig: boot variant={desc.variant} version={desc.version_str} slot={booted.slot} "
@@ -82,7 +83,7 @@ def _confirm(ctx: BoardContext, booted: BootedImage) -> bool:
     if broken("confirm-not-persisted"):
         return True  # test-only fault switch (rig/sim/broken.py): reported, never written
     try:
-        if ctx.variant == "esp32":
+        if facts(ctx.variant).bootloader is Bootloader.ESP_IDF:
             _confirm_otadata(ctx, booted.slot)
         else:
             _confirm_trailer(ctx)
@@ -117,7 +118,7 @@ def _confirm_otadata(ctx: BoardContext, running_slot: int) -> None:
 def _console_handler(ctx: BoardContext, booted: BootedImage):
     """What the firmware does with console input: SMP on the MCUboot boards, text commands (`ota <url>`)
     on the ESP32."""
-    if ctx.variant == "esp32":
+    if facts(ctx.variant).delivery is Delivery.HTTP_PULL:
         from rig.sim.esp32.ota_client import Console
 
         return Console(ctx, booted).feed

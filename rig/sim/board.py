@@ -36,6 +36,7 @@ from pathlib import Path
 from rig.image.layouts import Layout
 from rig.sim.flash import Flash, PowerCut
 from rig.sim.timing import DEFAULT_BAUD, Timing
+from rig.variants import Flasher, facts
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,7 @@ class Board:
         self.layout = layout
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        # SPI NOR (ESP32) clears bits in place; STM32 embedded flash with ECC refuses rewrites.
-        self.flash = Flash(self.state_dir / "flash.bin", layout.geometry, bit_clear=variant == "esp32")
+        self.flash = Flash(self.state_dir / "flash.bin", layout.geometry)
         self.timing = Timing(timing, variant)
         self.flash.timing = self.timing
         self.baud = DEFAULT_BAUD  # the console UART's rate, as the last console client set it
@@ -331,7 +331,7 @@ class Board:
                 else:
                     self._cond.wait()
             self._start = False
-            mode = "download" if self.variant == "esp32" and self._gpio0_low else "spi"
+            mode = "download" if facts(self.variant).flasher is Flasher.ROM_LOADER and self._gpio0_low else "spi"
             return BoardContext(self, self._run, self._cause, mode)
 
     def _flash_guard(self) -> None:

@@ -6,10 +6,11 @@ loads the other's.
 
 from rig.sim import app
 from rig.sim.board import BoardContext
+from rig.variants import Bootloader, facts
 
 
 def run(ctx: BoardContext) -> None:
-    if ctx.variant == "esp32":
+    if facts(ctx.variant).bootloader is Bootloader.ESP_IDF:
         if ctx.boot_mode == "download":
             from rig.sim.esp32 import rom
 

@@ -10,6 +10,7 @@ An ST-LINK's virtual COM port has no wire from DTR/RTS to NRST, so STM32 boards 
 """
 
 from rig.sim.board import EN_RELEASE_DELAY, Board
+from rig.variants import facts
 
 
 class ControlLines:
@@ -26,7 +27,7 @@ class ControlLines:
             self._dtr = dtr
         if rts is not None:
             self._rts = rts
-        if self._board.variant != "esp32":
+        if not facts(self._board.variant).auto_program:
             return
         self._board.set_gpio0(self._dtr and not self._rts)
         en_low = self._rts and not self._dtr

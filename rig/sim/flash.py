@@ -3,8 +3,8 @@
 Rules enforced (a violation raises FlashError, as the part's controller would flag an error):
 - writes are aligned to the write unit and whole units long;
 - a written unit is never programmed again before its sector is erased (embedded flash with ECC:
-  STM32). SPI NOR on the ESP32 may clear bits in place (`bit_clear=True`): new = old AND data,
-  which ESP-IDF's NVS relies on;
+  STM32). SPI NOR on the ESP32 may clear bits in place (its Geometry's `bit_clear`): new = old
+  AND data, which ESP-IDF's NVS relies on;
 - erases cover whole sectors.
 
 Every write and erase is one counted operation, so a power cut can be armed to land before
@@ -31,9 +31,9 @@ class PowerCut(Exception):
 
 
 class Flash:
-    def __init__(self, path: Path, geometry: Geometry, bit_clear: bool = False):
+    def __init__(self, path: Path, geometry: Geometry):
         self.geometry = geometry
-        self.bit_clear = bit_clear
+        self.bit_clear = geometry.bit_clear
         self.ops = 0  # operations since the file was opened, for reports
         self._cut_at: int | None = None
         self._tear = False

@@ -9,7 +9,7 @@ from rig.build import build, manifest
 from rig.cli import main
 from rig.errors import RigError
 from rig.image import appdesc
-from rig.image.layouts import VARIANTS
+from rig.variants import NAMES as VARIANTS
 
 
 def test_manifest_lists_every_variant_and_fault(built):

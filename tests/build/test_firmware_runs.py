@@ -11,8 +11,8 @@ import cortexm  # tests/build/cortexm.py, beside this file
 import pytest
 
 from rig.image import appdesc, mcuboot
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS
 from rig.image.trailer import Trailer, apply
+from rig.variants import facts
 
 HEADER = 0x200
 BOOT = re.compile(r"rig: boot variant=(\S+) version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)$")
@@ -20,7 +20,7 @@ BOOT = re.compile(r"rig: boot variant=(\S+) version=(\S+) slot=0 reset=(\S+) boo
 
 def make_board(built, signer, variant, fault, trailer_magic=True):
     out, _, _ = built
-    layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+    layout = facts(variant).layout
     g = layout.geometry
     slot0 = layout.part("slot0")
     trailer = Trailer.for_layout(layout, "slot0")
@@ -44,7 +44,7 @@ def test_good_image_boots_confirms_and_counts_boots(built, signer, variant):
     assert lines[1:4] == ["rig: health ok", "rig: confirmed", "rig: alive uptime=1"]
     assert board.refused == []
     assert board.programmed == [(image_ok_addr, image_ok_unit)]
-    offset = image_ok_addr - LAYOUTS[DEFAULT_LAYOUT[variant]].geometry.base
+    offset = image_ok_addr - facts(variant).layout.geometry.base
     assert bytes(board.flash[offset : offset + len(image_ok_unit)]) == image_ok_unit
     assert board.locked  # the flash controller relocked, as a probe reading FLASH_CR/PECR would see
 

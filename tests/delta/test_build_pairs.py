@@ -5,6 +5,7 @@ import pytest
 from rig import delta
 from rig.build import build
 from rig.delta import native
+from rig.variants import facts
 
 VARIANTS = ("stm32l0", "stm32h7", "esp32")
 
@@ -22,7 +23,7 @@ def releases(tmp_path_factory):
 def test_release_pair_round_trips(releases, variant):
     old, new = releases[variant]
     assert old != new
-    d = delta.make(old, new, delta.PROFILE_FOR_VARIANT[variant])
+    d = delta.make(old, new, facts(variant).delta_profile)
     # A version bump changes a few bytes: the patch beats even the mostly-padding ESP32 app compressed.
     assert d.kind == "patch" and d.patch_size < d.full_size
     assert delta.apply(old, d.data) == new

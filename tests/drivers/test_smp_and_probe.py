@@ -13,6 +13,7 @@ from rig.image.keys import load_signer
 from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Trailer
 from rig.sim.stm32 import vmcuboot  # the virtual rack's bootloader binary; a real rack flashes MCUboot's
+from rig.variants import facts
 
 BOARDS = ["stm32h7-1", "stm32l0-1"]
 
@@ -28,7 +29,7 @@ def signer(tmp_path_factory):
 def signed_app(signer, variant: str, version: str) -> bytes:
     v = mcuboot.Version.parse(version)
     desc = appdesc.AppDescriptor(variant, (v.major, v.minor, v.revision, v.build)).pack()
-    binary = os.urandom(appdesc.OFFSET[variant]) + desc + os.urandom(5000)
+    binary = os.urandom(facts(variant).appdesc_offset) + desc + os.urandom(5000)
     return mcuboot.sign(binary, signer, v)
 
 

@@ -17,6 +17,7 @@ from rig.sim import app
 from rig.sim.board import Board, BootedImage
 from rig.sim.control import ControlEndpoint
 from rig.sim.pty_console import PtyConsole
+from rig.variants import facts
 
 HEADER = {"stm32h7": 0x200, "stm32l0": 0x200, "esp32": 0}
 LAYOUT = {"stm32h7": "stm32h743-2x1m", "stm32l0": "stm32l073-192k", "esp32": "esp32-4mb-ota"}
@@ -25,7 +26,7 @@ LAYOUT = {"stm32h7": "stm32h743-2x1m", "stm32l0": "stm32l073-192k", "esp32": "es
 def image(variant: str, fault: str = "none", version=(1, 2, 0, 0)) -> bytes:
     desc = appdesc.AppDescriptor(variant, version, fault).pack()
     body = bytearray(b"\x5a" * 0x800)
-    off = HEADER[variant] + appdesc.OFFSET[variant]
+    off = HEADER[variant] + facts(variant).appdesc_offset
     body[off : off + len(desc)] = desc
     return bytes(body)
 

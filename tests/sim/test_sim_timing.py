@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import serial
 
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS
 from rig.sim.timing import STM32H743, STM32L073, W25Q32JV
+from rig.variants import facts
 from tests.sim.stm32.conftest import PYOCD
 
 ESPTOOL = str(Path(sys.executable).parent / "esptool")
@@ -76,7 +76,7 @@ def test_datasheet_timing_charges_every_stm32l0_page_erase(lab_factory):
     lab = lab_factory(boards=("stm32l0-1",))
     up(lab, "--timing", "datasheet")
     board = lab.board("stm32l0-1")
-    layout = LAYOUTS[DEFAULT_LAYOUT["stm32l0"]]
+    layout = facts("stm32l0").layout
     start = layout.geometry.base + layout.part("slot1").offset
     end = start + L0_PAGES * layout.geometry.sector_size
     before = board["charged_seconds"]["erase"]

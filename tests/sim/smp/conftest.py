@@ -22,12 +22,13 @@ from smpclient.transport.serial import SMPSerialTransport
 
 from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS, Layout
+from rig.image.layouts import Layout
 from rig.image.trailer import Trailer, TrailerState
 from rig.sim import boot
 from rig.sim.board import Board
 from rig.sim.pty_console import PtyConsole
 from rig.sim.stm32 import vmcuboot
+from rig.variants import facts
 
 VARIANTS = ("stm32h7", "stm32l0")
 
@@ -44,7 +45,7 @@ def signer(tmp_path_factory):
 def app_binary(variant: str, version: tuple[int, int, int, int], size: int, fault: str = "none") -> bytes:
     """A firmware binary as rig's reference build lays it out: code, the descriptor at 0x400, code."""
     desc = appdesc.AppDescriptor(variant, version, fault).pack()
-    off = appdesc.OFFSET[variant]
+    off = facts(variant).appdesc_offset
     return os.urandom(off) + desc + os.urandom(size - off - len(desc))
 
 
@@ -58,7 +59,7 @@ def make_image(signer) -> Callable[..., bytes]:
 
 
 def layout_of(variant: str) -> Layout:
-    return LAYOUTS[DEFAULT_LAYOUT[variant]]
+    return facts(variant).layout
 
 
 def program(flash_file: Path, layout: Layout, writes: dict[str, bytes]) -> None:

@@ -23,7 +23,6 @@ from intelhex import IntelHex
 
 from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS
 from rig.image.trailer import Trailer
 from rig.sim import boot
 from rig.sim.board import Board
@@ -31,6 +30,7 @@ from rig.sim.pty_console import PtyConsole
 from rig.sim.stm32 import vmcuboot
 from rig.sim.stm32.parts import PARTS
 from rig.sim.stm32.swd import SwdServer
+from rig.variants import facts
 
 VARIANTS = ("stm32h7", "stm32l0")
 PYOCD = str(Path(sys.executable).parent / "pyocd")
@@ -85,7 +85,7 @@ class Console:
 class VirtualStm32:
     def __init__(self, variant: str, root: Path, signer):
         self.variant = variant
-        self.layout = LAYOUTS[DEFAULT_LAYOUT[variant]]
+        self.layout = facts(variant).layout
         self.geometry = self.layout.geometry
         self.target = PARTS[variant].target_type
         self.uid = f"RIGVIRT-TEST-{variant.upper()}-{os.getpid()}"
@@ -134,7 +134,7 @@ class VirtualStm32:
     def app(self, version: str, fault: str = "no-confirm", size: int = 6000) -> bytes:
         v = mcuboot.Version.parse(version)
         desc = appdesc.AppDescriptor(self.variant, (v.major, v.minor, v.revision, v.build), fault).pack()
-        off = appdesc.OFFSET[self.variant]
+        off = facts(self.variant).appdesc_offset
         return os.urandom(off) + desc + os.urandom(size - off - len(desc))
 
     def image(self, version: str, fault: str = "no-confirm", security_counter: int | None = None,

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from rig.image.layouts import DEFAULT_LAYOUT, LAYOUTS
+from rig.variants import facts
 from tests.sim.stm32.conftest import PYOCD
 
 
@@ -21,7 +21,7 @@ def test_rig_lab_up_serves_each_stm32_board_to_pyocd(lab_factory, tmp_path):
         assert board["probe"] in listed
         assert board["target"] in listed
     probe = lab.board("stm32l0-1")["probe"]
-    layout = LAYOUTS[DEFAULT_LAYOUT["stm32l0"]]
+    layout = facts("stm32l0").layout
     slot1 = layout.geometry.base + layout.part("slot1").offset
     data = os.urandom(3000)
     (tmp_path / "data.bin").write_bytes(data)
