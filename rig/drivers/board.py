@@ -9,24 +9,20 @@ from dataclasses import dataclass
 from functools import cache
 
 from labgrid import Environment
-from labgrid.driver.powerdriver import NetworkPowerDriver, PDUDaemonDriver, USBPowerDriver, YKUSHPowerDriver
+from labgrid.factory import target_factory
 
 from rig.drivers.console import RigConsoleDriver
 from rig.drivers.espflash import EsptoolDriver
+from rig.drivers.protocol import FlashProtocol, regions_sha256
 from rig.drivers.reset import RigResetDriver
 from rig.drivers.smp import SMPDriver
 from rig.drivers.strategy import MCUStrategy
-from rig.drivers.swd import PyOCDDriver, regions_sha256
+from rig.drivers.swd import PyOCDDriver
 from rig.errors import RigError
 from rig.lab.inventory import Board
+from rig.lab.resources import POWER_PORTS
 from rig.variants import Delivery, Flasher
 
-POWER_DRIVERS = {
-    "NetworkPowerPort": NetworkPowerDriver,
-    "PDUDaemonPort": PDUDaemonDriver,
-    "YKUSHPowerPort": YKUSHPowerDriver,
-    "USBPowerPort": USBPowerDriver,
-}
 # A real board's supply needs time to drain before power returns; a virtual one loses RAM at once.
 POWER_OFF_S = {True: 0.2, False: 2.0}
 
@@ -44,15 +40,19 @@ class BoardDrivers:
     smp: SMPDriver | None = None
 
     @property
-    def flasher(self):
+    def flasher(self) -> FlashProtocol:
         """The driver that writes this board's flash: pyocd for STM32, esptool for ESP32."""
-        return self.swd or self.esptool
+        flasher = self.swd if self.board.facts.flasher is Flasher.SWD else self.esptool
+        if flasher is None:
+            raise RigError(f"board {self.board.id}: no {self.board.facts.flasher.value} flasher bound "
+                           "(an SWD board needs a RigDebugProbe in its targets entry)")
+        return flasher
 
     def flash(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
         """Write `data` at flash `offset` with the board's flasher, then compare on the board."""
         self.write_regions([(offset, data)], verify=verify, progress=progress)
 
-    def powered_flasher(self):
+    def powered_flasher(self) -> FlashProtocol:
         """The flasher, active, with the board powered (switched on if it has a switch and is off)."""
         if self.power is not None:
             self.target.activate(self.power)
@@ -92,10 +92,7 @@ class BoardDrivers:
         return bool(stale)
 
     def read_flash(self, offset: int, size: int, progress=None) -> bytes:
-        self.powered_flasher()
-        if self.swd:
-            return self.swd.read(offset, size)
-        return self.esptool.read(offset, size, progress=progress)
+        return self.powered_flasher().read(offset, size, progress=progress)
 
     @property
     def firmware_sha256(self) -> str | None:
@@ -127,9 +124,9 @@ def bind(target, board: Board) -> BoardDrivers:
     """Bind rig's drivers for `board` to a labgrid target that holds its resources."""
     console = _driver(target, RigConsoleDriver, "console")
     power = None
-    for resource, cls in POWER_DRIVERS.items():
+    for resource, driver in POWER_PORTS.items():
         if resource in board.resources:
-            power = _driver(target, cls, "power")
+            power = _driver(target, target_factory.drivers[driver], "power")
             if hasattr(power, "delay"):
                 power.delay = POWER_OFF_S[board.virtual]
     swd = _driver(target, PyOCDDriver, "swd") if board.probe else None

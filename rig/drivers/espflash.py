@@ -20,14 +20,14 @@ from labgrid.step import step
 from rig.drivers.console import first_line
 from rig.drivers.esplog import quiet_esptool
 from rig.drivers.layout import board_layout, check_range
-from rig.drivers.swd import regions_sha256
+from rig.drivers.protocol import FlashProtocol, Progress, Region, regions_sha256
 from rig.errors import RigError
 from rig.image import esp_partitions
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class EsptoolDriver(Driver):
+class EsptoolDriver(Driver, FlashProtocol):
     """Write, read, verify and erase SPI flash, read partition table and otadata, read/burn eFuses.
 
     Args:
@@ -73,12 +73,12 @@ class EsptoolDriver(Driver):
 
     @Driver.check_active
     @step(args=["offset"])
-    def write(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
+    def write(self, data: bytes, offset: int, verify: bool = True, progress: Progress | None = None) -> None:
         """Write `data` at `offset` (esptool erases what it covers), compressed, then MD5-verified."""
         self.write_regions([(offset, data)], verify=verify, progress=progress)
 
     @Driver.check_active
-    def write_regions(self, regions, verify: bool = True, progress=None) -> None:
+    def write_regions(self, regions, verify: bool = True, progress: Progress | None = None) -> None:
         """Write several (offset, data) regions in one ROM-loader session, as `esptool write-flash` does."""
         from esptool.cmds import write_flash
 
@@ -106,7 +106,7 @@ class EsptoolDriver(Driver):
                                "align them to sectors or merge them into one file")
 
     @Driver.check_active
-    def differing(self, regions) -> list:
+    def differing(self, regions) -> list[Region]:
         """The (offset, data) regions whose bytes the flash does not hold yet (by the chip's MD5)."""
         with self.loader() as esp:
             return [(offset, data) for offset, data in regions
@@ -114,7 +114,7 @@ class EsptoolDriver(Driver):
 
     @Driver.check_active
     @step(args=["offset", "size"])
-    def read(self, offset: int, size: int, progress=None) -> bytes:
+    def read(self, offset: int, size: int, progress: Progress | None = None) -> bytes:
         from esptool.cmds import read_flash
 
         check_range(self.layout, offset, size)

@@ -10,9 +10,7 @@ are flash offsets (as in rig.image.layouts); the driver adds the bus base of the
 """
 
 import contextlib
-import hashlib
 import logging
-from collections.abc import Callable
 
 import attr
 from labgrid.driver.common import Driver
@@ -21,22 +19,15 @@ from labgrid.step import step
 
 from rig.drivers import optionbytes
 from rig.drivers.layout import board_layout, check_range
+from rig.drivers.protocol import FlashProtocol, Progress, Region, regions_sha256
 from rig.errors import RigError
 
-Progress = Callable[[int, int], None]  # (done, total) in bytes
-
-
-def regions_sha256(regions) -> str:
-    """The firmware hash the reports carry: SHA-256 over the written regions in flash order."""
-    digest = hashlib.sha256()
-    for _, data in sorted(regions, key=lambda region: region[0]):
-        digest.update(data)
-    return digest.hexdigest()
+READ_CHUNK = 64 * 1024  # bytes per probe read when the caller follows progress
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
-class PyOCDDriver(Driver):
+class PyOCDDriver(Driver, FlashProtocol):
     """Erase, program, verify and read flash, reset, halt and set readout protection over SWD.
 
     Args:
@@ -104,7 +95,7 @@ class PyOCDDriver(Driver):
 
     @Driver.check_active
     @step(args=["offset"])
-    def program(self, data: bytes, offset: int, verify: bool = True, progress: Progress | None = None) -> None:
+    def write(self, data: bytes, offset: int, verify: bool = True, progress: Progress | None = None) -> None:
         """Write `data` at flash `offset` (the sectors it covers are erased first), then read back."""
         self.write_regions([(offset, data)], verify=verify, progress=progress)
 
@@ -129,7 +120,7 @@ class PyOCDDriver(Driver):
         self.last_image_sha256 = regions_sha256(regions)
 
     @Driver.check_active
-    def differing(self, regions) -> list:
+    def differing(self, regions) -> list[Region]:
         """The (offset, data) regions whose bytes the flash does not hold yet."""
         with self.session() as session:
             return [(offset, data) for offset, data in regions
@@ -137,10 +128,17 @@ class PyOCDDriver(Driver):
 
     @Driver.check_active
     @step(args=["offset", "size"])
-    def read(self, offset: int, size: int) -> bytes:
+    def read(self, offset: int, size: int, progress: Progress | None = None) -> bytes:
         check_range(self.layout, offset, size)
         with self.session() as session:
-            return bytes(session.target.read_memory_block8(self._bus(offset), size))
+            if progress is None:
+                return bytes(session.target.read_memory_block8(self._bus(offset), size))
+            data = bytearray()
+            while len(data) < size:
+                n = min(READ_CHUNK, size - len(data))
+                data += bytes(session.target.read_memory_block8(self._bus(offset + len(data)), n))
+                progress(len(data), size)
+            return bytes(data)
 
     @Driver.check_active
     @step(args=["offset"])

@@ -13,14 +13,14 @@ import yaml
 from labgrid.factory import target_factory
 from labgrid.resource.common import ManagedResource
 
-import rig.lab.resources  # noqa: F401  (registers RigBoard and RigDebugProbe with labgrid)
 from rig.errors import RigErrors
+from rig.lab.resources import OTHER_OUTLETS, POWER_PORTS, SERIAL_PORTS  # also registers RigBoard, RigDebugProbe
 from rig.variants import NAMES, VARIANTS, Variant
 
 IMPORT = "rig.lab.resources"
 TOP_LEVEL_KEYS = ("targets", "imports", "paths", "images", "tools", "options", "features")
-SERIAL = ("NetworkSerialPort", "RawSerialPort", "USBSerialPort")
-POWER = ("NetworkPowerPort", "PDUDaemonPort", "ModbusTCPCoil", "YKUSHPowerPort", "USBPowerPort")
+SERIAL = SERIAL_PORTS
+POWER = tuple(POWER_PORTS)
 # The board's console and power come from an exporter through the coordinator.
 REMOTE = "RemotePlace"
 
@@ -249,6 +249,11 @@ def _load_board(f, board_id, target, problems) -> Board | None:
     if not serial and not remote:
         problems.append(f"{where}: console: missing serial port; add one of {', '.join(SERIAL)}")
         ok = False
+    for name in OTHER_OUTLETS:
+        if name in resources:
+            problems.append(f"{where}: {name}: rig has no power driver for it; switch the board with one of "
+                            f"{', '.join(POWER)}")
+            ok = False
     probe = resources.get("RigDebugProbe")
     if facts and facts.debug_probe and probe is None and not remote:
         problems.append(f"{where}: RigDebugProbe: missing; an {variant} board is flashed over SWD, "

@@ -10,6 +10,23 @@ from labgrid.resource.common import Resource
 
 _str = attr.validators.instance_of(str)
 
+# What rig drives, by labgrid resource class: the inventory accepts exactly these for a board's
+# console and power, and rig.drivers binds the driver named here. One list, so a rack never lists
+# an outlet that no rig command can switch.
+SERIAL_PORTS = ("NetworkSerialPort", "RawSerialPort", "USBSerialPort")  # all bound by RigConsoleDriver
+POWER_PORTS = {  # resource -> the labgrid power driver that switches it
+    "NetworkPowerPort": "NetworkPowerDriver",
+    "PDUDaemonPort": "PDUDaemonDriver",
+    "YKUSHPowerPort": "YKUSHPowerDriver",
+    "USBPowerPort": "USBPowerDriver",
+}
+# labgrid resources that switch power (outlets, relays, Modbus coils) for which rig binds no power
+# driver: a board that names one is refused with a line saying what rig can switch.
+OTHER_OUTLETS = ("ModbusTCPCoil", "WaveshareModbusTCPCoil", "TasmotaPowerPort", "SiSPMPowerPort",
+                 "NetworkSiSPMPowerPort", "LAAPowerPort", "NetworkUSBPowerPort", "NetworkYKUSHPowerPort",
+                 "DeditecRelais8", "NetworkDeditecRelais8", "HIDRelay", "NetworkHIDRelay", "Eth008DigitalOutput",
+                 "HttpDigitalOutput")
+
 
 @target_factory.reg_resource
 @attr.s(eq=False)

@@ -36,11 +36,11 @@ from rig.errors import RigError
 from rig.image import mcuboot
 from rig.image.appdesc import FAULTS as FIRMWARE_FAULTS
 from rig.image.mcuboot import Version
-from rig.ota import links, releases
+from rig.ota import releases
 from rig.ota.faults import Fault
-from rig.ota.targets import Plan, ReadBack
+from rig.ota.targets import Plan, ReadBack, UpdateTarget
 from rig.ota.triggers import Trigger, TriggerSpec
-from rig.variants import Delivery, facts, foreign
+from rig.variants import facts, foreign
 
 log = logging.getLogger("rig.ota.campaign")
 
@@ -129,9 +129,9 @@ class _Boot:
 
 
 class Campaign:
-    """Runs scenarios on one board. `target` is a targets.McubootTarget or targets.Esp32Target."""
+    """Runs scenarios on one board, delivering through `target` (rig.ota.targets.for_board)."""
 
-    def __init__(self, drivers, target, signer, other_signer=None, instruments=None,
+    def __init__(self, drivers, target: UpdateTarget, signer, other_signer=None, instruments=None,
                  on_step: Callable[[str, Step], None] | None = None, allow_otp_burn: bool = False):
         self.d = drivers
         self.target = target
@@ -145,9 +145,6 @@ class Campaign:
         # A trigger fires on another thread; labgrid's drivers belong to this one, so the cut is
         # requested there and made here, by whoever waits next (console follower, upload progress).
         self._cut_requested = threading.Event()
-        self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
-        if drivers.board.facts.delivery is Delivery.HTTP_PULL:
-            target.server.on_bytes(self._on_bytes)
 
     # -- the parts of a run
     @contextmanager
@@ -303,6 +300,7 @@ class Campaign:
         plan = Plan(name="raise-floor.bin")
         self._handover(v, pre, image, boots, plan)
         self._settle(v, pre, image, boots, plan, None)
+        self.target.finish(plan)
         self._boot_to_app(v, boots)
         return image, floor + 1, pre.version
 
@@ -318,11 +316,13 @@ class Campaign:
     def _handover(self, v: Verdict, s: Scenario, artefact: bytes, boots, plan: Plan) -> None:
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
+        if s.cut_at_op is not None and not self.target.installs_at_reset:
+            self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
         self.target.start(artefact, plan)
-        if self.d.board.facts.delivery is Delivery.SMP_PUSH:
+        if self.target.installs_at_reset:
             if s.cut_at_op is not None:
                 self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
-            self._power_cycle()  # MCUboot swaps the tested image in at this boot
+            self._power_cycle()  # e.g. MCUboot swaps the tested image in at this boot
 
     def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
         """Hand over, with faults and cuts; returns whether a planned cut fired."""
@@ -334,7 +334,7 @@ class Campaign:
             # bytes (served over HTTP) and upload (acknowledged over SMP) both mean "this much of
             # the artefact has reached the board": a scenario's cut point works on either kind.
             trigger.progress(trigger.spec.watch, done, total)
-            if self.d.board.facts.delivery is Delivery.SMP_PUSH and trigger.fired and not cut_made:
+            if self.target.pushes and trigger.fired and not cut_made:
                 # The host is the uploader here: the power goes before it sends another chunk, and
                 # the upload dies with the board; the board is restarted and handed the image again.
                 self._cut_requested.clear()
@@ -344,33 +344,21 @@ class Campaign:
                 raise RigError(f"power cut at upload offset {done}")
 
         plan = Plan(list(s.link_faults), name=re.sub(r"[^a-z0-9]+", "-", s.name.lower()) + ".bin",
-                    on_progress=progress if trigger else None)
+                    on_progress=progress if trigger else None, link=s.link)
         plan.total = len(artefact)
         relay_cycles = self._relay_cycles()
-        if self.d.board.facts.delivery is Delivery.HTTP_PULL:
-            self.target.server.links[self.d.board.id] = links.profile(s.link)
-            if s.cut_at_op is not None:
-                self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
-        self._plan = plan
         if trigger:
             trigger.start()
         try:
             if self._handover_with_retry(v, s, artefact, boots, plan, trigger):
                 self._settle(v, s, artefact, boots, plan, trigger)
         finally:
-            self._plan = None
             if trigger:
                 trigger.cancel()
-        if self.d.board.facts.delivery is Delivery.HTTP_PULL:
-            self.target.server.links.pop(self.d.board.id, None)
-            stats = self.target.delivery_stats()
-            v.wire_bytes = stats.bytes_served
-            # The link's own faults first; what the board refused on the way was noted already.
-            v.faults_fired[:0] = stats.faults_fired
-            self.target.server.faults.pop(self.d.board.id, None)
-        else:
-            v.wire_bytes = plan.wire_bytes
-            v.faults_fired[:0] = plan.faults_fired
+            self.target.finish(plan)
+        v.wire_bytes = plan.wire_bytes
+        # The link's own faults first; what the board refused on the way was noted already.
+        v.faults_fired[:0] = plan.faults_fired
         if trigger and trigger.fired:
             v.faults_fired.append(f"{s.cut.describe()} fired at {trigger.fired_at}")
         if s.cut_at_op is not None and self._relay_cycles() > relay_cycles:
@@ -383,11 +371,6 @@ class Campaign:
         if self.instruments is None:
             return 0
         return self.instruments.power_cycles(self.d.board.id) - self.own_power_cycles
-
-    def _on_bytes(self, device: str, name: str, end: int) -> None:
-        plan = self._plan
-        if device == self.d.board.id and plan is not None and plan.on_progress:
-            plan.on_progress(end, plan.total)
 
     def _handover_with_retry(self, v, s, artefact, boots, plan, trigger) -> bool:
         """Start the delivery; if a power cut broke it (SMP push), restart the board and hand over
@@ -410,7 +393,7 @@ class Campaign:
     def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
         """Follow the console until the board is settled; hand the update over again after a cut."""
         state = {"done": False, "refused": False, "resend": False, "cycles": 0, "gate": None, "gated": False}
-        esp32 = self.d.board.facts.delivery is Delivery.HTTP_PULL
+        pulled = not self.target.pushes  # the board itself notices nothing of a lost download
         new_version = str(Version.parse(s.version))
 
         def on_line(line: str) -> None:
@@ -421,7 +404,7 @@ class Campaign:
             elif line.startswith("rig: ota refused"):
                 state["refused"] = True
                 v.faults_fired.append(line.removeprefix("rig: "))
-            elif line.startswith("rig: boot ") and esp32 and "reset=power-on" in line:
+            elif line.startswith("rig: boot ") and pulled and "reset=power-on" in line:
                 if state["gated"]:
                     state["gated"] = False  # the health gate's own power cycle
                 elif boots and boots[-1].version != new_version:

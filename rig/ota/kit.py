@@ -23,8 +23,7 @@ from rig.ota.campaign import Campaign
 from rig.ota.instruments import LabInstruments
 from rig.ota.links import PROFILES
 from rig.ota.server import OtaServer
-from rig.ota.targets import Esp32Target, McubootTarget
-from rig.variants import Delivery
+from rig.ota.targets import for_board
 
 
 def _key(path: Path):
@@ -76,10 +75,6 @@ class CampaignKit:
         return vmcuboot.build(LAYOUTS[board.flash_layout], [self.signer.public])
 
     def campaign(self, drivers, on_step=None, allow_otp_burn: bool = False) -> Campaign:
-        board = drivers.board
-        if board.facts.delivery is Delivery.HTTP_PULL:
-            target = Esp32Target(drivers, self.server, self.artefacts)
-        else:
-            target = McubootTarget(drivers, self.bootloader(board), self.artefacts)
-        instruments = self.instruments if board.virtual else None
+        target = for_board(drivers, self.artefacts, self.server, self.bootloader)
+        instruments = self.instruments if drivers.board.virtual else None
         return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step, allow_otp_burn)

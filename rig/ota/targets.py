@@ -1,6 +1,8 @@
 """How an update reaches each kind of board, and how the board is read back afterwards.
 
-Two kinds, one interface (used by rig.ota.campaign):
+Two kinds, one interface - UpdateTarget, what rig.ota.campaign (and anything else that delivers
+to rack boards) asks instead of looking at the variant; `for_board` picks the kind from the
+board's delivery (rig.variants):
 
     McubootTarget  STM32H7/STM32L0: baseline through the SWD probe (MCUboot + a signed image in
                    slot0), updates pushed with MCUmgr SMP on the console (rig.ota.smp_push), then
@@ -14,7 +16,9 @@ Two kinds, one interface (used by rig.ota.campaign):
     baseline(version, signer) -> Installed          install a known, confirmed release
     start(artefact, plan) -> None                    hand the board an update (may raise RigError)
     resume(artefact, plan) -> None                   hand it again after a power cut
+    finish(plan) -> None                             the delivery is over: its counts are in plan
     read_back(candidates) -> ReadBack                what flash says now
+    pushes, installs_at_reset                        how the delivery behaves (UpdateTarget)
 
 `candidates` maps a name ("old", "new") to the image bytes it may hold; the read-back names the
 one found in the slot the bootloader boots.
@@ -22,16 +26,25 @@ one found in the slot the bootloader boots.
 
 import hashlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from rig.errors import RigError
 from rig.image import esp_partitions, factory, mcuboot, otadata
 from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Flag, SwapType, Trailer, swap_type
+from rig.ota import links as link_profiles
 from rig.ota import releases, smp_push
 from rig.ota.faults import Fault
-from rig.ota.server import DeviceStats
+from rig.ota.server import DeviceStats, OtaServer
+from rig.variants import Delivery
+
+if TYPE_CHECKING:
+    from rig.drivers import BoardDrivers
+    from rig.image.keys import Signer
+    from rig.lab import Board
 
 # ESP32 TRM, eFuse controller: EFUSE_BLK3_RDATA4_REG, the word ESP-IDF keeps SECURE_VERSION in
 # (esp_efuse_table.csv: BLK3 bits 128..159). The anti-rollback floor is its popcount.
@@ -55,20 +68,61 @@ class ReadBack:
 
 
 class Plan:
-    """What a target needs for one delivery besides the artefact."""
+    """What a target needs for one delivery besides the artefact, and what it counted."""
 
-    def __init__(self, faults: list[Fault] | None = None, on_progress=None, name: str = "update.bin"):
+    def __init__(self, faults: list[Fault] | None = None, on_progress: Callable[[int, int], None] | None = None,
+                 name: str = "update.bin", link: str = "loopback"):
         self.faults = faults or []
         self.on_progress = on_progress  # (done, total) bytes: served (HTTP) or acknowledged (SMP)
         self.name = name
+        self.link = link  # rig.ota.links profile of the download (a board that pulls its update)
         self.total = 0  # bytes of the artefact
-        self.wire_bytes = 0
-        self.faults_fired: list[str] = []
+        self.wire_bytes = 0  # final once the target's finish() returned
+        self.faults_fired: list[str] = []  # the delivery's link faults, in order; final after finish()
         self.push = smp_push.PushResult()  # SMP sessions and counts over the delivery
 
 
+class UpdateTarget(Protocol):
+    """One board as an OTA target: installs a baseline, takes an update, is read back."""
+
+    # The host sends the update itself (SMP): progress arrives on the caller's thread, and a power
+    # cut mid-upload ends the upload with the board (the caller restarts the board and starts
+    # again). Otherwise the board pulls it (HTTP): progress arrives on the server's thread, and a
+    # board that lost power before the new image confirmed must be handed the update again.
+    pushes: bool
+    # The bootloader installs the update at the next reset, which the caller makes after start()
+    # (MCUboot swaps the tested image in); a power cut at flash operation N counts from that reset.
+    # Otherwise the board writes the update while it receives it, then restarts by itself, and
+    # flash operations count from the hand-over.
+    installs_at_reset: bool
+
+    def baseline(self, version: str, signer: "Signer") -> "Installed": ...
+
+    def start(self, artefact: bytes, plan: Plan) -> None: ...
+
+    def resume(self, artefact: bytes, plan: Plan) -> None: ...
+
+    def finish(self, plan: Plan) -> None: ...
+
+    def read_back(self, candidates: dict[str, bytes]) -> "ReadBack": ...
+
+
+def for_board(drivers: "BoardDrivers", artefacts: Path, server: OtaServer,
+              bootloader: "Callable[[Board], bytes]") -> UpdateTarget:
+    """The target for `drivers.board`, by how its variant takes updates (rig.variants.Delivery);
+    `bootloader(board)` gives the MCUboot binary an SMP board's baseline installs."""
+    if drivers.board.facts.delivery is Delivery.HTTP_PULL:
+        return Esp32Target(drivers, server, artefacts)
+    return McubootTarget(drivers, bootloader(drivers.board), artefacts)
+
+
 class McubootTarget:
-    def __init__(self, drivers, bootloader: bytes, artefacts: Path):
+    """MCUboot boards (STM32H7, STM32L0): SMP push, swap at the next reset, read-back by the probe."""
+
+    pushes = True
+    installs_at_reset = True
+
+    def __init__(self, drivers: "BoardDrivers", bootloader: bytes, artefacts: Path):
         self.d = drivers
         self.layout = LAYOUTS[drivers.board.flash_layout]
         self.bootloader = bootloader
@@ -94,10 +148,10 @@ class McubootTarget:
             return 0
         return img.security_counter or 0
 
-    def baseline(self, version: str, signer) -> Installed:
+    def baseline(self, version: str, signer: "Signer") -> Installed:
         floor = self.floor()
         image = releases.stm32_image(self.d.board.variant, version, signer, security_counter=floor)
-        self.d.target.activate(self.d.swd)
+        flasher = self.d.powered_flasher()
         self.d.ensure([(self.layout.part("mcuboot").offset, self.bootloader)])
         # Erase what decides the next boot, not whole slots (an L0 slot is 600 pages): both
         # trailers, and slot1's first sector so no stale image header is listed over SMP. Writing
@@ -106,8 +160,8 @@ class McubootTarget:
         for name in ("slot0", "slot1"):
             part = self._slot(name)
             start = Trailer.for_layout(self.layout, name).erase_start(sector)
-            self.d.swd.erase(part.offset + start, part.size - start)
-        self.d.swd.erase(self._slot("slot1").offset, sector)
+            flasher.erase(part.offset + start, part.size - start)
+        flasher.erase(self._slot("slot1").offset, sector)
         self.d.flash(image, self._slot("slot0").offset)
         return Installed(image, version, floor)
 
@@ -125,7 +179,11 @@ class McubootTarget:
             plan.faults_fired = list(result.faults_fired)
         self.d.smp.test(self.intended_hash.hex())
 
-    resume = start  # after a power cut the board's upload state is gone: push again
+    def resume(self, artefact: bytes, plan: Plan) -> None:
+        self.start(artefact, plan)  # after a power cut the board's upload state is gone: push again
+
+    def finish(self, plan: Plan) -> None:
+        pass  # the pushes counted as they went (plan.wire_bytes, plan.faults_fired)
 
     def read_back(self, candidates: dict[str, bytes]) -> ReadBack:
         slot0, slot1 = self._slot("slot0"), self._slot("slot1")
@@ -146,13 +204,26 @@ class McubootTarget:
 
 
 class Esp32Target:
-    def __init__(self, drivers, server, artefacts: Path):
+    """ESP32 boards: HTTP pull from rig.ota.server, read-back through the ROM loader."""
+
+    pushes = False
+    installs_at_reset = False
+
+    def __init__(self, drivers: "BoardDrivers", server: OtaServer, artefacts: Path):
         self.d = drivers
         self.layout = LAYOUTS[drivers.board.flash_layout]
         self.server = server
         self.artefacts = artefacts
+        self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
+        self._url = ""
+        server.on_bytes(self._on_bytes)
 
-    def baseline(self, version: str, signer=None) -> Installed:
+    def _on_bytes(self, device: str, name: str, end: int) -> None:
+        plan = self._plan
+        if device == self.d.board.id and plan is not None and plan.on_progress:
+            plan.on_progress(end, plan.total)
+
+    def baseline(self, version: str, signer: "Signer | None" = None) -> Installed:
         """One ROM-loader session: read the eFuse floor, write the whole boot chain at its level."""
         from esptool.cmds import write_flash
 
@@ -172,11 +243,24 @@ class Esp32Target:
         board = self.d.board.id
         self.server.restart_count(board)
         self.server.faults[board] = list(plan.faults)
+        self.server.links[board] = link_profiles.profile(plan.link)
+        self._plan = plan
         self._url = self.server.url(name, device=board)
         self.d.console.send_line(f"ota {self._url}")
 
     def resume(self, artefact: bytes, plan: Plan) -> None:
         self.d.console.send_line(f"ota {self._url}")
+
+    def finish(self, plan: Plan) -> None:
+        """The server's counts for this board since `start` go into the plan; its link and faults go."""
+        board = self.d.board.id
+        self._plan = None
+        self.server.links.pop(board, None)
+        stats = self.delivery_stats()
+        plan.wire_bytes = stats.bytes_served
+        # The link's own faults first; what the board refused on the way was noted already.
+        plan.faults_fired[:0] = stats.faults_fired
+        self.server.faults.pop(board, None)
 
     def delivery_stats(self) -> DeviceStats:
         """The server's counts for this board since the last `start`."""

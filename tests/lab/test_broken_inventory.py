@@ -113,3 +113,31 @@ def test_cli_prints_one_line_per_problem_and_exits_nonzero(tmp_path):
     assert run.stderr.splitlines() == [
         f"rig: error: {f}: board b2: NetworkPowerPort: outlet already used by board b1; each board needs its own outlet"
     ]
+
+
+def test_an_outlet_no_rig_driver_switches_is_refused_by_rig_boards(tmp_path):
+    # A Modbus coil is a labgrid resource, but rig binds no power driver to it: listing the board
+    # would promise a `rig power` that then says the board "has no power port".
+    f = tmp_path / "rack.yaml"
+    outlet = 'NetworkPowerPort: {model: simplerest, host: "http://127.0.0.1:9/{index}/{value}", index: 0}'
+    f.write_text(HEAD + board().replace(outlet, "ModbusTCPCoil: {host: 192.0.2.7, coil: 1}"))
+    run = subprocess.run([sys.executable, "-m", "rig", "boards", "--rack", str(f)], capture_output=True, text=True)
+    assert run.returncode == 2, run.stdout
+    assert run.stderr.splitlines() == [
+        f"rig: error: {f}: board b1: ModbusTCPCoil: rig has no power driver for it; switch the board with one of "
+        "NetworkPowerPort, PDUDaemonPort, YKUSHPowerPort, USBPowerPort"]
+
+
+def test_every_power_port_the_inventory_accepts_has_the_driver_rig_binds():
+    from labgrid.factory import target_factory
+
+    from rig.lab.resources import OTHER_OUTLETS, POWER_PORTS
+
+    for resource, driver in POWER_PORTS.items():
+        bound = target_factory.drivers[driver].bindings["port" if "port" in target_factory.drivers[driver].bindings
+                                                         else "hub"]
+        names = {b if isinstance(b, str) else b.__name__ for b in (bound if isinstance(bound, set) else {bound})}
+        assert resource in names, f"{driver} does not bind {resource}"
+        assert resource in target_factory.resources
+    assert not set(POWER_PORTS) & set(OTHER_OUTLETS)
+    assert set(OTHER_OUTLETS) <= set(target_factory.resources)
