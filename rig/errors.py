@@ -5,6 +5,24 @@ class RigError(Exception):
     """An expected failure caused by input or environment; printed as one line, never a traceback."""
 
 
+class ConsoleTimeout(RigError):
+    """The console showed no line the caller waited for; the message quotes what it showed instead."""
+
+
+class PowerCutDuringUpload(RigError):
+    """The rig cut the board's power while the host was uploading to it: the upload died with the
+    board (an injected fault, not a refusal)."""
+
+    def __init__(self, offset: int):
+        self.offset = offset
+        super().__init__(f"power cut at upload offset {offset}")
+
+
+class HandoverRefused(RigError):
+    """An update could not be handed to the board: the board refused it (an SMP error reply), the
+    host did (not an image it can send), or the board did not answer."""
+
+
 class RigErrors(RigError):
     """Several independent problems found in one pass (for example, a whole inventory file)."""
 

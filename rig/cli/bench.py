@@ -30,11 +30,3 @@ def held_board(rack: str, board_id: str, verb: str):
                        "is it reachable (virtual rack: `rig lab up`)?") from None
     finally:
         pool.release()
-
-
-def power_driver(drivers):
-    if drivers.power is None:
-        raise RigError(f"board {drivers.board.id} has no power port in {drivers.board.source}; "
-                       "add a NetworkPowerPort (or another labgrid power resource)")
-    drivers.target.activate(drivers.power)
-    return drivers.power

@@ -7,7 +7,7 @@ import time
 import click
 from pexpect import TIMEOUT
 
-from rig.cli.bench import bench_options, held_board, power_driver
+from rig.cli.bench import bench_options, held_board
 from rig.cli.console import out
 
 
@@ -36,7 +36,7 @@ def console_cmd(rack, board_id, power_cycle, lines, until, timeout):
         console = drivers.console
         drivers.target.activate(console)
         if power_cycle:
-            power_driver(drivers).cycle()
+            drivers.power_cycle()
         for line in lines:
             console.send_line(line)
         found = _follow(console, pattern, None if timeout is None else time.monotonic() + timeout)

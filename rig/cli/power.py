@@ -2,7 +2,7 @@
 
 import click
 
-from rig.cli.bench import bench_options, held_board, power_driver
+from rig.cli.bench import bench_options, held_board
 from rig.cli.console import out
 
 
@@ -21,7 +21,7 @@ def power():
 def on(rack, board_id):
     """Power the board on (a cold boot: RAM and reset counters start afresh)."""
     with held_board(rack, board_id, "power") as drivers:
-        power_driver(drivers).on()
+        drivers.power_on()
     out.print(f"{board_id}: power on")
 
 
@@ -30,14 +30,17 @@ def on(rack, board_id):
 def off(rack, board_id):
     """Cut the board's power."""
     with held_board(rack, board_id, "power") as drivers:
-        power_driver(drivers).off()
+        drivers.power_off()
     out.print(f"{board_id}: power off")
 
 
 @power.command()
 @bench_options
 def cycle(rack, board_id):
-    """Power off, wait (2 s on real boards, 0.2 s on virtual ones), power on."""
+    """Power off, wait the board's off time, power on.
+
+    The off time is the rack's (`drivers: {NetworkPowerDriver: {delay: SECONDS}}` in the board's
+    targets entry), else 2 s on real boards and 0.2 s on virtual ones."""
     with held_board(rack, board_id, "power") as drivers:
-        power_driver(drivers).cycle()
+        drivers.power_cycle()
     out.print(f"{board_id}: power cycled")

@@ -2,7 +2,7 @@
 
 import click
 
-from rig.cli.bench import bench_options, held_board, power_driver
+from rig.cli.bench import bench_options, held_board
 from rig.cli.console import out
 
 
@@ -19,7 +19,7 @@ def reset(rack, board_id, by_power):
     """
     with held_board(rack, board_id, "reset") as drivers:
         if by_power:
-            power_driver(drivers).cycle()
+            drivers.power_cycle()
         else:
             drivers.target.activate(drivers.reset)
             drivers.reset.reset()

@@ -5,6 +5,7 @@ from the resources and the board's variant, so a rack file never repeats driver 
 every board of a variant is driven alike. Drivers a targets file declares itself are reused.
 """
 
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -21,10 +22,7 @@ from rig.drivers.swd import PyOCDDriver
 from rig.errors import RigError
 from rig.lab.inventory import Board
 from rig.lab.resources import POWER_PORTS
-from rig.variants import Delivery, Flasher
-
-# A real board's supply needs time to drain before power returns; a virtual one loses RAM at once.
-POWER_OFF_S = {True: 0.2, False: 2.0}
+from rig.variants import VIRTUAL_POWER_OFF_S, Delivery, Flasher
 
 
 @dataclass
@@ -51,6 +49,34 @@ class BoardDrivers:
     def flash(self, data: bytes, offset: int, verify: bool = True, progress=None) -> None:
         """Write `data` at flash `offset` with the board's flasher, then compare on the board."""
         self.write_regions([(offset, data)], verify=verify, progress=progress)
+
+    # -- power: every switch of a board's power goes through these (the campaign's cycles and cuts too)
+    @property
+    def off_s(self) -> float:
+        """Seconds a power cycle keeps the board unpowered: the rack's own (its power driver's
+        `delay`, e.g. `drivers: {NetworkPowerDriver: {delay: 5.0}}`), else rig's default for the
+        board (rig.variants: the variant's power_off_s; a virtual board's VIRTUAL_POWER_OFF_S)."""
+        return float(getattr(self.power, "delay", default_off_s(self.board)))
+
+    def _switch(self):
+        if self.power is None:
+            raise RigError(f"board {self.board.id} has no power port in {self.board.source}; "
+                           f"add one of {', '.join(POWER_PORTS)}")
+        self.target.activate(self.power)
+        return self.power
+
+    def power_on(self) -> None:
+        self._switch().on()
+
+    def power_off(self) -> None:
+        self._switch().off()
+
+    def power_cycle(self) -> None:
+        """Off, the board's off time, on."""
+        switch = self._switch()
+        switch.off()
+        time.sleep(self.off_s)
+        switch.on()
 
     def powered_flasher(self) -> FlashProtocol:
         """The flasher, active, with the board powered (switched on if it has a switch and is off)."""
@@ -126,15 +152,23 @@ def bind(target, board: Board) -> BoardDrivers:
     power = None
     for resource, driver in POWER_PORTS.items():
         if resource in board.resources:
-            power = _driver(target, target_factory.drivers[driver], "power")
-            if hasattr(power, "delay"):
-                power.delay = POWER_OFF_S[board.virtual]
+            cls = target_factory.drivers[driver]
+            declared = any(isinstance(d, cls) for d in target.drivers)  # the rack's own, with its delay
+            power = _driver(target, cls, "power")
+            if hasattr(power, "delay") and not declared:
+                power.delay = default_off_s(board)
     swd = _driver(target, PyOCDDriver, "swd") if board.probe else None
     esptool = _driver(target, EsptoolDriver, "esptool") if board.facts.flasher is Flasher.ROM_LOADER else None
     smp = _driver(target, SMPDriver, "smp") if board.facts.delivery is Delivery.SMP_PUSH else None
     reset = _driver(target, RigResetDriver, "reset")
     strategy = _driver(target, MCUStrategy, "strategy") if power else None
     return BoardDrivers(board, target, console, power, reset, strategy, swd, esptool, smp)
+
+
+def default_off_s(board: Board) -> float:
+    """How long a board stays unpowered in a power cycle unless its rack says otherwise: a real
+    board's supply must drain (rig.variants), a virtual board loses its RAM at once."""
+    return VIRTUAL_POWER_OFF_S if board.virtual else board.facts.power_off_s
 
 
 def _driver(target, cls, name):

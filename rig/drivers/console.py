@@ -19,7 +19,7 @@ from labgrid.factory import target_factory
 from labgrid.util.proxy import proxymanager
 from pexpect import TIMEOUT
 
-from rig.errors import RigError
+from rig.errors import ConsoleTimeout, RigError
 
 TAIL_LINES = 8  # lines quoted in a failed expectation
 
@@ -90,8 +90,8 @@ class RigConsoleDriver(SerialDriver):
     def expect_line(self, pattern: str, timeout: float = 10.0) -> re.Match:
         """Wait for a console line matching the regex `pattern`; return its match.
 
-        On timeout, raise AssertionError quoting the last lines seen, so a failing test says what
-        the board printed instead.
+        On timeout, raise ConsoleTimeout (a RigError) quoting the last lines seen, so a failing
+        test or command says what the board printed instead.
         """
         start = self.mark()
         line_re = re.compile(rf"[^\n]*{pattern}[^\n]*\r?\n".encode())
@@ -100,7 +100,7 @@ class RigConsoleDriver(SerialDriver):
         except TIMEOUT:
             seen = self.text_since(start).strip().splitlines()[-TAIL_LINES:]
             quoted = " | ".join(seen) if seen else "nothing"
-            raise AssertionError(f"console: no line matching {pattern!r} within {timeout:g} s; "
+            raise ConsoleTimeout(f"console: no line matching {pattern!r} within {timeout:g} s; "
                                  f"last lines: {quoted}") from None
         found = re.search(pattern, match.group(0).decode("utf-8", "replace"))
         assert found is not None  # the byte regex matched the same pattern

@@ -22,6 +22,7 @@ Each run:
 Every step is timed and logged (logger `rig.ota.campaign`); `on_step` sees each as it ends.
 """
 
+import enum
 import logging
 import re
 import threading
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from rig import delta
 from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
-from rig.errors import RigError
+from rig.errors import ConsoleTimeout, HandoverRefused, PowerCutDuringUpload, RigError
 from rig.image import mcuboot
 from rig.image.appdesc import FAULTS as FIRMWARE_FAULTS
 from rig.image.mcuboot import Version
@@ -51,7 +52,6 @@ CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-c
 GATE_CYCLES = 2  # power cycles the health gate tries before it gives up on a board
 SETTLE_S = 60.0  # the longest a board may take from delivery to a settled state
 LINE_POLL_S = 0.1  # also how late a triggered power cut may land
-OFF_S = 0.2  # seconds without power in a campaign's power cut or cycle
 APP_LINE = r"rig: [^\r\n]*"
 
 
@@ -128,6 +128,22 @@ class _Boot:
     at: float = field(default_factory=time.monotonic)
 
 
+class _Phase(enum.Enum):
+    WAITING = "waiting"  # for an image that confirms itself, under the health gate
+    RESENDING = "resending"  # the board lost the update with its power: hand it over again once it runs
+    SETTLED = "settled"
+
+
+@dataclass
+class _Settling:
+    """The settle step's state (Campaign._settle)."""
+
+    phase: _Phase = _Phase.WAITING
+    gate_since: float | None = None  # when the health gate's current wait began
+    gate_cycles: int = 0  # power cycles the gate made
+    gate_cycle_pending: bool = False  # the next power-on boot is the gate's own cycle, not a power loss
+
+
 class Campaign:
     """Runs scenarios on one board, delivering through `target` (rig.ota.targets.for_board)."""
 
@@ -160,12 +176,19 @@ class Campaign:
             if self.on_step:
                 self.on_step(verdict.board, step)
 
+    # -- power: every transition of a run goes through these, with the board's off time (BoardDrivers.off_s)
     def _power_cycle(self) -> None:
         self.own_power_cycles += 1
-        self.d.target.activate(self.d.power)
-        self.d.power.off()
-        time.sleep(OFF_S)
-        self.d.power.on()
+        self.d.power_cycle()
+
+    def _power_cut(self) -> None:
+        """Power off mid-delivery; whoever restarts the board next turns it back on."""
+        self.own_power_cycles += 1
+        self.d.power_off()
+
+    def _arm_cut(self, after_ops: int) -> None:
+        """The lab's relay cuts power at the board's Nth flash operation, for the board's off time."""
+        self.instruments.arm_cut(self.d.board.id, after_ops, off_s=self.d.off_s)
 
     def _cut_if_requested(self) -> None:
         if self._cut_requested.is_set():
@@ -198,8 +221,7 @@ class Campaign:
                            "(eFuse / NV counter); allow it explicitly (rig ota --burn-otp) on a board set aside for it")
         v = Verdict(self.d.board.id, self.d.board.variant, s.name, s.expected)
         self.d.target.activate(self.d.console)
-        self.d.target.activate(self.d.power)
-        self.d.power.on()  # a board left off by an earlier job has no ROM loader or probe to talk to
+        self.d.power_on()  # a board left off by an earlier job has no ROM loader or probe to talk to
         boots: list[_Boot] = []
         with self._step(v, "baseline") as step:
             installed = self.target.baseline(BASELINE_VERSION, self.signer)
@@ -234,7 +256,7 @@ class Campaign:
                 step.detail = self._boot_to_app(v, boots)
         with self._step(v, "read back") as step:
             try:
-                self.d.power.on()  # a board that never came back is read as it lies
+                self.d.power_on()  # a board that never came back is read as it lies
                 rb = self.target.read_back({"new": new_image, "old": old})
             except RigError as exc:
                 rb = ReadBack(None, False, f"read-back failed: {exc}")
@@ -317,11 +339,11 @@ class Campaign:
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
         if s.cut_at_op is not None and not self.target.installs_at_reset:
-            self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
+            self._arm_cut(s.cut_at_op)
         self.target.start(artefact, plan)
         if self.target.installs_at_reset:
             if s.cut_at_op is not None:
-                self.instruments.arm_cut(self.d.board.id, s.cut_at_op, off_s=OFF_S)
+                self._arm_cut(s.cut_at_op)
             self._power_cycle()  # e.g. MCUboot swaps the tested image in at this boot
 
     def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
@@ -339,9 +361,8 @@ class Campaign:
                 # the upload dies with the board; the board is restarted and handed the image again.
                 self._cut_requested.clear()
                 cut_made.append(done)
-                self.own_power_cycles += 1
-                self.d.power.off()
-                raise RigError(f"power cut at upload offset {done}")
+                self._power_cut()
+                raise PowerCutDuringUpload(done)
 
         plan = Plan(list(s.link_faults), name=re.sub(r"[^a-z0-9]+", "-", s.name.lower()) + ".bin",
                     on_progress=progress if trigger else None, link=s.link)
@@ -378,68 +399,75 @@ class Campaign:
         try:
             self._handover(v, s, artefact, boots, plan)
             return True
-        except RigError as exc:
-            if not (trigger and trigger.fired):
-                v.faults_fired.append(f"hand-over refused: {exc}")
-                return False
+        except PowerCutDuringUpload:
+            pass  # the upload died with the board
+        except HandoverRefused as exc:
+            v.faults_fired.append(f"hand-over refused: {exc}")
+            return False
         self._boot_to_app(v, boots)
         try:
             self._handover(v, s, artefact, boots, plan)
-        except RigError as exc:
+        except HandoverRefused as exc:
             v.faults_fired.append(f"hand-over refused: {exc}")
             return False
         return True
 
     def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
-        """Follow the console until the board is settled; hand the update over again after a cut."""
-        state = {"done": False, "refused": False, "resend": False, "cycles": 0, "gate": None, "gated": False}
+        """Follow the console until the board is settled; hand the update over again after a cut.
+
+            waiting   --a confirmed boot, a refusal, or the gate gives up-->   settled
+            waiting   --no image confirmed for CONFIRM_WAIT_S-->               waiting, after a gate power cycle
+            waiting   --a pulling board came back from a power loss-->         resending
+            resending --the old image confirmed: hand over again-->            waiting
+        """
+        st = _Settling()
         pulled = not self.target.pushes  # the board itself notices nothing of a lost download
         new_version = str(Version.parse(s.version))
 
         def on_line(line: str) -> None:
             if trigger:
                 trigger.line(line)
-            if line.startswith("rig: ota done"):
-                state["done"] = True
-            elif line.startswith("rig: ota refused"):
-                state["refused"] = True
+            if st.phase is _Phase.SETTLED:
+                return
+            if line.startswith("rig: ota refused"):
                 v.faults_fired.append(line.removeprefix("rig: "))
+                st.phase = _Phase.SETTLED
             elif line.startswith("rig: boot ") and pulled and "reset=power-on" in line:
-                if state["gated"]:
-                    state["gated"] = False  # the health gate's own power cycle
+                if st.gate_cycle_pending:
+                    st.gate_cycle_pending = False  # the health gate's own power cycle
                 elif boots and boots[-1].version != new_version:
                     # Power went away before the new image confirmed (mid-download, or while on
                     # trial, which rolls it back): the board is handed the update again, as a
                     # fleet's backend would on its next check-in.
-                    state["resend"] = True
-                    state["done"] = False
+                    st.phase = _Phase.RESENDING
 
         def settled() -> bool:
-            if state["refused"]:
+            if st.phase is _Phase.SETTLED:
                 return True
             if len(boots) <= self._handed_at:
                 return False
             last = boots[-1]
-            if state["resend"]:
+            if st.phase is _Phase.RESENDING:
                 if last.confirmed:
-                    state["resend"] = False
-                    state["gate"] = None
+                    st.phase, st.gate_since = _Phase.WAITING, None
                     self._handed_at = len(boots)
                     self.target.resume(artefact, plan)
                 return False
             if last.confirmed:
+                st.phase = _Phase.SETTLED
                 return True
             # The health gate: from the first boot after the hand-over (or the last gate), an image
             # has CONFIRM_WAIT_S to confirm - a boot loop keeps booting but never gets there.
             now = time.monotonic()
-            state["gate"] = state["gate"] or boots[self._handed_at].at
-            if now - state["gate"] > CONFIRM_WAIT_S:
-                if state["cycles"] == GATE_CYCLES:
+            st.gate_since = st.gate_since or boots[self._handed_at].at
+            if now - st.gate_since > CONFIRM_WAIT_S:
+                if st.gate_cycles == GATE_CYCLES:
                     v.reasons.append(f"no image confirmed itself through {GATE_CYCLES} power cycles")
+                    st.phase = _Phase.SETTLED
                     return True
-                state["cycles"] += 1
-                state["gate"] = now
-                state["gated"] = True
+                st.gate_cycles += 1
+                st.gate_since = now
+                st.gate_cycle_pending = True
                 self._power_cycle()
             return False
 
@@ -455,7 +483,7 @@ class Campaign:
                 return
             try:
                 line = self.d.console.expect_line(APP_LINE, timeout=LINE_POLL_S).group(0).strip()
-            except AssertionError:
+            except ConsoleTimeout:
                 continue
             v.console.append(line)
             if (m := re.match(BOOT_LINE, line)) is not None:

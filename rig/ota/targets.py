@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from rig.errors import RigError
+from rig.errors import HandoverRefused, PowerCutDuringUpload, RigError
 from rig.image import esp_partitions, factory, mcuboot, otadata
 from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Flag, SwapType, Trailer, swap_type
@@ -98,9 +98,12 @@ class UpdateTarget(Protocol):
 
     def baseline(self, version: str, signer: "Signer") -> "Installed": ...
 
-    def start(self, artefact: bytes, plan: Plan) -> None: ...
+    def start(self, artefact: bytes, plan: Plan) -> None:
+        """Hand the board the update: HandoverRefused when it cannot be (refused, no answer),
+        PowerCutDuringUpload when the caller's progress callback cut the power mid-upload."""
 
-    def resume(self, artefact: bytes, plan: Plan) -> None: ...
+    def resume(self, artefact: bytes, plan: Plan) -> None:
+        """Hand it again after a power cut (the board resumes what it kept)."""
 
     def finish(self, plan: Plan) -> None: ...
 
@@ -166,6 +169,14 @@ class McubootTarget:
         return Installed(image, version, floor)
 
     def start(self, artefact: bytes, plan: Plan) -> None:
+        try:
+            self._push(artefact, plan)
+        except PowerCutDuringUpload:
+            raise
+        except RigError as exc:  # the board's SMP error reply, no reply, or an image the host cannot send
+            raise HandoverRefused(str(exc)) from exc
+
+    def _push(self, artefact: bytes, plan: Plan) -> None:
         self.d.target.activate(self.d.smp)
         try:
             self.intended_hash = mcuboot.parse(artefact).find(mcuboot.TLV_SHA256)[0].value

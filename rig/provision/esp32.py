@@ -23,7 +23,7 @@ import io
 from cryptography.hazmat.primitives import serialization
 
 from rig.drivers.console import first_line
-from rig.errors import RigError
+from rig.errors import ConsoleTimeout, RigError
 from rig.image import esp_app, factory, sbv2
 from rig.image.layouts import LAYOUTS
 from rig.provision.recipe import Recipe, Step, Unit
@@ -118,10 +118,7 @@ def _conflict(state: dict, digest: bytes, secure_version: int) -> str | None:
 
 
 def _expect(console, pattern: str, timeout: float = BOOT_TIMEOUT):
-    try:
-        return console.expect_line(pattern, timeout=timeout)
-    except AssertionError as exc:  # the console's way of quoting what the board printed instead
-        raise RigError(str(exc)) from None
+    return console.expect_line(pattern, timeout=timeout)  # ConsoleTimeout quotes what the board printed
 
 
 def _download_refused(drivers) -> bool:
@@ -135,11 +132,11 @@ def _download_refused(drivers) -> bool:
         ClassicReset(port)()
     try:
         console.expect_line(DOWNLOAD_BANNER, timeout=2.0)
-    except AssertionError:
+    except ConsoleTimeout:
         return False
     try:
         console.expect_line(DOWNLOAD_READY, timeout=1.0)
-    except AssertionError:
+    except ConsoleTimeout:
         return True
     return False
 

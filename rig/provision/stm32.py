@@ -20,7 +20,7 @@ from pyocd.core.exceptions import TransferError
 
 from rig.drivers import optionbytes
 from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
-from rig.errors import RigError
+from rig.errors import ConsoleTimeout, RigError
 from rig.image import factory, mcuboot
 from rig.provision import keyarea, steps
 from rig.provision.recipe import Recipe, Refused, Step, Unit
@@ -200,10 +200,11 @@ def _boot(unit: Unit) -> dict:
             return drivers.strategy.power_on_to_app()
         drivers.target.activate(drivers.console)
         drivers.console.drain()
-        drivers.powered_flasher().reset()
+        drivers.powered_flasher()
+        drivers.swd.reset()
         match = drivers.console.expect_line(BOOT_LINE, timeout=BOOT_TIMEOUT)
         return parse_boot_fields(match.group("fields"))
-    except AssertionError:  # the console's timeout: the unit printed no boot line
+    except ConsoleTimeout:  # the unit printed no boot line
         raise RigError("no boot line after power-on or reset: the unit does not boot its factory image after "
                        "locking; check MCUboot and the image (run it again with rdp=0 to look)") from None
 
