@@ -24,12 +24,16 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 pytest_plugins = ["rig.results.pytest_hooks"]
 
-RACK_KEY = pytest.StashKey()
+if TYPE_CHECKING:
+    from rig.lab import Rack
+
+RACK_KEY: "pytest.StashKey[Rack]" = pytest.StashKey()
 RUN_ENV = "RIG_PYTEST_RUN"  # names this pytest run; xdist workers inherit it from the controller
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rig.cli.console import err, out
@@ -212,9 +212,9 @@ class _Display:
         self.progress = Progress(TextColumn("{task.fields[board]:<12}"), BarColumn(bar_width=24),
                                  TextColumn("{task.completed:.0f}/{task.total:.0f}"),
                                  TextColumn("{task.description}"), TimeElapsedColumn(), console=out)
-        self.tasks = {}
-        self.current = {}  # board -> its step now
-        self.quarter = {}  # board -> quarters of its flash operation done (plain lines at 25, 50, 75 %)
+        self.tasks: dict[str, TaskID] = {}
+        self.current: dict[str, str] = {}  # board -> its step now
+        self.quarter: dict[str, int] = {}  # board -> quarters of its flash operation done (plain lines at 25, 50, 75 %)
 
     def __enter__(self):
         if self.live:
@@ -308,7 +308,7 @@ def status(db_url, as_json):
     """
     records = _records(db_url)
     history = records.history()
-    units = {}
+    units: dict[str, list] = {}
     for a in history:
         units.setdefault(a["chip_id"], []).append(a)
     rows = []

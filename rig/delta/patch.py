@@ -57,6 +57,7 @@ def _patch(old: bytes, new: bytes, codec: int, profile: str) -> bytes:
         payload = compress(stream)
         if best is None or len(payload) < len(best[1]):
             best = (stream, payload)
+    assert best is not None  # every profile has at least one gap
     stream, payload = best
     return _container(container.KIND_PATCH, codec, old, new, len(stream), payload)
 

@@ -9,8 +9,9 @@ import time
 from dataclasses import dataclass
 from functools import cache
 
-from labgrid import Environment
+from labgrid import Environment, Target
 from labgrid.factory import target_factory
+from labgrid.protocol import PowerProtocol
 
 from rig.drivers.console import RigConsoleDriver
 from rig.drivers.espflash import EsptoolDriver
@@ -28,9 +29,9 @@ from rig.variants import VIRTUAL_POWER_OFF_S, Delivery, Flasher
 @dataclass
 class BoardDrivers:
     board: Board
-    target: object  # labgrid Target
+    target: Target
     console: RigConsoleDriver
-    power: object | None  # a labgrid PowerProtocol driver
+    power: PowerProtocol | None
     reset: RigResetDriver
     strategy: MCUStrategy | None  # needs a power switch
     swd: PyOCDDriver | None = None
@@ -90,6 +91,22 @@ class BoardDrivers:
                 self.power.on()
         self.target.activate(self.flasher)
         return self.flasher
+
+    def powered_probe(self) -> PyOCDDriver:
+        """powered_flasher() of an SWD board, as the pyocd driver it is (option bytes, sessions, reset)."""
+        flasher = self.powered_flasher()
+        if not isinstance(flasher, PyOCDDriver):
+            raise RigError(f"board {self.board.id} is flashed through its {self.board.facts.flasher.value}, "
+                           "not a debug probe")
+        return flasher
+
+    def powered_rom_loader(self) -> EsptoolDriver:
+        """powered_flasher() of a ROM-loader board, as the esptool driver it is (loader sessions, eFuses)."""
+        flasher = self.powered_flasher()
+        if not isinstance(flasher, EsptoolDriver):
+            raise RigError(f"board {self.board.id} is flashed through its {self.board.facts.flasher.value}, "
+                           "not the ROM loader")
+        return flasher
 
     def write_regions(self, regions, verify: bool = True, progress=None) -> None:
         """Write (offset, data) regions in one flasher session (e.g. a bootloader, table and app)."""

@@ -49,7 +49,7 @@ class RigConsoleDriver(SerialDriver):
             self.serial.port = self.serial.port.replace("ign_set_control&", "").replace("?ign_set_control", "?")
         super().open()
 
-    def _read(self, size: int = 1, timeout: float = 0.0, max_size: int = None):
+    def _read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None):
         data = super()._read(size=size, timeout=timeout, max_size=max_size)
         self.transcript += data
         return data

@@ -146,6 +146,8 @@ class EsptoolDriver(Driver, FlashProtocol):
         from esptool.cmds import erase_flash, erase_region
 
         if offset is not None:
+            if size is None:
+                raise RigError(f"erase 0x{offset:x}: give the size too, or neither to erase the whole flash")
             check_range(self.layout, offset, size)
             sector = self.layout.geometry.sector_size
             if offset % sector or size % sector:

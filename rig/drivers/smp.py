@@ -53,7 +53,7 @@ class SMPDriver(Driver):
                 transport = SMPSerialTransport()
                 # smpclient opens `serial.Serial(device path)` itself; give it the console's open
                 # port instead (any pyserial URL, and no reconnect that would lose boot lines).
-                transport._conn = port
+                transport._conn = port  # type: ignore[misc]  # smpclient marks it Final
                 client = SMPClient(transport, self.console.url, timeout_s=self.timeout)
                 try:
                     await client.connect()

@@ -90,6 +90,8 @@ class PyOCDDriver(Driver, FlashProtocol):
             if offset is None:
                 FlashEraser(session, FlashEraser.Mode.CHIP).erase()
             else:
+                if size is None:
+                    raise RigError(f"erase 0x{offset:x}: give the size too, or neither to erase the whole flash")
                 check_range(self.layout, offset, size)
                 FlashEraser(session, FlashEraser.Mode.SECTOR).erase([(self._bus(offset), self._bus(offset + size))])
 

@@ -104,7 +104,7 @@ def parse(data: bytes, flash_size: int | None = None) -> tuple[Entry, ...]:
     """Rows of a table binary; one-line RigError for anything the bootloader would refuse."""
     if len(data) < ROW.size:
         raise RigError(f"partition table: {len(data)} bytes is shorter than one {ROW.size}-byte row")
-    entries = []
+    entries: list[Entry] = []
     md5_seen = False
     for pos in range(0, min(len(data), MAX_LENGTH) - ROW.size + 1, ROW.size):
         row = bytes(data[pos : pos + ROW.size])

@@ -65,7 +65,7 @@ class PublicKey:
 
     def verify_digest(self, signature: bytes, digest: bytes) -> bool:
         try:
-            if self.kind == ECDSA_P256:
+            if isinstance(self.key, ec.EllipticCurvePublicKey):
                 self.key.verify(signature, digest, ec.ECDSA(_PREHASHED))
             else:
                 self.key.verify(signature, digest, _PSS, _PREHASHED)

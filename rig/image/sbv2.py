@@ -80,7 +80,7 @@ def key_digest(key: PublicKey) -> bytes:
 
 
 def _key_bytes(key: PublicKey) -> bytes:
-    if key.kind != ECDSA_P256:
+    if key.kind != ECDSA_P256 or not isinstance(key.key, ec.EllipticCurvePublicKey):
         raise RigError("Secure Boot V2 here is ECDSA-P256 only; give an EC P-256 key")
     n = key.key.public_numbers()
     return bytes([CURVE_P256]) + _le(n.x) + _le(n.y)

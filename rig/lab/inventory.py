@@ -259,7 +259,7 @@ def _load_board(f, board_id, target, problems) -> Board | None:
         problems.append(f"{where}: RigDebugProbe: missing; an {variant} board is flashed over SWD, "
                         "add `RigDebugProbe: {unique_id: ..., target_type: ...}`")
         ok = False
-    if not ok:
+    if not ok or layout is None:
         return None
     power = next((name for name in POWER if name in resources), None)
     return Board(

@@ -355,6 +355,7 @@ class Campaign:
         def progress(done: int, total: int) -> None:
             # bytes (served over HTTP) and upload (acknowledged over SMP) both mean "this much of
             # the artefact has reached the board": a scenario's cut point works on either kind.
+            assert trigger is not None  # progress is only followed with a trigger
             trigger.progress(trigger.spec.watch, done, total)
             if self.target.pushes and trigger.fired and not cut_made:
                 # The host is the uploader here: the power goes before it sends another chunk, and
@@ -381,7 +382,7 @@ class Campaign:
         # The link's own faults first; what the board refused on the way was noted already.
         v.faults_fired[:0] = plan.faults_fired
         if trigger and trigger.fired:
-            v.faults_fired.append(f"{s.cut.describe()} fired at {trigger.fired_at}")
+            v.faults_fired.append(f"{trigger.spec.describe()} fired at {trigger.fired_at}")
         if s.cut_at_op is not None and self._relay_cycles() > relay_cycles:
             v.faults_fired.append(f"cut at flash operation {s.cut_at_op}")
             return True

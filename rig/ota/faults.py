@@ -34,6 +34,7 @@ class Fault:
         """Where in a file of `size` bytes the fault starts."""
         if self.at_byte is not None:
             return self.at_byte
+        assert self.at_percent is not None  # __post_init__ requires one of the two
         return int(size * self.at_percent / 100)
 
     def applies(self, request_no: int) -> bool:
@@ -52,12 +53,12 @@ def parse(spec: str) -> Fault:
     kind, _, where = body.partition("@")
     pos, _, arg = where.partition(":")
     try:
-        at = {"at_percent": float(pos[:-1])} if pos.endswith("%") else {"at_byte": int(pos)}
-        extra = {}
+        at: dict[str, float | int] = {"at_percent": float(pos[:-1])} if pos.endswith("%") else {"at_byte": int(pos)}
+        extra: dict[str, float | int] = {}
         if kind == "stall":
             extra["seconds"] = float(arg or 1)
         elif kind == "corrupt":
             extra["length"] = int(arg or 1)
     except ValueError:
         raise RigError(f"fault {spec!r}: expected KIND@BYTE or KIND@PERCENT% (e.g. drop@40%)") from None
-    return Fault(kind, request=request, **at, **extra)
+    return Fault(kind, request=request, **at, **extra)  # type: ignore[arg-type]  # each key has its type

@@ -173,7 +173,7 @@ def grouped(sweep: bool) -> dict[str, list[str]]:
 
     sweep=False gives the default sample; sweep=True only what the sample leaves out. Scenarios
     that burn a board's anti-rollback floor are in neither (one_way()): they need boards set aside."""
-    groups = {"all": [], "mcuboot": [], "http": []}
+    groups: dict[str, list[str]] = {"all": [], "mcuboot": [], "http": []}
     kinds = {ALL: "all", MCUBOOT: "mcuboot", HTTP: "http"}
     for s, fit, sample in _LIBRARY:
         if sample != sweep and not s.burns_otp:

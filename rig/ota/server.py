@@ -66,7 +66,8 @@ class OtaServer:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._httpd.server_address[:2]
+        host, port = self._httpd.server_address[:2]
+        return str(host), int(port)
 
     def url(self, name: str, device: str | None = None) -> str:
         host, port = self.address

@@ -41,7 +41,7 @@ def prepare(image: bytes, faults: list[Fault], artefacts: Path | None = None) ->
     fired = []
     for f in faults:
         if f.kind == "wrong-file":
-            if artefacts is None:
+            if artefacts is None or f.other_file is None:
                 raise RigError("fault wrong-file: no artefact folder to take the other file from")
             image = (artefacts / f.other_file).read_bytes()
             fired.append(f"wrong-file {f.other_file}")

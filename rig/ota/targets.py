@@ -131,8 +131,11 @@ class McubootTarget:
         self.bootloader = bootloader
         self.artefacts = artefacts
         self.intended_hash: bytes | None = None
+        if drivers.smp is None:
+            raise RigError(f"board {drivers.board.id}: no SMP driver bound; it does not take SMP pushes")
+        self.smp = drivers.smp
         # A board that lost power mid-upload never answers; the push notices in seconds, not five.
-        drivers.smp.timeout = SMP_TIMEOUT_S
+        self.smp.timeout = SMP_TIMEOUT_S
 
     def _slot(self, name: str):
         return self.layout.part(name)
@@ -177,18 +180,18 @@ class McubootTarget:
             raise HandoverRefused(str(exc)) from exc
 
     def _push(self, artefact: bytes, plan: Plan) -> None:
-        self.d.target.activate(self.d.smp)
+        self.d.target.activate(self.smp)
         try:
             self.intended_hash = mcuboot.parse(artefact).find(mcuboot.TLV_SHA256)[0].value
         except (RigError, IndexError):
             self.intended_hash = hashlib.sha256(artefact).digest()  # not an image: the board will say so
         result = plan.push  # one count over every push of this delivery
         try:
-            smp_push.push(self.d.smp, artefact, plan.faults, plan.on_progress, self.artefacts, result)
+            smp_push.push(self.smp, artefact, plan.faults, plan.on_progress, self.artefacts, result)
         finally:
             plan.wire_bytes = result.wire_bytes
             plan.faults_fired = list(result.faults_fired)
-        self.d.smp.test(self.intended_hash.hex())
+        self.smp.test(self.intended_hash.hex())
 
     def resume(self, artefact: bytes, plan: Plan) -> None:
         self.start(artefact, plan)  # after a power cut the board's upload state is gone: push again
@@ -238,8 +241,7 @@ class Esp32Target:
         """One ROM-loader session: read the eFuse floor, write the whole boot chain at its level."""
         from esptool.cmds import write_flash
 
-        self.d.target.activate(self.d.esptool)
-        with self.d.esptool.loader(after="no-reset") as esp:
+        with self.d.powered_rom_loader().loader(after="no-reset") as esp:
             floor = bin(esp.read_reg(EFUSE_BLK3_RDATA4)).count("1")
             image = releases.esp32_image(version, secure_version=floor)
             merged = factory.merge(factory.esp32_regions(image), self.layout)
@@ -282,8 +284,7 @@ class Esp32Target:
         from esptool.cmds import read_flash
 
         part = self.layout.part("otadata")
-        self.d.target.activate(self.d.esptool)
-        with self.d.esptool.loader() as esp:
+        with self.d.powered_rom_loader().loader() as esp:
             table = otadata.parse(read_flash(esp, part.offset, otadata.SIZE, no_progress=True))
             slots = esp_partitions.ota_slots(esp_partitions.parse(
                 read_flash(esp, esp_partitions.OFFSET, esp_partitions.MAX_LENGTH, no_progress=True),

@@ -68,6 +68,7 @@ class Trigger:
     def start(self) -> None:
         """Start the clock of a delay trigger (call when the update starts)."""
         if self.spec.watch == "delay":
+            assert self.spec.seconds is not None  # TriggerSpec requires it for a delay
             self._timer = threading.Timer(self.spec.seconds, self._fire, args=(f"after {self.spec.seconds}s",))
             self._timer.daemon = True
             self._timer.start()
@@ -76,12 +77,12 @@ class Trigger:
         """`done` of `total` bytes served (watch="bytes") or uploaded (watch="upload")."""
         if watch != self.spec.watch:
             return
-        at = self.spec.at_byte if self.spec.at_byte is not None else total * self.spec.at_percent / 100
+        at = self.spec.at_byte if self.spec.at_byte is not None else total * (self.spec.at_percent or 0) / 100
         if done >= at:
             self._fire(f"{watch} {done}/{total}")
 
     def line(self, text: str) -> None:
-        if self.spec.watch == "line" and re.search(self.spec.pattern, text):
+        if self.spec.watch == "line" and self.spec.pattern and re.search(self.spec.pattern, text):
             self._fire(f"line {text!r}")
 
     def cancel(self) -> None:

@@ -146,7 +146,7 @@ def identify(unit: Unit) -> dict:
     """The factory MAC (chip id), the chip, and the eFuses the lock would touch."""
     floor = _secure_version(unit)  # options and firmware checked before the board is touched
     drivers = unit.drivers
-    esptool = drivers.powered_flasher()
+    esptool = drivers.powered_rom_loader()
     drivers.forget_state()
     try:
         with esptool.loader() as esp:
@@ -215,9 +215,9 @@ def _der(cert_pem: str) -> bytes:
 def write_identity(unit: Unit) -> dict:
     """The serial, device key and certificate, the CA certificate and the firmware key, as NVS in
     the `identity` partition; then the station forgets the device key."""
-    if unit.device_key is None:
-        raise RigError("no device key to write: the identity step must run before write_identity")
     rec, station = unit.record, unit.station
+    if unit.device_key is None or rec.serial is None or rec.certificate is None:
+        raise RigError("no device key to write: the identity step must run before write_identity")
     part = LAYOUTS[unit.board.flash_layout].part("identity")
     der = serialization.Encoding.DER
     cert = _der(rec.certificate)
@@ -245,7 +245,7 @@ def lock(unit: Unit) -> dict:
     public_pem = unit.station.firmware_signer.public.key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     drivers = unit.drivers
-    esptool = drivers.powered_flasher()
+    esptool = drivers.powered_rom_loader()
     drivers.forget_state()
     burnt = []
     with esptool.loader(after="no-reset") as esp:
@@ -300,10 +300,10 @@ def prove_lock(unit: Unit) -> dict:
     longer reaches the ROM loader), then watch the chip boot: the bootloader must verify the app's
     Secure Boot V2 signature against the burnt digest and start it."""
     drivers = unit.drivers
-    esptool = drivers.powered_flasher()
+    esptool = drivers.powered_rom_loader()
     drivers.forget_state()
     console = drivers.console
-    measured = {}
+    measured: dict[str, object] = {}
     if options(unit)["disable_download"]:
         try:
             with esptool.loader():

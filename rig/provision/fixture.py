@@ -42,11 +42,14 @@ def main(spec, board, recipe: Recipe, env: dict, events, alive) -> None:
                      station=spec.name, started_at=now(), finished_at="")
     progress = _Progress(events)
     current = "connect"
-    meter = unit = None
+    meter: FlashMeter | None = None
+    unit: Unit | None = None
 
     def on_step(name: str, state: str) -> None:
         nonlocal current
-        current = meter.step = name
+        current = name
+        if meter is not None:
+            meter.step = name
         events.send(("step", name, state, rec.chip_id))
 
     pool = BoardPool(holder=f"rig provision ({spec.name})", lease_timeout=0.0)

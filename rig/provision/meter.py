@@ -38,7 +38,7 @@ class FlashMeter:
             try:
                 return operation(*args, **kwargs)
             finally:
-                self.seconds[self.step] += time.monotonic() - started
+                self.seconds[self.step or "(no step)"] += time.monotonic() - started
 
         return timed
 

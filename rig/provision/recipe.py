@@ -18,9 +18,17 @@ drops it (`unit.forget_key()`).
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rig.errors import RigError
 from rig.provision.records import UnitRecord, now
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from rig.drivers import BoardDrivers
+    from rig.lab import Board
+    from rig.provision.station import Station
 
 
 class Refused(RigError):
@@ -44,11 +52,11 @@ class Recipe:
 class Unit:
     """One board on one fixture during one attempt."""
 
-    board: object  # rig.lab.Board
-    drivers: object  # rig.drivers.BoardDrivers
-    station: object  # rig.provision.station.Station: keys, CA, firmware, recipe options, records
+    board: "Board"
+    drivers: "BoardDrivers"
+    station: "Station"  # keys, CA, firmware, recipe options, records
     record: UnitRecord
-    device_key: object | None = None  # cryptography EC private key, in memory only
+    device_key: "ec.EllipticCurvePrivateKey | None" = None  # in memory only
     scratch: dict = field(default_factory=dict)  # what one step hands the next (never recorded)
 
     def forget_key(self) -> None:

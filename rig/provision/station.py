@@ -13,12 +13,22 @@ import multiprocessing.connection
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from rig.errors import RigError
 from rig.image.keys import Signer
 from rig.provision.records import UnitRecord, now
+
+if TYPE_CHECKING:
+    import multiprocessing.process
+
+    from cryptography import x509
+
+    from rig.lab import Board
+    from rig.provision.identity import KeyMaker
+    from rig.provision.records import Records
 
 
 @dataclass(frozen=True)
@@ -39,10 +49,10 @@ class Firmware:
 class Station:
     name: str  # the station's name in records ("station-1", the host name by default)
     operator: str  # who runs it (the login name by default)
-    records: object  # rig.provision.records.Records
-    ca_cert: object  # cryptography x509.Certificate of the provisioning CA
+    records: "Records"
+    ca_cert: "x509.Certificate"  # of the provisioning CA
     ca_signer: Signer  # the CA's key (PEM file or PKCS#11)
-    keys: object  # rig.provision.identity.KeyMaker: .generate() -> EC P-256 private key
+    keys: "KeyMaker"  # .generate() -> EC P-256 private key
     firmware_signer: Signer  # signs factory images; its public key is the device's fw-verification key
     firmware: dict[str, Firmware]  # variant -> firmware
     force: bool = False  # re-provision units that already have a record
@@ -77,10 +87,10 @@ class UnitResult:
 
 @dataclass
 class _Fixture:
-    board: object
-    process: object
-    events: object  # read end of the fixture's event pipe
-    alive: object  # write end of the pipe whose end stops the fixture
+    board: "Board"
+    process: "multiprocessing.process.BaseProcess"
+    events: "multiprocessing.connection.Connection"  # read end of the fixture's event pipe
+    alive: "multiprocessing.connection.Connection"  # write end of the pipe whose end stops the fixture
     started: float  # monotonic
     started_at: str  # wall clock, for a record the station has to write itself
     first_step: float | None = None
@@ -103,7 +113,8 @@ def run_units(spec, records, boards, fixtures: int, on_event=None, recipes: dict
     notify = on_event or (lambda board_id, kind, *args: None)
     recipes = recipes or {b.variant: variants.recipe(b.variant) for b in boards}
     context = warm_up()
-    waiting, running, results = list(boards), {}, []
+    waiting, results = list(boards), []
+    running: dict[multiprocessing.connection.Connection, _Fixture] = {}
     # A fixture is free again once its unit's record is in: its process then only closes its
     # connections to the board and exits, which the next unit need not wait for.
     try:
@@ -113,7 +124,8 @@ def run_units(spec, records, boards, fixtures: int, on_event=None, recipes: dict
                 fixture = _start(context, spec, board, recipes[board.variant])
                 running[fixture.events] = fixture
                 notify(board.id, "start")
-            for conn in multiprocessing.connection.wait(list(running)):
+            for ready in multiprocessing.connection.wait(list(running)):
+                conn = cast("multiprocessing.connection.Connection", ready)  # wait() returns what it was given
                 fixture = running[conn]
                 try:
                     _receive(fixture, conn.recv(), notify)
@@ -187,6 +199,7 @@ def _finish(fixture: _Fixture, spec, records) -> UnitResult:
                          operator=spec.operator, station=spec.name, started_at=fixture.started_at, finished_at=now(),
                          reason=f"{fixture.step}: the fixture process died (exit status {fixture.process.exitcode})",
                          steps=[{k: v for k, v in s.items() if k != "started"} for s in fixture.steps])
+    reason: str | None
     if rec is None:
         outcome, reason = "failed", (f"{fixture.step}: the fixture process ended (exit status "
                                      f"{fixture.process.exitcode}) before the unit was identified")

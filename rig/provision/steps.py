@@ -6,6 +6,7 @@ part reports: MAC / unique id), then CHECK, ..., IDENTITY, then writes the ident
 
 from cryptography.hazmat.primitives import serialization
 
+from rig.errors import RigError
 from rig.provision import identity
 from rig.provision.recipe import Refused, Step, Unit
 
@@ -30,6 +31,8 @@ def check_not_provisioned(unit: Unit) -> dict:
 def make_identity(unit: Unit) -> dict:
     """A fresh key pair (HSM or memory), its CSR, and the certificate the station's CA issues."""
     st, rec = unit.station, unit.record
+    if rec.serial is None:
+        raise RigError("no serial yet: the check step must run before the identity step")
     unit.device_key = st.keys.generate()
     request = identity.csr(unit.device_key, rec.serial, unit.board.variant)
     cert = identity.issue(request, st.ca_cert, st.ca_signer)

@@ -70,7 +70,7 @@ def identify(unit: Unit) -> dict:
     """The unique device ID and DBGMCU_IDCODE through the probe: readable under RDP level 1 too."""
     options(unit)  # a bad option fails the unit before anything is written to it
     variant, part = unit.board.variant, PARTS[unit.board.variant]
-    swd = unit.drivers.powered_flasher()
+    swd = unit.drivers.powered_probe()
     with swd.session() as session:
         low, mid, high = (session.target.read32(addr) for addr in part.uid)
         idcode = session.target.read32(part.idcode)
@@ -92,7 +92,7 @@ def flash(unit: Unit) -> dict:
     if firmware is None:
         raise RigError(f"the station has no {variant} firmware; give it an image and a bootloader for {variant}")
     regions = factory.stm32_regions(variant, firmware.image, firmware.bootloader, layout=unit.board.flash_layout)
-    swd = drivers.powered_flasher()
+    swd = drivers.powered_probe()
     erase = _erase(unit, swd)
     # What the writes below do not cover must be gone: an old slot1 image's header, an old slot0
     # trailer's magic (MCUboot would act on either) and an old key area. Check a few bytes of each.
@@ -129,10 +129,10 @@ def _erase(unit: Unit, swd) -> str:
 def write_identity(unit: Unit) -> dict:
     """The key area into the identity partition, compared on read-back; then the key leaves memory."""
     try:
-        if unit.device_key is None:
-            raise RigError("no device key to write: the identity step must run first")
         st, rec = unit.station, unit.record
-        swd = unit.drivers.powered_flasher()
+        if unit.device_key is None or rec.serial is None or rec.certificate is None:
+            raise RigError("no device key to write: the identity step must run first")
+        swd = unit.drivers.powered_probe()
         where = swd.layout.part("identity")
         area = keyarea.encode(keyarea.KeyArea(
             serial=rec.serial,
@@ -160,7 +160,7 @@ def lock(unit: Unit) -> dict:
     """Readout protection at the level the recipe option asks for (1 by default)."""
     level = options(unit)["rdp"]
     if level:
-        unit.drivers.powered_flasher().set_rdp_level(level)
+        unit.drivers.powered_probe().set_rdp_level(level)
         unit.drivers.forget_state()  # the option-byte sequence halts the core (the L0's reloads and resets it)
     unit.record.lock_state = {"rdp": level}
     return {"rdp": level}
@@ -169,7 +169,7 @@ def lock(unit: Unit) -> dict:
 def prove_lock(unit: Unit) -> dict:
     """RDP as asked; under level 1 the probe's flash read refused; and the unit still boots its image."""
     wanted = options(unit)["rdp"]
-    swd = unit.drivers.powered_flasher()
+    swd = unit.drivers.powered_probe()
     level = swd.read_rdp_level()
     if level != wanted:
         raise RigError(f"readout protection reads level {level} after locking to level {wanted}; run the unit again")
@@ -200,8 +200,7 @@ def _boot(unit: Unit) -> dict:
             return drivers.strategy.power_on_to_app()
         drivers.target.activate(drivers.console)
         drivers.console.drain()
-        drivers.powered_flasher()
-        drivers.swd.reset()
+        drivers.powered_probe().reset()
         match = drivers.console.expect_line(BOOT_LINE, timeout=BOOT_TIMEOUT)
         return parse_boot_fields(match.group("fields"))
     except ConsoleTimeout:  # the unit printed no boot line

@@ -32,6 +32,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from rig.image.layouts import Layout
 from rig.sim.flash import Flash, PowerCut
@@ -101,7 +102,7 @@ class BoardContext:
         """Let time pass; raises PowerCut as soon as power goes away or a reset is requested."""
         self._board.wait(self._run, seconds)
 
-    def reset(self, cause: str) -> None:
+    def reset(self, cause: str) -> NoReturn:
         """Reset the chip ("software", "watchdog", "pin"). Like NVIC_SystemReset it never returns."""
         self._board.reset(cause)
         raise PowerCut(f"{cause} reset")

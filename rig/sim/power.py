@@ -38,13 +38,14 @@ class PowerSwitch:
             board = outlets.get(int(match["index"])) if match else None
             if board is None:
                 return 404, f"no outlet at {path}\n", "text/plain"
+            assert match is not None  # a board was found through it
             value = match.groupdict().get("value")
             if value:
                 log.info("outlet %s (%s) -> %s", match["index"], board.id, value)
                 board.set_power(value == "1")
             return 200, "1" if board.powered else "0", "text/plain"
 
-        self._http = HttpEndpoint(url.hostname, url.port or 80, handle, "power-switch")
+        self._http = HttpEndpoint(url.hostname or "127.0.0.1", url.port or 80, handle, "power-switch")
         self.host, self.port = self._http.host, self._http.port
 
     def close(self) -> None:

@@ -58,6 +58,9 @@ def load(flash: Flash, offset: int, part_size: int, chip_rev: int, log) -> bytes
         return flash.read(addr, length) if addr + length <= end else None
 
     header = read(offset, HEADER_LEN)
+    if header is None:
+        log.error(TAG, f"image at 0x{offset:x} does not fit its partition")
+        return None
     magic, count, _mode, _speed_size, _entry = HEADER.unpack_from(header)
     if magic != MAGIC:
         log.error(TAG, f"image at 0x{offset:x} has invalid magic byte (nothing flashed here?)")

@@ -136,10 +136,11 @@ class Efuses:
         """Anti-rollback secure version: the number of SECURE_VERSION bits burnt (DESIGN §3)."""
         return bin(self.read(BLOCK3_RD + 4 * SECURE_VERSION_WORD)).count("1")
 
-    def burn_secure_version(self, version: int) -> None:
+    def burn_secure_version(self, version: int | None) -> None:
         """esp_efuse_update_secure_version(): burn bits until the popcount reaches `version`,
-        through the controller's PGM/READ commands, so write protection of BLOCK3 holds."""
-        if not 0 < version <= 32 or version <= self.secure_version():
+        through the controller's PGM/READ commands, so write protection of BLOCK3 holds. None (the
+        app has no description) burns nothing."""
+        if version is None or not 0 < version <= 32 or version <= self.secure_version():
             return
         self.write(BLOCK3_WR + 4 * SECURE_VERSION_WORD, (1 << version) - 1)
         self.write(REGS.EFUSE_REG_CONF, REGS.EFUSE_CONF_WRITE)

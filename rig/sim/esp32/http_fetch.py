@@ -139,6 +139,8 @@ class Download:
             if not self._ctx.powered():
                 self.close()
                 raise PowerCut("power lost during the download")
+            if self._sock is None:
+                raise OSError("connection closed")
             try:
                 ready, _, _ = select.select([self._sock], [], [], POLL_S)
                 if ready:

@@ -100,7 +100,7 @@ class Loader:
         self._queue: list[bytes] = []
         self._writer: FlashWriter | None = None
         self._write_failed = False  # the stub's last block did not program; the next command reports it
-        self._inflate = None  # zlib decompressor while a compressed download is open
+        self._inflate: zlib._Decompress | None = None  # decompressor while a compressed download is open
         self._seq = 0
         self._mem_seq = 0
         rom_only = {0x0E: self.read_flash_slow}
@@ -120,7 +120,9 @@ class Loader:
     def serve(self) -> None:
         try:
             while True:
-                self._handle(self._next_packet(timeout=None))
+                packet = self._next_packet(timeout=None)
+                assert packet is not None  # without a timeout it waits for one
+                self._handle(packet)
         except RunApp:
             return
 
@@ -266,27 +268,28 @@ class Loader:
         return 0, b"", None
 
     def _block(self, data: bytes, chk: int, compressed: bool):
-        if self._writer is None or (self._inflate is not None) != compressed:
+        writer = self._writer
+        if writer is None or (self._inflate is not None) != compressed:
             raise Fail(NOT_IN_FLASH_MODE)
         self._check_written()
         seq, block = self._payload(data, chk)
         if seq != self._seq:
             raise Fail(BAD_MESSAGE)
-        if compressed:
+        if self._inflate is not None:
             try:
                 block = self._inflate.decompress(block)
             except zlib.error:
                 raise Fail(INFLATE_ERROR) from None
         if self.stub:
             self._seq += 1
-            return 0, b"", lambda: self._program(block)
-        self._writer.write(block)
+            return 0, b"", lambda: self._program(writer, block)
+        writer.write(block)
         self._seq += 1
         return 0, b"", None
 
-    def _program(self, block: bytes) -> None:
+    def _program(self, writer: FlashWriter, block: bytes) -> None:
         try:
-            self._writer.write(block)
+            writer.write(block)
         except FlashError:
             self._write_failed = True
 

@@ -35,7 +35,7 @@ ERASE = 5
 UPLOAD_SLOT = 1 - ACTIVE_SLOT
 
 # img_mgmt_translate_error_code: what an SMP v1 client gets as "rc" instead of a group error.
-_V1_RC = {
+_V1_RC: dict[int, MgmtErr] = {
     ImgErr.NO_IMAGE: MgmtErr.ENOENT,
     ImgErr.NO_TLVS: MgmtErr.ENOENT,
     ImgErr.NO_FREE_SLOT: MgmtErr.EBADSTATE,
@@ -117,11 +117,12 @@ class ImageGroup:
         if not digest:
             if not confirm:
                 raise img_error(ImgErr.INVALID_HASH)  # a test names its image
-            slot = ACTIVE_SLOT
+            slot: int | None = ACTIVE_SLOT
         elif len(digest) != HASH_LEN:
             raise img_error(ImgErr.INVALID_HASH)
         elif (slot := self._slots.find_by_hash(digest)) is None:
             raise img_error(ImgErr.HASH_NOT_FOUND)
+        assert slot is not None
         self._slots.set_next(slot, confirm)
         return self.state_read(b"")
 
@@ -188,6 +189,7 @@ class ImageGroup:
                 size = up.size
                 self._reset_upload()
                 return {"off": size, "match": True}
+            assert up.slot is not None  # an upload is open
             part = self._slots.part(up.slot)
             self._writer = StreamFlash(self._flash, part.offset, part.size)
         if not data:
@@ -199,6 +201,7 @@ class ImageGroup:
             self._writer.write(data, flush=last)
             if last:
                 # flash_img: a stale trailer from an earlier upload must not make this image pending.
+                assert up.slot is not None  # an upload is open
                 t = self._slots.trailers[up.slot]
                 self._writer.erase_page(t.slot_size - MAGIC_SIZE - 2 * t.align)  # boot_get_trailer_status_offset
         except (FlashError, StreamFull) as exc:
@@ -212,6 +215,7 @@ class ImageGroup:
 
     def _slot_sha(self, up: _Upload) -> bytes:
         """flash_img_check: SHA-256 of the first `size` bytes of the slot, read back from flash."""
+        assert up.slot is not None  # an upload is open
         return hashlib.sha256(self._slots.read(up.slot, 0, up.size)).digest()
 
     def _reset_upload(self) -> None:

@@ -90,7 +90,8 @@ class SmpServer:
         if hdr.version > VERSION_2:
             raise MgmtError(MgmtErr.UNSUPPORTED_TOO_NEW)
         read, write = self._handlers.get((hdr.group, hdr.cmd), (None, None))
-        handler = {Op.READ: read, Op.WRITE: write}.get(hdr.op)
+        handlers: dict[int, Callable[[bytes], dict] | None] = {Op.READ: read, Op.WRITE: write}
+        handler = handlers.get(hdr.op)
         if handler is None:
             raise MgmtError(MgmtErr.ENOTSUP)
         try:

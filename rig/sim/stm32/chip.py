@@ -59,6 +59,8 @@ class Chip:
         self.flash = board.flash
         self.geometry = board.layout.geometry
         self.options = OptionBytes(board.state_dir / "option-bytes.json")
+        self.core: Core
+        self.flashctl: H7FlashController | L0FlashController
         if self.part.variant == "stm32h7":
             self.flashctl = H7FlashController(self.flash, self.options)
         else:
@@ -119,10 +121,10 @@ class Chip:
         if (hit := self._ram_at(addr, n)) is not None:
             ram, off = hit
             return bytes(ram[off : off + n])
-        if (off := self._flash_offset(addr, n)) is not None:
+        if (flash_off := self._flash_offset(addr, n)) is not None:
             if self.options.protected:
                 raise BusFault(f"flash read at 0x{addr:08x} refused: readout protection level 1")
-            return self.flash.read(off, n)
+            return self.flash.read(flash_off, n)
         if addr % 4 or n % 4:
             return b"".join(self.read(a, 1).to_bytes(1, "little") for a in range(addr, addr + n))
         return b"".join(struct.pack("<I", self.read(a, 4)) for a in range(addr, addr + n, 4))
@@ -182,7 +184,7 @@ class Chip:
         if addr == 0xE000_EDF0:
             return core.read_dhcsr()
         if addr in fixed:
-            return fixed[addr]
+            return fixed[addr] or 0  # (DHCSR, the one None, is read above)
         if p.flash_ctl <= addr < p.flash_ctl + 0x400:
             return self.flashctl.read(addr - p.flash_ctl)
         if self._is_register_space(addr):

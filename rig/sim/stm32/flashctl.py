@@ -64,7 +64,7 @@ class H7FlashController:
     def reset(self) -> None:
         self._cr = [0x31, 0x31]  # LOCK, PSIZE=x64
         self._sr = [0, 0]
-        self._keys = [[], []]
+        self._keys: list[list[int]] = [[], []]
         self._optcr = self.OPTCR_OPTLOCK
         self._optkeys: list[int] = []
         self._optsr_prg = self._optsr()

@@ -13,6 +13,7 @@ import json
 import logging
 import socketserver
 import threading
+from collections.abc import Callable
 
 from rig.sim.flash import FlashError, PowerCut
 from rig.sim.stm32.chip import BusFault, Chip, NoPower
@@ -29,7 +30,7 @@ TARGET_REQUESTS = {"reset", "assert_reset", "read_dp", "write_dp", "read_ap", "w
                    "write_ap_multiple", "read_mem", "write_mem", "read_block32", "write_block32",
                    "read_block8", "write_block8"}
 # Requests that move data over SWD, and how many bytes each carries: (arguments) -> bytes.
-WIRE_BYTES = {
+WIRE_BYTES: dict[str, Callable[..., int]] = {
     "read_dp": lambda *a: WORD, "write_dp": lambda *a: WORD, "read_ap": lambda *a: WORD, "write_ap": lambda *a: WORD,
     "read_mem": lambda *a: WORD, "write_mem": lambda *a: WORD,  # a narrow access is still one 32-bit transfer
     "read_ap_multiple": lambda addr, count: WORD * count, "write_ap_multiple": lambda addr, values: WORD * len(values),
