@@ -7,12 +7,15 @@ and RECIPES (variant -> Recipe).
 
 import importlib
 
+from rig.errors import RigError
 from rig.provision.recipe import Recipe
-from rig.variants import facts
+from rig.variants import NAMES, VARIANTS
 
 
 def _module(variant: str):
-    return importlib.import_module(facts(variant).recipe)
+    if variant not in VARIANTS:
+        raise RigError(f"no provisioning recipe for variant {variant!r}; recipes exist for {', '.join(NAMES)}")
+    return importlib.import_module(VARIANTS[variant].recipe)
 
 
 def recipe(variant: str) -> Recipe:
