@@ -79,6 +79,8 @@ def import_junit(results_url, junit, rack, revision):
     store = Store(results_url)
     run_id, count = import_file(store, junit, rack=rack, revision=revision)
     run = store.runs(limit=1)[0] if store.last_run_id() == run_id else store.run(run_id)
+    if run is None:
+        raise RigError(f"run {run_id} is not in {safe_url(store.url)} after its import")
     out.print(f"imported {junit} as run {run_id}: {count} results ({run['status']}) into {safe_url(store.url)}",
               markup=False)
 

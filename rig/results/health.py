@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass, field
 
 from rig.errors import RigError
+from rig.image.layouts import LAYOUTS
+from rig.variants import Flasher
 
 BANNER_S = 5.0
-FLASH_READ = (0x0, 4096)  # the bootloader's first sector on every variant's layout
-ESP32_FLASH_READ = (0x1000, 4096)  # the ESP32 second-stage bootloader starts at 0x1000
+FLASH_READ = 4096  # bytes from the start of the layout's first partition: the bootloader's
 QUARANTINE_AFTER = 3
-ERASED = {"esp32": 0xFF, "stm32h7": 0xFF, "stm32l0": 0x00}
 
 
 @dataclass
@@ -73,11 +73,11 @@ def check(drivers) -> Health:
         step("power cycle", lambda: _power_cycle(drivers))
     drivers.forget_state()
     banner = _wait_banner(console, mark)
-    if board.variant == "esp32":
+    if board.facts.flasher is Flasher.ROM_LOADER:
         step("ROM loader", lambda: _rom_loader(drivers))
     else:
         step("probe", lambda: _probe(drivers))
-    flash = {}
+    flash: dict[str, bool] = {}
     step("flash read", lambda: _flash_read(drivers, flash))
     health.steps.insert(1, _banner_step(banner, flash.get("blank")))
     health.ok = all(s["ok"] for s in health.steps)
@@ -92,11 +92,10 @@ def _no_switch():
 
 
 def _power_cycle(drivers) -> str:
-    drivers.target.activate(drivers.power)
-    drivers.power.off()
+    drivers.power_off()
     drivers.console.drain()
-    time.sleep(getattr(drivers.power, "delay", 0.0))
-    drivers.power.on()
+    time.sleep(drivers.off_s)
+    drivers.power_on()
     return "outlet off and on"
 
 
@@ -105,7 +104,7 @@ def _wait_banner(console, mark) -> dict:
     try:
         line = console.expect_line(r".*\S.*", timeout=BANNER_S).group(0).strip()
         return {"line": line, "seconds": round(time.monotonic() - start, 2)}
-    except (RigError, TimeoutError, AssertionError) as exc:
+    except (RigError, TimeoutError) as exc:  # ConsoleTimeout is a RigError
         return {"line": None, "seconds": round(time.monotonic() - start, 2), "error": str(exc)}
 
 
@@ -120,22 +119,21 @@ def _banner_step(banner: dict, blank: bool | None) -> dict:
 
 
 def _rom_loader(drivers) -> str:
-    drivers.target.activate(drivers.esptool)
-    with drivers.esptool.loader(after="hard-reset") as esp:
+    with drivers.powered_rom_loader().loader(after="hard-reset") as esp:
         return f"{esp.get_chip_description()} answers"
 
 
 def _probe(drivers) -> str:
-    drivers.target.activate(drivers.swd)
-    return f"probe connects, readout protection level {drivers.swd.read_rdp_level()}"
+    return f"probe connects, readout protection level {drivers.powered_probe().read_rdp_level()}"
 
 
 def _flash_read(drivers, found: dict) -> str:
-    offset, size = ESP32_FLASH_READ if drivers.board.variant == "esp32" else FLASH_READ
+    layout = LAYOUTS[drivers.board.flash_layout]
+    offset, size = min(p.offset for p in layout.partitions), FLASH_READ
     data = drivers.read_flash(offset, size)
     if len(data) != size:
         raise RigError(f"read {len(data)} of {size} bytes at 0x{offset:x}")
-    found["blank"] = data == bytes([ERASED[drivers.board.variant]]) * size
+    found["blank"] = data == bytes([layout.geometry.erased]) * size
     return f"{size} bytes at 0x{offset:x}" + (" (blank)" if found["blank"] else "")
 
 

@@ -25,8 +25,8 @@ import pytest
 
 from rig.errors import RigError
 
-STATE = pytest.StashKey()
-QUARANTINED = pytest.StashKey()
+STATE: "pytest.StashKey[_Session]" = pytest.StashKey()
+QUARANTINED: "pytest.StashKey[dict]" = pytest.StashKey()
 SECTION_PREFIX = "console of "
 NO_VERSION = "no boot line"
 
@@ -186,7 +186,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("board")
         q = quarantined.get(getattr(spec, "id", None))
-        if q is not None:
+        if q is not None and spec is not None:
             item.user_properties.append(("board_id", spec.id))
             item.user_properties.append(("board_variant", spec.variant))
             item.add_marker(pytest.mark.skip(reason=f"board {spec.id} is quarantined: {q['reason']}"))

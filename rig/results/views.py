@@ -53,7 +53,7 @@ def trends(store: Store, last: int = TREND_RUNS) -> dict:
     runs = list(reversed(store.runs(limit=last)))
     ids = [r["id"] for r in runs]
     rows = [r for run_id in ids for r in store.results(run_id)]
-    scenarios = defaultdict(Counter)
+    scenarios: defaultdict[str, Counter] = defaultdict(Counter)
     for r in rows:
         if r["scenario"] and r["outcome"] != "skipped":
             scenarios[r["scenario"]]["runs"] += 1
@@ -95,7 +95,7 @@ def flaky(store: Store, last: int = FLAKY_RUNS) -> list[dict]:
 def provisioning(store: Store, last: int = TREND_RUNS) -> dict:
     """Provisioning batches: units per hour, refusals, per-fixture throughput."""
     batches = []
-    fixtures = defaultdict(lambda: {"units": 0, "provisioned": 0, "seconds": 0.0})
+    fixtures: defaultdict[str, dict] = defaultdict(lambda: {"units": 0, "provisioned": 0, "seconds": 0.0})
     refusals = []
     for run in store.runs(limit=last, kind="provision"):
         rows = store.results(run["id"])

@@ -96,7 +96,8 @@ def line(points: list[tuple[str, float | None]], title: str, unit: str = "") -> 
     parts = _frame(title, top, unit, len(points), lambda i: points[i][0])
     base = HEIGHT - PAD_BOTTOM
     scale = (base - PAD_TOP) / top
-    path, dots = [], []
+    path: list[str | None] = []
+    dots: list[str] = []
     for i, (label, value) in enumerate(points):
         if value is None:
             path.append(None)
