@@ -39,6 +39,8 @@ PRIVATE_TABLES = {
     ("rig/sim/timing.py", "PARTS"): _every,
     # the provisioning station's serial number prefix per product
     ("rig/provision/steps.py", "SERIAL_PREFIX"): _every,
+    # the simulated fleet's default share of each variant (rig fleet up --mix)
+    ("rig/fleet/control.py", "DEFAULT_MIX"): _every,
 }
 
 

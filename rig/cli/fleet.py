@@ -11,7 +11,7 @@ from rig.cli.console import out
 from rig.errors import RigError
 from rig.fleet.control import DEFAULT_MIX, Fleet, parse_mix
 from rig.fleet.device import FAULTS
-from rig.image.layouts import VARIANTS
+from rig.variants import NAMES
 
 DEFAULT_FOLDER = Path(".rig/fleet")
 
@@ -102,7 +102,7 @@ def status(folder, as_json):
 @fleet_option
 @click.argument("kind", type=click.Choice(sorted(FAULTS)))
 @click.option("--fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True)
-@click.option("--variant", type=click.Choice(VARIANTS), default=None, help="Only devices of this variant.")
+@click.option("--variant", type=click.Choice(NAMES), default=None, help="Only devices of this variant.")
 @click.option("--cohort", default=None, metavar="canary|wave-N",
               help="Only devices of this cohort of the policy (seeded like the rollout's).")
 @click.option("--policy", type=click.Path(dir_okay=False, exists=True), default=None,
@@ -110,7 +110,7 @@ def status(folder, as_json):
 @click.option("--seed", type=int, default=1, show_default=True, help="Which devices get the fault.")
 @click.option("--seconds", type=float, default=30.0, show_default=True, help="offline: how long.")
 @click.option("--rate", type=int, default=2048, show_default=True, help="slow: bytes per second.")
-@click.option("--to-variant", type=click.Choice(VARIANTS), default=None, help="swap: the new board's variant.")
+@click.option("--to-variant", type=click.Choice(NAMES), default=None, help="swap: the new board's variant.")
 def inject(folder, kind, fraction, variant, cohort, policy, seed, seconds, rate, to_variant):
     """Give a seeded fraction of the devices a fault.
 
@@ -131,7 +131,7 @@ def inject(folder, kind, fraction, variant, cohort, policy, seed, seconds, rate,
     out.print(f"{kind}: {len(ids)} device(s): {', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''}")
 
 
-inject.help += "\n".join(f"      {k:12} {v}" for k, v in FAULTS.items())
+inject.help = (inject.help or "") + "\n".join(f"      {k:12} {v}" for k, v in FAULTS.items())
 
 
 def cohort_members(truth: dict, cohort: str, policy_path) -> list[str]:
@@ -149,7 +149,7 @@ def cohort_members(truth: dict, cohort: str, policy_path) -> list[str]:
     if wave >= len(pol.waves):
         raise RigError(f"--cohort {cohort}: the policy has waves 0..{len(pol.waves) - 1}")
     members = []
-    for v in VARIANTS:
+    for v in NAMES:
         plan, _ = cohorts.plan([(i, False) for i, t in truth.items() if t["variant"] == v], pol.seed, list(pol.waves))
         members += [i for i, k in plan.items() if k == wave]
     return members
@@ -165,7 +165,7 @@ def flag():
 @db_option
 @click.argument("assignment", metavar="NAME=VALUE")
 @click.option("--wave", type=int, default=None, help="Only devices of this wave of the latest rollout (0: canary).")
-@click.option("--variant", type=click.Choice(VARIANTS), default=None, help="Only devices of this variant.")
+@click.option("--variant", type=click.Choice(NAMES), default=None, help="Only devices of this variant.")
 def flag_set(folder, db, assignment, wave, variant):
     """Write NAME=VALUE into the desired twin of the chosen devices.
 

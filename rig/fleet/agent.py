@@ -26,6 +26,7 @@ from rig.atomic import write_bytes
 from rig.fleet import protocol as p
 from rig.fleet.device import Device, Timing, Truth
 from rig.fleet.mqtt import raise_open_files
+from rig.variants import Delivery, facts
 
 PREFIX = "rack-"
 
@@ -50,8 +51,8 @@ class RackDevice(Device):
             if not await self._update(job, p.IN_PROGRESS, {"step": "downloading"}):
                 return
             data = await self._download(job, art)
-            await self._update(job, p.IN_PROGRESS, {"step": "delivering", "via": "SMP" if t.variant != "esp32"
-                                                    else "HTTP"})
+            via = "SMP" if facts(t.variant).delivery is Delivery.SMP_PUSH else "HTTP"
+            await self._update(job, p.IN_PROGRESS, {"step": "delivering", "via": via})
             t.installs[job] = t.installs.get(job, 0) + 1
             verdict = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.campaign.update, data, doc["version"])

@@ -18,11 +18,12 @@ import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from rig.errors import RigError
 from rig.fleet.broker import Broker, Recorder, _stop_pid
 from rig.fleet.device import FAULTS, Timing
-from rig.image.layouts import DEFAULT_LAYOUT, VARIANTS
+from rig.variants import NAMES, VARIANTS
 
 DEFAULT_MIX = {"esp32": 50, "stm32h7": 30, "stm32l0": 20}
 DEVICES_PER_SHARD = 2500  # one asyncio process holds this many connections comfortably (bench rollout)
@@ -36,7 +37,7 @@ def parse_mix(text: str) -> dict[str, int]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, weight = part.partition("=")
         if name not in VARIANTS:
-            raise RigError(f"--mix: {name!r} is not a variant; one of {', '.join(VARIANTS)}")
+            raise RigError(f"--mix: {name!r} is not a variant; one of {', '.join(NAMES)}")
         try:
             mix[name] = int(weight)
         except ValueError:
@@ -58,7 +59,8 @@ def compose(n: int, seed: int, mix: dict[str, int]) -> list[dict]:
         counts[v] += 1
     variants = [v for v in sorted(counts) for _ in range(counts[v])]
     random.Random(f"fleet-{seed}").shuffle(variants)
-    return [{"id": f"dev-{i + 1:05d}", "variant": v, "layout": DEFAULT_LAYOUT[v]} for i, v in enumerate(variants)]
+    return [{"id": f"dev-{i + 1:05d}", "variant": v, "layout": VARIANTS[v].default_layout}
+            for i, v in enumerate(variants)]
 
 
 def choose(ids: list[str], fraction: float, seed: int, salt: str) -> list[str]:
@@ -76,7 +78,7 @@ def _get(url: str, body: dict | None = None, timeout: float = 60.0):
 
 
 class Fleet:
-    def __init__(self, folder: Path, state: dict):
+    def __init__(self, folder: Path, state: dict[str, Any]):
         self.folder = Path(folder)
         self.state = state
 
@@ -99,7 +101,7 @@ class Fleet:
             raise RigError("--devices: at least 1")
         mix = mix or DEFAULT_MIX
         b = Broker.external(broker) if broker else Broker.private(folder / "broker")
-        state = {"devices": devices, "seed": seed, "mix": mix, "broker": b.url, "broker_pid": b.pid,
+        state: dict[str, Any] = {"devices": devices, "seed": seed, "mix": mix, "broker": b.url, "broker_pid": b.pid,
                  "log": str(folder / "messages.log"), "shards": [], "started": time.time()}
         fleet = cls(folder, state)
         try:
@@ -129,7 +131,7 @@ class Fleet:
                 state["shards"].append({"pid": proc.pid, "port": None})
                 fleet._save()
             for k, (proc, _) in enumerate(procs):
-                line = proc.stdout.readline()
+                line = proc.stdout.readline() if proc.stdout else b""
                 if not line:
                     raise RigError(f"fleet shard {k} exited at start; see {folder / f'shard-{k}.log'}")
                 state["shards"][k]["port"] = json.loads(line)["port"]
@@ -165,11 +167,12 @@ class Fleet:
             self.state["agents"].append({"pid": proc.pid, "thing": None})
             procs.append((board.id, proc))
             self._save()
-        for k, (board, proc) in enumerate(procs):
-            line = proc.stdout.readline()  # after the board is enrolled (baseline installed and booted)
+        for k, (board_id, proc) in enumerate(procs):
+            # after the board is enrolled (baseline installed and booted)
+            line = proc.stdout.readline() if proc.stdout else b""
             if not line:
-                raise RigError(f"the rack agent of {board} exited while enrolling it; see "
-                               f"{self.folder / f'agent-{board}.log'}")
+                raise RigError(f"the rack agent of {board_id} exited while enrolling it; see "
+                               f"{self.folder / f'agent-{board_id}.log'}")
             self.state["agents"][k]["thing"] = json.loads(line)["thing"]
         self._save()
 

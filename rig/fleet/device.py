@@ -21,8 +21,8 @@ import aiohttp
 
 from rig.fleet import protocol as p
 from rig.fleet.mqtt import Mqtt
-from rig.image.layouts import DEFAULT_LAYOUT
 from rig.rollout.release import image_descriptor
+from rig.variants import facts
 
 FAULTS = {
     "boot-fail": "the new image fails to boot; the bootloader rolls back to the old one",
@@ -154,7 +154,7 @@ class Device:
 
     def swap(self, variant: str) -> None:
         """Another board under this name: it reports its own hardware from now on."""
-        self.t.variant, self.t.layout = variant, DEFAULT_LAYOUT[variant]
+        self.t.variant, self.t.layout = variant, facts(variant).default_layout
         self.t.faults["swap"] = {"variant": variant}
         self._report_twin()
 
@@ -223,6 +223,8 @@ class Device:
         if not ex:
             return
         job = ex.get("jobId")
+        if job is None:
+            return  # not a job execution: nothing to take on
         if job in self._handled:
             self.t.duplicates_ignored += 1  # a job is taken on once, however often it is announced
             return

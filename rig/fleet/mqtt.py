@@ -84,9 +84,13 @@ class Mqtt:
         c.on_message = lambda _c, _u, msg: on_message(msg)
         c.on_disconnect = self._disconnect_cb
         c.on_socket_open = lambda _c, _u, sock: self._loop.add_reader(sock, self._read)
-        c.on_socket_close = lambda _c, _u, sock: self._loop.remove_reader(sock)
+        c.on_socket_close = lambda _c, _u, sock: self._unwatch(sock, self._loop.remove_reader)
         c.on_socket_register_write = lambda _c, _u, sock: self._loop.add_writer(sock, self._write)
-        c.on_socket_unregister_write = lambda _c, _u, sock: self._loop.remove_writer(sock)
+        c.on_socket_unregister_write = lambda _c, _u, sock: self._unwatch(sock, self._loop.remove_writer)
+
+    @staticmethod
+    def _unwatch(sock, remove: Callable[..., bool]) -> None:
+        remove(sock)
 
     def _read(self):
         self.client.loop_read()
@@ -144,7 +148,7 @@ class Mqtt:
         """The link dies with no goodbye (power lost, radio gone): the broker publishes the will."""
         _live.discard(self)
         sock = self.client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):
             try:
                 sock.shutdown(socket.SHUT_RDWR)  # paho reads EOF, closes its side and reports the disconnect
             except OSError:

@@ -35,9 +35,9 @@ async def serve(spec: dict) -> None:
     devices: dict[str, Device] = {}
     gate = asyncio.Semaphore(CONNECTS_AT_ONCE)
     for d in spec["devices"]:
-        truth = Truth(id=d["id"], variant=d["variant"], layout=d["layout"], running=d.get("version", "1.0.0"),
-                      floor=d.get("floor", 0), features=list(d.get("features", [])))
-        devices[truth.id] = Device(truth, broker, http, timing, gate)
+        t = Truth(id=d["id"], variant=d["variant"], layout=d["layout"], running=d.get("version", "1.0.0"),
+                  floor=d.get("floor", 0), features=list(d.get("features", [])))
+        devices[t.id] = Device(t, broker, http, timing, gate)
     done = asyncio.Event()
 
     async def truth(_req):
@@ -70,7 +70,7 @@ async def serve(spec: dict) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    port = runner.addresses[0][1]
     for i in spec.get("offline_at_start", []):  # devices that are switched off when the fleet comes up
         if i in devices:
             devices[i].go_offline(spec.get("offline_seconds", 10.0))

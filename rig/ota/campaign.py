@@ -279,8 +279,7 @@ class Campaign:
         then takes fleet updates with `update`, each from where the one before left it."""
         v = Verdict(self.d.board.id, self.d.board.variant, "enrol", "updated")
         self.d.target.activate(self.d.console)
-        self.d.target.activate(self.d.power)
-        self.d.power.on()
+        self.d.power_on()
         self._fleet_boots: list[_Boot] = []
         with self._step(v, "baseline") as step:
             installed = self.target.baseline(BASELINE_VERSION, self.signer)
@@ -302,7 +301,7 @@ class Campaign:
             step.detail = f"{len(boots) - mark} boots: " + ", ".join(f"{b.version}({b.reset})" for b in boots[mark:])
         with self._step(v, "read back") as step:
             try:
-                self.d.power.on()
+                self.d.power_on()
                 rb = self.target.read_back({"new": artefact, "old": old})
             except RigError as exc:
                 rb = ReadBack(None, False, f"read-back failed: {exc}")

@@ -8,7 +8,7 @@ they are between real builds (docs/delta-format.md), and a full image is as big 
 
     stm32_image(variant, version, signer, fault="none", security_counter=None, size=None) -> bytes
     esp32_image(version, fault="none", secure_version=0, size=None) -> bytes
-    image(variant, version, signer, fault="none", floor=0) -> bytes   (either, with the rollback floor)
+    image(variant, version, signer, fault="none", floor=0, size=None) -> bytes   (either, at the rollback floor)
 """
 
 import random
@@ -58,10 +58,11 @@ def esp32_image(version: Version | str, fault: str = "none", secure_version: int
     return esp_app.app_image(v, fault, secure_version, code=code("esp32", v, size or CODE_SIZE["esp32"]))
 
 
-def image(variant: str, version: Version | str, signer: Signer, fault: str = "none", floor: int = 0) -> bytes:
+def image(variant: str, version: Version | str, signer: Signer, fault: str = "none", floor: int = 0,
+          size: int | None = None) -> bytes:
     """A release for `variant` at the board's rollback floor (MCUboot security counter, ESP32
     secure_version): the same floor is always accepted, a lower one is a downgrade."""
     if facts(variant).bootloader is Bootloader.ESP_IDF:
-        return esp32_image(version, fault, secure_version=floor)
-    return stm32_image(variant, version, signer, fault, security_counter=floor)
+        return esp32_image(version, fault, secure_version=floor, size=size)
+    return stm32_image(variant, version, signer, fault, security_counter=floor, size=size)
 

@@ -35,7 +35,7 @@ class ArtefactServer:
         self.proc = subprocess.Popen([sys.executable, "-m", "rig.rollout.artefacts", str(self.root), host, str(port),
                                       str(self.stats_file)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      preexec_fn=_die_with_parent)
-        line = self.proc.stdout.readline()
+        line = self.proc.stdout.readline() if self.proc.stdout else b""
         if not line:
             raise RigError(f"the artefact server would not start on {host}:{port}")
         self.port = int(line.split()[1])

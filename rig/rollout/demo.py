@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -29,8 +30,10 @@ from rig.rollout.release import load_release, policy_from
 from rig.rollout.service import EngineProcess, ask
 from rig.rollout.store import open_db, summary
 
+BAD = "stm32l0"  # the variant whose 2.0.0 image crashes on boot (the demo's story)
+
 # Minutes of a real rollout told in seconds: soak, deadlines and polls compressed.
-POLICY = {"waves": [5, 25, 100], "poll_s": 0.2, "rate": {"per_minute": 0},
+POLICY: dict[str, Any] = {"waves": [5, 25, 100], "poll_s": 0.2, "rate": {"per_minute": 0},
           "gates": {"min_judged": 5, "soak_s": 1.0, "progress_timeout_s": 120.0, "pickup_deadline_s": 10.0,
                     "wave_deadline_s": 120.0}}
 TIMING = Timing(install_s=0.1, boot_s=0.1, health_s=0.2, retry_s=2.0, progress_s=2.0)
@@ -75,7 +78,7 @@ def run(workdir: Path, devices: int, seed: int, rack: str | None) -> bool:
     else:
         key = workdir / "release-key.pem"
     old = make_release(workdir / "1.0.0", "1.0.0", key=key)
-    bad = make_release(workdir / "2.0.0", "2.0.0", key=key, faults={"stm32l0": "crash-on-boot"}, rollback=str(old))
+    bad = make_release(workdir / "2.0.0", "2.0.0", key=key, faults={BAD: "crash-on-boot"}, rollback=str(old))
     good = make_release(workdir / "2.1.0", "2.1.0", key=key)
     policy = policy_from(POLICY | {"seed": seed}).to_dict()
     url = f"sqlite:///{workdir / 'rollouts.db'}"
@@ -88,8 +91,8 @@ def run(workdir: Path, devices: int, seed: int, rack: str | None) -> bool:
         db = open_db(url)
         out.print("[bold]rollout 2.0.0[/]: its STM32L0 image crashes on boot")
         r1 = int(ask(url, "start", args={"release": load_release(bad).to_dict(), "policy": policy}))
-        _wait("the stm32l0 track to halt", lambda: any(
-            t["variant"] == "stm32l0" and t["state"] == "halted" for t in summary(db, r1)[0]["tracks"]))
+        _wait(f"the {BAD} track to halt", lambda: any(
+            t["variant"] == BAD and t["state"] == "halted" for t in summary(db, r1)[0]["tracks"]))
         _wait("the other tracks to finish", lambda: _state(db, r1) != "running")
         for e in summary(db, r1)[0]["events"]:
             if e["kind"] in ("halt", "track-done"):
@@ -98,20 +101,20 @@ def run(workdir: Path, devices: int, seed: int, rack: str | None) -> bool:
         out.print(f"[bold]rollback {r2}[/] to 1.0.0 for every device that installed 2.0.0")
         _wait("the rollback to finish", lambda: _state(db, r2) != "running")
         truth = fleet.truth()
-        l0_installed = {i for i, t in truth.items() if t["variant"] == "stm32l0" and any(
+        l0_installed = {i for i, t in truth.items() if t["variant"] == BAD and any(
             k.startswith(f"r{r1}-") for k in t["installs"])}
-        plan, _ = cohorts.plan([(i, False) for i, t in truth.items() if t["variant"] == "stm32l0"], seed,
+        plan, _ = cohorts.plan([(i, False) for i, t in truth.items() if t["variant"] == BAD], seed,
                                POLICY["waves"])
         canary_l0 = {i for i, k in plan.items() if k == cohorts.CANARY}
         first = all(t["running"] == "1.0.0" and t["confirmed"] for t in truth.values()) and l0_installed <= canary_l0
-        _verdict("bad release halted at the stm32l0 canary and rolled back: every device on 1.0.0, "
-                 f"{len(l0_installed)} stm32l0 devices ever installed it", first)
+        _verdict(f"bad release halted at the {BAD} canary and rolled back: every device on 1.0.0, "
+                 f"{len(l0_installed)} {BAD} devices ever installed it", first)
         if rack:
             bad_verdicts, back_verdicts = _rack_verdicts(fleet, f"r{r1}-"), _rack_verdicts(fleet, f"r{r2}-")
             for thing in fleet.rack_things:
                 out.print(f"  {thing}: 2.0.0 -> {bad_verdicts.get(thing, 'no verdict')}"
                           + (f", rollback -> {back_verdicts[thing]}" if thing in back_verdicts else ""))
-            l0 = next(t for t in fleet.rack_things if "stm32l0" in t)
+            l0 = next(t for t in fleet.rack_things if BAD in t)
             first = first and bad_verdicts.get(l0) == "rolled back" and all(
                 back_verdicts.get(t, bad_verdicts.get(t)) in ("updated", "rolled back") for t in fleet.rack_things)
         out.print("[bold]rollout 2.1.0[/]: a good release")

@@ -68,7 +68,7 @@ class Engine:
         self.artefacts = Path(artefacts)
         self.artefacts.mkdir(parents=True, exist_ok=True)
         self.ota_host = ota_host
-        self.ota: ArtefactServer | None = None
+        self._ota: ArtefactServer | None = None
         self.broken = broken
         self.things: dict[str, dict] = {}
         self.rollouts: dict[int, dict] = {}
@@ -89,7 +89,7 @@ class Engine:
         self._out: list[tuple[str, object]] = []
         self._next_tick = 0.0
         self._retained_at = 0.0
-        self.conn: Mqtt | None = None
+        self._conn: Mqtt | None = None
 
     # -- loading
     def load(self) -> None:
@@ -123,14 +123,28 @@ class Engine:
         self.by_thing.setdefault(ex["thing"], []).append(key)
         self.by_track.setdefault((ex["rollout_id"], ex["variant"]), []).append(key)
 
+    @property
+    def ota(self) -> ArtefactServer:
+        """The artefact server, while run() runs."""
+        if self._ota is None:
+            raise RigError("the rollout engine is not running: no artefact server")
+        return self._ota
+
+    @property
+    def conn(self) -> Mqtt:
+        """The MQTT connection, while run() runs."""
+        if self._conn is None:
+            raise RigError("the rollout engine is not running: no MQTT connection")
+        return self._conn
+
     # -- the loop
     async def run(self, stop: asyncio.Event, ready=None) -> None:
         self.load()
         # the same port as before a restart, so downloads in flight resume against the same URLs
-        self.ota = ArtefactServer(self.artefacts, self.ota_host, int(get_setting(self.db, "ota_port") or 0))
+        self._ota = ArtefactServer(self.artefacts, self.ota_host, int(get_setting(self.db, "ota_port") or 0))
         put_setting(self.db, "ota_port", str(self.ota.port))
         try:
-            self.conn = Mqtt(CLIENT_ID, self._message, clean_start=False)
+            self._conn = Mqtt(CLIENT_ID, self._message, clean_start=False)
             await self.conn.connect(*self.broker)
             for topic in p.SERVICE_TOPICS:
                 self.conn.subscribe(topic, no_local=False)
@@ -153,8 +167,8 @@ class Engine:
                 self._flush()
         finally:
             self.ota.close()
-            if self.conn is not None:
-                self.conn.disconnect()
+            if self._conn is not None:
+                self._conn.disconnect()
 
     async def _settle(self) -> None:
         """Take in the retained twins and presences (the whole fleet) before deciding anything: the
@@ -666,7 +680,7 @@ class Engine:
         for rid in sorted(self._dirty_rollouts):
             c.execute(update(rollouts).where(rollouts.c.id == rid).values(state=self.rollouts[rid]["state"]))
         for e in self._events:
-            add_event(c, *e[:3], variant=e[3], wave=e[4], data=e[5])
+            add_event(c, e[0], e[1], e[2], variant=e[3], wave=e[4], data=e[5])
         self._new_things.clear()
         self._dirty_things.clear()
         self._new_execs.clear()

@@ -13,13 +13,13 @@ import yaml
 
 from rig.atomic import write_bytes, write_text
 from rig.image.keys import load_signer, make_p256_pem
-from rig.image.layouts import VARIANTS
 from rig.ota import releases
+from rig.variants import NAMES
 
 
 def make_release(folder: Path, version: str, key: Path | None = None, floors: dict[str, int] | None = None,
                  faults: dict[str, str] | None = None, features: list[str] | None = None,
-                 rollback: str | None = None, variants=VARIANTS, code_size: int | None = None) -> Path:
+                 rollback: str | None = None, variants=NAMES, code_size: int | None = None) -> Path:
     """code_size: bytes of code per image (default: releases.CODE_SIZE, as big as the campaigns'
     images); fleet tests use a few KiB, since a thousand downloads of each cost the machine time."""
     folder = Path(folder)
@@ -31,10 +31,7 @@ def make_release(folder: Path, version: str, key: Path | None = None, floors: di
     for variant in variants:
         floor = (floors or {}).get(variant, 0)
         fault = (faults or {}).get(variant, "none")
-        if variant == "esp32":
-            data = releases.esp32_image(version, fault, secure_version=floor, size=code_size)
-        else:
-            data = releases.stm32_image(variant, version, signer, fault, security_counter=floor, size=code_size)
+        data = releases.image(variant, version, signer, fault, floor, size=code_size)
         name = f"app-{variant}-{version}.bin"
         write_bytes(folder / name, data)
         arts[variant] = {"file": name, "floor": floor, "features": list(features or [])}

@@ -38,8 +38,8 @@ import yaml
 
 from rig.errors import RigError, RigErrors
 from rig.image import appdesc, mcuboot
-from rig.image.layouts import DEFAULT_LAYOUT, VARIANTS, layouts_for
 from rig.image.mcuboot import Version
+from rig.variants import NAMES, VARIANTS, Bootloader, with_bootloader
 
 
 @dataclass(frozen=True)
@@ -82,10 +82,12 @@ def image_descriptor(data: bytes) -> appdesc.AppDescriptor | None:
     """What an image says about itself (rig's app descriptor: variant, version, firmware fault), or
     None if it says nothing."""
     try:
-        body = mcuboot.parse(data).payload  # an STM32 image: the descriptor is in the application binary
-        at = appdesc.OFFSET["stm32h7"]
+        body = mcuboot.parse(data).payload  # an MCUboot image: the descriptor is in the application binary
+        kind = Bootloader.MCUBOOT
     except RigError:
-        body, at = data, appdesc.OFFSET["esp32"]  # an ESP-IDF app image
+        body, kind = data, Bootloader.ESP_IDF  # an ESP-IDF app image
+    # where the descriptor sits follows from the image format (the same for every part of one)
+    at = VARIANTS[with_bootloader(kind)[0]].appdesc_offset
     try:
         return appdesc.parse(body[at:at + appdesc.SIZE])
     except RigError:
@@ -117,7 +119,7 @@ def load_release(path: str | Path) -> Release:
     for variant, spec in arts.items():
         where = f"release {path}: artefacts.{variant}"
         if variant not in VARIANTS:
-            problems.append(f"{where}: not a variant; one of {', '.join(VARIANTS)}")
+            problems.append(f"{where}: not a variant; one of {', '.join(NAMES)}")
             continue
         if not isinstance(spec, dict) or "file" not in spec:
             problems.append(f"{where}: give file: PATH")
@@ -140,10 +142,11 @@ def load_release(path: str | Path) -> Release:
         if kind == "delta" and not spec.get("from"):
             problems.append(f"{where}: a delta names the version it applies to (from: 1.0.0)")
             continue
-        layouts = spec.get("layouts") or [DEFAULT_LAYOUT[variant]]
-        bad = [x for x in layouts if x not in layouts_for(variant)]
+        layouts = spec.get("layouts") or [VARIANTS[variant].default_layout]
+        bad = [x for x in layouts if x not in VARIANTS[variant].layouts()]
         if bad:
-            problems.append(f"{where}: layouts {bad} are not {variant} layouts ({', '.join(layouts_for(variant))})")
+            known = ", ".join(VARIANTS[variant].layouts())
+            problems.append(f"{where}: layouts {bad} are not {variant} layouts ({known})")
             continue
         out[variant] = Artefact(variant, str(file), len(data), hashlib.sha256(data).hexdigest(),
                                 int(spec.get("floor", 0)), kind, spec.get("from"),

@@ -48,10 +48,15 @@ class EngineProcess:
             env={**os.environ, **(self.env or {})})
         return self.ready() if wait else self
 
+    def _started(self) -> subprocess.Popen:
+        if self.proc is None:
+            raise RigError("the rollout engine was not started")
+        return self.proc
+
     def ready(self) -> "EngineProcess":
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.state_file.exists():
-            if self.proc.poll() is not None:
+            if self._started().poll() is not None:
                 tail = (self.folder / "engine.log").read_text(errors="replace").strip().splitlines()[-1:]
                 raise RigError(f"the rollout engine exited at start{': ' + tail[0] if tail else ''}")
             if time.monotonic() > deadline:
@@ -63,12 +68,13 @@ class EngineProcess:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self._started().pid
 
     def kill(self) -> None:
         """SIGKILL: no goodbye, no last commit - a crash."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
+        proc = self._started()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -46,7 +47,7 @@ def rollouts_view(folder: Path | None, url: str | None) -> dict:
     from rig.fleet.control import Fleet
     from rig.rollout.store import open_db, summary
 
-    view = {"rollouts": [], "truth": None, "problem": None, "fleet": str(folder) if folder else None}
+    view: dict[str, Any] = {"rollouts": [], "truth": None, "problem": None, "fleet": str(folder) if folder else None}
     if url is None:
         view["problem"] = "no fleet given: start the dashboard with --fleet DIR (the folder of `rig fleet up`)"
         return view
@@ -59,7 +60,7 @@ def rollouts_view(folder: Path | None, url: str | None) -> dict:
         rows = []
         for key in sorted(r["counts"], key=lambda k: (k.split("/")[0], int(k.split("/")[1]))):
             variant, wave = key.split("/")
-            counts = Counter()
+            counts: Counter[str] = Counter()
             for status, n in r["counts"][key].items():
                 counts[_BUCKET.get(status, "in_flight")] += n
             rows.append({"variant": variant, "wave": int(wave), "label": "canary" if wave == "0" else f"wave {wave}",
@@ -83,7 +84,7 @@ def rollouts_view(folder: Path | None, url: str | None) -> dict:
                              for (v, ver, c), n in sorted(dist.items())]
             view["devices"] = len(truth)
             view["versions"] = versions = sorted({t["running"] for t in truth.values()})
-            per_variant = {}
+            per_variant: dict[str, Counter[str]] = {}
             for t in truth.values():
                 per_variant.setdefault(t["variant"], Counter())[t["running"]] += 1
             view["versions_chart"] = svg.stacked_bars(
