@@ -251,7 +251,7 @@ def pytest_sessionfinish(session, exitstatus):
         except RigError as exc:
             lines.append(f"rig: warning: quarantine not evaluated: {exc}")
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.line("")  # the progress line ("[100%]") has no newline of its own yet
         for line in lines:
             reporter.write_line(line)
 
