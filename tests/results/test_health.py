@@ -32,10 +32,8 @@ def test_a_silent_board_is_quarantined_skipped_and_released(sessions, rack):
     import os
 
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    healthy = sessions.rig("health", "--rack", rack, "--results", sessions.url)  # starts the lab
-    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert "3 of 3 boards healthy" in healthy.stdout
-
+    up = sessions.rig("lab", "up", "--rack", rack)
+    assert up.returncode == 0, up.stderr
     console_wires(sessions, rack, "esp32-1", "broken")
     sick = sessions.rig("health", "--rack", rack, "--board", "esp32-1", "--results", sessions.url)
     assert sick.returncode == 1
@@ -44,11 +42,13 @@ def test_a_silent_board_is_quarantined_skipped_and_released(sessions, rack):
     listed = sessions.rig("health", "--results", sessions.url)
     assert "esp32-1" in listed.stdout and "health check failed" in listed.stdout
 
-    # The next session health-checks the rack first: the ESP32 is still silent and stays out;
-    # its test is skipped, with one line for the board, and the others pass.
-    done = sessions.pytest(f"{repo}/{FLASH}", "--rig-rack", rack, "--rig-health-check", "-rs")
+    # The next session health-checks its boards first: the ESP32 is still silent and stays out;
+    # its test is skipped, with one line for the board, and the other board passes.
+    done = sessions.pytest(f"{repo}/{FLASH}", "--rig-rack", rack, "--rig-board", "esp32-1", "--rig-board",
+                           "stm32l0-1", "--rig-health-check", "-rs")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "2 passed, 1 skipped" in done.stdout
+    assert "health check of 2 boards" in done.stdout and "stm32l0-1 ok" in done.stdout
+    assert "1 passed, 1 skipped" in done.stdout
     header = [line for line in done.stdout.splitlines() if line.startswith("rig: board esp32-1 is quarantined")]
     assert len(header) == 1 and "rig health --release esp32-1" in header[0]
     assert "SKIPPED [1]" in done.stdout and "board esp32-1 is quarantined" in done.stdout
