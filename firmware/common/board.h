@@ -8,6 +8,10 @@
 /* Clocks, console UART (115200 8N1) and the 1 ms SysTick. */
 void board_init(void);
 void board_putc(char c);
+/* Wait until the last byte has left the shift register (before a reset cuts it off). */
+void board_console_drain(void);
+/* Console receive by interrupt: each byte goes to console_rx() (console.h). */
+void board_console_rx_start(void);
 
 /* Reset cause from the RCC reset flags; the flags are then cleared so the next reset reports
  * only its own cause. main.c prints them with docs/console.md's words. */
@@ -21,5 +25,9 @@ void board_watchdog_feed(void);
 /* Program one flash write unit (RIG_WRITE_SIZE bytes, aligned) through the FLASH controller.
  * Returns 0 on success, the controller's error flags otherwise. */
 uint32_t board_flash_program(uint32_t address, const uint8_t *unit);
+
+/* Erase the sector (H7: 128 KiB) or page (L0: 128 B) that holds address, RIG_SECTOR_SIZE aligned.
+ * Returns 0 on success, the controller's error flags otherwise. */
+uint32_t board_flash_erase(uint32_t address);
 
 #endif

@@ -1,4 +1,5 @@
-/* rig reference test application: boot banner, watchdog, health check, MCUboot confirm.
+/* rig reference test application: boot banner, watchdog, health check, MCUboot confirm, and an
+ * MCUmgr SMP server on the console that takes updates (smp.c, img_mgmt.c).
  *
  * The console lines are the contract of docs/console.md; the virtual boards print the same ones.
  * RIG_FAULT (0 none, 1 crash-on-boot, 2 hang, 3 no-confirm, 4 fail-health, as in
@@ -8,9 +9,13 @@
 #include <string.h>
 
 #include "board.h"
+#include "console.h"
 #include "cortexm.h"
+#include "defects.h"
 #include "rig_app.h"
 #include "rig_layout.h"
+#include "slots.h"
+#include "smp.h"
 
 #define HEALTH_SETTLE_MS 300u /* let the clocks, UART and watchdog run before judging them */
 #define ALIVE_PERIOD_MS 1000u
@@ -66,11 +71,33 @@ static uint32_t count_boot(enum reset_cause reset)
     return boots.count;
 }
 
+/* Console input to the SMP server; a reset it was asked for comes once the reply has left. */
+static void serve(void)
+{
+    int c;
+    while ((c = console_getc()) >= 0) {
+        smp_rx((uint8_t)c);
+    }
+    int delay = smp_reset_requested();
+    if (delay >= 0) {
+        uint32_t start = rig_ticks_ms;
+        while (rig_ticks_ms - start < (uint32_t)delay) {
+            board_watchdog_feed();
+            console_idle();
+        }
+        board_console_drain();
+        system_reset();
+    }
+}
+
+/* Sleeps between interrupts (SysTick every millisecond, console bytes) and serves the console. */
 static void wait_ms(uint32_t ms)
 {
     uint32_t start = rig_ticks_ms;
     while (rig_ticks_ms - start < ms) {
         board_watchdog_feed();
+        serve();
+        console_idle();
     }
 }
 
@@ -93,38 +120,14 @@ static int healthy(void)
     return ok && RIG_FAULT != RIG_FAULT_FAIL_HEALTH;
 }
 
-/* MCUboot's boot_set_confirmed(): write image_ok only when the trailer magic says this image
- * came through a swap and is still on trial. An erased trailer (image flashed directly) is
- * already permanent; image_ok already set needs nothing. */
-static int confirm(void)
-{
-    static const uint8_t magic[16] = RIG_TRAILER_MAGIC;
-    const volatile uint8_t *trailer_magic = (const volatile uint8_t *)RIG_TRAILER_MAGIC_ADDR;
-    uint8_t image_ok = *(const volatile uint8_t *)RIG_IMAGE_OK_ADDR;
-    int erased = 1;
-    int good = 1;
-    for (unsigned i = 0; i < sizeof magic; i++) {
-        erased = erased && trailer_magic[i] == RIG_ERASED;
-        good = good && trailer_magic[i] == magic[i];
-    }
-    if (erased || (good && image_ok == RIG_FLAG_SET)) {
-        return 1;
-    }
-    if (!good || image_ok != RIG_ERASED) {
-        return 0; /* a trailer MCUboot would call bad: leave it for the bootloader to judge */
-    }
-    uint8_t unit[RIG_WRITE_SIZE];
-    memset(unit, RIG_ERASED, sizeof unit);
-    unit[0] = RIG_FLAG_SET;
-    return board_flash_program(RIG_IMAGE_OK_ADDR, unit) == 0;
-}
-
 int main(void)
 {
     board_init();
     enum reset_cause reset = board_reset_cause();
     uint32_t count = count_boot(reset);
-    board_watchdog_start();
+    if (!RIG_DEFECT_WATCHDOG_NEVER_BITES) {
+        board_watchdog_start();
+    }
 
     put("rig: boot variant=" RIG_VARIANT_NAME " version=");
     put_uint(rig_app_descriptor.major);
@@ -150,11 +153,15 @@ int main(void)
         }
     }
 
+    board_console_rx_start();
+    if (RIG_DEFECT_CONFIRM_BEFORE_HEALTH && RIG_FAULT != RIG_FAULT_NO_CONFIRM && slot_confirm_running()) {
+        put("rig: confirmed\r\n");
+    }
     int ok = healthy();
     put(ok ? "rig: health ok\r\n" : "rig: health fail\r\n");
     /* fail-health and no-confirm keep running unconfirmed: the next reset, whatever causes it,
      * makes MCUboot revert to the previous image. */
-    if (ok && RIG_FAULT != RIG_FAULT_NO_CONFIRM && confirm()) {
+    if (!RIG_DEFECT_CONFIRM_BEFORE_HEALTH && ok && RIG_FAULT != RIG_FAULT_NO_CONFIRM && slot_confirm_running()) {
         put("rig: confirmed\r\n");
     }
 
@@ -162,6 +169,7 @@ int main(void)
     uint32_t next = ALIVE_PERIOD_MS;
     for (;;) {
         board_watchdog_feed();
+        serve();
         uint32_t up = rig_ticks_ms - start;
         if (up >= next) {
             put("rig: alive uptime=");
@@ -169,6 +177,7 @@ int main(void)
             put("\r\n");
             next += ALIVE_PERIOD_MS;
         }
+        console_idle();
     }
 }
 

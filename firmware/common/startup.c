@@ -21,6 +21,7 @@ void SVC_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void DebugMon_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
+void Console_IRQHandler(void); /* the console USART's RX interrupt, in board.c */
 
 typedef void (*vector_t)(void);
 
@@ -39,7 +40,9 @@ __attribute__((section(".isr_vector"), used)) const vector_t vectors[16 + CHIP_I
     [12] = DebugMon_Handler,
     [14] = PendSV_Handler,
     [15] = SysTick_Handler,
-    [16 ... 16 + CHIP_IRQ_COUNT - 1] = Default_Handler,
+    [16 ... 16 + CHIP_CONSOLE_IRQ - 1] = Default_Handler,
+    [16 + CHIP_CONSOLE_IRQ] = Console_IRQHandler,
+    [16 + CHIP_CONSOLE_IRQ + 1 ... 16 + CHIP_IRQ_COUNT - 1] = Default_Handler,
 };
 
 void Reset_Handler(void)

@@ -3,6 +3,7 @@
 
 #include "board.h"
 #include "chip.h"
+#include "console.h"
 #include "rig_layout.h"
 
 _Static_assert(RIG_WRITE_SIZE == 32, "the STM32H7 programs 256-bit flash words");
@@ -29,6 +30,29 @@ void board_putc(char c)
     USART_TDR(USART3_BASE) = (uint8_t)c;
 }
 
+void board_console_drain(void)
+{
+    while (!(USART_ISR(USART3_BASE) & USART_ISR_TC)) {
+    }
+}
+
+void board_console_rx_start(void)
+{
+    USART_CR1(USART3_BASE) |= USART_CR1_RE | USART_CR1_RXNEIE;
+    nvic_enable(CHIP_CONSOLE_IRQ);
+}
+
+void Console_IRQHandler(void)
+{
+    uint32_t isr = USART_ISR(USART3_BASE);
+    if (isr & USART_ISR_RXNE) {
+        console_rx((uint8_t)USART_RDR(USART3_BASE)); /* reading RDR clears RXNE */
+    }
+    if (isr & USART_ISR_ORE) {
+        USART_ICR(USART3_BASE) = USART_ICR_ORECF; /* a byte was lost: SMP's CRC will notice */
+    }
+}
+
 enum reset_cause board_reset_cause(void)
 {
     uint32_t rsr = RCC_RSR;
@@ -50,17 +74,39 @@ enum reset_cause board_reset_cause(void)
     return RESET_PIN; /* PINRSTF alone, or flags a previous stage already cleared */
 }
 
+static void flash_unlock(uint32_t bank)
+{
+    if (FLASH_CR(bank) & FLASH_CR_LOCK) {
+        FLASH_KEYR(bank) = FLASH_KEY1;
+        FLASH_KEYR(bank) = FLASH_KEY2;
+    }
+    FLASH_CCR(bank) = FLASH_SR_ERRORS | (1u << 16); /* stale errors and EOP */
+}
+
+/* RM0433 4.3.10 sector erase: SER and the sector number within the bank, then START. */
+uint32_t board_flash_erase(uint32_t address)
+{
+    uint32_t bank = address >= FLASH_BANK2_START;
+    uint32_t sector = (address - (bank ? FLASH_BANK2_START : FLASH_BANK1_START)) / RIG_SECTOR_SIZE;
+    flash_unlock(bank);
+    FLASH_CR(bank) = FLASH_CR_PSIZE_X32 | FLASH_CR_SER | (sector << FLASH_CR_SNB_SHIFT);
+    FLASH_CR(bank) |= FLASH_CR_START;
+    dsb();
+    while (FLASH_SR(bank) & (FLASH_SR_QW | FLASH_SR_BSY)) {
+    }
+    uint32_t errors = FLASH_SR(bank) & FLASH_SR_ERRORS;
+    FLASH_CR(bank) &= ~(FLASH_CR_SER | (7u << FLASH_CR_SNB_SHIFT));
+    FLASH_CR(bank) |= FLASH_CR_LOCK;
+    return errors;
+}
+
 uint32_t board_flash_program(uint32_t address, const uint8_t *unit)
 {
     uint32_t bank = address >= FLASH_BANK2_START;
     uint32_t words[RIG_WRITE_SIZE / 4];
     memcpy(words, unit, sizeof words);
 
-    if (FLASH_CR(bank) & FLASH_CR_LOCK) {
-        FLASH_KEYR(bank) = FLASH_KEY1;
-        FLASH_KEYR(bank) = FLASH_KEY2;
-    }
-    FLASH_CCR(bank) = FLASH_SR_ERRORS | (1u << 16); /* stale errors and EOP */
+    flash_unlock(bank);
     FLASH_CR(bank) = FLASH_CR_PG | FLASH_CR_PSIZE_X32;
     volatile uint32_t *dst = (volatile uint32_t *)address;
     for (unsigned i = 0; i < RIG_WRITE_SIZE / 4; i++) {

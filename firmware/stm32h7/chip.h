@@ -6,6 +6,7 @@
 #include "cortexm.h"
 
 #define CHIP_IRQ_COUNT 150 /* 16 + 150 vectors = 0x298 bytes */
+#define CHIP_CONSOLE_IRQ 39 /* USART3 global interrupt */
 
 /* Reset values: HSI 64 MHz drives SYSCLK, all prescalers /1, so PCLK1 = 64 MHz. */
 #define CHIP_CORE_HZ 64000000u
@@ -40,6 +41,7 @@
 
 /* Embedded flash: one register set per 1 MiB bank, bank 2 at +0x100 */
 #define FLASH_BASE_REGS 0x52002000u
+#define FLASH_BANK1_START 0x08000000u
 #define FLASH_BANK2_START 0x08100000u
 #define FLASH_KEYR(bank) REG32(FLASH_BASE_REGS + 0x04u + 0x100u * (bank))
 #define FLASH_CR(bank) REG32(FLASH_BASE_REGS + 0x0Cu + 0x100u * (bank))
@@ -49,6 +51,9 @@
 #define FLASH_KEY2 0xCDEF89ABu
 #define FLASH_CR_LOCK (1u << 0)
 #define FLASH_CR_PG (1u << 1)
+#define FLASH_CR_SER (1u << 2)
+#define FLASH_CR_START (1u << 7)
+#define FLASH_CR_SNB_SHIFT 8u
 #define FLASH_CR_PSIZE_X32 (2u << 4)
 #define FLASH_SR_BSY (1u << 0)
 #define FLASH_SR_QW (1u << 2)

@@ -3,6 +3,7 @@
 
 #include "board.h"
 #include "chip.h"
+#include "console.h"
 #include "rig_layout.h"
 
 _Static_assert(RIG_WRITE_SIZE == 4, "the STM32L0 programs 32-bit words");
@@ -39,6 +40,29 @@ void board_putc(char c)
     USART_TDR(USART2_BASE) = (uint8_t)c;
 }
 
+void board_console_drain(void)
+{
+    while (!(USART_ISR(USART2_BASE) & USART_ISR_TC)) {
+    }
+}
+
+void board_console_rx_start(void)
+{
+    USART_CR1(USART2_BASE) |= USART_CR1_RE | USART_CR1_RXNEIE;
+    nvic_enable(CHIP_CONSOLE_IRQ);
+}
+
+void Console_IRQHandler(void)
+{
+    uint32_t isr = USART_ISR(USART2_BASE);
+    if (isr & USART_ISR_RXNE) {
+        console_rx((uint8_t)USART_RDR(USART2_BASE)); /* reading RDR clears RXNE */
+    }
+    if (isr & USART_ISR_ORE) {
+        USART_ICR(USART2_BASE) = USART_ICR_ORECF; /* a byte was lost: SMP's CRC will notice */
+    }
+}
+
 enum reset_cause board_reset_cause(void)
 {
     uint32_t csr = RCC_CSR;
@@ -56,11 +80,8 @@ enum reset_cause board_reset_cause(void)
     return RESET_PIN;
 }
 
-uint32_t board_flash_program(uint32_t address, const uint8_t *unit)
+static void flash_unlock(void)
 {
-    uint32_t word;
-    memcpy(&word, unit, sizeof word);
-
     if (FLASH_PECR & FLASH_PECR_PELOCK) {
         FLASH_PEKEYR = FLASH_PEKEY1;
         FLASH_PEKEYR = FLASH_PEKEY2;
@@ -70,6 +91,29 @@ uint32_t board_flash_program(uint32_t address, const uint8_t *unit)
         FLASH_PRGKEYR = FLASH_PRGKEY2;
     }
     FLASH_SR = FLASH_SR_ERRORS | FLASH_SR_EOP; /* write-1-to-clear */
+}
+
+/* RM0367 3.3.5 page erase: ERASE and PROG set, then a 0 written to any word of the page. */
+uint32_t board_flash_erase(uint32_t address)
+{
+    flash_unlock();
+    FLASH_PECR |= FLASH_PECR_ERASE | FLASH_PECR_PROG;
+    *(volatile uint32_t *)(address & ~(RIG_SECTOR_SIZE - 1u)) = 0;
+    while (FLASH_SR & FLASH_SR_BSY) {
+    }
+    uint32_t errors = FLASH_SR & FLASH_SR_ERRORS;
+    FLASH_SR = FLASH_SR_EOP;
+    FLASH_PECR &= ~(FLASH_PECR_ERASE | FLASH_PECR_PROG);
+    FLASH_PECR |= FLASH_PECR_PELOCK;
+    return errors;
+}
+
+uint32_t board_flash_program(uint32_t address, const uint8_t *unit)
+{
+    uint32_t word;
+    memcpy(&word, unit, sizeof word);
+
+    flash_unlock();
     /* The target word reads 0x00 (erased), so the NVM programs it without an automatic erase. */
     *(volatile uint32_t *)address = word;
     while (FLASH_SR & FLASH_SR_BSY) {

@@ -6,6 +6,7 @@
 #include "cortexm.h"
 
 #define CHIP_IRQ_COUNT 32 /* 16 + 32 vectors = 0xC0 bytes */
+#define CHIP_CONSOLE_IRQ 28 /* USART2 global interrupt */
 
 /* board_init() switches SYSCLK from the 2.1 MHz MSI to HSI16 for an accurate 115200 baud. */
 #define CHIP_CORE_HZ 16000000u
@@ -55,6 +56,8 @@
 #define FLASH_ACR_LATENCY (1u << 0)
 #define FLASH_PECR_PELOCK (1u << 0)
 #define FLASH_PECR_PRGLOCK (1u << 1)
+#define FLASH_PECR_PROG (1u << 3)
+#define FLASH_PECR_ERASE (1u << 9)
 #define FLASH_PEKEY1 0x89ABCDEFu
 #define FLASH_PEKEY2 0x02030405u
 #define FLASH_PRGKEY1 0x8C9DAEBFu

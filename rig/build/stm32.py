@@ -9,9 +9,10 @@ sources. The same inputs therefore give the same ELF and binary, wherever the tr
 from dataclasses import dataclass
 from pathlib import Path
 
-from rig.build import layout_header, toolchain
+from rig.build import defects, layout_header, toolchain
 from rig.image import appdesc
 from rig.image.mcuboot import Version
+from rig.variants import facts
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
@@ -21,6 +22,9 @@ CPU_FLAGS = {
 }
 C_FLAGS = ["-std=c11", "-Os", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
            "-fdata-sections", "-fno-common"]
+# firmware/lib's applier, built with the codec of the variant's delta profile (rig.variants).
+CODEC_SOURCES = {"p1": "rd_lzss.c", "p2": "rd_lzma.c"}
+CODEC_DEFINES = {"p1": "RDELTA_WITH_LZSS", "p2": "RDELTA_WITH_LZMA"}
 LINK_FLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
               "-Wl,--build-id=none"]
 
@@ -35,32 +39,36 @@ class Firmware:
 
 
 def sources(variant: str) -> list[Path]:
-    # firmware/lib/ belongs to the delta decoder and is not linked into the test app.
-    return sorted([*FIRMWARE.joinpath("common").glob("*.c"), *FIRMWARE.joinpath(variant).glob("*.c")])
+    lib = FIRMWARE / "lib"
+    applier = [lib / "rdelta.c", lib / "rd_sha256.c", lib / CODEC_SOURCES[facts(variant).delta_profile]]
+    return sorted([*FIRMWARE.joinpath("common").glob("*.c"), *FIRMWARE.joinpath(variant).glob("*.c"), *applier])
 
 
 def build(variant: str, fault: str, version: Version, scratch: Path, env: dict[str, str],
-          cflags: tuple[str, ...] = ()) -> Firmware:
-    """Compile rig-<variant>-<fault>.elf and .bin in a directory of their own under scratch.
+          cflags: tuple[str, ...] = (), defect: str | None = None) -> Firmware:
+    """Compile rig-<variant>-<fault>.elf and .bin (with a defect: rig-<variant>-<fault>.<defect>.*) in a
+    directory of their own under scratch.
 
     cflags come after rig's own, so `-O2` there overrides the default `-Os`."""
-    gen = scratch / f"{variant}-{fault}"
+    gen = scratch / defects.stem(variant, fault, defect)
     gen.mkdir(parents=True, exist_ok=True)
     (gen / "rig_layout.h").write_text(layout_header.header(variant))
     (gen / "layout.ld").write_text(layout_header.linker_memory(variant))
-    stem = gen / f"rig-{variant}-{fault}"
+    stem = gen / defects.stem(variant, fault, defect)
     defines = {
         "RIG_FAULT": appdesc.FAULTS.index(fault),
         "RIG_VERSION_MAJOR": version.major,
         "RIG_VERSION_MINOR": version.minor,
         "RIG_VERSION_REVISION": version.revision,
         "RIG_VERSION_BUILD": f"{version.build}u",
+        CODEC_DEFINES[facts(variant).delta_profile]: 1,
+        **defects.defines(defect),
     }
     args = [
         toolchain.tool("gcc"), *CPU_FLAGS[variant], *C_FLAGS, *cflags,
         f"-ffile-prefix-map={FIRMWARE}=firmware", f"-ffile-prefix-map={gen}=gen",
         *(f"-D{k}={v}" for k, v in defines.items()),
-        f"-I{FIRMWARE / 'common'}", f"-I{FIRMWARE / variant}", f"-I{gen}",
+        f"-I{FIRMWARE / 'common'}", f"-I{FIRMWARE / variant}", f"-I{FIRMWARE / 'lib'}", f"-I{gen}",
         *(str(s) for s in sources(variant)),
         f"-L{gen}", f"-L{FIRMWARE / 'common'}", f"-T{FIRMWARE / variant / 'link.ld'}", *LINK_FLAGS,
         "-o", f"{stem}.elf",

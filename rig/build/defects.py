@@ -1,0 +1,36 @@
+"""Deliberately broken builds of the reference firmware: `rig build --defect NAME`.
+
+Each defect is a bug that shipped update code has had, compiled into the C app as one
+RIG_DEFECT_* switch (firmware/common/defects.h), so the suite proves it catches a broken
+*firmware*. A defect build is named rig-<variant>-<fault>.<defect>.bin beside the good ones, and
+the manifest says which defect it carries.
+"""
+
+from rig.errors import RigError
+
+DEFECTS: dict[str, str] = {
+    "confirm-not-persisted": "prints `rig: confirmed` but never programs image_ok (a settings write never "
+                             "committed): the next reset reverts the update",
+    "resume-wrong-offset": "answers a resumed upload (same sha, off 0) with an offset one 512-byte upload "
+                           "buffer past where it stopped: the image in slot 1 has a hole",
+    "smp-match-always": "skips the image hash checks: the last upload reply says match and state write "
+                        "marks an image whose bytes do not hash to its SHA256 TLV",
+    "confirm-before-health": "confirms its image before the health check, whatever the verdict: a build "
+                             "that fails its health check is kept",
+    "watchdog-never-bites": "never starts the independent watchdog: a hung image hangs for ever instead "
+                            "of being reset and rolled back",
+}
+
+
+def check(defect: str | None) -> None:
+    if defect is not None and defect not in DEFECTS:
+        raise RigError(f"defect {defect!r} unknown; choose from {', '.join(DEFECTS)}")
+
+
+def stem(variant: str, fault: str, defect: str | None) -> str:
+    return f"rig-{variant}-{fault}" + (f".{defect}" if defect else "")
+
+
+def defines(defect: str | None) -> dict[str, int]:
+    check(defect)
+    return {f"RIG_DEFECT_{defect.upper().replace('-', '_')}": 1} if defect else {}
