@@ -278,7 +278,10 @@ int img_upload(const uint8_t *body, uint32_t len, cbor_out_t *out)
     int delta = 0;
     int rc = inspect_first(f, &delta);
     if (rc == 1) {
-        reply_off(out, up.off + (RIG_DEFECT_RESUME_WRONG_OFFSET ? IMG_BLOCK_BUF_SIZE : 0u), 0, 0);
+        if (RIG_DEFECT_RESUME_WRONG_OFFSET && up.size - up.off > IMG_BLOCK_BUF_SIZE) {
+            up.off += IMG_BLOCK_BUF_SIZE; /* the defect: the next chunk's bytes land a buffer early */
+        }
+        reply_off(out, up.off, 0, 0);
         return 0;
     }
     if (rc) {

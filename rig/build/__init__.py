@@ -4,6 +4,6 @@
     result = build(Path("build/firmware"), variants=("stm32h7",), version="1.2.0")
 """
 
-from rig.build.pipeline import DEFAULT_OUT, DEFAULT_VERSION, Result, build, count
+from rig.build.pipeline import DEFAULT_OUT, DEFAULT_VERSION, STM32_NAMES, Result, build, count
 
-__all__ = ["DEFAULT_OUT", "DEFAULT_VERSION", "Result", "build", "count"]
+__all__ = ["DEFAULT_OUT", "DEFAULT_VERSION", "STM32_NAMES", "Result", "build", "count"]

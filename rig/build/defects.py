@@ -11,8 +11,9 @@ from rig.errors import RigError
 DEFECTS: dict[str, str] = {
     "confirm-not-persisted": "prints `rig: confirmed` but never programs image_ok (a settings write never "
                              "committed): the next reset reverts the update",
-    "resume-wrong-offset": "answers a resumed upload (same sha, off 0) with an offset one 512-byte upload "
-                           "buffer past where it stopped: the image in slot 1 has a hole",
+    "resume-wrong-offset": "resumes an upload (the same sha again at off 0) one 512-byte upload buffer past "
+                           "where it stopped, while its flash writer goes on where it stopped: every later "
+                           "byte lands a buffer early and the image in slot 1 is broken",
     "smp-match-always": "skips the image hash checks: the last upload reply says match and state write "
                         "marks an image whose bytes do not hash to its SHA256 TLV",
     "confirm-before-health": "confirms its image before the health check, whatever the verdict: a build "

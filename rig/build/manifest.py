@@ -6,7 +6,8 @@
                     "elf": "rig-stm32h7-none.elf", "sizes": {"text": ..., "data": ..., "bss": ...}}]}
 
 kind is "app" (raw STM32 application binary, or ESP-IDF app image) or "bootloader" (the ESP32
-second-stage placeholder, fault null). cflags are the compiler flags added to rig's own (none for
+second-stage placeholder, fault null). A deliberately broken build (`rig build --defect NAME`,
+rig.build.defects) has "defect": NAME on each of its images. cflags are the compiler flags added to rig's own (none for
 `rig build`). Written atomically: a reader never sees half a manifest.
 """
 
@@ -43,10 +44,12 @@ def load(out_dir: Path) -> dict:
     return doc
 
 
-def find(doc: dict, variant: str, fault: str = "none", kind: str = "app") -> dict:
+def find(doc: dict, variant: str, fault: str = "none", kind: str = "app", defect: str | None = None) -> dict:
     """The manifest entry of one image, or a one-line error naming what the build has."""
     for a in doc["artifacts"]:
-        if a["variant"] == variant and a["kind"] == kind and (a["fault"] == fault or kind != "app"):
+        if (a["variant"] == variant and a["kind"] == kind and (a["fault"] == fault or kind != "app")
+                and a.get("defect") == defect):
             return a
-    raise RigError(f"the build has no {kind} for {variant} with fault {fault}; "
-                   f"rebuild with `rig build --variant {variant}`")
+    with_defect = f" with defect {defect}" if defect else ""
+    raise RigError(f"the build has no {kind} for {variant} with fault {fault}{with_defect}; "
+                   f"rebuild with `rig build --variant {variant}" + (f" --defect {defect}`" if defect else "`"))

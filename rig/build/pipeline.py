@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.atomic import write_bytes
-from rig.build import manifest, stm32, toolchain
+from rig.build import defects, manifest, stm32, toolchain
 from rig.errors import RigError
 from rig.image import appdesc, esp_app
 from rig.image.mcuboot import Version
@@ -23,6 +23,7 @@ from rig.variants import NAMES, VARIANTS, Family
 
 DEFAULT_OUT = Path("build/firmware")
 DEFAULT_VERSION = "1.0.0"
+STM32_NAMES = tuple(v for v in NAMES if VARIANTS[v].family is Family.STM32)  # the ones that run rig's C app
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,20 @@ def _tool_env(epoch: int) -> dict[str, str]:
 def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = NAMES, version: str = DEFAULT_VERSION,
           faults: tuple[str, ...] = appdesc.FAULTS, secure_version: int = 0,
           progress: Callable[[str], None] | None = None, jobs: int | None = None,
-          cflags: tuple[str, ...] = ()) -> Result:
+          cflags: tuple[str, ...] = (), defect: str | None = None) -> Result:
     """Build the images; `progress(label)` is called once per finished image.
 
     cflags: extra compiler flags for the STM32 firmware, after rig's own (`("-O2",)` builds the
-    same release with another optimisation level); the manifest records them."""
+    same release with another optimisation level); the manifest records them.
+    defect: a deliberately broken build of the C firmware (rig.build.defects), STM32 variants only."""
     ver = Version.parse(version)
+    defects.check(defect)
     for v in variants:
         if v not in VARIANTS:
             raise RigError(f"variant {v!r} unknown; choose from {', '.join(NAMES)}")
+        if defect and VARIANTS[v].family is not Family.STM32:
+            raise RigError(f"defect {defect!r} is a build option of the C firmware; {v} runs no rig C code "
+                           "(its app is modelled); build the STM32 variants")
     for f in faults:
         if f not in appdesc.FAULTS:
             raise RigError(f"fault mode {f!r} unknown; choose from {', '.join(appdesc.FAULTS)}")
@@ -83,13 +89,13 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = NAMES, versio
     try:
         jobs_list = [(v, f) for v in stm for f in sorted(faults)]
         with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 2) as pool:
-            futures = [pool.submit(stm32.build, v, f, ver, scratch, env, tuple(cflags)) for v, f in jobs_list]
+            futures = [pool.submit(stm32.build, v, f, ver, scratch, env, tuple(cflags), defect) for v, f in jobs_list]
             for fut in futures:
                 fw = fut.result()
                 for produced in (fw.elf, fw.bin):
                     os.replace(produced, out_dir / produced.name)
                 artifacts.append(_artifact(out_dir / fw.bin.name, fw.variant, ver, fw.fault, "app",
-                                           elf=fw.elf.name, sizes=fw.sizes))
+                                           elf=fw.elf.name, sizes=fw.sizes, **({"defect": defect} if defect else {})))
                 if fw.fault == "none" or fw.variant not in sizes:
                     sizes[fw.variant] = fw.sizes
                 if progress:

@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from rig import build as builder
+from rig.build.defects import DEFECTS
 from rig.cli.console import out
 from rig.image.appdesc import FAULTS
 from rig.variants import NAMES
@@ -17,7 +18,8 @@ Examples:
   rig build                                   # everything into build/firmware
   rig build --out /tmp/fw --variant stm32l0 --version 1.2.0
   rig build --variant esp32 --version 2.0.0 --secure-version 3
-  SOURCE_DATE_EPOCH=1700000000 rig build      # the ESP32 app's compile date/time""")
+  SOURCE_DATE_EPOCH=1700000000 rig build      # the ESP32 app's compile date/time
+  rig build --out /tmp/bad --defect confirm-not-persisted   # a broken firmware the suite must catch""")
 @click.option("--out", "out_dir", default=str(builder.DEFAULT_OUT), show_default=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path), help="Directory for the images and manifest.json.")
 @click.option("--variant", "variants", multiple=True, type=click.Choice(NAMES),
@@ -28,7 +30,10 @@ Examples:
               help="Version written into the app descriptor (and esp_app_desc_t on the ESP32).")
 @click.option("--secure-version", default=0, show_default=True, type=click.IntRange(0, 0xFFFF_FFFF),
               metavar="N", help="ESP32 anti-rollback secure_version in esp_app_desc_t.")
-def build(out_dir, variants, faults, version, secure_version):
+@click.option("--defect", type=click.Choice(list(DEFECTS)), default=None,
+              help="Build the C firmware with this deliberate bug (STM32 variants): "
+                   "rig-<variant>-<fault>.<defect>.bin. See docs/firmware.md.")
+def build(out_dir, variants, faults, version, secure_version, defect):
     """Build the reference test firmware into DIR, with DIR/manifest.json.
 
     \b
@@ -40,12 +45,15 @@ def build(out_dir, variants, faults, version, secure_version):
 
     \b
     Fault modes make the bad firmware rollback tests need: none, crash-on-boot (hard fault and
-    reset), hang (stops feeding the watchdog), no-confirm, fail-health.
+    reset), hang (stops feeding the watchdog), no-confirm, fail-health. A defect is a bug update
+    code has shipped with, compiled in (confirm-not-persisted, resume-wrong-offset,
+    smp-match-always, confirm-before-health, watchdog-never-bites), so a test can prove it
+    catches broken firmware.
 
     The same inputs give the same bytes: paths are stripped, the toolchain environment is fixed
     and SOURCE_DATE_EPOCH (default 0) stands in for the clock.
     """
-    variants = variants or NAMES
+    variants = variants or (builder.STM32_NAMES if defect else NAMES)
     faults = faults or FAULTS
     columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:
@@ -54,7 +62,7 @@ def build(out_dir, variants, faults, version, secure_version):
         def step(label: str) -> None:
             progress.update(task, advance=1, description=label)
 
-        result = builder.build(out_dir, variants, version, faults, secure_version, progress=step)
+        result = builder.build(out_dir, variants, version, faults, secure_version, progress=step, defect=defect)
 
     if result.sizes:
         table = Table(title="arm-none-eabi-size (fault mode none)", title_justify="left")

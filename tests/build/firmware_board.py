@@ -134,6 +134,28 @@ class FirmwareBoard(cortexm.Board):
                                        f"console: {bytes(self._out[-300:])!r}")
                 self._wake.wait(0.05)
 
+    def run_until(self, ms: int, timeout: float = 30.0) -> str | None:
+        """Let the part run until `ms` of emulated time since its reset, or until it stops first;
+        why it stopped (None: still running)."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self.stop_reason is None and self.now_ms < ms:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"emulated {self.now_ms} ms of {ms} in {timeout} s")
+                self._wake.wait(0.05)
+            return self.stop_reason
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until every byte sent has been received and the part had 50 ms to answer it."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self._rx and self.stop_reason is None:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(self._rx)} bytes still on the RX line after {timeout} s")
+                self._wake.wait(0.05)
+            ms = self.now_ms + 50
+        self.run_until(ms, timeout)
+
     def wait_stopped(self, timeout: float = 10.0) -> str:
         if self._thread is not None:
             self._thread.join(timeout)
@@ -146,6 +168,18 @@ class FirmwareBoard(cortexm.Board):
             if self._thread is not None and self._thread.is_alive():
                 return bytes(self.uc.mem_read(self.part.flash[0] + offset, size))
             return bytes(self.flash[offset : offset + size])
+
+    def stack_used(self) -> int:
+        """Bytes of the main stack ever written since power-on (RAM powers up as 0xA5 here; the
+        startup code fills only .data and .bss): what a bench measures by painting the stack."""
+        with self._lock:
+            ram = bytes(self.uc.mem_read(self.part.ram[0], self.part.ram[1])) if self._thread else self.ram
+        ebss = cortexm.symbol(self.elf, "_ebss") - self.part.ram[0]
+        estack = cortexm.symbol(self.elf, "_estack") - self.part.ram[0]
+        low = ebss
+        while low < estack and ram[low] == 0xA5:
+            low += 1
+        return estack - low
 
     def slot(self, name: str) -> bytes:
         p = self.layout.part(name)
