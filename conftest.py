@@ -9,6 +9,10 @@ from hypothesis import settings
 
 from rig.cli import main
 
+# Fixtures several folders share, defined once: two definitions of the session-wide browser would
+# start two playwright instances in one xdist worker, and playwright refuses the second one.
+pytest_plugins = ("tests.browser", "tests.postgres")
+
 # Fuzz tests run a bounded number of examples by default and many more in the nightly profile.
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile("nightly", max_examples=5000, deadline=None)

@@ -1,5 +1,5 @@
-"""What the results tests share: a PostgreSQL server, the browser, and child pytest sessions run as
-a user runs them (a process of their own, with the rig plugin, recording into a store)."""
+"""What the results tests share: child pytest sessions run as a user runs them (a process of their
+own, with the rig plugin, recording into a store)."""
 
 import os
 import subprocess
@@ -8,9 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from tests.browser import browser, dashboard, page  # noqa: F401  (fixtures)
-from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
 RIG = str(Path(sys.executable).parent / "rig")
 

@@ -18,7 +18,6 @@ from rig.fleet.device import Timing
 from rig.rollout.kit import make_release
 from rig.rollout.release import load_release, policy_from
 from rig.rollout.service import EngineProcess, ask
-from tests.provision.conftest import postgres_url  # noqa: F401  (the session's PostgreSQL server)
 from tests.rollout.scenario import FAST
 
 

@@ -6,11 +6,10 @@ import time
 from collections import Counter
 
 from rig.fleet.control import choose
-from tests.browser import browser, dashboard, page  # noqa: F401
 from tests.rollout.scenario import pol
 
 
-def test_the_page_follows_a_rollout_and_matches_the_ground_truth(fleet_lab, dashboard, page):  # noqa: F811
+def test_the_page_follows_a_rollout_and_matches_the_ground_truth(fleet_lab, dashboard, page):
     lab = fleet_lab(60, seed=12)
     truth = lab.truth()
     l0 = sorted(i for i, t in truth.items() if t["variant"] == "stm32l0")

@@ -1,1 +1,0 @@
-from tests.browser import browser, dashboard, page  # noqa: F401  (fixtures)
