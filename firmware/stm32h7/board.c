@@ -93,6 +93,7 @@ uint32_t board_flash_erase(uint32_t address)
     FLASH_CR(bank) |= FLASH_CR_START;
     dsb();
     while (FLASH_SR(bank) & (FLASH_SR_QW | FLASH_SR_BSY)) {
+        board_watchdog_feed(); /* a 128 KiB sector takes up to seconds (RM0433 tSE), the IWDG 2 s */
     }
     uint32_t errors = FLASH_SR(bank) & FLASH_SR_ERRORS;
     FLASH_CR(bank) &= ~(FLASH_CR_SER | (7u << FLASH_CR_SNB_SHIFT));

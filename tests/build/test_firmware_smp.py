@@ -7,6 +7,7 @@ Full boots across a swap belong to the virtual boards' MCUboot; here the proof e
 MCUboot would find."""
 
 import asyncio
+import random
 import subprocess
 import sys
 
@@ -153,6 +154,25 @@ def test_delta_patch_applied_while_streaming(built, built_new, signer, variant):
     # the deepest path (an SMP upload handing a chunk to the applier) fits the 1 KiB the linker keeps
     assert board.stack_used() <= 0x400
     board.halt()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_full_image_container_needs_no_base(built, built_new, signer, variant):
+    """A container of kind full (the new image compressed) applies whatever slot0 holds."""
+    board, _ = boot(built, signer, variant)
+    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    unrelated = random.Random(1).randbytes(4096)  # nothing like the new image: make() ships the full image
+    full = delta.make(unrelated, new, facts(variant).delta_profile)
+    assert full.kind == "full"
+
+    async def work(client):
+        await upload(client, full.data)
+        return await client.request(ImageStatesRead())
+
+    state = smp(board, work)
+    board.halt()
+    assert [(s.slot, s.version) for s in state.images][1] == (1, "2.0.0")
+    assert board.slot("slot1")[: len(new)] == new
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
