@@ -181,6 +181,14 @@ class FirmwareBoard(cortexm.Board):
             low += 1
         return estack - low
 
+    def read_ram(self, address: int, size: int) -> bytes:
+        """RAM as a debugger reads it over the bus (bus address)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return bytes(self.uc.mem_read(address, size))
+            offset = address - self.part.ram[0]
+            return self.ram[offset : offset + size]
+
     def slot(self, name: str) -> bytes:
         p = self.layout.part(name)
         return self.read_flash(p.offset, p.size)
