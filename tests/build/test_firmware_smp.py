@@ -27,18 +27,7 @@ from rig.image.trailer import SwapType, Trailer
 from rig.variants import facts
 
 VARIANTS = ["stm32h7", "stm32l0"]
-OLD, NEW = "1.2.3+4", "2.0.0"
-
-
-@pytest.fixture(scope="session")
-def built_new(tmp_path_factory):
-    """The same firmware at another version: a real code change (the descriptor and banner differ)."""
-    out = tmp_path_factory.mktemp("firmware-new")
-    proc = subprocess.run([sys.executable, "-m", "rig", "build", "--out", str(out), "--version", NEW,
-                           "--variant", "stm32h7", "--variant", "stm32l0", "--fault", "none"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return out
+OLD, NEW = "1.2.3+4", "2.0.0"  # NEW: the version conftest.built_new is built at
 
 
 def boot(built, signer, variant, fault="none"):
