@@ -40,6 +40,8 @@ class Flash:
         # Called before every operation; raises PowerCut when the caller's chip has lost power
         # (set by the board runner, so a model's write loop stops at once when its power goes).
         self.guard: Callable[[], None] | None = None
+        # Called with (offset, length) after the cells changed (an emulated core's view of the array).
+        self.listeners: list[Callable[[int, int], None]] = []
         self.timing = Timing()  # the board sets its lab's model
         path = Path(path)
         fresh = not path.exists()
@@ -104,11 +106,17 @@ class Flash:
             if self._tear:
                 half = len(new) // 2
                 self._map[offset : offset + half] = new[:half]
+                self._changed(offset, half)
             self._map.flush()
             raise PowerCut(f"power cut at flash operation {self.ops} (0x{offset:x})")
         spend(offset, len(new))  # the part is busy, then the cells hold the new bytes
         self._map[offset : offset + len(new)] = new
         self.ops += 1
+        self._changed(offset, len(new))
+
+    def _changed(self, offset: int, length: int) -> None:
+        for listener in list(self.listeners):
+            listener(offset, length)
 
     def _bounds(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.geometry.size:

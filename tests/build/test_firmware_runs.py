@@ -1,103 +1,116 @@
-"""The built STM32 binaries, signed as MCUboot images and executed from slot0 on an emulated core
-(tests/build/cortexm.py): console lines per docs/console.md, reset causes, the boot counter, fault
-modes, the watchdog, and image_ok programmed through the real flash controller sequence - read
-back from flash. `imgtool verify` accepts the signed builds."""
+"""The built STM32 binaries, signed as MCUboot images and executed from slot0 on the virtual lab's
+emulated core (tests/build/firmware_board.py): console lines per docs/console.md, reset causes,
+the boot counter, fault modes, the watchdog, and image_ok programmed through the real flash
+controller sequence - read back from flash. `imgtool verify` accepts the signed builds."""
 
 import re
 import subprocess
 import sys
 
-import cortexm  # tests/build/cortexm.py, beside this file
 import pytest
+from firmware_board import FirmwareBoard, flash_with  # tests/build/firmware_board.py, beside this file
 
 from rig.image import appdesc, mcuboot
-from rig.image.trailer import Trailer, apply
+from rig.image.trailer import Trailer
 from rig.variants import facts
 
 HEADER = 0x200
 BOOT = re.compile(r"rig: boot variant=(\S+) version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)$")
 
 
-def make_board(built, signer, variant, fault, trailer_magic=True):
+def make_board(built, signer, variant, fault, tmp_path, trailer_magic=True):
     out, _, _ = built
-    layout = facts(variant).layout
-    g = layout.geometry
-    slot0 = layout.part("slot0")
-    trailer = Trailer.for_layout(layout, "slot0")
-    flash = bytearray([g.erased]) * g.size
     image = mcuboot.sign((out / f"rig-{variant}-{fault}.bin").read_bytes(), signer, "1.2.3+4", header_size=HEADER)
-    flash[slot0.offset : slot0.offset + len(image)] = image
-    if trailer_magic:  # as MCUboot leaves a test upgrade it just swapped in: magic set, image_ok unset
-        slot = bytearray(flash[slot0.offset : slot0.offset + slot0.size])
-        flash[slot0.offset : slot0.offset + slot0.size] = apply(slot, [trailer.write_magic()])
-    board = cortexm.Board(variant, flash, str(out / f"rig-{variant}-{fault}.elf"),
-                          g.base + slot0.offset + HEADER)
-    return board, g.base + slot0.offset + trailer.image_ok_off, trailer.write_image_ok()[1]
+    board = FirmwareBoard(variant, flash_with(variant, image, on_trial=trailer_magic), state_dir=tmp_path / "board")
+    slot0 = facts(variant).layout.part("slot0")
+    trailer = Trailer.for_layout(facts(variant).layout, "slot0")
+    return board, slot0.offset + trailer.image_ok_off, trailer.write_image_ok()[1]
+
+
+def changes(before: bytes, after: bytes) -> list[tuple[int, bytes]]:
+    """The flash offsets (in 4-byte words) that read back differently, and what they hold now."""
+    return [(i, after[i : i + 4]) for i in range(0, len(after), 4) if before[i : i + 4] != after[i : i + 4]]
+
+
+def units(changed: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """Changed words joined into runs: (first offset, bytes)."""
+    runs: list[tuple[int, bytes]] = []
+    for off, data in changed:
+        if runs and runs[-1][0] + len(runs[-1][1]) == off:
+            runs[-1] = (runs[-1][0], runs[-1][1] + data)
+        else:
+            runs.append((off, data))
+    return runs
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
-def test_good_image_boots_confirms_and_counts_boots(built, signer, variant):
-    board, image_ok_addr, image_ok_unit = make_board(built, signer, variant, "none")
+def test_good_image_boots_confirms_and_counts_boots(built, signer, variant, tmp_path):
+    board, image_ok_off, image_ok_unit = make_board(built, signer, variant, "none", tmp_path)
+    before = board.read_flash()
     assert board.boot("power-on") == "running"
     lines = board.lines()
     assert BOOT.match(lines[0]).groups() == (variant, "1.2.3+4", "power-on", "1", "none")
     assert lines[1:4] == ["rig: health ok", "rig: confirmed", "rig: alive uptime=1"]
-    assert board.refused == []
-    assert board.programmed == [(image_ok_addr, image_ok_unit)]
-    offset = image_ok_addr - facts(variant).layout.geometry.base
-    assert bytes(board.flash[offset : offset + len(image_ok_unit)]) == image_ok_unit
-    assert board.locked  # the flash controller relocked, as a probe reading FLASH_CR/PECR would see
+    # image_ok is the one unit that changed (a word on the L0 whose other bytes stay erased).
+    after = board.read_flash()
+    assert after[image_ok_off : image_ok_off + len(image_ok_unit)] == image_ok_unit
+    assert [off for off, _ in units(changes(before, after))] == [image_ok_off]
+    # The flash controller relocked, as a probe reading FLASH_CR1 / FLASH_PECR sees it.
+    lock = {"stm32h7": (0x5200_200C, 1), "stm32l0": (0x4002_2004, 1)}[variant]
+    assert board.read_register(lock[0]) & lock[1]
 
     # A software reset: RAM kept, so the counter goes on; image_ok is already set, nothing written.
-    board.console = ""
-    board.programmed.clear()
+    board.clear_console()
     assert board.boot("software") == "running"
     assert BOOT.match(board.lines()[0]).group(3, 4) == ("software", "2")
-    assert "rig: confirmed" in board.lines() and board.programmed == []
+    assert "rig: confirmed" in board.lines() and board.read_flash() == after
 
-    board.console = ""
+    board.clear_console()
     board.boot("power-on")  # a power cycle loses RAM: counting starts again
     assert BOOT.match(board.lines()[0]).group(3, 4) == ("power-on", "1")
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
-def test_directly_flashed_image_needs_no_confirm_write(built, signer, variant):
-    board, _, _ = make_board(built, signer, variant, "none", trailer_magic=False)
+def test_directly_flashed_image_needs_no_confirm_write(built, signer, variant, tmp_path):
+    board, _, _ = make_board(built, signer, variant, "none", tmp_path, trailer_magic=False)
+    before = board.read_flash()
     board.boot("pin")
     assert BOOT.match(board.lines()[0]).group(3) == "pin"
     assert "rig: confirmed" in board.lines()
-    assert board.programmed == [] and board.refused == []
+    assert board.read_flash() == before
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
-def test_crash_on_boot_prints_hardfault_and_resets(built, signer, variant):
-    board, _, _ = make_board(built, signer, variant, "crash-on-boot")
+def test_crash_on_boot_prints_hardfault_and_resets(built, signer, variant, tmp_path):
+    board, _, _ = make_board(built, signer, variant, "crash-on-boot", tmp_path)
+    before = board.read_flash()
     assert board.boot("power-on") == "software"
     lines = board.lines()
     assert BOOT.match(lines[0]).group(5) == "crash-on-boot"
     assert lines[1:] == ["rig: hardfault"]
-    assert board.programmed == []
+    assert board.read_flash() == before
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
-def test_hang_lets_the_watchdog_reset_the_part(built, signer, variant):
-    board, _, _ = make_board(built, signer, variant, "hang")
+def test_hang_lets_the_watchdog_reset_the_part(built, signer, variant, tmp_path):
+    board, _, _ = make_board(built, signer, variant, "hang", tmp_path)
     assert board.boot("power-on") == "watchdog"
     assert len(board.lines()) == 1 and BOOT.match(board.lines()[0]).group(5) == "hang"
-    board.console = ""
+    board.clear_console()
     board.boot("watchdog")
     assert BOOT.match(board.lines()[0]).group(3, 4) == ("watchdog", "2")
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
 @pytest.mark.parametrize("fault, health", [("no-confirm", "rig: health ok"), ("fail-health", "rig: health fail")])
-def test_unconfirmed_faults_leave_image_ok_unset(built, signer, variant, fault, health):
-    board, _, _ = make_board(built, signer, variant, fault)
+def test_unconfirmed_faults_leave_image_ok_unset(built, signer, variant, fault, health, tmp_path):
+    board, _, _ = make_board(built, signer, variant, fault, tmp_path)
+    before = board.read_flash()
     assert board.boot("power-on") == "running"
     lines = board.lines()
     assert lines[1] == health
     assert "rig: confirmed" not in lines and "rig: alive uptime=1" in lines
-    assert board.programmed == [] and board.refused == []
+    assert board.read_flash() == before
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
@@ -111,3 +124,17 @@ def test_imgtool_verifies_the_signed_build(built, key_pem, signer, tmp_path, var
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Image was correctly validated" in proc.stdout
     assert appdesc.find(signed.read_bytes(), variant, header_size=HEADER).version == (1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
+def test_board_runs_on_the_wall_clock_until_halted(built, signer, variant, tmp_path):
+    board, _, _ = make_board(built, signer, variant, "none", tmp_path)
+    board.start("power-on")
+    try:
+        board.wait_for(b"rig: alive uptime=1\r\n", timeout=10)
+        assert board.stop_reason is None
+    finally:
+        board.halt()
+    assert board.stop_reason == "halted"
+    assert BOOT.match(board.lines()[0]).group(3, 4) == ("power-on", "1")
+    board.close()

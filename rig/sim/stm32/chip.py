@@ -14,8 +14,9 @@ import logging
 import struct
 
 from rig.sim.flash import FlashError
+from rig.sim.stm32 import flashctl
 from rig.sim.stm32.core import Core
-from rig.sim.stm32.flashctl import H7FlashController, L0FlashController, OptionBytes
+from rig.sim.stm32.flashctl import L0FlashController, OptionBytes
 from rig.sim.stm32.parts import PARTS
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,7 @@ class Chip:
         self.geometry = board.layout.geometry
         self.options = OptionBytes(board.state_dir / "option-bytes.json")
         self.core: Core
-        self.flashctl: H7FlashController | L0FlashController
-        if self.part.variant == "stm32h7":
-            self.flashctl = H7FlashController(self.flash, self.options)
-        else:
-            self.flashctl = L0FlashController(self.flash, self.options, lambda: self.core.reset("software"))
+        self.flashctl = flashctl.for_part(self.part, self.flash, self.options, lambda: self.core.reset("software"))
         self.core = Core(self)
         self._ram = [(start, bytearray(size)) for start, size in self.part.ram]
         self._regs: dict[int, int] = {}  # other registers: plain storage, reset at power-on

@@ -1,8 +1,10 @@
-"""What each virtual STM32 says about itself to a debugger: ID registers, RAM, debug components.
+"""What each virtual STM32 is: what it says about itself to a debugger (ID registers, RAM, debug
+components) and where the peripherals its emulated core drives sit on the bus.
 
 Values are those of the silicon (reference manuals RM0433 for the STM32H743, RM0367/RM0377 for
 the STM32L0, ARMv7-M / ARMv6-M ARM for the core), so pyocd's discovery walks the same path it
-walks on a Nucleo board. Flash geometry is not here: it comes from rig.image.layouts.
+walks on a Nucleo board, and the firmware finds its registers where chip.h puts them on the part.
+Flash geometry is not here: it comes from rig.image.layouts.
 """
 
 from dataclasses import dataclass
@@ -27,6 +29,14 @@ class Part:
     uid_addrs: tuple[int, int, int]  # bus addresses of the unique device ID's words UID[31:0], [63:32], [95:64]
     ram: tuple[tuple[int, int], ...]  # (bus address, size) of each RAM block
     flash_ctl: int  # bus address of the FLASH peripheral's registers
+    # -- what the emulated core needs (rig.sim.stm32.machine)
+    cpu: str  # the core unicorn emulates: "cortex-m7" or "cortex-m0+"
+    rcc: int  # bus address of the RCC
+    console_usart: int  # the USART wired to the ST-LINK virtual COM port on the Nucleo board
+    console_irq: int  # its NVIC interrupt number
+    iwdg: int  # bus address of the independent watchdog (IWDG1 on the H7)
+    lsi_hz: int  # the LSI oscillator that clocks the IWDG (typical)
+    gpio: tuple[int, int]  # (bus address, size) of the GPIO ports: plain registers here
 
 
 STM32H743 = Part(
@@ -53,6 +63,13 @@ STM32H743 = Part(
         (0x3800_0000, 64 * 1024),  # SRAM4
     ),
     flash_ctl=0x5200_2000,
+    cpu="cortex-m7",
+    rcc=0x5802_4400,
+    console_usart=0x4000_4800,  # USART3 on PD8/PD9
+    console_irq=39,
+    iwdg=0x5800_4800,
+    lsi_hz=32_000,
+    gpio=(0x5802_0000, 0x2C00),  # GPIOA..GPIOK, 1 KiB each
 )
 
 STM32L073 = Part(
@@ -73,6 +90,13 @@ STM32L073 = Part(
     uid_addrs=(0x1FF8_0050, 0x1FF8_0054, 0x1FF8_0064),  # RM0367 "Unique device ID registers": the third word is apart
     ram=((0x2000_0000, 20 * 1024),),
     flash_ctl=0x4002_2000,
+    cpu="cortex-m0+",
+    rcc=0x4002_1000,
+    console_usart=0x4000_4400,  # USART2 on PA2/PA3
+    console_irq=28,
+    iwdg=0x4000_3000,
+    lsi_hz=37_000,
+    gpio=(0x5000_0000, 0x2000),  # IOPORT: GPIOA..GPIOH
 )
 
 PARTS = {p.variant: p for p in (STM32H743, STM32L073)}

@@ -1,0 +1,307 @@
+"""An STM32H743 or STM32L073 executing firmware: the core, its bus and the peripherals on it.
+
+The bus (addresses from rig.sim.stm32.parts, RM0433 / RM0367 memory maps):
+- the flash array, readable and executable; the core's stores into it go to the FLASH controller
+  (flashctl.py), which programs or erases the board's rig.sim.flash.Flash. The core's view is a
+  copy that follows every change of that Flash, whoever makes it (the core, MCUboot's model, a
+  debugger);
+- the RAM blocks; at power-on they hold noise (a fixed pattern), and a reset keeps them;
+- register pages: RCC (rcc.py), the console USART (usart.py), IWDG (iwdg.py), FLASH, the GPIO
+  ports (plain registers), DBGMCU (IDCODE) and the System Control Space (scs.py). Registers of
+  those pages that nothing models read back what was written; any other address is a bus error.
+
+Running: `run()` executes until the part resets (it returns the cause: AIRCR's "software", the
+IWDG's "watchdog"), a caller's `stop()` turns true, or the clock reaches `until`. Between slices of
+execution it takes due exceptions (SysTick, the USART's interrupt). A slice ends at the first
+register access after an event fell due; a loop that touches no register for 2 ms past the event
+is stopped by the alarm thread.
+
+Stopping unicorn inside a memory callback makes it execute that instruction again when it
+resumes (its access included): the access is then answered from the record of the first one,
+so each access has its effect once. A stop from the alarm thread can land in that window too;
+an access made while such a stop is pending is void for the same reason (it will come again).
+
+A core that waits - in WFI/WFE, locked up, or in a loop that keeps making the same access that
+changes nothing (a watchdog feed, reading an idle status register) with exactly the same
+registers each time - costs no host CPU: the thread sleeps on the clock until the next event
+(a SysTick wrap, the IWDG's deadline, console input, `until`). A loop that only reads RAM an
+interrupt handler changes is not seen as waiting: it runs until the next interrupt.
+"""
+
+import threading
+from collections.abc import Callable
+
+from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
+from unicorn import arm_const as a
+
+from rig.sim.flash import Flash
+from rig.sim.stm32 import rcc
+from rig.sim.stm32.clock import WallClock
+from rig.sim.stm32.cpu import Cpu
+from rig.sim.stm32.flashctl import FlashController
+from rig.sim.stm32.iwdg import Iwdg
+from rig.sim.stm32.parts import Part
+from rig.sim.stm32.scs import Scs
+from rig.sim.stm32.usart import Usart
+
+PAGE = 0x1000
+SCS_BASE = 0xE000_E000
+RAM_NOISE = 0xA5  # what a cold SRAM reads here: never a valid magic
+# The registers a waiting loop leaves unchanged from one idle access to the next.
+IDLE_REGS = [getattr(a, f"UC_ARM_REG_R{i}") for i in range(8)] + [a.UC_ARM_REG_SP, a.UC_ARM_REG_LR]
+
+
+class _Plain:
+    """Registers nothing models: they read back what was written."""
+
+    def __init__(self) -> None:
+        self.regs: dict[int, int] = {}
+
+    def read(self, off: int) -> int:
+        return self.regs.get(off, 0)
+
+    def write(self, off: int, value: int) -> None:
+        self.regs[off] = value
+
+
+class _Dbgmcu(_Plain):
+    def __init__(self, idcode: int):
+        super().__init__()
+        self.idcode = idcode
+
+    def read(self, off: int) -> int:
+        return self.idcode if off == 0 else super().read(off)
+
+
+class Machine:
+    def __init__(self, part: Part, flash: Flash, flashctl: FlashController, transmit: Callable[[bytes], None],
+                 clock: WallClock):
+        self.part, self.flash, self.flashctl, self.clock = part, flash, flashctl, clock
+        self.rcc = rcc.for_part(part)
+        self.scs = Scs(part.cpuid, clock.now, self.rcc.core_hz, self._reset_requested)
+        self.iwdg = Iwdg(part.lsi_hz, clock.now)
+        self.usart = Usart(transmit, clock.now, self.rcc.core_hz)
+        self.cpu = Cpu(part.cpu, lambda: self.scs.vtor)
+        self.cpu.exception_due = lambda: self.scs.pending(self._line) is not None
+        self._reset_cause: str | None = None
+        self._replay: tuple | None = None  # (addr, value written) and the result of an access to repeat
+        self._due = float("inf")  # clock time of the next event, for the current slice
+        self.accesses = 0  # register accesses so far (the alarm watches it)
+        self.waits = 0  # times the core went waiting (WFI, idle loop): a test knows it is done
+        self._last_idle: tuple | None = None
+        self._idle = False
+        self._devices: dict[int, list[tuple[int, int, object]]] = {}  # page -> (start, end, device)
+        self._unmodelled: dict[int, int] = {}  # registers of a mapped page that belong to no device
+        self._map()
+        self.flash.listeners.append(self._flash_changed)
+        self._alarm = _Alarm(self)
+
+    def close(self) -> None:
+        self._alarm.close()
+        if self._flash_changed in self.flash.listeners:
+            self.flash.listeners.remove(self._flash_changed)
+
+    # -- the bus
+    def _map(self) -> None:
+        uc, g = self.cpu.uc, self.flash.geometry
+        uc.mem_map(g.base, g.size, UC_PROT_READ | UC_PROT_EXEC)
+        uc.mem_write(g.base, self.flash.read(0, g.size))
+        uc.hook_add(UC_HOOK_MEM_WRITE_PROT, self._flash_store, begin=g.base, end=g.base + g.size - 1)
+        for start, size in self.part.ram:
+            uc.mem_map(start, size)
+            uc.mem_write(start, bytes([RAM_NOISE]) * size)
+        p = self.part
+        for start, size, device in ((p.rcc, 0x400, self.rcc), (p.console_usart, 0x400, self.usart),
+                                    (p.iwdg, 0x400, self.iwdg), (p.flash_ctl, 0x400, self.flashctl),
+                                    (p.gpio[0], p.gpio[1], _Plain()),
+                                    (p.dbgmcu_idcode_addr, 0x400, _Dbgmcu(p.dbgmcu_idcode)),
+                                    (SCS_BASE, PAGE, self.scs)):
+            for page in range(start & ~(PAGE - 1), start + size, PAGE):
+                if page not in self._devices:
+                    self._devices[page] = []
+                    uc.mmio_map(page, PAGE, self._read, page, self._write, page)
+                self._devices[page].append((start, start + size, device))
+
+    def _device(self, addr: int):
+        for start, end, device in self._devices[addr & ~(PAGE - 1)]:
+            if start <= addr < end:
+                return device, addr - start
+        return None, addr
+
+    def _repeat(self, addr: int, written: int | None) -> tuple[tuple, int | None]:
+        """The access's key, and its recorded result if it is the repeat of a stopped one (or void).
+        (The PC unicorn reports inside a repeated instruction is not its address: the key is the
+        access itself.)"""
+        self.accesses += 1
+        key = (addr, written)
+        replay, self._replay = self._replay, None
+        if replay is not None and replay[0] == key:
+            return key, replay[1]
+        if self.cpu.stop_pending():
+            return key, 0  # this instruction will run again: the access happens then
+        return key, None
+
+    def _read(self, uc, offset: int, size: int, page: int) -> int:
+        addr = page + offset
+        key, repeated = self._repeat(addr, None)
+        if repeated is not None:
+            return repeated
+        device, off = self._device(addr & ~3)
+        if device is None:
+            value = self._unmodelled.get(addr & ~3, 0)
+        else:
+            value = device.read(off)
+        value = (value >> 8 * (addr & 3)) & ((1 << 8 * size) - 1)
+        self._access(key, value, device is self.usart and self.usart.idle_read(off))
+        return value
+
+    def _write(self, uc, offset: int, size: int, value: int, page: int) -> None:
+        addr = page + offset
+        key, repeated = self._repeat(addr, value)
+        if repeated is not None:
+            return
+        device, off = self._device(addr & ~3)
+        if size < 4:
+            # A narrow store lands on its byte lanes of the register.
+            shift, mask = 8 * (addr & 3), ((1 << 8 * size) - 1) << 8 * (addr & 3)
+            old = self._unmodelled.get(addr & ~3, 0) if device is None else device.read(off)
+            value = (old & ~mask) | ((value << shift) & mask)
+        if device is None:
+            self._unmodelled[addr & ~3] = value
+        elif device is self.flashctl:
+            self.flashctl.write(off, value, by_core=True)
+        else:
+            device.write(off, value)
+        self._access(key, 0, device is self.iwdg and self.iwdg.feed_only(off, value))
+
+    def bus_read(self, addr: int) -> int:
+        """A 32-bit read as another bus master (a debugger) makes it."""
+        if addr & ~(PAGE - 1) in self._devices:
+            device, off = self._device(addr)
+            return self._unmodelled.get(addr, 0) if device is None else device.read(off)
+        return int.from_bytes(self.cpu.uc.mem_read(addr, 4), "little")
+
+    def _flash_store(self, uc, access, address: int, size: int, value: int, user) -> bool:
+        key, repeated = self._repeat(address, value)
+        if repeated is None:
+            self.flashctl.store(address - self.flash.geometry.base, size, value)
+            self._access(key, 0, False)
+        return True  # the store itself does not reach the array: the controller decided
+
+    def _flash_changed(self, offset: int, length: int) -> None:
+        base = self.flash.geometry.base + offset
+        self.cpu.uc.mem_write(base, self.flash.read(offset, length))
+        self.cpu.uc.ctl_remove_cache(base, base + length)
+
+    # -- waiting
+    def _access(self, key: tuple, result: int, idle: bool) -> None:
+        """After every access: stop the slice if an event is due or the core waits (the same idle
+        access twice with the same registers)."""
+        if idle:
+            regs = tuple(self.cpu.read_regs(IDLE_REGS))
+            self._idle = regs == self._last_idle
+            self._last_idle = regs
+        else:
+            self._last_idle = None
+        if self._idle or self._reset_cause is not None or self.clock.now() >= self._due:
+            self._replay = (key, result)
+            self.cpu.request_stop()
+
+    # -- reset and run
+    def _reset_requested(self, cause: str) -> None:
+        self._reset_cause = cause  # the access that asked for it stops the slice
+
+    def reset(self, cause: str, vector_table: int) -> None:
+        """A reset of the part with this cause; the core starts from `vector_table` (what MCUboot
+        jumps to, or the flash start). RAM keeps its content."""
+        self.rcc.system_reset(cause)
+        self.scs.reset()
+        self.iwdg.reset()
+        self.usart.reset()
+        self.flashctl.reset()
+        self._unmodelled.clear()
+        self._reset_cause = None
+        self._replay = None
+        self._idle = False
+        self._last_idle = None
+        self.cpu.reset(vector_table)
+        self.reset_at = self.clock.now()
+
+    def receive(self, data: bytes) -> None:
+        """Console bytes at the USART's RX pin (any thread)."""
+        self.usart.receive(data)
+        self.clock.wake()
+
+    def run(self, until: float | None = None, stop: Callable[[], bool] = lambda: False) -> str | None:
+        """Execute; returns the cause of a reset the part makes, or None at `until` or `stop()`."""
+        cpu, scs = self.cpu, self.scs
+        while True:
+            if self._reset_cause is not None:
+                return self._reset_cause
+            if self.iwdg.expired():
+                return "watchdog"
+            if stop() or (until is not None and self.clock.now() >= until):
+                return None
+            pending = scs.pending(self._line)
+            if pending is not None:
+                cpu.sleeping = self._idle = False  # a pending interrupt ends WFI, masked or not
+                if not cpu.can_take_exception():
+                    cpu.step_out_of_primask()  # `cpsid i; wfi; cpsie i`: on to the cpsie
+                if cpu.can_take_exception():
+                    cpu.take(pending)
+                    scs.taken(pending)
+            # An interrupt wakes a waiting core even while masked; a running core is stopped for one
+            # only when it could take it (else it waits for the core to return to thread mode).
+            irqs = (scs.systick_deadline(), self.usart.rx_ready_at)
+            others = (self.iwdg.expires_at, until)
+            if cpu.lockup or cpu.sleeping or self._idle:
+                self.waits += 1
+                self.clock.wait_until(_first(others if cpu.lockup else irqs + others))
+                self._idle = False
+                self._last_idle = None
+                continue
+            deadline = _first(irqs + others if cpu.can_take_exception() else others)
+            self._due = float("inf") if deadline is None else deadline
+            self._alarm.arm(deadline)
+            cpu.run()
+            self._alarm.arm(None)
+
+    def _line(self, irq: int) -> bool:
+        return irq == self.part.console_irq and self.usart.irq()
+
+
+def _first(times: tuple[float | None, ...]) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+class _Alarm:
+    """Stops a core that ran past an event without touching a register (a computation, a loop on
+    RAM): a thread per machine that looks every PERIOD while the core runs."""
+
+    PERIOD = 0.005
+
+    def __init__(self, machine: "Machine"):
+        self._machine = machine
+        self._deadline: float | None = None  # of the running slice; None: not running
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="stm32-alarm", daemon=True)
+        self._thread.start()
+
+    def arm(self, deadline: float | None) -> None:
+        self._deadline = deadline  # a plain store: the watcher reads it on its next look
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=1)
+
+    def _watch(self) -> None:
+        machine = self._machine
+        seen = -1
+        while not self._closed.wait(self.PERIOD):
+            deadline = self._deadline
+            if deadline is None or machine.clock.now() < deadline:
+                seen = -1
+                continue
+            if machine.accesses == seen:
+                machine.cpu.request_stop()
+            seen = machine.accesses
