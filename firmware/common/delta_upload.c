@@ -8,15 +8,16 @@
 
 #define PAGE_SIZE 256u   /* the applier's output unit: a whole number of write units on both parts */
 #define STACK_WORDS 256u /* 1 KiB: rdelta_apply with SHA-256, the codec, the flash callbacks, an IRQ */
+#define STACK_PAINT 0xC5
 
 enum { IDLE, RUNNING, DONE };
 
 /* All of the applier's RAM in one object, so its share is one symbol's size (python -m bench). */
 static struct {
+    uint64_t stack[STACK_WORDS / 2]; /* first (offset 0), 8-byte aligned as the AAPCS wants */
     rdelta_t st;
     rdelta_io_t io;
     uint8_t page[PAGE_SIZE];
-    uint64_t stack[STACK_WORDS / 2]; /* 8-byte aligned, as the AAPCS wants */
     uint32_t *sp, *caller_sp;
     const uint8_t *feed;
     uint32_t feed_len;
@@ -100,6 +101,8 @@ void delta_start(flash_stream_t *out)
     delta.out = out;
     delta.io = (rdelta_io_t){read_patch, read_old, write_new, 0, delta.page, PAGE_SIZE, slot_max_image(SLOT_UPLOAD)};
     /* A fresh frame for coro_switch to pop: r10, r11, r8, r9, r4-r7, then pc = the applier. */
+    /* Painted, so a debugger (or a test) sees how deep the applier went: STACK_PAINT never written. */
+    memset(delta.stack, STACK_PAINT, sizeof delta.stack);
     uint32_t *top = (uint32_t *)(delta.stack + STACK_WORDS / 2);
     delta.sp = top - 9;
     memset(delta.sp, 0, 8 * sizeof(uint32_t));

@@ -137,7 +137,11 @@ int img_state_write(const uint8_t *body, uint32_t len, cbor_out_t *out)
     return rc ? SMP_GROUP_ERR(rc) : img_state_read(body, len, out);
 }
 
-static void close_upload(void) { up.open = 0; }
+static void close_upload(void)
+{
+    up.open = 0;
+    up.off = 0; /* a stray chunk after the end is told to start over, never that it is done */
+}
 
 /* A refused upload leaves nothing behind that could be taken for an image. */
 static int refuse(int rc)

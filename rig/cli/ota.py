@@ -25,7 +25,7 @@ HELP = """Update boards over the air while things go wrong, and judge each board
 
 \b
 Per board and scenario: a known release is installed through the board's flasher (pyocd or
-esptool), the update is handed over (MCUmgr SMP on the STM32 boards, HTTP from rig's OTA server
+esptool), the update is handed over (MCUmgr SMP on the STM32 boards, HTTPS from rig's OTA server
 on the ESP32) with the scenario's faults, and the board is read back: which image the boot slot
 holds, the MCUboot trailer or the ESP-IDF otadata, and the console's boot lines. The verdict is
 `updated`, `kept` (the update was refused, the running image runs on) or `rolled back`.

@@ -77,7 +77,7 @@ def _enrol(rack: str, workdir: Path, board):
     from rig.drivers.pool import BoardPool
     from rig.ota.kit import CampaignKit
 
-    kit = CampaignKit(rack, workdir)
+    kit = CampaignKit(rack, workdir, https=False)  # the fleet's releases embed no campaign CA: plain HTTP
     kit.__enter__()
     pool = BoardPool(f"rig fleet agent {board.id}", lease_timeout=600)
     campaign = kit.campaign(pool.take(board))

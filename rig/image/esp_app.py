@@ -11,7 +11,10 @@ do from theirs. What is real, byte for byte (ESP-IDF `esp_app_format`, esptool `
     0x20  esp_app_desc_t (256 B): magic 0xABCD5432, secure_version, version, project name,
           compile time/date (from SOURCE_DATE_EPOCH), idf_ver, app_elf_sha256, eFuse block
           revision range, MMU page size
-    0x120 rig app descriptor (rig/image/appdesc.py)
+    0x120 rig app descriptor (rig/image/appdesc.py), then - in a firmware that fetches its
+          updates over HTTPS - the CA certificate(s) it trusts for its OTA server, PEM text and a
+          NUL, as ESP-IDF's EMBED_TXTFILES leaves `server_certs/ca_cert.pem` in .rodata (the app
+          hands `_binary_ca_cert_pem_start` to esp_https_ota as `cert_pem`)
           then the IROM (flash-mapped code) segment at a 64 KiB-congruent offset, the IRAM
           segment holding the entry point, the XOR checksum (seed 0xEF) and the SHA-256 digest.
 
@@ -56,6 +59,7 @@ MMU_PAGE_LOG2 = 16
 
 J_SELF = b"\x06\xff\xff\x00"  # Xtensa `j .` (CALL format, offset -4) padded to a word
 IDF_VER = b"rig-synthetic"  # says plainly that ESP-IDF did not build this
+PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,12 @@ def _image(segments: list[ELFSection], entry: int) -> bytes:
 
 
 def app_image(version: Version | str, fault: str = "none", secure_version: int = 0,
-              project: str = "rig-ref", epoch: int | None = None, code: bytes = J_SELF) -> bytes:
+              project: str = "rig-ref", epoch: int | None = None, code: bytes = J_SELF, ca_pem: bytes = b"") -> bytes:
     """An ESP-IDF app image for OTA slot flashing, carrying esp_app_desc_t and rig's descriptor.
 
     `code` is the .flash.text segment (default a `j .` loop); OTA and delta tests pass realistic
-    amounts of code so that images differ the way two builds of one app do.
+    amounts of code so that images differ the way two builds of one app do. `ca_pem`: the CA
+    certificate(s) the app trusts for HTTPS OTA, embedded in .rodata (none: it fetches http:// only).
     """
     version = Version.parse(version) if isinstance(version, str) else version
     if fault not in appdesc.FAULTS:
@@ -123,8 +128,29 @@ def app_image(version: Version | str, fault: str = "none", secure_version: int =
     hms, date = _compile_stamp(epoch)
     desc = APP_DESC.pack(APP_DESC_MAGIC, secure_version, b"", str(version).encode(), project.encode(),
                          hms, date, IDF_VER, elf_sha, 0, EFUSE_BLK_REV_MAX_FULL, MMU_PAGE_LOG2, b"", b"")
-    segments = [_section(".flash.appdesc", DROM_ADDR, desc + rig_desc), *(_section(*c) for c in text)]
+    rodata = desc + rig_desc + _embedded(ca_pem)
+    segments = [_section(".flash.appdesc", DROM_ADDR, rodata), *(_section(*c) for c in text)]
     return _image(segments, IRAM_APP_ADDR)
+
+
+def _embedded(ca_pem: bytes) -> bytes:
+    if not ca_pem:
+        return b""
+    if PEM_BEGIN not in ca_pem or b"\0" in ca_pem:
+        raise RigError("the OTA CA to embed must be PEM text (-----BEGIN CERTIFICATE-----...)")
+    data = ca_pem + b"\0"  # EMBED_TXTFILES appends a NUL, so the firmware can pass it as a C string
+    return data + b"\0" * (-len(data) % 4)
+
+
+def embedded_ca(image: bytes) -> bytes | None:
+    """The CA PEM an app image embeds after rig's descriptor (what the firmware's
+    `_binary_ca_cert_pem_start` points at), or None when it embeds none. The image is not checked
+    here: the bootloader did that before the app ran."""
+    at = APP_DESC_OFFSET + APP_DESC.size + appdesc.SIZE
+    if image[at : at + len(PEM_BEGIN)] != PEM_BEGIN:
+        return None
+    end = image.find(b"\0", at)
+    return image[at:end] if end > 0 else None
 
 
 def bootloader_image(version: int = 1, epoch: int | None = None) -> bytes:

@@ -40,6 +40,7 @@ from rig.image.mcuboot import Version
 from rig.ota import releases
 from rig.ota.faults import Fault
 from rig.ota.targets import Plan, ReadBack, UpdateTarget
+from rig.ota.tls import SERVER_CERTS
 from rig.ota.triggers import Trigger, TriggerSpec
 from rig.variants import facts, foreign
 
@@ -47,6 +48,7 @@ log = logging.getLogger("rig.ota.campaign")
 
 OUTCOMES = ("updated", "kept", "rolled back")
 ARTEFACTS = ("full", "delta", "unknown-key", "bad-signature", "wrong-variant")
+TLS_MODES = ("none", *SERVER_CERTS)
 BASELINE_VERSION = "1.0.0"
 CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-cycled
 GATE_CYCLES = 2  # power cycles the health gate tries before it gives up on a board
@@ -67,6 +69,9 @@ class Scenario:
     cut: TriggerSpec | None = None  # a power cut on what the rig observes
     cut_at_op: int | None = None  # a power cut at the board's Nth flash operation after the hand-over
     link: str = "loopback"  # OTA server link profile (HTTP boards)
+    # HTTP boards: the certificate the OTA server presents (rig.ota.tls.SERVER_CERTS), "none" for
+    # plain HTTP; None is the campaign's default (HTTPS with the certificate its firmware trusts)
+    tls: str | None = None
     power_cycles_after: int = 0  # extra power cycles once settled (survival of a confirmed image)
     repeat: int = 1  # updates in a row, each to the next minor version, without a new baseline
 
@@ -83,6 +88,8 @@ class Scenario:
             raise RigError(f"scenario {self.name}: firmware fault {self.fault!r}; one of {', '.join(FIRMWARE_FAULTS)}")
         if self.artefact not in ARTEFACTS:
             raise RigError(f"scenario {self.name}: artefact {self.artefact!r}; one of {', '.join(ARTEFACTS)}")
+        if self.tls is not None and self.tls not in TLS_MODES:
+            raise RigError(f"scenario {self.name}: tls {self.tls!r}; one of {', '.join(TLS_MODES)}")
 
 
 @dataclass
@@ -148,8 +155,10 @@ class Campaign:
     """Runs scenarios on one board, delivering through `target` (rig.ota.targets.for_board)."""
 
     def __init__(self, drivers, target: UpdateTarget, signer, other_signer=None, instruments=None,
-                 on_step: Callable[[str, Step], None] | None = None, allow_otp_burn: bool = False):
+                 on_step: Callable[[str, Step], None] | None = None, allow_otp_burn: bool = False,
+                 firmware_ca: bytes = b""):
         self.d = drivers
+        self.firmware_ca = firmware_ca  # built into every ESP32 release (rig.ota.releases)
         self.target = target
         self.signer = signer
         self.other_signer = other_signer  # a key the board does not trust (unknown-key scenarios)
@@ -201,13 +210,13 @@ class Campaign:
         if new_floor < 0:
             raise RigError(f"scenario {s.name}: the board's floor is {floor}; a downgrade below 0 is impossible")
         if s.artefact == "wrong-variant":
-            return releases.image(foreign(variant), s.version, self.signer, s.fault, new_floor)
+            return releases.image(foreign(variant), s.version, self.signer, s.fault, new_floor, ca=self.firmware_ca)
         signer = self.signer
         if s.artefact == "unknown-key":
             if self.other_signer is None:
                 raise RigError(f"scenario {s.name}: needs a second signing key the board does not trust")
             signer = self.other_signer
-        new = releases.image(variant, s.version, signer, s.fault, new_floor)
+        new = releases.image(variant, s.version, signer, s.fault, new_floor, ca=self.firmware_ca)
         if s.artefact == "bad-signature":
             new = _spoil_signature(new)
         if s.artefact == "delta":
@@ -241,7 +250,7 @@ class Campaign:
                 s = replace(s, version=_bump(s.version, minor=1))
             artefact = self._artefact(s, old, floor)
             new_image = artefact if s.artefact != "delta" else releases.image(
-                self.d.board.variant, s.version, self.signer, s.fault, floor)
+                self.d.board.variant, s.version, self.signer, s.fault, floor, ca=self.firmware_ca)
             v.artefact_size = len(artefact)
             new_version = str(Version.parse(s.version))
             with self._step(v, "deliver and settle" if s.repeat == 1 else f"update {i + 1} to {s.version}") as step:
@@ -317,7 +326,7 @@ class Campaign:
         MCUboot and the ESP-IDF bootloader store the new floor)."""
         pre = replace(s, name=f"{s.name} (raise floor)", version=_bump(BASELINE_VERSION, minor=5), artefact="full",
                       fault="none", floor_step=0, link_faults=(), cut=None, cut_at_op=None)
-        image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1)
+        image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1, ca=self.firmware_ca)
         plan = Plan(name="raise-floor.bin")
         self._handover(v, pre, image, boots, plan)
         self._settle(v, pre, image, boots, plan, None)
@@ -365,7 +374,7 @@ class Campaign:
                 raise PowerCutDuringUpload(done)
 
         plan = Plan(list(s.link_faults), name=re.sub(r"[^a-z0-9]+", "-", s.name.lower()) + ".bin",
-                    on_progress=progress if trigger else None, link=s.link)
+                    on_progress=progress if trigger else None, link=s.link, tls=s.tls)
         plan.total = len(artefact)
         relay_cycles = self._relay_cycles()
         if trigger:

@@ -8,12 +8,20 @@ The campaign key signs every release and is the key the boards' MCUboot trusts; 
 which no board trusts, signs the unknown-key scenario. Both are P-256 PEM files in workdir/keys,
 kept between runs so a board's bootloader need not be rewritten each time.
 
+HTTPS for the ESP32 boards: a CA made for the run (workdir/tls, rig.ota.tls.campaign_certs) is
+built into every ESP32 release the campaign installs, as a real app embeds the CA of its update
+server; the OTA server presents the trusted certificate by default, and for the TLS scenarios one
+the firmware must refuse (another CA's, an expired one, one for another host), each from a server
+of its own started on first use. `https=False` makes firmware without a CA, fetching over plain
+HTTP (a fleet's releases, rig.rollout.kit, carry no campaign CA).
+
 MCUboot for the STM32 boards: on a real rack, pass the MCUboot binary built with the campaign key
 (`mcuboot=` a file per variant). A virtual board's bootloader is the virtual lab's MCUboot binary
 (rig/sim/stm32/vmcuboot.py: a file format carrying the trusted keys, made here like any build
 artefact; no running sim object is touched).
 """
 
+import threading
 from pathlib import Path
 
 from rig.errors import RigError
@@ -24,6 +32,7 @@ from rig.ota.instruments import LabInstruments
 from rig.ota.links import PROFILES
 from rig.ota.server import OtaServer
 from rig.ota.targets import for_board
+from rig.ota.tls import HOSTS, SERVER_CERTS, campaign_certs
 
 
 def _key(path: Path):
@@ -40,22 +49,40 @@ def make_keys(workdir: Path) -> tuple:
 
 class CampaignKit:
     def __init__(self, rack: str | Path, workdir: Path, mcuboot: dict[str, Path] | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", https: bool = True):
         self.rack = rack
         self.workdir = Path(workdir)
         self.artefacts = self.workdir / "artefacts"
         self.artefacts.mkdir(parents=True, exist_ok=True)
         self.signer, self.stranger = make_keys(self.workdir)
         self.mcuboot = mcuboot or {}
-        self.server = OtaServer(self.artefacts, host=host, link=PROFILES["loopback"])
+        self.host = host
+        self.certs = campaign_certs(self.workdir / "tls", (host, *(h for h in HOSTS if h != host))) if https else None
+        self.firmware_ca = self.certs.ca.read_bytes() if self.certs else b""
+        self._servers: dict[str, OtaServer] = {}
+        self._lock = threading.Lock()
         self._instruments: LabInstruments | None = None
 
+    def server(self, tls: str = "trusted") -> OtaServer:
+        """The OTA server presenting certificate `tls` (rig.ota.tls.SERVER_CERTS; "none": plain
+        HTTP), started on first use; all serve the same artefacts."""
+        with self._lock:
+            if tls not in self._servers:
+                if tls != "none" and (self.certs is None or tls not in SERVER_CERTS):
+                    raise RigError(f"no OTA server certificate {tls!r} in this campaign kit"
+                                   + ("" if self.certs else " (it serves plain HTTP only)"))
+                context = self.certs.context(tls) if tls != "none" and self.certs else None
+                self._servers[tls] = OtaServer(self.artefacts, host=self.host, tls=context,
+                                               link=PROFILES["loopback"]).__enter__()
+            return self._servers[tls]
+
     def __enter__(self):
-        self.server.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.server.close()
+        with self._lock:
+            while self._servers:
+                self._servers.popitem()[1].close()
 
     @property
     def instruments(self) -> LabInstruments:
@@ -75,6 +102,7 @@ class CampaignKit:
         return vmcuboot.build(LAYOUTS[board.flash_layout], [self.signer.public])
 
     def campaign(self, drivers, on_step=None, allow_otp_burn: bool = False) -> Campaign:
-        target = for_board(drivers, self.artefacts, self.server, self.bootloader)
+        target = for_board(drivers, self.artefacts, self.server, self.bootloader, self.firmware_ca)
         instruments = self.instruments if drivers.board.virtual else None
-        return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step, allow_otp_burn)
+        return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step, allow_otp_burn,
+                        firmware_ca=self.firmware_ca)

@@ -7,8 +7,11 @@ patch release changes a few functions: delta patches between two versions are th
 they are between real builds (docs/delta-format.md), and a full image is as big as a real one.
 
     stm32_image(variant, version, signer, fault="none", security_counter=None, size=None) -> bytes
-    esp32_image(version, fault="none", secure_version=0, size=None) -> bytes
-    image(variant, version, signer, fault="none", floor=0, size=None) -> bytes   (either, at the rollback floor)
+    esp32_image(version, fault="none", secure_version=0, size=None, ca=b"") -> bytes
+    image(variant, version, signer, fault="none", floor=0, size=None, ca=b"") -> bytes   (either, at the rollback floor)
+
+`ca` is the PEM of the CA an ESP32 release trusts for its HTTPS OTA server (rig.ota.tls): it is
+built into the app, as ESP-IDF apps embed theirs, so every release of a campaign carries it.
 """
 
 import random
@@ -52,17 +55,17 @@ def stm32_image(variant: str, version: Version | str, signer: Signer, fault: str
 
 
 def esp32_image(version: Version | str, fault: str = "none", secure_version: int = 0,
-                size: int | None = None) -> bytes:
+                size: int | None = None, ca: bytes = b"") -> bytes:
     """An ESP-IDF app image of rig firmware (esptool's image format, checksum and SHA-256)."""
     v = _version(version)
-    return esp_app.app_image(v, fault, secure_version, code=code("esp32", v, size or CODE_SIZE["esp32"]))
+    return esp_app.app_image(v, fault, secure_version, code=code("esp32", v, size or CODE_SIZE["esp32"]), ca_pem=ca)
 
 
 def image(variant: str, version: Version | str, signer: Signer, fault: str = "none", floor: int = 0,
-          size: int | None = None) -> bytes:
+          size: int | None = None, ca: bytes = b"") -> bytes:
     """A release for `variant` at the board's rollback floor (MCUboot security counter, ESP32
     secure_version): the same floor is always accepted, a lower one is a downgrade."""
     if facts(variant).bootloader is Bootloader.ESP_IDF:
-        return esp32_image(version, fault, secure_version=floor, size=size)
+        return esp32_image(version, fault, secure_version=floor, size=size, ca=ca)
     return stm32_image(variant, version, signer, fault, security_counter=floor, size=size)
 

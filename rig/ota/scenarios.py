@@ -16,7 +16,7 @@ from rig.ota.faults import Fault
 from rig.ota.triggers import TriggerSpec
 from rig.variants import VARIANTS, Delivery
 
-# The two kinds of board a scenario may fit: pushed over SMP to MCUboot, or pulled over HTTP.
+# The two kinds of board a scenario may fit: pushed over SMP to MCUboot, or pulled over HTTP(S).
 MCUBOOT = tuple(v.name for v in VARIANTS.values() if v.delivery is Delivery.SMP_PUSH)
 HTTP = tuple(v.name for v in VARIANTS.values() if v.delivery is Delivery.HTTP_PULL)
 ALL = MCUBOOT + HTTP
@@ -41,6 +41,12 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
               link_faults=(Fault("drop", at_percent=40, request=1), Fault("drop", at_percent=70, request=2))),
      ALL, True),
     (Scenario("corrupt image", "kept", link_faults=(Fault("corrupt", at_percent=50, length=4),)), ALL, True),
+    # A board that pulls its update does so over HTTPS (every scenario above, power cuts and
+    # resumes included); these present a certificate its firmware must refuse before any byte.
+    (Scenario("server certificate from another CA", "kept", tls="wrong-ca"), HTTP, True),
+    (Scenario("expired server certificate", "kept", tls="expired"), HTTP, True),
+    (Scenario("server certificate for another host", "kept", tls="wrong-host"), HTTP, True),
+    (Scenario("full image over plain HTTP", "updated", tls="none"), HTTP, False),
     # HTTP only for now: rig.drivers.SMPDriver.upload parses the image before sending it, so a
     # truncated one never reaches an MCUboot board (the host refuses it, not the board).
     (Scenario("truncated image", "kept", link_faults=(Fault("truncate", at_percent=60),)), HTTP, False),
@@ -118,6 +124,10 @@ BROKEN_BY: dict[str, dict[str, str]] = {
     "wrongly signed image": {"mcuboot": "no-signature-check"},
     "unknown-key image": {"mcuboot": "no-signature-check"},
     "corrupt image": {"mcuboot": "no-signature-check", "http": "no-image-check"},
+    "server certificate from another CA": {"http": "no-cert-check"},
+    "expired server certificate": {"http": "no-time-check"},
+    "server certificate for another host": {"http": "no-host-check"},
+    "full image over plain HTTP": {"http": "confirm-not-persisted"},
     "truncated image": {"http": "no-image-check"},
     "wrong-variant image": {"mcuboot": "no-revert", "http": "no-image-check"},
     "downgraded image": {"mcuboot": "no-signature-check", "http": "no-image-check"},

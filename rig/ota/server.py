@@ -8,6 +8,7 @@ that does not is counted under its IP address.
 import re
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from rig.ota.faults import Fault
 from rig.ota.links import PROFILES, LinkProfile
 
 CHUNK = 512  # bytes per paced write: small enough that a drop lands within half a KiB
+HANDSHAKE_S = 10.0  # a TLS client that has not finished its handshake by then is dropped
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -38,6 +40,12 @@ class _Httpd(ThreadingHTTPServer):
     request_queue_size = 4096
     daemon_threads = True
 
+    def handle_error(self, request, client_address):
+        """A TLS handshake the client broke off - it refused the certificate, or lost power - is
+        the client's business (it says why on its side); anything else is a bug worth a traceback."""
+        if not isinstance(sys.exc_info()[1], OSError):  # ssl.SSLError is an OSError
+            super().handle_error(request, client_address)
+
 
 class OtaServer:
     """Use as a context manager; `url(name, device)` gives a device the address of an artefact."""
@@ -54,13 +62,15 @@ class OtaServer:
         self.links: dict[str, LinkProfile] = {}  # per device, overrides `link`
         self.faults: dict[str, list[Fault]] = {}  # per device; "*" applies to every device
         self.stats: dict[str, DeviceStats] = {}
-        self._listeners: list[Callable[[str, str, int], None]] = []
+        self.listeners: list[Callable[[str, str, int], None]] = []
         self._lock = threading.Condition()
         self._active = 0  # requests being answered
+        self._active_by: dict[str, int] = {}  # the same, per device
         self.peak_active = 0  # the most requests answered at once (the fleet benchmark's concurrency)
+        # TLS per connection, on the connection's own thread: a handshake that stalls (a board that
+        # lost power mid-handshake) or fails (a board that refused the certificate) holds up no one.
+        self.tls = tls
         self._httpd = _Httpd((host, port), _handler(self))
-        if tls is not None:
-            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.scheme = "https" if tls else "http"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="ota-server", daemon=True)
 
@@ -76,7 +86,7 @@ class OtaServer:
 
     def on_bytes(self, listener: Callable[[str, str, int], None]) -> None:
         """Call listener(device, file, end_offset) after every chunk served (power-cut triggers)."""
-        self._listeners.append(listener)
+        self.listeners.append(listener)
 
     def device(self, device: str) -> DeviceStats:
         with self._lock:
@@ -84,14 +94,17 @@ class OtaServer:
 
     def restart_count(self, device: str) -> None:
         """Count the device afresh (a new delivery: its requests from 1, its bytes from 0)."""
-        self.wait_idle()
+        self.wait_idle(device)
         with self._lock:
             self.stats[device] = DeviceStats()
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until no request is being answered, so the counters are final."""
+    def wait_idle(self, device: str | None = None, timeout: float = 10.0) -> bool:
+        """Wait until no request (of `device`, if given) is being answered, so the counters are
+        final; boards updated at once each wait for their own downloads only."""
         with self._lock:
-            return self._lock.wait_for(lambda: self._active == 0, timeout)
+            if device is None:
+                return self._lock.wait_for(lambda: self._active == 0, timeout)
+            return self._lock.wait_for(lambda: self._active_by.get(device, 0) == 0, timeout)
 
     def __enter__(self):
         self._thread.start()
@@ -114,6 +127,7 @@ class OtaServer:
             stats = self.stats.setdefault(device, DeviceStats())
             stats.requests += 1
             self._active += 1
+            self._active_by[device] = self._active_by.get(device, 0) + 1
             self.peak_active = max(self.peak_active, self._active)
             plan = self.faults.get(device, []) + self.faults.get("*", [])
             return [f for f in plan if f.applies(stats.requests)], self.links.get(device, self.link)
@@ -126,12 +140,13 @@ class OtaServer:
                 stats.ranges[-1] = (name, first, end - 1)
             else:
                 stats.ranges.append((name, first, end - 1))
-        for listener in self._listeners:
+        for listener in self.listeners:
             listener(device, name, end)
 
-    def _end(self) -> None:
+    def _end(self, device: str) -> None:
         with self._lock:
             self._active -= 1
+            self._active_by[device] -= 1
             self._lock.notify_all()
 
     def _fired(self, device: str, what: str) -> None:
@@ -147,6 +162,13 @@ def _handler(server: OtaServer):
         def log_message(self, fmt, *args):  # the stats are the log; keep stderr for errors
             pass
 
+        def setup(self):
+            if server.tls is not None:
+                self.request.settimeout(HANDSHAKE_S)
+                self.request = server.tls.wrap_socket(self.request, server_side=True)
+                self.request.settimeout(None)
+            super().setup()
+
         def do_HEAD(self):
             self._counted(body=False)
 
@@ -160,7 +182,7 @@ def _handler(server: OtaServer):
             try:
                 self._serve(url, device, faults, link, body)
             finally:
-                server._end()
+                server._end(device)
 
         def _serve(self, url, device, faults, link, body: bool):
             name = url.path.lstrip("/")

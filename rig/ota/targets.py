@@ -11,7 +11,9 @@ board's delivery (rig.variants):
     Esp32Target    ESP32: baseline through the ROM loader (bootloader, partition table, blank
                    otadata, app in ota_0; one esptool session that also reads the anti-rollback
                    eFuse), updates pulled by the board from rig.ota.server after `ota <url>` on its
-                   console; read-back of otadata and the booted slot's MD5 through esptool.
+                   console - over HTTPS from the server presenting the certificate the plan names,
+                   checked against the CA the campaign's firmware embeds, or plain HTTP;
+                   read-back of otadata and the booted slot's MD5 through esptool.
 
     baseline(version, signer) -> Installed          install a known, confirmed release
     start(artefact, plan) -> None                    hand the board an update (may raise RigError)
@@ -71,11 +73,14 @@ class Plan:
     """What a target needs for one delivery besides the artefact, and what it counted."""
 
     def __init__(self, faults: list[Fault] | None = None, on_progress: Callable[[int, int], None] | None = None,
-                 name: str = "update.bin", link: str = "loopback"):
+                 name: str = "update.bin", link: str = "loopback", tls: str | None = None):
         self.faults = faults or []
         self.on_progress = on_progress  # (done, total) bytes: served (HTTP) or acknowledged (SMP)
         self.name = name
         self.link = link  # rig.ota.links profile of the download (a board that pulls its update)
+        # the certificate the OTA server presents (rig.ota.tls.SERVER_CERTS), "none" for plain
+        # HTTP, None for the campaign's default (a board that pulls its update)
+        self.tls = tls
         self.total = 0  # bytes of the artefact
         self.wire_bytes = 0  # final once the target's finish() returned
         self.faults_fired: list[str] = []  # the delivery's link faults, in order; final after finish()
@@ -110,12 +115,14 @@ class UpdateTarget(Protocol):
     def read_back(self, candidates: dict[str, bytes]) -> "ReadBack": ...
 
 
-def for_board(drivers: "BoardDrivers", artefacts: Path, server: OtaServer,
-              bootloader: "Callable[[Board], bytes]") -> UpdateTarget:
+def for_board(drivers: "BoardDrivers", artefacts: Path, servers: "Callable[[str], OtaServer]",
+              bootloader: "Callable[[Board], bytes]", firmware_ca: bytes = b"") -> UpdateTarget:
     """The target for `drivers.board`, by how its variant takes updates (rig.variants.Delivery);
-    `bootloader(board)` gives the MCUboot binary an SMP board's baseline installs."""
+    `bootloader(board)` gives the MCUboot binary an SMP board's baseline installs; `servers(tls)`
+    the OTA server presenting that certificate ("none": plain HTTP) to a board that pulls, whose
+    firmware trusts `firmware_ca` (empty: it fetches over plain HTTP by default)."""
     if drivers.board.facts.delivery is Delivery.HTTP_PULL:
-        return Esp32Target(drivers, server, artefacts)
+        return Esp32Target(drivers, servers, artefacts, firmware_ca)
     return McubootTarget(drivers, bootloader(drivers.board), artefacts)
 
 
@@ -223,14 +230,23 @@ class Esp32Target:
     pushes = False
     installs_at_reset = False
 
-    def __init__(self, drivers: "BoardDrivers", server: OtaServer, artefacts: Path):
+    def __init__(self, drivers: "BoardDrivers", servers: "Callable[[str], OtaServer]", artefacts: Path,
+                 firmware_ca: bytes = b""):
         self.d = drivers
         self.layout = LAYOUTS[drivers.board.flash_layout]
-        self.server = server
+        self._servers = servers
+        self.firmware_ca = firmware_ca
+        self.default_tls = "trusted" if firmware_ca else "none"
+        self.server = self._use(self.default_tls)
         self.artefacts = artefacts
         self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
         self._url = ""
-        server.on_bytes(self._on_bytes)
+
+    def _use(self, tls: str) -> OtaServer:
+        server = self._servers(tls)
+        if self._on_bytes not in server.listeners:
+            server.on_bytes(self._on_bytes)
+        return server
 
     def _on_bytes(self, device: str, name: str, end: int) -> None:
         plan = self._plan
@@ -243,7 +259,7 @@ class Esp32Target:
 
         with self.d.powered_rom_loader().loader(after="no-reset") as esp:
             floor = bin(esp.read_reg(EFUSE_BLK3_RDATA4)).count("1")
-            image = releases.esp32_image(version, secure_version=floor)
+            image = releases.esp32_image(version, secure_version=floor, ca=self.firmware_ca)
             merged = factory.merge(factory.esp32_regions(image), self.layout)
             write_flash(esp, [(merged.offset, merged.data)], force=True, no_progress=True)
         return Installed(image, version, floor)
@@ -254,6 +270,7 @@ class Esp32Target:
         if not path.exists():
             path.write_bytes(artefact)
         board = self.d.board.id
+        self.server = self._use(plan.tls or self.default_tls)
         self.server.restart_count(board)
         self.server.faults[board] = list(plan.faults)
         self.server.links[board] = link_profiles.profile(plan.link)
@@ -277,7 +294,7 @@ class Esp32Target:
 
     def delivery_stats(self) -> DeviceStats:
         """The server's counts for this board since the last `start`."""
-        self.server.wait_idle()
+        self.server.wait_idle(self.d.board.id)
         return self.server.device(self.d.board.id)
 
     def read_back(self, candidates: dict[str, bytes]) -> ReadBack:

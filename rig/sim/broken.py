@@ -32,13 +32,19 @@ Switches:
     revert-resumed-swap    after MCUboot finishes a swap that a power cut interrupted, it takes the
                            swap type from the trailers again; the image it just swapped in is not
                            confirmed yet, so it reverts it before it ever ran
+    no-cert-check          the ESP32 OTA client does not verify the HTTPS server's certificate at
+                           all (MBEDTLS_SSL_VERIFY_NONE, CONFIG_ESP_TLS_SKIP_SERVER_CERT_VERIFY)
+    no-time-check          the ESP32 OTA client's TLS ignores certificate validity dates (mbedtls
+                           built without MBEDTLS_HAVE_TIME_DATE, ESP-IDF's default)
+    no-host-check          the ESP32 OTA client accepts a certificate issued for another host
+                           (esp_http_client's skip_cert_common_name_check = true)
 """
 
 import os
 
 ENV = "RIG_SIM_BROKEN"
 SWITCHES = ("no-signature-check", "no-image-check", "no-revert", "resume-wrong-offset", "confirm-not-persisted",
-            "request-erased-first", "revert-resumed-swap")
+            "request-erased-first", "revert-resumed-swap", "no-cert-check", "no-time-check", "no-host-check")
 
 
 def broken(switch: str) -> bool:

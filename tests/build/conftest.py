@@ -34,3 +34,14 @@ def key_pem(tmp_path_factory):
 @pytest.fixture(scope="session")
 def signer(key_pem):
     return load_signer(key_pem)
+
+
+@pytest.fixture(scope="session")
+def built_new(tmp_path_factory):
+    """The same firmware at another version: a real code change (the descriptor and banner differ)."""
+    out = tmp_path_factory.mktemp("firmware-new")
+    proc = subprocess.run([sys.executable, "-m", "rig", "build", "--out", str(out), "--version", "2.0.0",
+                           "--variant", "stm32h7", "--variant", "stm32l0", "--fault", "none"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return out

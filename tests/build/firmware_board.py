@@ -243,6 +243,11 @@ class FirmwareBoard:
             low += 1
         return len(ram) - low
 
+    def read_ram(self, address: int, size: int) -> bytes:
+        """RAM as a debugger reads it over the bus (bus address)."""
+        assert self.machine is not None
+        return bytes(self.machine.cpu.uc.mem_read(address, size))
+
     def read_register(self, addr: int) -> int:
         """A 32-bit register read over the bus, as a debugger reads one."""
         assert self.machine is not None

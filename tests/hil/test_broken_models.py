@@ -3,11 +3,12 @@
 A second virtual lab is started from a copy of the rack (ota_support.side_labs) with the
 test-only fault switch RIG_SIM_BROKEN set (rig/sim/broken.py): MCUboot without signature checks
 or that mishandles a swap a power cut interrupted, bootloaders that never revert, transfers that
-resume at the wrong offset, an OTA client without image checks, an app whose confirm never
-reaches flash. The scenario runs exactly as in test_ota.py; here the campaign must observe
-something other than the correct outcome. rig.ota.scenarios.BROKEN_BY names the switch for every
-scenario and board (tests/ota/test_broken_coverage.py keeps it complete). These tests need the
-virtual lab; on a rack of real boards there is nothing to break.
+resume at the wrong offset, an OTA client without image checks or that skips a check of the
+HTTPS server's certificate, an app whose confirm never reaches flash. The scenario runs exactly
+as in test_ota.py; here the campaign must observe something other than the correct outcome.
+rig.ota.scenarios.BROKEN_BY names the switch for every scenario and board
+(tests/ota/test_broken_coverage.py keeps it complete). These tests need the virtual lab; on a
+rack of real boards there is nothing to break.
 """
 
 import pytest
@@ -20,7 +21,9 @@ from tests.hil.ota_support import report, side_labs  # noqa: F401  (side_labs is
 # By default every fault switch once, on pairings that fail fast; every pairing in the nightly run.
 SAMPLE = [("wrongly signed image", "stm32h7"), ("crash on boot", "stm32l0"),
           ("power cut during the flash write", "esp32"), ("corrupt image", "esp32"),
-          ("power cut during the swap", "stm32h7"), ("power cut during the swap", "stm32l0"), ("full image", "esp32")]
+          ("power cut during the swap", "stm32h7"), ("power cut during the swap", "stm32l0"), ("full image", "esp32"),
+          ("server certificate from another CA", "esp32"), ("expired server certificate", "esp32"),
+          ("server certificate for another host", "esp32")]
 EVERY = [(name, variant) for name in scenarios.names() for variant in ("esp32", "stm32h7", "stm32l0")
          if scenarios.fits(name, variant) and (name, variant) not in SAMPLE]
 

@@ -52,6 +52,14 @@ def test_resume_wastes_at_most_one_chunk_per_interruption(request, ota_kit, boar
     assert verdict.wire_bytes - verdict.artefact_size <= drops * 512  # the server's chunk
 
 
+@pytest.mark.rig_board(tags=["ota-http"])
+def test_a_power_cut_mid_download_resumes_over_https(request, ota_kit, board):  # noqa: F811
+    verdict = run(request, ota_kit, board, "power cut at 50% of the download")
+    begins = [line for line in verdict.console if line.startswith("rig: ota begin")]
+    assert len(begins) >= 2 and all(line.endswith("via=https") for line in begins), begins
+    assert any(" resume=0 " not in line for line in begins[1:]), "the second download did not resume"
+
+
 @pytest.mark.nightly
 @pytest.mark.parametrize("name", SWEEP["all"])
 def test_sweep_on_every_board(request, ota_kit, board, name):  # noqa: F811

@@ -23,9 +23,10 @@ LAYOUT = LAYOUTS["esp32-4mb-ota"]
 
 
 class Esp32:
-    def __init__(self, state_dir):
+    def __init__(self, state_dir, ca: bytes = b""):
+        """ca: the CA the factory app embeds for HTTPS OTA (none: it fetches over HTTP only)."""
         flash = bytearray(b"\xff" * LAYOUT.geometry.size)
-        for region in factory.esp32_regions(releases.esp32_image("1.0.0")):
+        for region in factory.esp32_regions(releases.esp32_image("1.0.0", ca=ca)):
             flash[region.offset : region.offset + len(region.data)] = region.data
         state_dir.mkdir()
         (state_dir / "flash.bin").write_bytes(flash)

@@ -1,14 +1,23 @@
-"""The ESP32 app's HTTP download: one artefact as a byte stream that survives broken links.
+"""The ESP32 app's HTTP(S) download: one artefact as a byte stream that survives broken links.
 
 As esp_http_client with esp_https_ota's partial download: a GET with `Range: bytes=N-`, and when
 the link drops mid-body, a new connection asking for the rest from the first byte not received.
 Written on a raw socket, not http.client, so the firmware thread can notice a power cut while it
 waits for bytes (every socket wait is short and followed by a power check).
+
+https:// URLs go over TLS, every connection (each resume too) with a full handshake that checks
+the server as esp-tls does with `cert_pem` set (MBEDTLS_SSL_VERIFY_REQUIRED): the chain up to the
+CA the app embeds (rig.image.esp_app.embedded_ca), the validity dates against the board's clock
+(CONFIG_MBEDTLS_HAVE_TIME_DATE, the time set by SNTP before any update - the virtual board's
+clock is the host's), and the host name of the URL against the certificate's names (esp-tls's
+common-name check, `skip_cert_common_name_check` false). A failed check is no broken link: the
+download stops at once with the reason, as mbedtls_x509_crt_verify_info words it.
 """
 
 import re
 import select
 import socket
+import ssl
 import time
 from urllib.parse import urlsplit
 
@@ -21,6 +30,16 @@ LINK_TIMEOUT_S = 10.0  # no byte for this long: the link is lost
 RETRIES = 5  # reconnections per download before the update is given up
 RECV = 1024
 CONTENT_RANGE = re.compile(rb"bytes (\d+)-(\d+)/(\d+)")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+NO_CHECK_TIME = 0x200000  # OpenSSL X509_V_FLAG_NO_CHECK_TIME (Python's ssl has no name for it)
+# OpenSSL's verify codes, in the words of mbedtls_x509_crt_verify_info (what esp-tls logs).
+VERIFY_INFO = {
+    10: "The certificate validity has expired",
+    9: "The certificate validity starts in the future",
+    62: "The certificate Common Name (CN) does not match with the expected CN",
+    64: "The certificate Common Name (CN) does not match with the expected CN",
+}
+NOT_TRUSTED = "The certificate is not correctly signed by the trusted CA"
 
 
 class LinkLost(RigError):
@@ -30,12 +49,18 @@ class LinkLost(RigError):
 class Download:
     """A file-like reader of `url` from byte `start`; `pos` is the next file offset to be returned."""
 
-    def __init__(self, ctx, url: str, start: int = 0):
+    def __init__(self, ctx, url: str, start: int = 0, ca_pem: bytes | None = None):
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise RigError(f"ota: {url!r}: this firmware fetches http:// URLs only")
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise RigError(f"ota: {url!r}: this firmware fetches http:// and https:// URLs only")
+        self._tls = None
+        self.scheme = parts.scheme
+        if parts.scheme == "https":
+            if not ca_pem:
+                raise RigError("ota: no CA certificate in this firmware; it cannot check an https:// server")
+            self._tls = tls_context(ca_pem)
         self._ctx = ctx
-        self._host, self._port = parts.hostname, parts.port or 80
+        self._host, self._port = parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme]
         self._target = parts.path + (f"?{parts.query}" if parts.query else "")
         self.pos = start
         self.total: int | None = None
@@ -69,6 +94,8 @@ class Download:
         start = self.pos
         try:
             self._sock = socket.create_connection((self._host, self._port), timeout=POLL_S * 10)
+            if self._tls is not None:
+                self._sock = self._handshake(self._sock)
             self._sock.sendall(f"GET {self._target} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
                                f"Range: bytes={start}-\r\nConnection: close\r\n\r\n".encode())
             self._buffer = b""
@@ -93,6 +120,16 @@ class Download:
             raise RigError("ota: the server's Content-Range does not start where this download asked")
         self.total = int(m[3])
         self._left = int(m[2]) - int(m[1]) + 1
+
+    def _handshake(self, sock: socket.socket) -> ssl.SSLSocket:
+        """TLS over the new connection; a certificate the app does not accept ends the download."""
+        assert self._tls is not None
+        try:
+            return self._tls.wrap_socket(sock, server_hostname=self._host)
+        except ssl.SSLCertVerificationError as exc:
+            sock.close()
+            why = VERIFY_INFO.get(exc.verify_code, NOT_TRUSTED)
+            raise RigError(f"ota: TLS handshake failed: {why} ({self._host}:{self._port})") from None
 
     def _headers(self) -> tuple[int, dict] | None:
         while b"\r\n\r\n" not in self._buffer:
@@ -142,9 +179,13 @@ class Download:
             if self._sock is None:
                 raise OSError("connection closed")
             try:
-                ready, _, _ = select.select([self._sock], [], [], POLL_S)
+                # TLS: bytes already decrypted wait in the SSL object, not in the socket
+                pending = isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()
+                ready = pending or select.select([self._sock], [], [], POLL_S)[0]
                 if ready:
                     return self._sock.recv(RECV)
+            except ssl.SSLWantReadError:
+                continue  # part of a TLS record: wait for the rest
             except OSError:
                 return b""
         return b""
@@ -159,3 +200,21 @@ class Download:
             self.pos += RECV  # the broken model forgets the last chunk it received
         self._ctx.log(f"rig: ota link lost at {self.pos}; resuming")
         self._ctx.sleep(POLL_S)
+
+
+def tls_context(ca_pem: bytes) -> ssl.SSLContext:
+    """The checks esp-tls makes with `cert_pem` (see the module's docstring), less what the lab's
+    broken-model switches turn off (rig/sim/broken.py)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        ctx.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
+    except ssl.SSLError:
+        raise RigError("ota: the CA certificate this firmware embeds does not parse") from None
+    if broken("no-host-check"):
+        ctx.check_hostname = False  # skip_cert_common_name_check = true
+    if broken("no-time-check"):
+        ctx.verify_flags |= NO_CHECK_TIME  # mbedtls built without MBEDTLS_HAVE_TIME_DATE
+    if broken("no-cert-check"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # MBEDTLS_SSL_VERIFY_NONE (CONFIG_ESP_TLS_SKIP_SERVER_CERT_VERIFY)
+    return ctx

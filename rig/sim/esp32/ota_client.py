@@ -1,10 +1,12 @@
-"""The ESP32 app's OTA client: `ota <url>` on the console updates the board over HTTP.
+"""The ESP32 app's OTA client: `ota <url>` on the console updates the board over HTTPS (or HTTP).
 
 What rig's ESP32 firmware does with esp_https_ota (partial download, rollback and anti-rollback
 enabled) and esp_delta_ota, as the app model runs it:
 
 1. fetch the artefact with Range requests (http_fetch.Download: a broken link resumes from the
-   first byte not received);
+   first byte not received); an https:// server must present a certificate that chains to the CA
+   this app embeds (rig.image.esp_app.embedded_ca: the running image's own .rodata, as
+   `cert_pem` is in the real app), is valid now and names the URL's host - else `ota refused`;
 2. a full image (first byte 0xE9) is written to the other OTA slot a 4 KiB sector at a time
    (erase, write); a delta container (magic "RDLT", docs/delta-format.md: a patch, or the new
    image compressed when no patch beat it) is applied by the device's own C applier
@@ -125,7 +127,7 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
         # not the page at the record was written before the cut - a full image one page past the
         # record, a patch at the image offset (the patch is re-decoded from its start).
         start = resume + PAGE if kind == FULL else resume
-    source = Download(ctx, url, start=start)
+    source = Download(ctx, url, start=start, ca_pem=esp_app.embedded_ca(booted.image))
     try:
         head = source.read(len(DELTA_MAGIC)) if kind is None else b""
         if kind is None:
@@ -133,7 +135,7 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
             if kind == FULL and head[:1] != b"\xe9" and not broken("no-image-check"):
                 raise RigError("ota: not an ESP app image (first byte is not 0xE9) and not a delta patch")
         ctx.log(f"rig: ota begin slot={target} kind={'delta' if kind == DELTA else 'full'} "
-                f"size={source.total} resume={resume}")
+                f"size={source.total} resume={resume} via={source.scheme}")
         writer = _SlotWriter(ctx, log, part.offset, part.size, url_crc, target, kind)
         if kind == FULL:
             size = writer.full(source, head, resume)
