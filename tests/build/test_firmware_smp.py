@@ -143,7 +143,7 @@ def test_delta_patch_applied_while_streaming(built, built_new, signer, variant):
     # the deepest path (an SMP upload handing a chunk to the applier) fits the 1 KiB the linker keeps
     assert board.stack_used() <= 0x400
     # and the applier's own 1 KiB stack (painted 0xC5 when an apply starts) keeps room for an IRQ frame
-    stack = board.read_ram(fb.cortexm.symbol(board.elf, "delta"), 1024)
+    stack = board.read_ram(fb.symbol(board.elf, "delta"), 1024)
     assert 1024 - (len(stack) - len(stack.lstrip(b"\xc5"))) <= 1024 - 128
     board.halt()
 
