@@ -13,6 +13,11 @@
   `board_firmware_version` (and `board_retries` when `board_retry` was used) into its properties.
 - If the rack's boards are virtual and their lab is not running, the plugin starts it with
   `rig lab up` and stops it at the end of the run.
+- `--rig-coordinator HOST:PORT` takes the boards from a labgrid coordinator instead of a rack file:
+  the places `rig lab export` made (pick them with `--rig-select variant=esp32,tag=wifi,...`). Each
+  process reserves and acquires a board's place there while it uses it (rig.lab.coordinator); a
+  killed session's places come free when their lease expires (`--rig-reservation-expiry`).
+  JUnit gets `board_host`: the exporter the board hangs on.
 - The session and its results go into rig's results store, quarantined boards are skipped, and
   `--rig-health-check` checks the boards first: rig.results.pytest_hooks.
 """
@@ -20,6 +25,7 @@
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -32,8 +38,10 @@ pytest_plugins = ["rig.results.pytest_hooks"]
 
 if TYPE_CHECKING:
     from rig.lab import Rack
+    from rig.lab.coordinator import Coordinator
 
 RACK_KEY: "pytest.StashKey[Rack]" = pytest.StashKey()
+COORDINATOR_KEY: "pytest.StashKey[Coordinator]" = pytest.StashKey()
 RUN_ENV = "RIG_PYTEST_RUN"  # names this pytest run; xdist workers inherit it from the controller
 
 
@@ -50,6 +58,14 @@ def pytest_addoption(parser):
                     help="only run on this board (repeat for several); default: every matching board")
     group.addoption("--rig-lease-timeout", type=float, default=600.0, metavar="SECONDS",
                     help="how long a test waits for a board another process holds (default 600)")
+    group.addoption("--rig-coordinator", metavar="HOST:PORT", default=os.environ.get("RIG_COORDINATOR"),
+                    help="take the boards from the places of this labgrid coordinator instead of a rack file "
+                    "(default: $RIG_COORDINATOR)")
+    group.addoption("--rig-select", action="append", default=[], metavar="KEY=VALUE[,...]",
+                    help="with --rig-coordinator: only places whose tags match (variant=, layout=, rack=, tag=)")
+    group.addoption("--rig-reservation-expiry", type=float, default=60.0, metavar="SECONDS",
+                    help="with --rig-coordinator: a killed session's places come free this long after its "
+                    "last renewal (default 60)")
     group.addoption("--rig-attempts", type=int, default=2, metavar="N",
                     help="attempts of a hardware step wrapped in board_retry, power-cycling between (default 2)")
 
@@ -71,7 +87,8 @@ def pytest_configure(config):
         config.addinivalue_line("filterwarnings", rf"ignore:{api}\(\) is deprecated:DeprecationWarning")
     # A rack the user named is checked before collection, where a usage error prints cleanly; the
     # default rack only when a test asks for a board (and the file may not exist in other projects).
-    explicit = config.getoption("--rig-rack") or getattr(config.option, "lg_env", None) or "RIG_RACK" in os.environ
+    explicit = (config.getoption("--rig-rack") or getattr(config.option, "lg_env", None) or "RIG_RACK" in os.environ
+                or config.getoption("--rig-coordinator"))
     if explicit:
         _load_rack(config)
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
@@ -81,11 +98,16 @@ def pytest_configure(config):
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
+    coordinator = config.stash.get(COORDINATOR_KEY, None)
+    if coordinator is not None:
+        coordinator.close()
     if not hasattr(config, "workerinput"):
         _stop_labs_started_by_this_run()
 
 
 def rack_path(config) -> str:
+    if config.getoption("--rig-coordinator"):
+        return f"coordinator {config.getoption('--rig-coordinator')}"
     # Imported here: rig.cli pulls in every verb, and this plugin loads in every pytest run.
     from rig.cli.options import DEFAULT_RACK
 
@@ -106,10 +128,28 @@ def _load_rack(config):
 
     if RACK_KEY not in config.stash:
         try:
-            config.stash[RACK_KEY] = load_rack(rack_path(config))
+            if config.getoption("--rig-coordinator"):
+                config.stash[RACK_KEY] = _coordinator_rack(config)
+            else:
+                config.stash[RACK_KEY] = load_rack(rack_path(config))
         except RigError as exc:
-            raise pytest.UsageError(f"--rig-rack: {exc}") from None
+            option = "--rig-coordinator" if config.getoption("--rig-coordinator") else "--rig-rack"
+            raise pytest.UsageError(f"{option}: {exc}") from None
     return config.stash[RACK_KEY]
+
+
+def _coordinator_rack(config):
+    """The boards of the coordinator's places (as a Rack), through this process's own client."""
+    from rig.lab import Rack
+    from rig.lab.coordinator import Coordinator, parse_select
+
+    wanted = parse_select(config.getoption("--rig-select"))
+    if COORDINATOR_KEY not in config.stash:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        config.stash[COORDINATOR_KEY] = Coordinator(config.getoption("--rig-coordinator"),
+                                                    holder=f"pytest-{worker}-{os.getpid()}")
+    coordinator = config.stash[COORDINATOR_KEY]
+    return Rack((Path(rack_path(config)),), tuple(coordinator.boards(wanted)))
 
 
 def pytest_generate_tests(metafunc):
@@ -136,7 +176,9 @@ def rig_pool(request):
     from rig.drivers.pool import BoardPool
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    pool = BoardPool(holder=f"pytest {worker}", lease_timeout=request.config.getoption("--rig-lease-timeout"))
+    pool = BoardPool(holder=f"pytest {worker}", lease_timeout=request.config.getoption("--rig-lease-timeout"),
+                     coordinator=request.config.stash.get(COORDINATOR_KEY, None),
+                     expiry_s=request.config.getoption("--rig-reservation-expiry"))
     yield pool
     pool.release()
 
@@ -144,7 +186,8 @@ def rig_pool(request):
 @pytest.fixture(scope="session")
 def rig_lab(request, rig_rack):
     """Make sure the rack's virtual boards are served: start `rig lab up` once if needed."""
-    if any(b.virtual for b in rig_rack.boards):
+    # Remote boards are served on their exporters' hosts, never started from here.
+    if not request.config.getoption("--rig-coordinator") and any(b.virtual for b in rig_rack.boards):
         _ensure_lab(rack_path(request.config))
     return rig_rack
 
@@ -170,6 +213,7 @@ def board(request, rig_pool, rig_lab):
     boot = parse_boot_fields(boots[-1]) if boots else {}
     request.node.user_properties.extend([
         ("board_id", spec.id),
+        ("board_host", spec.host or socket.gethostname()),
         ("board_variant", spec.variant),
         ("board_virtual", str(spec.virtual).lower()),
         ("board_firmware_sha256", drivers.firmware_sha256 or "not flashed in this run"),

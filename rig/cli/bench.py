@@ -5,28 +5,41 @@ import contextlib
 import click
 import requests
 
-from rig.cli.options import rack_option
+from rig.cli.options import coordinator_option, rack_option
 from rig.drivers.pool import BoardPool
 from rig.errors import RigError
 from rig.lab import load_rack
 
 board_option = click.option("--board", "board_id", required=True, metavar="ID",
-                            help="Board id from the rack file (see `rig boards`).")
+                            help="Board id from the rack file, or a place name with --rig-coordinator "
+                                 "(see `rig boards`).")
 
 
 def bench_options(func):
-    return rack_option(board_option(func))
+    return rack_option(coordinator_option(board_option(func)))
 
 
 @contextlib.contextmanager
-def held_board(rack: str, board_id: str, verb: str):
-    """The board's drivers while this command holds its lease; refuses at once if a test holds it."""
-    board = load_rack(rack).board(board_id)
-    pool = BoardPool(holder=f"rig {verb}", lease_timeout=0.0)
+def held_board(rack: str, board_id: str, verb: str, coordinator: str | None = None):
+    """The board's drivers while this command holds its lease (a local lease, or its place on the
+    coordinator); refuses at once if a test holds it."""
+    client = None
     try:
-        yield pool.take(board)
-    except requests.RequestException as exc:
-        raise RigError(f"board {board_id}: power switch did not answer ({exc.__class__.__name__}); "
-                       "is it reachable (virtual rack: `rig lab up`)?") from None
+        if coordinator:
+            from rig.lab.coordinator import Coordinator
+
+            client = Coordinator(coordinator, holder=f"rig-{verb}")
+            board = client.board(board_id)
+        else:
+            board = load_rack(rack).board(board_id)
+        pool = BoardPool(holder=f"rig {verb}", lease_timeout=0.0, coordinator=client)
+        try:
+            yield pool.take(board)
+        except requests.RequestException as exc:
+            raise RigError(f"board {board_id}: power switch did not answer ({exc.__class__.__name__}); "
+                           "is it reachable (virtual rack: `rig lab up`)?") from None
+        finally:
+            pool.release()
     finally:
-        pool.release()
+        if client is not None:
+            client.close()

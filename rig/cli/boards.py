@@ -4,26 +4,46 @@ import click
 from rich.table import Table
 
 from rig.cli.console import out
-from rig.cli.options import rack_option
-from rig.lab import load_rack
+from rig.cli.options import coordinator_option, rack_option, select_option
+from rig.lab import Rack, load_rack
 from rig.variants import NAMES
 
 
 @click.command()
 @rack_option
+@coordinator_option
+@select_option
 @click.option("--variant", help=f"Only boards of this variant ({', '.join(NAMES)}).")
 @click.option("--tag", "tags", multiple=True, help="Only boards carrying this tag; repeat to require several.")
-def boards(rack, variant, tags):
+def boards(rack, coordinator, select, variant, tags):
     """List the boards of a rack: id, variant, console, power outlet, probe and tags.
 
     The file is validated first; every problem is printed as one line naming the file, the board
-    and the field, and the command exits with status 2.
+    and the field, and the command exits with status 2. With --rig-coordinator the boards are the
+    places on that labgrid coordinator (by place name, with the exporter - the host - they hang
+    on); their consoles, power and probes are known once a place is acquired.
     """
-    inventory = load_rack(rack)
-    table = Table(title=f"{len(inventory.boards)} boards in {rack}", title_justify="left")
-    for column in ("board", "variant", "virtual", "console", "power", "probe", "flash layout", "tags"):
+    if coordinator:
+        from rig.lab.coordinator import Coordinator, parse_select
+
+        wanted = parse_select(select)
+        with Coordinator(coordinator, holder="rig-boards") as client:
+            inventory = Rack((), tuple(client.boards(wanted)))
+        where = f"coordinator {coordinator}"
+    else:
+        inventory = load_rack(rack)
+        where = rack
+    table = Table(title=f"{len(inventory.boards)} boards in {where}", title_justify="left")
+    # Remote boards: the exporter (host) they hang on, in place of what is known only once acquired.
+    columns = (("board", "variant", "host", "virtual", "flash layout", "tags") if coordinator else
+               ("board", "variant", "virtual", "console", "power", "probe", "flash layout", "tags"))
+    for column in columns:
         table.add_column(column, overflow="fold")
     for b in inventory.select(variant=variant, tags=tags):
+        if coordinator:
+            table.add_row(b.id, b.variant, b.host or "-", "yes" if b.virtual else "no", b.flash_layout,
+                          ", ".join(b.tags) or "-")
+            continue
         table.add_row(
             b.id,
             b.variant,

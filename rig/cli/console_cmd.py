@@ -20,7 +20,7 @@ from rig.cli.console import out
 @click.option("--until", metavar="REGEX",
               help="Stop at the first console line matching REGEX (exit 1 if it never comes).")
 @click.option("--timeout", type=float, metavar="SECONDS", help="Stop after this long.  [default: run until Ctrl-C]")
-def console_cmd(rack, board_id, power_cycle, lines, until, timeout):
+def console_cmd(rack, coordinator, board_id, power_cycle, lines, until, timeout):
     """Print a board's console lines as they arrive.
 
     The console is the board's serial port as labgrid sees it (an RFC2217 URL from an exporter
@@ -32,7 +32,7 @@ def console_cmd(rack, board_id, power_cycle, lines, until, timeout):
       rig console --board esp32-1 --timeout 5
     """
     pattern = re.compile(until) if until else None
-    with held_board(rack, board_id, "console") as drivers:
+    with held_board(rack, board_id, "console", coordinator) as drivers:
         console = drivers.console
         drivers.target.activate(console)
         if power_cycle:

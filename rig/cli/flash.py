@@ -24,7 +24,7 @@ from rig.variants import facts
               help="Compare on the board first and write only the files whose bytes differ.")
 @click.option("--no-verify", is_flag=True, help="Skip the read-back comparison after writing.")
 @click.option("--no-reset", is_flag=True, help="Leave the board as the flasher left it (STM32: core halted).")
-def flash(rack, board_id, images, partition, offset, skip_unchanged, no_verify, no_reset):
+def flash(rack, coordinator, board_id, images, partition, offset, skip_unchanged, no_verify, no_reset):
     """Write files to a board's flash in one flasher session, verify them, and restart the board.
 
     STM32 boards are written over SWD with pyocd (probe by its unique id), ESP32 boards through the
@@ -38,7 +38,7 @@ def flash(rack, board_id, images, partition, offset, skip_unchanged, no_verify, 
       rig flash --board esp32-1 --offset 0x8000 partitions.bin
       rig flash --board esp32-1 0x1000=bootloader.bin 0x8000=partitions.bin 0x10000=app.bin
     """
-    with held_board(rack, board_id, "flash") as drivers:
+    with held_board(rack, board_id, "flash", coordinator) as drivers:
         layout = LAYOUTS[drivers.board.flash_layout]
         regions = _regions(images, layout, partition, offset, drivers.board.variant)
         total = sum(len(data) for _, data in regions)

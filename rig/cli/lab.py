@@ -261,3 +261,36 @@ def _print_table(name: str, entry: dict, rack_path: Path) -> None:
         probe = f"{row['probe']} ({row['target']})" if row["probe"] else "-"
         table.add_row(row["id"], row["variant"], row["power"], row["console"], row["pty"], probe, row["swd"] or "-")
     out.print(table)
+
+
+@lab.command()
+@rack_option
+@click.option("--coordinator", required=True, metavar="HOST:PORT", help="The labgrid coordinator to export to.")
+@click.option("--name", default=None, metavar="NAME",
+              help="The exporter's name on the coordinator, standing for this host; places are NAME-<board>.  "
+                   "[default: this host's name]")
+@click.option("--hostname", default=None, metavar="HOST",
+              help="Host name or address clients reach this host's consoles and probe servers at.  "
+                   "[default: this host's name]")
+def export(rack, coordinator, name, hostname):
+    """Export the rack's boards to a labgrid coordinator and keep them exported until stopped.
+
+    Writes the labgrid exporter configuration from the rack file, runs `labgrid-exporter` on it
+    (consoles through ser2net, power as labgrid exports it, each real debug probe through a
+    `pyocd server` of its own), and makes one place per board, NAME-<board>, tagged with the
+    board's variant, layout and rig tags (`labgrid-client places` lists them). A virtual rack's
+    lab must be up. Runs in the foreground, as a service does; SIGTERM or Ctrl-C stops it.
+
+    \b
+      rig lab export --rack targets/bench.yaml --coordinator lab-coord:20408 --name bench-3
+    """
+    import socket
+
+    from rig.lab.export import run_export
+
+    rack_path, lab_name = _identify(rack)
+    inventory = load_rack(rack_path)
+    name = name or socket.gethostname()
+    run_export(inventory, registry.read(lab_name), coordinator, name, hostname or socket.gethostname(),
+               Path(".rig/export") / name, on_ready=lambda places: out.print(
+                   f"exporter {name}: {len(places)} place(s) on {coordinator}: {', '.join(places)}"))

@@ -13,3 +13,20 @@ rack_option = click.option(
     metavar="FILE",
     help="labgrid environment file describing the boards.",
 )
+
+coordinator_option = click.option(
+    "--rig-coordinator",
+    "coordinator",
+    default=lambda: os.environ.get("RIG_COORDINATOR"),
+    metavar="HOST:PORT",
+    help="Take the boards from this labgrid coordinator's places instead of the rack file "
+         "(`rig lab export` makes them).  [default: $RIG_COORDINATOR]",
+)
+
+select_option = click.option(
+    "--rig-select",
+    "select",
+    multiple=True,
+    metavar="KEY=VALUE[,...]",
+    help="With --rig-coordinator: only places whose tags match (variant=, layout=, rack=, tag=); repeatable.",
+)

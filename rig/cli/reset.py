@@ -9,7 +9,7 @@ from rig.cli.console import out
 @click.command()
 @bench_options
 @click.option("--power", "by_power", is_flag=True, help="Cycle power instead (a cold boot, RAM lost).")
-def reset(rack, board_id, by_power):
+def reset(rack, coordinator, board_id, by_power):
     """Reset a board: ESP32 through its EN line (the console's RTS), STM32 through the debug
     probe's reset, other boards by cycling power.
 
@@ -17,7 +17,7 @@ def reset(rack, board_id, by_power):
       rig reset --board esp32-1
       rig reset --board stm32l0-1 --power
     """
-    with held_board(rack, board_id, "reset") as drivers:
+    with held_board(rack, board_id, "reset", coordinator) as drivers:
         if by_power:
             drivers.power_cycle()
         else:

@@ -6,7 +6,7 @@ every board of a variant is driven alike. Drivers a targets file declares itself
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from labgrid import Environment, Target
@@ -152,15 +152,49 @@ def _environment(path: str) -> Environment:
     return Environment(path)
 
 
-def open_board(board: Board) -> BoardDrivers:
-    """The labgrid target of `board` with rig's drivers bound (none active yet)."""
+def open_board(board: Board, coordinator=None) -> BoardDrivers:
+    """The labgrid target of `board` with rig's drivers bound (none active yet).
+
+    A remote board (a place on a labgrid coordinator, rig.lab.coordinator) needs the coordinator
+    client that acquired its place: its resources are the ones the place's exporter publishes.
+    """
     if "RemotePlace" in board.resources:
-        raise RigError(f"board {board.id}: a RemotePlace is reached through labgrid-client (acquire the "
-                       "place first); rig's drivers bind to boards whose resources the targets file lists")
+        if coordinator is None:
+            raise RigError(f"board {board.id} is a place on a labgrid coordinator; pass --rig-coordinator "
+                           "HOST:PORT (the place is reserved and acquired there)")
+        return open_remote(board, coordinator)
     target = _environment(str(board.source)).get_target(board.id)
     if target is None:
         raise RigError(f"{board.source}: labgrid finds no target {board.id!r}")
     return bind(target, board)
+
+
+def open_remote(board: Board, coordinator) -> BoardDrivers:
+    """Bind rig's drivers to an acquired place: a labgrid target holding the resources its exporter
+    publishes (consoles as NetworkSerialPort, power, the probe as pyocd's `remote:HOST:PORT`), plus
+    the RigBoard made from the place's tags."""
+    from rig.lab.coordinator import remote_place
+
+    name = remote_place(board)
+    target = Target(board.id)
+    target_factory.make_resource(target, "RigBoard", "RigBoard", {
+        "variant": board.variant, "flash_layout": board.flash_layout, "tags": list(board.tags),
+        "virtual": board.virtual})
+    resources: dict = {"RemotePlace": {"name": name}}
+    for cls, res_name, args, extra in coordinator.target_resources(name):
+        if cls not in target_factory.resources:
+            continue  # a resource rig does not drive (and labgrid on this host does not know)
+        resource = target_factory.make_resource(target, cls, res_name, args)
+        resource.extra = extra
+        resources[cls] = args
+    probe = resources.get("RigDebugProbe")
+    serial = next((resources[c] for c in ("NetworkSerialPort",) if c in resources), None)
+    if serial is None:
+        raise RigError(f"place {name}: its exporter publishes no console (NetworkSerialPort)")
+    remote = replace(board, resources=resources, console=f"rfc2217://{serial['host']}:{serial['port']}",
+                     probe=probe["unique_id"] if probe else None,
+                     probe_target=probe["target_type"] if probe else None)
+    return bind(target, remote)
 
 
 def bind(target, board: Board) -> BoardDrivers:

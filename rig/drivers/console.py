@@ -45,9 +45,15 @@ class RigConsoleDriver(SerialDriver):
         # wrong ones), and pyserial then sleeps 100 ms after each DTR/RTS change. esptool's reset
         # must move both lines within the ESP32 DevKit's EN delay, so wait for the answers instead
         # (ser2net 4 and pyserial's PortManager give them).
-        if isinstance(self.serial.port, str):
+        # A console that ser2net exports from a pty (a virtual board's) is the exception: a pty has no
+        # modem lines and ser2net never answers SET_CONTROL on it, so keep labgrid's setting there.
+        if isinstance(self.serial.port, str) and not self._exported_from_pty():
             self.serial.port = self.serial.port.replace("ign_set_control&", "").replace("?ign_set_control", "?")
         super().open()
+
+    def _exported_from_pty(self) -> bool:
+        extra = getattr(self.port, "extra", None) or {}
+        return str(extra.get("path", "")).startswith("/dev/pts/")
 
     def _read(self, size: int = 1, timeout: float = 0.0, max_size: int | None = None):
         data = super()._read(size=size, timeout=timeout, max_size=max_size)

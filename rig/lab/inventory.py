@@ -38,6 +38,7 @@ class Board:
     probe_target: str | None  # pyocd target type
     resources: dict  # resource class name -> its arguments, as written
     source: Path
+    host: str | None = None  # the exporter a remote board hangs on (None: a board of this host's rack)
 
     @property
     def facts(self) -> Variant:

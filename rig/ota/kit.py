@@ -103,6 +103,8 @@ class CampaignKit:
 
     def campaign(self, drivers, on_step=None, allow_otp_burn: bool = False) -> Campaign:
         target = for_board(drivers, self.artefacts, self.server, self.bootloader, self.firmware_ca)
-        instruments = self.instruments if drivers.board.virtual else None
+        # The lab's relay and counters are served on the virtual lab's own host: a board reached
+        # through a coordinator (board.host) has none here.
+        instruments = self.instruments if drivers.board.virtual and drivers.board.host is None else None
         return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step, allow_otp_burn,
                         firmware_ca=self.firmware_ca)

@@ -1,0 +1,48 @@
+"""pytest sessions and rig verbs on boards of two exporters, through the coordinator only."""
+
+import re
+import sys
+import xml.etree.ElementTree as ET
+
+from tests.multihost.conftest import PLACES, REPO
+
+
+def hil(mh, junit, *args, tests="tests/hil", timeout=600):
+    """`pytest tests/hil --rig-coordinator ...` as a CI job runs it."""
+    return mh.run(sys.executable, "-m", "pytest", str(REPO / tests), "--rig-coordinator", mh.address,
+                  "-p", "no:cacheprovider", f"--junitxml={junit}", "--rootdir", str(REPO), *args,
+                  timeout=timeout)
+
+
+def properties(junit) -> list[dict[str, str]]:
+    tree = ET.parse(junit)
+    return [{p.get("name"): p.get("value") for p in case.iter("property")} for case in tree.iter("testcase")]
+
+
+def test_hil_flash_tests_run_on_boards_of_both_exporters(multihost, tmp_path):
+    junit = tmp_path / "hil.xml"
+    result = hil(multihost, junit, "-n", "4", "-q", tests="tests/hil/test_flash.py")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    props = [p for p in properties(junit) if "board_id" in p]
+    assert sorted({p["board_id"] for p in props}) == PLACES
+    assert {p["board_host"] for p in props} == {"rack-a", "rack-b"}
+    # Every place is free again once the session ended.
+    assert "acquired: None" in multihost.client("-v", "places").stdout
+    assert not re.search(r"acquired: (?!None)", multihost.client("-v", "places").stdout)
+
+
+def test_rig_flash_and_console_on_a_remote_place(multihost, tmp_path):
+    from rig.image import esp_app, factory
+
+    regions = factory.esp32_regions(esp_app.app_image("1.2.0"))
+    files = []
+    for region in regions:
+        path = tmp_path / f"{region.offset:x}.bin"
+        path.write_bytes(region.data)
+        files.append(f"0x{region.offset:x}={path}")
+    flashed = multihost.rig("flash", "--rig-coordinator", multihost.address, "--board", "rack-b-esp32-1", *files)
+    assert flashed.returncode == 0, flashed.stderr
+    console = multihost.rig("console", "--rig-coordinator", multihost.address, "--board", "rack-b-esp32-1",
+                            "--power-cycle", "--until", "rig: alive", "--timeout", "30")
+    assert console.returncode == 0, console.stdout + console.stderr
+    assert "rig: boot" in console.stdout
