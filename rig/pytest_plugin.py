@@ -251,6 +251,30 @@ def board_retry(request, board):
     request.node.user_properties.append(("board_retries", retries))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A remote board whose exporter left mid-run fails its tests with one line naming the place and
+    the exporter, not the traceback of whichever connection broke first."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or call.excinfo is None:
+        return
+    coordinator = item.config.stash.get(COORDINATOR_KEY, None)
+    spec = getattr(getattr(item, "callspec", None), "params", {}).get("board")
+    if coordinator is None or spec is None or spec.host is None:
+        return
+    from rig.errors import RigError
+
+    try:
+        gone = coordinator.exporter_gone(spec)
+    except RigError:
+        gone = False
+    if gone:
+        first = (str(call.excinfo.value).strip().splitlines() or [call.excinfo.typename])[0]
+        report.longrepr = (f"place {spec.id}: exporter {spec.host} left coordinator {coordinator.address} "
+                           f"during the test ({call.excinfo.typename}: {first})")
+
+
 def _console_into_junit(config):
     """JUnit's system-out carries captured stdout only when junit_logging asks for it; the console
     slices are report sections of stdout, so turn it on unless the user chose a setting."""

@@ -210,6 +210,10 @@ class Coordinator:
         return {name for name, groups in self.resources().items()
                 if any(entry.data for group in groups.values() for entry in group.values())}
 
+    def exporter_gone(self, board: Board) -> bool:
+        """Whether the exporter a remote board hangs on has left the coordinator."""
+        return board.host is not None and board.host not in self.exporters()
+
     def boards(self, wanted: dict[str, str] | None = None) -> list[Board]:
         """The boards of rig's places (those with a `variant` tag) matching `wanted`, by place name."""
         boards = []
@@ -379,12 +383,13 @@ class Coordinator:
         held = self._held.pop(name, None)
         if held is None:
             return
-        try:
+        # Best effort: a place this client cannot release (its exporter gone mid-release) is no longer
+        # renewed, so its lease runs out and the next waiter frees it.
+        with contextlib.suppress(RigError):
             await self._rpc("SetPlaceTags", pb.SetPlaceTagsRequest(placename=name, tags={EXPIRES: ""}))
             await self._rpc("ReleasePlace", pb.ReleasePlaceRequest(placename=name, fromuser=self.name))
-        finally:
-            with contextlib.suppress(RigError):
-                await self._rpc("CancelReservation", pb.CancelReservationRequest(token=held.token))
+        with contextlib.suppress(RigError):
+            await self._rpc("CancelReservation", pb.CancelReservationRequest(token=held.token))
 
     def target_resources(self, name: str) -> list[tuple[str, str, dict, dict]]:
         """The resources of an acquired place: (class, name, arguments, extra) as its exporter publishes them."""
