@@ -41,7 +41,7 @@ def test_two_sessions_at_once_share_the_boards_and_never_hold_one_together(multi
     before = {place: len(r) for place, r in acquisitions(multihost).items()}
     sessions = [start_hil(multihost, tmp_path / f"s{i}.xml", "-n", "2") for i in range(2)]
     outputs = [s.communicate(timeout=900)[0] for s in sessions]
-    for session, output in zip(sessions, outputs):
+    for session, output in zip(sessions, outputs, strict=True):
         assert session.returncode == 0, output[-3000:]
     for i in range(2):
         assert sorted({p["board_id"] for p in properties(tmp_path / f"s{i}.xml") if "board_id" in p}) == PLACES
