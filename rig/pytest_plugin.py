@@ -106,7 +106,7 @@ def pytest_unconfigure(config):
 
 
 def rack_path(config) -> str:
-    if config.getoption("--rig-coordinator"):
+    if _from_coordinator(config):
         return f"coordinator {config.getoption('--rig-coordinator')}"
     # Imported here: rig.cli pulls in every verb, and this plugin loads in every pytest run.
     from rig.cli.options import DEFAULT_RACK
@@ -128,28 +128,60 @@ def _load_rack(config):
 
     if RACK_KEY not in config.stash:
         try:
-            if config.getoption("--rig-coordinator"):
+            if _from_coordinator(config):
                 config.stash[RACK_KEY] = _coordinator_rack(config)
             else:
-                config.stash[RACK_KEY] = load_rack(rack_path(config))
+                config.stash[RACK_KEY] = _remote_places_of(config, load_rack(rack_path(config)))
         except RigError as exc:
-            option = "--rig-coordinator" if config.getoption("--rig-coordinator") else "--rig-rack"
+            option = "--rig-coordinator" if _from_coordinator(config) else "--rig-rack"
             raise pytest.UsageError(f"{option}: {exc}") from None
     return config.stash[RACK_KEY]
 
 
-def _coordinator_rack(config):
-    """The boards of the coordinator's places (as a Rack), through this process's own client."""
-    from rig.lab import Rack
-    from rig.lab.coordinator import Coordinator, parse_select
+def _rack_named(config) -> bool:
+    return bool(config.getoption("--rig-rack") or getattr(config.option, "lg_env", None) or "RIG_RACK" in os.environ)
 
-    wanted = parse_select(config.getoption("--rig-select"))
+
+def _from_coordinator(config) -> bool:
+    """The boards are the coordinator's places: --rig-coordinator without a rack file named."""
+    return bool(config.getoption("--rig-coordinator")) and not _rack_named(config)
+
+
+def _client(config, address: str):
+    """This process's coordinator client (each xdist worker is a holder of its own)."""
+    from rig.lab.coordinator import Coordinator
+
     if COORDINATOR_KEY not in config.stash:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        config.stash[COORDINATOR_KEY] = Coordinator(config.getoption("--rig-coordinator"),
-                                                    holder=f"pytest-{worker}-{os.getpid()}")
-    coordinator = config.stash[COORDINATOR_KEY]
-    return Rack((Path(rack_path(config)),), tuple(coordinator.boards(wanted)))
+        config.stash[COORDINATOR_KEY] = Coordinator(address, holder=f"pytest-{worker}-{os.getpid()}")
+    return config.stash[COORDINATOR_KEY]
+
+
+def _coordinator_rack(config):
+    """The boards of the coordinator's places (as a Rack)."""
+    from rig.lab import Rack
+    from rig.lab.coordinator import parse_select
+
+    wanted = parse_select(config.getoption("--rig-select"))
+    client = _client(config, config.getoption("--rig-coordinator"))
+    return Rack((Path(rack_path(config)),), tuple(client.boards(wanted)))
+
+
+def _remote_places_of(config, rack):
+    """A rack file whose boards include RemotePlaces: those reached through the coordinator
+    (--rig-coordinator, else $LG_COORDINATOR), each knowing the exporter it hangs on."""
+    from dataclasses import replace
+
+    from rig.errors import RigError
+
+    if not any("RemotePlace" in b.resources for b in rack.boards):
+        return rack
+    address = config.getoption("--rig-coordinator") or os.environ.get("LG_COORDINATOR")
+    if not address:
+        raise RigError(f"{rack_path(config)} names RemotePlaces; pass --rig-coordinator HOST:PORT")
+    client = _client(config, address)
+    boards = tuple(client.remote_board(b) if "RemotePlace" in b.resources else b for b in rack.boards)
+    return replace(rack, boards=boards)
 
 
 def pytest_generate_tests(metafunc):
@@ -187,7 +219,7 @@ def rig_pool(request):
 def rig_lab(request, rig_rack):
     """Make sure the rack's virtual boards are served: start `rig lab up` once if needed."""
     # Remote boards are served on their exporters' hosts, never started from here.
-    if not request.config.getoption("--rig-coordinator") and any(b.virtual for b in rig_rack.boards):
+    if any(b.virtual and b.host is None for b in rig_rack.boards):
         _ensure_lab(rack_path(request.config))
     return rig_rack
 

@@ -19,6 +19,19 @@ def bench_options(func):
     return rack_option(coordinator_option(board_option(func)))
 
 
+def find_board(rack: str, board_id: str, client=None):
+    """A place of the coordinator by name, else a board of the rack file (a RemotePlace there is
+    reached through the coordinator)."""
+    if client is not None and board_id in client.places():
+        return client.board(board_id)
+    board = load_rack(rack).board(board_id)
+    if "RemotePlace" not in board.resources:
+        return board
+    if client is None:
+        raise RigError(f"{board.source}: board {board_id} is a RemotePlace; pass --rig-coordinator HOST:PORT")
+    return client.remote_board(board)
+
+
 @contextlib.contextmanager
 def held_board(rack: str, board_id: str, verb: str, coordinator: str | None = None):
     """The board's drivers while this command holds its lease (a local lease, or its place on the
@@ -29,9 +42,7 @@ def held_board(rack: str, board_id: str, verb: str, coordinator: str | None = No
             from rig.lab.coordinator import Coordinator
 
             client = Coordinator(coordinator, holder=f"rig-{verb}")
-            board = client.board(board_id)
-        else:
-            board = load_rack(rack).board(board_id)
+        board = find_board(rack, board_id, client)
         pool = BoardPool(holder=f"rig {verb}", lease_timeout=0.0, coordinator=client)
         try:
             yield pool.take(board)

@@ -4,8 +4,7 @@ import click
 from rich.table import Table
 
 from rig.cli.console import out
-from rig.cli.options import coordinator_option, rack_option, select_option
-from rig.lab import Rack, load_rack
+from rig.cli.options import board_source, coordinator_option, rack_option, select_option
 from rig.variants import NAMES
 
 
@@ -23,24 +22,19 @@ def boards(rack, coordinator, select, variant, tags):
     places on that labgrid coordinator (by place name, with the exporter - the host - they hang
     on); their consoles, power and probes are known once a place is acquired.
     """
-    if coordinator:
-        from rig.lab.coordinator import Coordinator, parse_select
+    with board_source(rack, coordinator, select, holder="rig-boards") as (inventory, _, where):
+        _print(inventory, where, bool(coordinator), variant, tags)
 
-        wanted = parse_select(select)
-        with Coordinator(coordinator, holder="rig-boards") as client:
-            inventory = Rack((), tuple(client.boards(wanted)))
-        where = f"coordinator {coordinator}"
-    else:
-        inventory = load_rack(rack)
-        where = rack
+
+def _print(inventory, where: str, remote: bool, variant, tags) -> None:
     table = Table(title=f"{len(inventory.boards)} boards in {where}", title_justify="left")
     # Remote boards: the exporter (host) they hang on, in place of what is known only once acquired.
-    columns = (("board", "variant", "host", "virtual", "flash layout", "tags") if coordinator else
+    columns = (("board", "variant", "host", "virtual", "flash layout", "tags") if remote else
                ("board", "variant", "virtual", "console", "power", "probe", "flash layout", "tags"))
     for column in columns:
         table.add_column(column, overflow="fold")
     for b in inventory.select(variant=variant, tags=tags):
-        if coordinator:
+        if remote:
             table.add_row(b.id, b.variant, b.host or "-", "yes" if b.virtual else "no", b.flash_layout,
                           ", ".join(b.tags) or "-")
             continue

@@ -5,10 +5,9 @@ from pathlib import Path
 import click
 
 from rig.cli.console import out
-from rig.cli.options import rack_option
+from rig.cli.options import board_source, coordinator_option, rack_option, select_option
 from rig.cli.ota import DEFAULT_WORK, run_plan, summary_table
 from rig.cli.results import results_option
-from rig.lab import load_rack
 from rig.ota import scenarios
 
 # What the demo shows on each board: an update that survives a power cut mid-download, a bad
@@ -18,10 +17,12 @@ DEMO = ("power cut at 50% of the download", "corrupt image", "crash on boot")
 
 @click.command()
 @rack_option
+@coordinator_option
+@select_option
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORK, show_default=True,
               help="Folder for keys and artefacts.")
 @results_option
-def demo(rack, work, results_url):
+def demo(rack, coordinator, select, work, results_url):
     """Run the main job on a rack (the virtual one by default) and summarise it.
 
     Starts the virtual lab if it is not running, then on every board: a power cut in the middle
@@ -30,10 +31,11 @@ def demo(rack, work, results_url):
     comes from reading the board back through its probe or ROM loader and from its console.
     `rig ota --help` runs any other scenario.
     """
-    boards = load_rack(rack).boards
-    out.rule(f"rig demo on {rack}: {len(boards)} boards x {len(DEMO)} scenarios")
-    plan = [(board, scenarios.by_name(name)) for board in boards for name in DEMO]
-    verdicts = run_plan(rack, plan, work, results=results_url, kind="demo")
+    with board_source(rack, coordinator, select, holder="rig-demo") as (inventory, client, where):
+        boards = inventory.boards
+        out.rule(f"rig demo on {where}: {len(boards)} boards x {len(DEMO)} scenarios")
+        plan = [(board, scenarios.by_name(name)) for board in boards for name in DEMO]
+        verdicts = run_plan(where, plan, work, results=results_url, kind="demo", coordinator=client)
     out.print(summary_table(verdicts))
     rollbacks = [line for v in verdicts for line in v.rollbacks]
     out.print(f"rollbacks seen: {len(rollbacks)}")

@@ -1,5 +1,6 @@
 """Options shared by several verbs, so they read and behave the same everywhere."""
 
+import contextlib
 import os
 
 import click
@@ -30,3 +31,19 @@ select_option = click.option(
     metavar="KEY=VALUE[,...]",
     help="With --rig-coordinator: only places whose tags match (variant=, layout=, rack=, tag=); repeatable.",
 )
+
+
+@contextlib.contextmanager
+def board_source(rack: str, coordinator: str | None, select=(), holder: str = "rig"):
+    """(boards, client, where): the rack file's boards, or with a coordinator its places' boards
+    and the client that reserves and acquires them (closed, releasing them all, at the end)."""
+    from rig.lab import Rack, load_rack
+
+    if not coordinator:
+        yield load_rack(rack), None, rack
+        return
+    from rig.lab.coordinator import Coordinator, parse_select
+
+    wanted = parse_select(select)
+    with Coordinator(coordinator, holder=holder) as client:
+        yield Rack((), tuple(client.boards(wanted))), client, f"coordinator {coordinator}"

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rig.cli.console import out
-from rig.cli.options import rack_option
+from rig.cli.options import board_source, coordinator_option, rack_option, select_option
 from rig.cli.results import results_option
 from rig.drivers.pool import BoardPool
 from rig.errors import RigError
@@ -42,6 +42,8 @@ Exit status: 0 when every verdict is as expected, 1 when one is not, 2 on bad in
 
 @click.command(help=HELP)
 @rack_option
+@coordinator_option
+@select_option
 @click.option("--board", "board_ids", multiple=True, metavar="ID",
               help="Board to update (repeatable).  [default: every board of the rack]")
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
@@ -66,14 +68,23 @@ Exit status: 0 when every verdict is as expected, 1 when one is not, 2 on bad in
                    "the ESP32 eFuse and MCUboot's NV counter; older releases never boot there again).")
 @click.option("--list", "list_only", is_flag=True, help="List the named scenarios and exit.")
 @results_option
-def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot, work, burn_otp,
-        list_only, results_url):
+def ota(rack, coordinator, select, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot,
+        work, burn_otp, list_only, results_url):
     if list_only:
         _list()
         return
     link_faults = tuple(faults.parse(spec) for spec in fault_specs)
     cut = triggers.parse(cut_spec) if cut_spec else None
-    inventory = load_rack(rack)
+    with board_source(rack, coordinator, select, holder="rig-ota") as (inventory, client, where):
+        verdicts = _ota(inventory, client, where, board_ids, names, sweep, link_faults, cut, firmware_fault, expect,
+                        mcuboot, work, burn_otp, results_url)
+    out.print(summary_table(verdicts))
+    if not all(v.ok for v in verdicts):
+        raise SystemExit(1)
+
+
+def _ota(inventory, client, where, board_ids, names, sweep, link_faults, cut, firmware_fault, expect, mcuboot, work,
+         burn_otp, results_url) -> list[Verdict]:
     boards = [inventory.board(b) for b in board_ids] if board_ids else list(inventory.boards)
     plan = []
     for board in boards:
@@ -87,11 +98,14 @@ def ota(rack, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, ex
                     continue  # a sweep leaves the one-way scenarios out unless asked
                 raise RigError(f"scenario {s.name!r} raises the boards' anti-rollback floor for good; "
                                "add --burn-otp on boards set aside for it")
+            if s.cut_at_op is not None and board.host is not None:
+                if sweep:
+                    continue  # the cut at a flash operation is the lab's relay, on the lab's own host
+                raise RigError(f"scenario {s.name!r} cuts power at a flash operation through the virtual lab's "
+                               f"relay, which only {board.host}'s own host reaches; run it there")
             plan.append((board, _customise(s, link_faults, cut, firmware_fault, expect)))
-    verdicts = run_plan(rack, plan, work, _mcuboot_files(mcuboot), allow_otp_burn=burn_otp, results=results_url)
-    out.print(summary_table(verdicts))
-    if not all(v.ok for v in verdicts):
-        raise SystemExit(1)
+    return run_plan(where, plan, work, _mcuboot_files(mcuboot), allow_otp_burn=burn_otp, results=results_url,
+                    coordinator=client)
 
 
 def _customise(s: Scenario, link_faults, cut, firmware_fault, expect) -> Scenario:
@@ -135,16 +149,18 @@ def ensure_lab(rack: str) -> None:
 
 
 def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None,
-             allow_otp_burn: bool = False, results: str | None = None, kind: str = "ota") -> list[Verdict]:
+             allow_otp_burn: bool = False, results: str | None = None, kind: str = "ota",
+             coordinator=None) -> list[Verdict]:
     """Run (board, scenario) pairs one after the other, with a progress bar per board; the campaign
-    is a run of the results store (`results` URL, default store), each verdict a result."""
+    is a run of the results store (`results` URL, default store), each verdict a result. With a
+    coordinator client (rig.lab.coordinator) the boards are its places, reserved one at a time."""
     import sys
 
     from rig.results.record import Recorder
 
     recorder = Recorder(kind, results, rack=rack, command=" ".join(["rig", *sys.argv[1:]]))
     try:
-        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder)
+        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, coordinator)
     except KeyboardInterrupt:
         recorder.finish("interrupted", note="interrupted from the keyboard; verdicts not reached have no result")
         raise
@@ -170,10 +186,11 @@ def record_verdict(recorder, board, verdict: Verdict, seconds: float) -> None:
         facts={"artefact_bytes": verdict.artefact_size, "reasons": verdict.reasons})
 
 
-def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder) -> list[Verdict]:
-    ensure_lab(rack)
+def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, coordinator=None) -> list[Verdict]:
+    if coordinator is None:
+        ensure_lab(rack)  # remote boards are served on their exporters' hosts
     verdicts: list[Verdict] = []
-    pool = BoardPool(holder="rig ota", lease_timeout=0.0)
+    pool = BoardPool(holder="rig ota", lease_timeout=0.0, coordinator=coordinator)
     columns = (TextColumn("{task.fields[board]:<10}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.description}"), TimeElapsedColumn())
     try:

@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rig.errors import RigError, RigErrors
@@ -231,6 +231,14 @@ class Coordinator:
             known = ", ".join(b.id for b in self.boards()) or "none"
             raise RigErrors([f"no place {name!r} with a rig board on coordinator {self.address} (places: {known})"])
         return self._board(name, dict(place.tags))
+
+    def remote_board(self, board: Board) -> Board:
+        """A rack file's RemotePlace board (RigBoard beside it), with the exporter its place hangs on."""
+        place = self.places().get(remote_place(board))
+        if place is None:
+            raise RigError(f"{board.source}: board {board.id}: no place {remote_place(board)!r} on coordinator "
+                           f"{self.address}; see `labgrid-client -x {self.address} places`")
+        return replace(board, host=place.tags.get("rack") or "?")
 
     def _board(self, name: str, tags: dict[str, str]) -> Board:
         return Board(

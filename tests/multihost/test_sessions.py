@@ -4,6 +4,8 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 
+import yaml
+
 from tests.multihost.conftest import PLACES, REPO
 
 
@@ -46,3 +48,33 @@ def test_rig_flash_and_console_on_a_remote_place(multihost, tmp_path):
                             "--power-cycle", "--until", "rig: alive", "--timeout", "30")
     assert console.returncode == 0, console.stdout + console.stderr
     assert "rig: boot" in console.stdout
+
+
+def test_a_rack_file_may_name_remote_places(multihost, tmp_path):
+    rack = tmp_path / "remote.yaml"
+    rack.write_text(yaml.safe_dump({"imports": ["rig.lab.resources"], "targets": {
+        "h7-over-there": {"resources": {"RemotePlace": {"name": "rack-a-stm32h7-1"},
+                                        "RigBoard": {"variant": "stm32h7", "virtual": True, "tags": ["smp"]}}},
+        "esp-over-there": {"resources": {"RemotePlace": {"name": "rack-b-esp32-1"},
+                                         "RigBoard": {"variant": "esp32", "virtual": True}}},
+    }}))
+    junit = tmp_path / "remote.xml"
+    result = hil(multihost, junit, "--rig-rack", str(rack), "-q", tests="tests/hil/test_flash.py")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    props = [p for p in properties(junit) if "board_id" in p]
+    assert {(p["board_id"], p["board_host"]) for p in props} == {("h7-over-there", "rack-a"),
+                                                                 ("esp-over-there", "rack-b")}
+    power = multihost.rig("power", "cycle", "--rack", rack, "--rig-coordinator", multihost.address,
+                          "--board", "h7-over-there")
+    assert power.returncode == 0, power.stderr
+    refused = multihost.rig("power", "cycle", "--rack", rack, "--board", "h7-over-there")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (f"rig: error: {rack}: board h7-over-there is a RemotePlace; "
+                                      "pass --rig-coordinator HOST:PORT")
+
+
+def test_rig_ota_on_a_remote_place(multihost, tmp_path):
+    result = multihost.rig("ota", "--rig-coordinator", multihost.address, "--board", "rack-a-stm32l0-1",
+                           "--scenario", "crash on boot", "--work", tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    assert re.search(r"ok rack-a-stm32l0-1: crash on boot -> rolled back", result.stdout)
