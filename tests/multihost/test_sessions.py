@@ -4,6 +4,7 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
 import yaml
 
 from tests.multihost.conftest import PLACES, REPO
@@ -73,6 +74,7 @@ def test_a_rack_file_may_name_remote_places(multihost, tmp_path):
                                       "pass --rig-coordinator HOST:PORT")
 
 
+@pytest.mark.nightly  # a whole campaign (~20 s); the HIL suite's OTA tests cover the path by default
 def test_rig_ota_on_a_remote_place(multihost, tmp_path):
     result = multihost.rig("ota", "--rig-coordinator", multihost.address, "--board", "rack-a-stm32l0-1",
                            "--scenario", "crash on boot", "--work", tmp_path, timeout=300)
