@@ -5,8 +5,10 @@
                     "file": "rig-stm32h7-none.bin", "size": 3100, "sha256": "...",
                     "elf": "rig-stm32h7-none.elf", "sizes": {"text": ..., "data": ..., "bss": ...}}]}
 
-kind is "app" (raw STM32 application binary, or ESP-IDF app image) or "bootloader" (the ESP32
-second-stage placeholder, fault null). A deliberately broken build (`rig build --defect NAME`,
+kind is "app" (raw STM32 application binary, or ESP-IDF app image) or "bootloader" (fault null:
+the ESP32 second-stage placeholder, or - marked "virtual": true - the virtual STM32's MCUboot
+blob rig-<variant>-mcuboot-virtual.bin, made with `rig build --key`, which only the virtual lab
+boots). A deliberately broken build (`rig build --defect NAME`,
 rig.build.defects) has "defect": NAME on each of its images. cflags are the compiler flags added to rig's own (none for
 `rig build`). Written atomically: a reader never sees half a manifest.
 """

@@ -18,8 +18,10 @@ from rig.atomic import write_bytes
 from rig.build import defects, manifest, stm32, toolchain
 from rig.errors import RigError
 from rig.image import appdesc, esp_app
+from rig.image.keys import PublicKey
 from rig.image.mcuboot import Version
-from rig.variants import NAMES, VARIANTS, Family
+from rig.sim.stm32 import vmcuboot
+from rig.variants import NAMES, VARIANTS, Family, facts
 
 DEFAULT_OUT = Path("build/firmware")
 DEFAULT_VERSION = "1.0.0"
@@ -49,12 +51,15 @@ def _tool_env(epoch: int) -> dict[str, str]:
 def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = NAMES, version: str = DEFAULT_VERSION,
           faults: tuple[str, ...] = appdesc.FAULTS, secure_version: int = 0,
           progress: Callable[[str], None] | None = None, jobs: int | None = None,
-          cflags: tuple[str, ...] = (), defect: str | None = None) -> Result:
+          cflags: tuple[str, ...] = (), defect: str | None = None,
+          bootloader_keys: tuple[PublicKey, ...] = ()) -> Result:
     """Build the images; `progress(label)` is called once per finished image.
 
     cflags: extra compiler flags for the STM32 firmware, after rig's own (`("-O2",)` builds the
     same release with another optimisation level); the manifest records them.
-    defect: a deliberately broken build of the C firmware (rig.build.defects), STM32 variants only."""
+    defect: a deliberately broken build of the C firmware (rig.build.defects), STM32 variants only.
+    bootloader_keys: the keys a virtual STM32's MCUboot trusts; with them, each STM32 variant also
+    gets rig-<variant>-mcuboot-virtual.bin (rig.sim.stm32.vmcuboot) for its mcuboot partition."""
     ver = Version.parse(version)
     defects.check(defect)
     for v in variants:
@@ -100,6 +105,10 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = NAMES, versio
                     sizes[fw.variant] = fw.sizes
                 if progress:
                     progress(f"{fw.variant} {fw.fault}")
+        for v in stm if bootloader_keys else ():
+            path = out_dir / f"rig-{v}-mcuboot-virtual.bin"
+            write_bytes(path, vmcuboot.build(facts(v).layout, list(bootloader_keys)))
+            artifacts.append(_artifact(path, v, ver, None, "bootloader", virtual=True))
         if any(VARIANTS[v].family is Family.ESP32 for v in variants):
             artifacts += _build_esp32(out_dir, ver, faults, secure_version, epoch, progress)
     finally:

@@ -10,6 +10,7 @@ from rig import build as builder
 from rig.build.defects import DEFECTS
 from rig.cli.console import out
 from rig.image.appdesc import FAULTS
+from rig.image.keys import load_public_key
 from rig.variants import NAMES
 
 
@@ -19,7 +20,9 @@ Examples:
   rig build --out /tmp/fw --variant stm32l0 --version 1.2.0
   rig build --variant esp32 --version 2.0.0 --secure-version 3
   SOURCE_DATE_EPOCH=1700000000 rig build      # the ESP32 app's compile date/time
-  rig build --out /tmp/bad --defect confirm-not-persisted   # a broken firmware the suite must catch""")
+  rig build --out /tmp/bad --defect confirm-not-persisted   # a broken firmware the suite must catch
+  rig build --key key.pem                     # + rig-<variant>-mcuboot-virtual.bin trusting key.pem
+  rig flash --board stm32l0-1 --partition mcuboot build/firmware/rig-stm32l0-mcuboot-virtual.bin""")
 @click.option("--out", "out_dir", default=str(builder.DEFAULT_OUT), show_default=True, metavar="DIR",
               type=click.Path(file_okay=False, path_type=Path), help="Directory for the images and manifest.json.")
 @click.option("--variant", "variants", multiple=True, type=click.Choice(NAMES),
@@ -33,7 +36,11 @@ Examples:
 @click.option("--defect", type=click.Choice(list(DEFECTS)), default=None,
               help="Build the C firmware with this deliberate bug (STM32 variants): "
                    "rig-<variant>-<fault>.<defect>.bin. See docs/firmware.md.")
-def build(out_dir, variants, faults, version, secure_version, defect):
+@click.option("--key", "keys", multiple=True, metavar="PEM|URI",
+              help="A key the virtual STM32 boards' MCUboot trusts (PEM private or public key, or pkcs11: URI); "
+                   "repeat for several. With it, each STM32 variant also gets rig-<variant>-mcuboot-virtual.bin "
+                   "for its mcuboot partition, so a virtual board comes up from files with `rig flash` alone.")
+def build(out_dir, variants, faults, version, secure_version, defect, keys):
     """Build the reference test firmware into DIR, with DIR/manifest.json.
 
     \b
@@ -55,6 +62,7 @@ def build(out_dir, variants, faults, version, secure_version, defect):
     """
     variants = variants or (builder.STM32_NAMES if defect else NAMES)
     faults = faults or FAULTS
+    trusted = tuple(load_public_key(k) for k in keys)
     columns = (TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:
         task = progress.add_task("building", total=builder.count(variants, faults))
@@ -62,7 +70,8 @@ def build(out_dir, variants, faults, version, secure_version, defect):
         def step(label: str) -> None:
             progress.update(task, advance=1, description=label)
 
-        result = builder.build(out_dir, variants, version, faults, secure_version, progress=step, defect=defect)
+        result = builder.build(out_dir, variants, version, faults, secure_version, progress=step, defect=defect,
+                               bootloader_keys=trusted)
 
     if result.sizes:
         table = Table(title="arm-none-eabi-size (fault mode none)", title_justify="left")

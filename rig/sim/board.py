@@ -78,6 +78,7 @@ class BoardContext:
         self.reset_cause: str = reset_cause
         self.boot_mode: str = boot_mode  # ESP32: "download" if GPIO0 was low at reset, else "spi"
         self.retained: dict = board.retained  # survives resets, cleared at power-on
+        self.devices: dict = board.devices  # hardware state that lives as long as the board object
         self.watchdog_timeout: float = board.watchdog_timeout  # seconds without a feed before a reset
 
     # -- console UART
@@ -92,6 +93,12 @@ class BoardContext:
     def read(self, timeout: float) -> bytes:
         """Host -> board console bytes received so far (UART RX); b"" after `timeout` seconds."""
         return self._board.receive(self._run, timeout)
+
+    def attach(self, on_input: Callable[[bytes], None], on_stop: Callable[[], None]) -> None:
+        """For firmware that runs on its own (an emulated core) instead of calling read/sleep:
+        console input goes to on_input(data) as it arrives, and on_stop() is called as soon as
+        this run must stop (power, reset, a debugger's hold). Both must return quickly."""
+        self._board.attach(self._run, on_input, on_stop)
 
     # -- power, reset, time
     def powered(self) -> bool:
@@ -131,6 +138,7 @@ class Board:
         self.flash.timing = self.timing
         self.baud = DEFAULT_BAUD  # the console UART's rate, as the last console client set it
         self.retained: dict = {}
+        self.devices: dict = {}
         self.watchdog_timeout = watchdog_timeout
         self.power_cycles = 0  # power-on events since the daemon started
         self.console_broken = False  # the lab's fault control cut the console wires (both ways)
@@ -146,6 +154,7 @@ class Board:
         self._release_at = 0.0
         self._gpio0_low = False
         self._rx = bytearray()
+        self._attached: tuple[int, Callable[[bytes], None], Callable[[], None]] | None = None
         self._listeners: list[Callable[[bytes], None]] = []
         self._closing = False
         self._firmware_thread = threading.local()  # .run: the run the board thread is executing
@@ -239,6 +248,19 @@ class Board:
         self._start = False
         self._rx.clear()  # the UART's FIFO does not survive a reset
         self._cond.notify_all()
+        if self._attached is not None:
+            self._attached[2]()
+            self._attached = None
+
+    def attach(self, run: int, on_input: Callable[[bytes], None], on_stop: Callable[[], None]) -> None:
+        with self._cond:
+            if run == self._run:
+                self._attached = (run, on_input, on_stop)
+                if self._rx:
+                    on_input(bytes(self._rx))
+                    self._rx.clear()
+            else:
+                on_stop()
 
     def _boot_due(self, cause: str) -> None:
         self._start = True
@@ -267,8 +289,11 @@ class Board:
         self.timing.uart(len(data), self.baud)
         with self._cond:
             if self.powered and not self._holds and not self.console_broken:
-                self._rx += data
-                self._cond.notify_all()
+                if self._attached is not None:
+                    self._attached[1](data)
+                else:
+                    self._rx += data
+                    self._cond.notify_all()
 
     def transmit(self, data: bytes) -> None:
         self.timing.uart(len(data), self.baud)  # the UART shifts the bytes out before a host sees them

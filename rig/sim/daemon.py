@@ -10,6 +10,7 @@ datasheet timing model (rig.sim.timing) one board's flash and UART waits never h
 """
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -34,17 +35,18 @@ POWER_MODEL = "simplerest"
 
 
 class Lab:
-    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float, timing: str = "none"):
+    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float, timing: str = "none",
+                 stm32_core: str = "model"):
         virtual = virtual_boards(rack_path)
         self._closers = []
         self.boards: dict[str, Board] = {}
         self.entry: dict = {"rack": str(rack_path.resolve()), "pid": os.getpid(), "state": str(state.resolve()),
-                            "timing": timing, "boards": {}}
+                            "timing": timing, "stm32_core": stm32_core, "boards": {}}
         outlets: dict[str, dict[int, Board]] = {}
         try:
             for spec in virtual:
-                board = Board(spec.id, spec.variant, LAYOUTS[spec.flash_layout], state / spec.id, boot.run,
-                              watchdog_timeout, timing)
+                board = Board(spec.id, spec.variant, LAYOUTS[spec.flash_layout], state / spec.id,
+                              functools.partial(boot.run, stm32_core=stm32_core), watchdog_timeout, timing)
                 self.boards[spec.id] = board
                 board.set_power(True)  # the rack's outlets come up on, before the probe attaches
                 self.entry["boards"][spec.id] = self._serve_board(spec, board)
@@ -141,6 +143,7 @@ def main(argv=None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--watchdog", type=float, default=DEFAULT_WATCHDOG_TIMEOUT)
     parser.add_argument("--timing", choices=MODELS, default="none")
+    parser.add_argument("--stm32-core", choices=boot.STM32_CORES, default="model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -148,7 +151,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        lab = Lab(args.rack, args.state, args.watchdog, args.timing)
+        lab = Lab(args.rack, args.state, args.watchdog, args.timing, args.stm32_core)
     except RigError as exc:
         print(f"rig: error: {exc}", file=sys.stderr, flush=True)
         return 2

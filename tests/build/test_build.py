@@ -9,7 +9,11 @@ from rig.build import build, manifest
 from rig.cli import main
 from rig.errors import RigError
 from rig.image import appdesc
+from rig.image.keys import load_public_key
+from rig.sim.flash import Flash
+from rig.sim.stm32 import vmcuboot
 from rig.variants import NAMES as VARIANTS
+from rig.variants import facts
 
 
 def test_manifest_lists_every_variant_and_fault(built):
@@ -111,3 +115,30 @@ def test_manifest_errors_are_one_line(tmp_path):
     (tmp_path / "manifest.json").write_text('{"format": 99}')
     with pytest.raises(RigError, match="not a format-1"):
         manifest.load(tmp_path)
+
+
+def test_key_adds_the_virtual_mcuboot_of_each_stm32_variant(tmp_path, monkeypatch, capsys, key_pem):
+    code, stderr = run_main(monkeypatch, capsys, "build", "--out", str(tmp_path), "--variant", "stm32l0",
+                            "--variant", "stm32h7", "--fault", "none", "--key", str(key_pem))
+    assert code == 0, stderr
+    doc = manifest.load(tmp_path)
+    public = load_public_key(key_pem)
+    for variant in ("stm32h7", "stm32l0"):
+        entry = manifest.find(doc, variant, kind="bootloader")
+        assert entry["file"] == f"rig-{variant}-mcuboot-virtual.bin" and entry["virtual"] is True
+        blob = (tmp_path / entry["file"]).read_bytes()
+        assert blob == vmcuboot.build(facts(variant).layout, [public])
+        # what the virtual board's MCUboot finds in its mcuboot partition: the key it trusts
+        layout = facts(variant).layout
+        flash = Flash(tmp_path / f"{variant}-flash.bin", layout.geometry)
+        offset = layout.part("mcuboot").offset
+        flash.write(offset, blob + bytes([layout.geometry.erased]) * (-len(blob) % layout.geometry.write_size))
+        assert [k.key.public_numbers() for k in vmcuboot.read(flash, layout).keys] == [public.key.public_numbers()]
+        flash.close()
+
+
+def test_bad_key_is_one_line(tmp_path, monkeypatch, capsys):
+    code, stderr = run_main(monkeypatch, capsys, "build", "--out", str(tmp_path), "--variant", "stm32l0",
+                            "--key", str(tmp_path / "missing.pem"))
+    assert code == 2 and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "manifest.json").exists()

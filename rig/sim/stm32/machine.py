@@ -78,9 +78,10 @@ class Machine:
                  clock: WallClock):
         self.part, self.flash, self.flashctl, self.clock = part, flash, flashctl, clock
         self.rcc = rcc.for_part(part)
-        self.scs = Scs(part.cpuid, clock.now, self.rcc.core_hz, self._reset_requested)
+        self.scs = Scs(part.cpuid, clock.now, self.rcc.core_hz, self.request_reset)
         self.iwdg = Iwdg(part.lsi_hz, clock.now)
-        self.usart = Usart(transmit, clock.now, self.rcc.core_hz)
+        self._transmit = transmit
+        self.usart = Usart(lambda data: self._transmit(data), clock.now, self.rcc.core_hz)
         self.cpu = Cpu(part.cpu, lambda: self.scs.vtor)
         self.cpu.exception_due = lambda: self.scs.pending(self._line) is not None
         self._reset_cause: str | None = None
@@ -208,8 +209,18 @@ class Machine:
             self.cpu.request_stop()
 
     # -- reset and run
-    def _reset_requested(self, cause: str) -> None:
-        self._reset_cause = cause  # the access that asked for it stops the slice
+    def transmit_to(self, transmit: Callable[[bytes], None]) -> None:
+        """Where the console USART's bytes go from now on (each boot's console)."""
+        self._transmit = transmit
+
+    def request_reset(self, cause: str) -> None:
+        """The part resets itself (AIRCR, an option byte load); the access that asked stops the slice."""
+        self._reset_cause = cause
+
+    def interrupt(self) -> None:
+        """Make `run()` look at its `stop()` now (any thread)."""
+        self.clock.wake()
+        self.cpu.request_stop()
 
     def reset(self, cause: str, vector_table: int) -> None:
         """A reset of the part with this cause; the core starts from `vector_table` (what MCUboot

@@ -7,6 +7,7 @@ probe by its unique id through the plugin. Verdicts come from the console (the p
 pyserial) and from flash read back through pyocd. Power is the lab's switch (Board.set_power).
 """
 
+import functools
 import json
 import os
 import re
@@ -83,7 +84,7 @@ class Console:
 
 
 class VirtualStm32:
-    def __init__(self, variant: str, root: Path, signer):
+    def __init__(self, variant: str, root: Path, signer, core: str = "model"):
         self.variant = variant
         self.layout = facts(variant).layout
         self.geometry = self.layout.geometry
@@ -92,7 +93,8 @@ class VirtualStm32:
         self.signer = signer
         self.root = root / variant
         self.root.mkdir()
-        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state", boot.run)
+        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state",
+                           functools.partial(boot.run, stm32_core=core))
         self.swd = SwdServer(self.board)
         self.pty = PtyConsole(self.board)
         self.console = Console(self.pty.path)
@@ -181,8 +183,8 @@ def virtual_stm32(tmp_path, monkeypatch, signer):
     boards = []
     monkeypatch.setenv("RIG_RUNTIME_DIR", str(tmp_path / "runtime"))
 
-    def make(variant: str) -> VirtualStm32:
-        vb = VirtualStm32(variant, tmp_path, signer)
+    def make(variant: str, core: str = "model") -> VirtualStm32:
+        vb = VirtualStm32(variant, tmp_path, signer, core)
         boards.append(vb)
         vb.board.set_power(True)
         return vb

@@ -1,0 +1,75 @@
+"""A virtual STM32 with the emulated core (`rig lab up --stm32-core emulated`): MCUboot's model
+hands over to rig's reference firmware itself, which serves MCUmgr SMP on the console.
+
+As a bench engineer would: pyocd loads the virtual MCUboot and a signed build of rig's firmware
+(rig.build.cache), the console shows MCUboot's log and the firmware's lines, smpclient over the
+console's pty uploads a new signed build, marks it for test and resets the board; MCUboot's
+model swaps it in, the new firmware runs from slot0 and confirms itself, and a power cycle keeps
+it - judged by the console and by what the firmware answers over SMP.
+"""
+
+import asyncio
+
+import pytest
+from smpclient import SMPClient
+from smpclient.generics import success
+from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
+from smpclient.requests.os_management import EchoWrite, ResetWrite
+from smpclient.transport.serial import SMPSerialTransport
+
+from rig.build import cache
+from rig.image import mcuboot
+from tests.sim.stm32.conftest import VARIANTS
+
+BOOTED = r"rig: boot variant=\S+ version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)\r\n"
+
+
+def smp(vb, work, timeout=20.0):
+    async def session():
+        client = SMPClient(SMPSerialTransport(), vb.pty.path, timeout_s=timeout)
+        await client.connect()
+        try:
+            return await work(client)
+        finally:
+            await client.disconnect()
+
+    return asyncio.run(session())
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_firmware_boots_and_updates_itself_over_smp(virtual_stm32, variant):
+    vb = virtual_stm32(variant, core="emulated")
+    old, new = (mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse(v)), vb.signer, v)
+                for v in ("1.0.0", "2.0.0"))
+    vb.install(old)
+    vb.board.set_power(True)
+    vb.console.expect(r"I: Jumping to the first image slot")
+    assert vb.console.expect(BOOTED).groups() == ("1.0.0+0", "power-on", "1", "none")
+    vb.console.expect(r"rig: health ok")
+    vb.console.expect(r"rig: alive uptime=1")
+
+    async def update(client):
+        echo = await client.request(EchoWrite(d="bench"))
+        async for _ in client.upload(new, first_timeout_s=30):
+            pass
+        digest = mcuboot.parse(new).find(mcuboot.TLV_SHA256)[0].value
+        marked = await client.request(ImageStatesWrite(hash=digest, confirm=False))
+        await client.request(ResetWrite())
+        return echo, marked
+
+    echo, marked = smp(vb, update, timeout=60)
+    assert success(echo) and echo.r == "bench"
+    assert success(marked) and [(s.version, s.pending) for s in marked.images][1] == ("2.0.0", True)
+    vb.console.expect(r"I: Swap type: test", timeout=20)
+    assert vb.console.expect(BOOTED, timeout=20).groups()[:2] == ("2.0.0+0", "software")
+    vb.console.expect(r"rig: confirmed")
+
+    vb.board.set_power(False)  # confirmed: a power cycle keeps the new firmware
+    vb.board.set_power(True)
+    vb.console.expect(r"I: Swap type: none")
+    assert vb.console.expect(BOOTED).groups()[:3] == ("2.0.0+0", "power-on", "1")
+    vb.console.expect(r"rig: alive uptime=1")
+
+    state = smp(vb, lambda client: client.request(ImageStatesRead()))
+    running = state.images[0]
+    assert (running.version, running.active, running.confirmed) == ("2.0.0", True, True)
