@@ -5,7 +5,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rig.cli.console import out
-from rig.cli.options import DEFAULT_RACK
+from rig.cli.options import DEFAULT_RACK, board_source, coordinator_option, select_option
 from rig.cli.results import results_option
 from rig.errors import RigError
 
@@ -23,6 +23,7 @@ quarantined by the pytest plugin too (--rig-quarantine-after).
   rig health --rack targets/virtual-rack.yaml --board esp32-1
   rig health                                          quarantined boards and last checks
   rig health --release esp32-1                        back to service
+  rig health --rig-coordinator coord:20408 --rig-select rack=bench-1   the places of a coordinator
 
 Exit status: 0 when every board checked is healthy, 1 when one is not, 2 on bad input.
 """
@@ -32,13 +33,15 @@ Exit status: 0 when every board checked is healthy, 1 when one is not, 2 on bad 
 @click.option("--rack", default=None, metavar="FILE", help="Check every board of this rack file.")
 @click.option("--board", "board_ids", multiple=True, metavar="ID", help="Only this board (repeatable).")
 @click.option("--release", "release", default=None, metavar="BOARD", help="Return a quarantined board to service.")
+@coordinator_option
+@select_option
 @results_option
-def health(rack, board_ids, release, results_url):
+def health(rack, board_ids, release, coordinator, select, results_url):
     from rig.results.store import Store
 
     store = Store(results_url)
     if release:
-        if rack or board_ids:
+        if rack or board_ids or coordinator:
             raise RigError("--release takes a board alone: `rig health --release BOARD`")
         was = store.release(release)
         if was is None:
@@ -47,22 +50,22 @@ def health(rack, board_ids, release, results_url):
         out.print(f"board {release} back in service (quarantined since {was['at'][:19]}: {was['reason']})",
                   markup=False)
         return
-    if rack is None:
+    if rack is None and not coordinator:
         if board_ids:
             raise RigError(f"--board needs --rack FILE (e.g. --rack {DEFAULT_RACK})")
         _list(store)
         return
-    _check(rack, board_ids, store)
+    with board_source(rack, coordinator, select, holder="rig-health") as (inventory, client, _):
+        _check(rack, inventory, client, board_ids, store)
 
 
-def _check(rack_path, board_ids, store) -> None:
+def _check(rack_path, rack, client, board_ids, store) -> None:
     from rig.cli.ota import ensure_lab
-    from rig.lab import load_rack
     from rig.results.health import check_boards
 
-    rack = load_rack(rack_path)
     boards = [rack.board(b) for b in board_ids] if board_ids else list(rack.boards)
-    ensure_lab(rack_path)
+    if client is None:
+        ensure_lab(rack_path)  # remote boards are served on their exporters' hosts
 
     def show(h):
         mark = "[green]ok[/green]" if h.ok else "[red]FAILED[/red]"
@@ -72,7 +75,7 @@ def _check(rack_path, board_ids, store) -> None:
             out.print(f"   {h.board} quarantined: {h.reason}", markup=False)
             out.print(f"   `rig health --release {h.board}` returns it once it is fixed", markup=False)
 
-    checked = check_boards(boards, store, on_health=show)
+    checked = check_boards(boards, store, on_health=show, coordinator=client)
     bad = [h for h in checked if not h.ok]
     out.print(f"{len(checked) - len(bad)} of {len(checked)} boards healthy", markup=False)
     if bad:

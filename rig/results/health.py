@@ -138,12 +138,13 @@ def _flash_read(drivers, found: dict) -> str:
 
 
 def check_boards(boards, store, on_health=None, holder: str = "rig health",
-                 lease_timeout: float = 60.0) -> list[Health]:
+                 lease_timeout: float = 60.0, coordinator=None) -> list[Health]:
     """Health-check `boards` (rig.lab Board specs) one after the other, record each in `store`
-    (a failure quarantines the board); `on_health(Health)` sees each as it ends."""
+    (a failure quarantines the board); `on_health(Health)` sees each as it ends. Remote boards
+    are reserved through `coordinator` (rig.lab.coordinator.Coordinator)."""
     from rig.drivers.pool import BoardPool
 
-    pool = BoardPool(holder=holder, lease_timeout=lease_timeout)
+    pool = BoardPool(holder=holder, lease_timeout=lease_timeout, coordinator=coordinator)
     checked = []
     try:
         for spec in boards:

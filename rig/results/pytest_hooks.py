@@ -113,13 +113,13 @@ def _warn(line: str) -> None:
 
 
 def _health_check(state: _Session) -> None:
-    from rig.pytest_plugin import _ensure_lab, _load_rack, rack_path
+    from rig.pytest_plugin import COORDINATOR_KEY, _ensure_lab, _load_rack, rack_path
     from rig.results.health import check_boards
     from rig.results.store import Store
 
     config = state.config
     rack = _load_rack(config)
-    if any(b.virtual for b in rack.boards):
+    if any(b.virtual and b.host is None for b in rack.boards):  # remote boards are served on their hosts
         _ensure_lab(rack_path(config))
     wanted = config.getoption("--rig-board")
     boards = [b for b in rack.boards if not wanted or b.id in wanted]
@@ -130,7 +130,8 @@ def _health_check(state: _Session) -> None:
     try:
         started = time.monotonic()
         checked = check_boards(boards, store, holder="pytest health check",
-                               lease_timeout=config.getoption("--rig-lease-timeout"))
+                               lease_timeout=config.getoption("--rig-lease-timeout"),
+                               coordinator=config.stash.get(COORDINATOR_KEY, None))
     finally:
         store.close()
     state.header.append(f"rig: health check of {len(checked)} boards in {time.monotonic() - started:.1f} s: "

@@ -74,9 +74,17 @@ def test_a_rack_file_may_name_remote_places(multihost, tmp_path):
                                       "pass --rig-coordinator HOST:PORT")
 
 
-@pytest.mark.nightly  # a whole campaign (~20 s); the HIL suite's OTA tests cover the path by default
+@pytest.mark.nightly  # a whole campaign (~20 s); by default rig flash and console cover a remote place
 def test_rig_ota_on_a_remote_place(multihost, tmp_path):
     result = multihost.rig("ota", "--rig-coordinator", multihost.address, "--board", "rack-a-stm32l0-1",
                            "--scenario", "crash on boot", "--work", tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
     assert re.search(r"ok rack-a-stm32l0-1: crash on boot -> rolled back", result.stdout)
+
+
+@pytest.mark.nightly  # a power cycle, banner, probe/ROM loader and flash read on each place (~15 s)
+def test_rig_health_checks_remote_places(multihost):
+    result = multihost.rig("health", "--rig-coordinator", multihost.address, "--rig-select", "rack=rack-b")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok rack-b-esp32-1: power cycle ok" in result.stdout
+    assert "2 of 2 boards healthy" in result.stdout
