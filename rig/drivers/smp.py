@@ -94,13 +94,17 @@ class SMPDriver(Driver):
         """Upload a signed MCUboot image to the secondary slot; return its hash (hex) for `test`.
 
         The hash is the image's SHA-256 TLV, the one MCUboot and `image_list` report. `slot` is
-        MCUmgr's image number (0 for single-image MCUboot), not the flash slot.
+        MCUmgr's image number (0 for single-image MCUboot), not the flash slot. `image` may also be
+        a rig delta container, which rig's firmware applies while it arrives (docs/firmware.md):
+        the hash is then the one the board lists for the image it rebuilt in slot 1.
         """
         from smpclient.exceptions import SMPUploadError
 
+        from rig.delta import container
         from rig.image import mcuboot
 
-        image_hash = mcuboot.parse(image).find(mcuboot.TLV_SHA256)[0].value.hex()
+        is_delta = image[: len(container.MAGIC)] == container.MAGIC
+        image_hash = None if is_delta else mcuboot.parse(image).find(mcuboot.TLV_SHA256)[0].value.hex()
 
         async def work(client):
             try:
@@ -111,6 +115,11 @@ class SMPDriver(Driver):
                 raise RigError(f"SMP: upload refused: {exc}") from exc
 
         self._run(work)
+        if image_hash is None:
+            rebuilt = [state.hash for state in self.image_list() if state.slot == 1]
+            if not rebuilt:
+                raise RigError("SMP: the board took the delta container but lists no image in slot 1")
+            image_hash = rebuilt[0]
         return image_hash
 
     @Driver.check_active

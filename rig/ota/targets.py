@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from rig import delta
+from rig.delta import container
 from rig.errors import HandoverRefused, PowerCutDuringUpload, RigError
 from rig.image import esp_partitions, factory, mcuboot, otadata
 from rig.image.layouts import LAYOUTS
@@ -187,11 +189,8 @@ class McubootTarget:
             raise HandoverRefused(str(exc)) from exc
 
     def _push(self, artefact: bytes, plan: Plan) -> None:
+        self.intended_hash = self._intended_hash(artefact)
         self.d.target.activate(self.smp)
-        try:
-            self.intended_hash = mcuboot.parse(artefact).find(mcuboot.TLV_SHA256)[0].value
-        except (RigError, IndexError):
-            self.intended_hash = hashlib.sha256(artefact).digest()  # not an image: the board will say so
         result = plan.push  # one count over every push of this delivery
         try:
             smp_push.push(self.smp, artefact, plan.faults, plan.on_progress, self.artefacts, result)
@@ -202,6 +201,20 @@ class McubootTarget:
 
     def resume(self, artefact: bytes, plan: Plan) -> None:
         self.start(artefact, plan)  # after a power cut the board's upload state is gone: push again
+
+    def _intended_hash(self, artefact: bytes) -> bytes:
+        """The SHA256 TLV of the image the update should leave in slot1: the artefact's own, or for
+        a rig delta container (applied by the board as it arrives) the image it rebuilds from the
+        image slot0 holds, read back over the probe as a bench would."""
+        try:
+            if artefact[: len(container.MAGIC)] == container.MAGIC:
+                h = container.parse(artefact)
+                old = b"" if h.kind == container.KIND_FULL else self.d.read_flash(self._slot("slot0").offset,
+                                                                                   h.old_size)
+                return mcuboot.parse(delta.apply(old, artefact)).find(mcuboot.TLV_SHA256)[0].value
+            return mcuboot.parse(artefact).find(mcuboot.TLV_SHA256)[0].value
+        except (RigError, IndexError):
+            return hashlib.sha256(artefact).digest()  # not an image, or not for this board: it will say so
 
     def finish(self, plan: Plan) -> None:
         pass  # the pushes counted as they went (plan.wire_bytes, plan.faults_fired)
