@@ -32,10 +32,12 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from rig.image.keys import make_pem
 from rig.lab import load_rack
 from rig.provision import setup
 from rig.provision.recipe import Recipe, Step
 from rig.provision.station import run_units, warm_up
+from rig.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 PORTS = 23900  # the power switch, consoles after it (tests/racks.py lists who uses which ports)
@@ -108,7 +110,8 @@ def run_once(rack: Path, folder: Path, fixtures: int, round_no: int, recipes: di
         boards = list(load_rack(rack).boards)
         work = folder / f"station-{rack.stem}-{fixtures}-{round_no}-{bool(recipes)}-{timing}"
         spec, records = setup.prepare(work, None, boards, name="bench", operator="bench",
-                                      firmware_key=str(folder / "firmware-key.pem"), ca_key=str(folder / "ca-key.pem"),
+                                      firmware_keys=tuple(map(str, sorted(folder.glob("firmware-key-*.pem")))),
+                                      ca_key=str(folder / "ca-key.pem"),
                                       note=lambda line: None)
         lab_cpu, (busy, total) = _cpu_seconds(_lab_pid(rack)), _machine_busy()
         started = time.monotonic()
@@ -142,8 +145,11 @@ def main() -> None:
     os.environ.setdefault("RIG_RUNTIME_DIR", tempfile.mkdtemp(prefix="rig-bench-provision-"))
     with tempfile.TemporaryDirectory(prefix="rig-bench-provision-") as tmp:
         folder = Path(tmp)
-        # The station's keys, made once for every run (a station with no boards makes only them).
+        # The station's keys, made once for every run (a station with no boards makes only its CA key),
+        # a firmware key of each kind the variants' boot chains verify.
         setup.prepare(folder, None, [], name="bench", operator="bench", note=lambda line: None)
+        for kind in {v.signing_keys[0] for v in VARIANTS.values()}:
+            make_pem(folder / f"firmware-key-{kind}.pem", kind)
         started = time.monotonic()  # the fork server: once per station run, not per unit
         first = warm_up().Process(target=os.getpid)
         first.start()

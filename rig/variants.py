@@ -16,6 +16,7 @@ import enum
 from dataclasses import dataclass
 
 from rig.errors import RigError
+from rig.image.keys import ECDSA_P256, KINDS, RSA_2048, RSA_3072, PublicKey
 from rig.image.layouts import LAYOUTS, Geometry, Layout
 
 
@@ -69,6 +70,9 @@ class Variant:
     default_layout: str  # a name in rig.image.layouts.LAYOUTS
     app_partition: str  # where an application image goes (`rig flash` without --partition)
     delta_profile: str  # rig.delta profile a board of this variant can apply
+    # Key kinds (rig.image.keys) whose signatures the boot chain verifies; the first is the kind rig
+    # makes when it makes a firmware key for the variant (the provisioning station's work folder).
+    signing_keys: tuple[str, ...]
     appdesc_code: int  # rig's app descriptor: the variant byte (rig.image.appdesc, firmware/common)
     appdesc_offset: int  # ... and its offset in the application (after the MCUboot header, if any)
     # The USB-serial bridge's DTR/RTS drive EN and GPIO0 (the ESP32 DevKit's auto-program circuit):
@@ -94,6 +98,12 @@ class Variant:
         """The flash: erased value, write unit, sector size, whether writes clear bits in place."""
         return self.layout.geometry
 
+    def check_signing_key(self, key: PublicKey, source: str) -> None:
+        """A RigError unless this variant's bootloader verifies signatures made with `key`."""
+        if key.kind not in self.signing_keys:
+            raise RigError(f"{source}: an {KINDS[key.kind]} key; the {self.name} ({self.part}) boot chain verifies "
+                           f"{' or '.join(KINDS[k] for k in self.signing_keys)} signatures only")
+
     def layouts(self) -> list[str]:
         """Names of the layouts for this variant, the default first."""
         named = [name for name, layout in LAYOUTS.items() if layout.variant == self.name]
@@ -106,6 +116,7 @@ REAL_POWER_OFF_S = 2.0
 # A virtual board loses its RAM at once; a short gap keeps power cycles of a campaign quick.
 VIRTUAL_POWER_OFF_S = 0.2
 
+_MCUBOOT_KEYS = (ECDSA_P256, RSA_2048)  # the signature TLVs rig's MCUboot images carry (rig.image.mcuboot)
 _STM32_MODULES = ("rig.drivers.optionbytes", "rig.build.stm32", "rig.sim.stm32")
 
 VARIANTS: dict[str, Variant] = {
@@ -115,6 +126,9 @@ VARIANTS: dict[str, Variant] = {
             name="esp32", part="ESP32 (rev >= 3.0) on a DevKitC", family=Family.ESP32,
             flasher=Flasher.ROM_LOADER, delivery=Delivery.HTTP_PULL, bootloader=Bootloader.ESP_IDF,
             lock=Lock.EFUSE, default_layout="esp32-4mb-ota", app_partition="ota_0", delta_profile="p2",
+            # Secure Boot V2 on the original ESP32 (rev >= 3.0): RSA-3072 PSS only; ECDSA blocks are
+            # for the C2, C6, H2 and later, which would be variants of their own.
+            signing_keys=(RSA_3072,),
             appdesc_code=1, appdesc_offset=0x120, auto_program=True, power_off_s=REAL_POWER_OFF_S,
             recipe="rig.provision.esp32", modules=("rig.sim.esp32", "rig.image.esp_app"),
         ),
@@ -122,6 +136,7 @@ VARIANTS: dict[str, Variant] = {
             name="stm32h7", part="STM32H743", family=Family.STM32,
             flasher=Flasher.SWD, delivery=Delivery.SMP_PUSH, bootloader=Bootloader.MCUBOOT,
             lock=Lock.RDP, default_layout="stm32h743-2x1m", app_partition="slot0", delta_profile="p2",
+            signing_keys=_MCUBOOT_KEYS,
             appdesc_code=2, appdesc_offset=0x400, auto_program=False, power_off_s=REAL_POWER_OFF_S,
             recipe="rig.provision.stm32", modules=_STM32_MODULES,
         ),
@@ -129,6 +144,7 @@ VARIANTS: dict[str, Variant] = {
             name="stm32l0", part="STM32L073", family=Family.STM32,
             flasher=Flasher.SWD, delivery=Delivery.SMP_PUSH, bootloader=Bootloader.MCUBOOT,
             lock=Lock.RDP, default_layout="stm32l073-192k", app_partition="slot0", delta_profile="p1",
+            signing_keys=_MCUBOOT_KEYS,
             appdesc_code=3, appdesc_offset=0x400, auto_program=False, power_off_s=REAL_POWER_OFF_S,
             recipe="rig.provision.stm32", modules=_STM32_MODULES,
         ),

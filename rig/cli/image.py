@@ -84,7 +84,7 @@ def _mcuboot(data: bytes, variant: str | None) -> dict:
 def _esp(data: bytes) -> dict:
     app = esp_app.parse(data)
     try:
-        blocks = [{"index": b.index, "key_digest": b.key_digest.hex(), "image_digest": b.digest.hex()}
+        blocks = [{"index": b.index, "kind": b.kind, "key_digest": b.key_digest.hex(), "image_digest": b.digest.hex()}
                   for b in sbv2.parse(data)[1]]
     except RigError:
         blocks = []  # no whole signature sector: an unsigned app
@@ -115,10 +115,10 @@ def _print_blocks(blocks: list[dict]) -> None:
         out.print("Secure Boot V2: not signed")
         return
     table = Table(title="Secure Boot V2 signature blocks", title_justify="left")
-    for column in ("block", "key digest (eFuse)", "image digest"):
+    for column in ("block", "scheme", "key digest (eFuse)", "image digest"):
         table.add_column(column)
     for b in blocks:
-        table.add_row(str(b["index"]), b["key_digest"], b["image_digest"])
+        table.add_row(str(b["index"]), b["kind"], b["key_digest"], b["image_digest"])
     out.print(table)
 
 

@@ -97,8 +97,11 @@ def _db_option(func):
               help="Provisioning CA key: PEM file or pkcs11: URI.  [default: WORKDIR/ca-key.pem]")
 @click.option("--ca-cert", metavar="FILE",
               help="Its certificate.  [default: WORKDIR/ca/KEYHASH.pem, made from the key]")
-@click.option("--firmware-key", metavar="SPEC", help="Firmware-signing key: PEM file or pkcs11: URI.  "
-                                                       "[default: WORKDIR/firmware-key.pem]")
+@click.option("--firmware-key", "firmware_keys", multiple=True, metavar="SPEC",
+              help="Firmware-signing key: PEM file or pkcs11: URI. Each variant signs with the first one of a "
+                   "kind its boot chain verifies (STM32 MCUboot: EC P-256 or RSA-2048; ESP32 Secure Boot V2: "
+                   "RSA-3072); repeat for both.  [default: WORKDIR/firmware-key.pem (EC P-256), "
+                   "WORKDIR/firmware-key-rsa-3072.pem]")
 @click.option("--bootloader", "bootloader_specs", multiple=True, metavar="VARIANT=FILE",
               help="Bootloader for a variant's units (required for real boards).")
 @click.option("--image", "image_specs", multiple=True, metavar="VARIANT=FILE",
@@ -106,7 +109,7 @@ def _db_option(func):
 @click.option("--option", "option_specs", multiple=True, metavar="VARIANT.NAME=VALUE", help="Recipe option.")
 @results_option
 def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, station_name, ca_key, ca_cert,
-        firmware_key, bootloader_specs, image_specs, option_specs, results_url):
+        firmware_keys, bootloader_specs, image_specs, option_specs, results_url):
     from rig.cli.ota import ensure_lab
     from rig.lab import load_rack
     from rig.provision import setup, variants
@@ -122,7 +125,7 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     recipes = {v: variants.recipe(v) for v in {b.variant for b in boards}}
     warm_up()  # the fixtures' fork server imports esptool, pyocd and the recipes while the station sets up
     spec, records = setup.prepare(workdir, db_url, boards, name=station_name, operator=operator, ca_key=ca_key,
-                                  ca_cert=ca_cert, firmware_key=firmware_key, bootloaders=bootloaders,
+                                  ca_cert=ca_cert, firmware_keys=firmware_keys, bootloaders=bootloaders,
                                   images=images, options=options, force=force, note=_note)
     _log_to(spec.log)
     logging.getLogger("rig.provision.station").info(

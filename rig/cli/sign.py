@@ -15,7 +15,8 @@ from rig.image.trailer import Trailer, swap_move_room
 from rig.variants import NAMES, Bootloader, facts, with_bootloader
 
 ESP_IMAGE_MAGIC = 0xE9
-KEY_HELP = ("Private key: a PEM file (EC P-256 or RSA-2048) or a PKCS#11 URI such as "
+KEY_HELP = ("Private key: a PEM file (EC P-256 or RSA-2048 for MCUboot, RSA-3072 for ESP32 Secure Boot V2) or "
+            "a PKCS#11 URI such as "
             "'pkcs11:token=rig;object=fw-key?module-path=/usr/lib/softhsm/libsofthsm2.so"
             "&pin-source=env:RIG_PKCS11_PIN' (the key stays on the token).")
 IN_FILE = click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
@@ -51,7 +52,7 @@ Examples:
   rig sign --key keys/fw.pem --variant stm32h7 --version 1.2.0 build/stm32h7/app.bin app-1.2.0.img
   rig sign --key keys/fw.pem --variant stm32l0 --version 1.2.0+7 --security-counter 3 --pad \\
            app.bin app-1.2.0-test.img
-  rig sign --key keys/fw-p256.pem --variant esp32 build/esp32/app.bin app-signed.bin""")
+  rig sign --key keys/fw-rsa3072.pem --variant esp32 build/esp32/app.bin app-signed.bin""")
 @click.option("--key", required=True, metavar="KEY", help=KEY_HELP)
 @click.option("--variant", required=True, type=click.Choice(NAMES), help="Board family the image is for.")
 @click.option("--version", "version", metavar="X.Y.Z[+B]",
@@ -81,12 +82,14 @@ def sign(key, variant, version, security_counter, pad, confirm, header_size, slo
       ECDSA-P256 (TLV 0x22) or RSA-2048 PSS (TLV 0x20) signature. Slot geometry comes from the
       variant's flash layout: 32-byte write units on STM32H7, erased value 0x00 on STM32L0.
     esp32: IN is an ESP-IDF app image; OUT is IN padded to 4 KiB plus a Secure Boot V2
-      signature sector (ECDSA-P256).
+      signature sector with an RSA-3072 (RSA-PSS) block, the only scheme the ESP32 verifies
+      (make a key with `espsecure generate-signing-key --version 2 --scheme rsa3072 KEY.pem`).
 
     The private key is never printed; a PKCS#11 key never leaves its token.
     """
     payload = infile.read_bytes()
     signer = load_signer(key)
+    facts(variant).check_signing_key(signer.public, signer.source)
     if facts(variant).bootloader is Bootloader.ESP_IDF:
         extra = [name for name, given in (("--version", version), ("--security-counter", security_counter is not None),
                                           ("--pad", pad), ("--confirm", confirm)) if given]

@@ -78,5 +78,5 @@ class Pkcs11Signer(Signer):
             e = int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big")
             key = rsa.RSAPublicNumbers(e, n).public_key()
         else:
-            raise RigError(f"{self.source}: key type not supported; use an EC P-256 or an RSA-2048 key")
+            raise RigError(f"{self.source}: key type not supported; use an EC P-256, RSA-2048 or RSA-3072 key")
         return PublicKey.of(key, self.source)

@@ -1,9 +1,10 @@
 """Signing keys from a PEM file or from an HSM over PKCS#11, and public keys to verify with.
 
 A signer signs a SHA-256 digest and returns the signature in the form MCUboot stores it:
-ECDSA-P256 as DER (TLV 0x22), RSA-2048 as RSA-PSS/SHA-256/MGF1-SHA-256 with a 32-byte salt
-(TLV 0x20). The key hash MCUboot looks its keys up by is SHA-256 of the public key as imgtool
-embeds it: the 91-byte SubjectPublicKeyInfo for EC, the PKCS#1 RSAPublicKey for RSA.
+ECDSA-P256 as DER (TLV 0x22), RSA as RSA-PSS/SHA-256/MGF1-SHA-256 with a 32-byte salt (RSA-2048:
+TLV 0x20; RSA-3072 is the scheme of the ESP32's Secure Boot V2, rig.image.sbv2). The key hash
+MCUboot looks its keys up by is SHA-256 of the public key as imgtool embeds it: the 91-byte
+SubjectPublicKeyInfo for EC, the PKCS#1 RSAPublicKey for RSA.
 
 Secrets stay out of sight: a PKCS#11 private key is used on the token and never read, and no
 repr, log line or error message of this module carries key material or a PIN.
@@ -25,7 +26,9 @@ from rig.errors import RigError
 
 ECDSA_P256 = "ecdsa-p256"
 RSA_2048 = "rsa-2048"
-SIG_TLV = {ECDSA_P256: 0x22, RSA_2048: 0x20}
+RSA_3072 = "rsa-3072"
+KINDS = {ECDSA_P256: "EC P-256", RSA_2048: "RSA-2048", RSA_3072: "RSA-3072"}  # the kind's name for messages
+SIG_TLV = {ECDSA_P256: 0x22, RSA_2048: 0x20}  # the MCUboot signature TLVs rig makes and checks
 PSS_SALT = 32
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT)
 _PREHASHED = utils.Prehashed(hashes.SHA256())
@@ -37,16 +40,16 @@ PKCS11_HINT = ("e.g. pkcs11:token=rig;object=fw-key?module-path=/usr/lib/softhsm
 class PublicKey:
     """A public key MCUboot (or the ESP32 ROM) can check signatures with."""
 
-    kind: str  # ECDSA_P256 or RSA_2048
+    kind: str  # ECDSA_P256, RSA_2048 or RSA_3072
     key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
     @classmethod
     def of(cls, key, source: str) -> "PublicKey":
         if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
             return cls(ECDSA_P256, key)
-        if isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048:
-            return cls(RSA_2048, key)
-        raise RigError(f"{source}: key type not supported; use an EC P-256 or an RSA-2048 key")
+        if isinstance(key, rsa.RSAPublicKey) and key.key_size in (2048, 3072):
+            return cls(RSA_2048 if key.key_size == 2048 else RSA_3072, key)
+        raise RigError(f"{source}: key type not supported; use an EC P-256, RSA-2048 or RSA-3072 key")
 
     @property
     def der(self) -> bytes:
@@ -61,6 +64,9 @@ class PublicKey:
 
     @property
     def sig_tlv(self) -> int:
+        if self.kind not in SIG_TLV:
+            raise RigError(f"a {KINDS[self.kind]} key signs no MCUboot image here (rig's MCUboot verifies "
+                           f"{' or '.join(KINDS[k] for k in SIG_TLV)}); give one of those")
         return SIG_TLV[self.kind]
 
     def verify_digest(self, signature: bytes, digest: bytes) -> bool:
@@ -97,7 +103,7 @@ class PemSigner(Signer):
         key = _load_pem(Path(path))
         if not hasattr(key, "public_key"):  # only private keys derive a public key
             raise RigError(f"{path}: holds no private key; signing needs the private key file")
-        self.public = PublicKey.of(key.public_key(), self.source)  # refuses all but EC P-256, RSA-2048
+        self.public = PublicKey.of(key.public_key(), self.source)  # refuses all but EC P-256, RSA-2048/3072
         self._key = key
 
     def sign_digest(self, digest: bytes) -> bytes:
@@ -129,9 +135,18 @@ def _load_pem(path: Path):
 def make_p256_pem(path: Path) -> bool:
     """Write a new EC P-256 private key to `path` (PKCS#8 PEM, mode 0600) unless a file is there;
     True if one was made. For keys a tool makes on first use and keeps (campaign, station keys)."""
+    return make_pem(path, ECDSA_P256)
+
+
+def make_pem(path: Path, kind: str) -> bool:
+    """As make_p256_pem, for a key of `kind` (RSA keys with exponent 65537, as espsecure and imgtool make them)."""
     if path.exists():
         return False
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    if kind == ECDSA_P256:
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=3072 if kind == RSA_3072 else 2048)
     write_bytes(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption()), mode=0o600)
     return True

@@ -78,8 +78,13 @@ def _secure_version(unit: Unit) -> int:
     return wanted
 
 
+def _firmware_key(unit: Unit):
+    """The public key of the station's firmware signer for this unit (RSA-3072: rig.variants)."""
+    return unit.station.firmware_signers[unit.board.variant].public
+
+
 def _digest(unit: Unit) -> bytes:
-    return sbv2.key_digest(unit.station.firmware_signer.public)
+    return sbv2.key_digest(_firmware_key(unit))
 
 
 # -- eFuses, through espefuse on an open ROM-loader session
@@ -222,7 +227,7 @@ def write_identity(unit: Unit) -> dict:
     der = serialization.Encoding.DER
     cert = _der(rec.certificate)
     ca = station.ca_cert.public_bytes(der)
-    fw_key = station.firmware_signer.public.key.public_bytes(der, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fw_key = _firmware_key(unit).key.public_bytes(der, serialization.PublicFormat.SubjectPublicKeyInfo)
     try:
         device_key = unit.device_key.private_bytes(der, serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption())
@@ -242,7 +247,7 @@ def lock(unit: Unit) -> dict:
     the options say, JTAG_DISABLE and UART_DOWNLOAD_DIS - each only if not burnt yet."""
     opts = options(unit)
     digest, floor = _digest(unit), _secure_version(unit)
-    public_pem = unit.station.firmware_signer.public.key.public_bytes(
+    public_pem = _firmware_key(unit).key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     drivers = unit.drivers
     esptool = drivers.powered_rom_loader()

@@ -5,8 +5,10 @@ first use, so every run of one station signs with the same keys:
 
     ca-key.pem          the provisioning CA's key (unless --ca-key names one, e.g. on an HSM)
     ca/<KEYHASH>.pem    the CA certificate of that CA key, self-signed from it on first use
-    firmware-key.pem    the firmware-signing key (unless --firmware-key names one); a device's
-                        bootloader and firmware-verification key trust it
+    firmware-key.pem    the firmware-signing key (EC P-256) of the boards whose boot chain verifies
+                        that kind (MCUboot on the STM32s), unless a --firmware-key of a kind they
+                        verify is given; a device's bootloader and firmware-verification key trust it
+    firmware-key-rsa-3072.pem   the same for the ESP32, whose Secure Boot V2 verifies RSA-3072 only
     station.log         the station's log: one line per unit, tracebacks of unexpected failures
     provisioning.db     the records, when --db names no other database
 
@@ -22,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 from rig.atomic import write_bytes
 from rig.errors import RigError
-from rig.image.keys import load_signer, make_p256_pem
+from rig.image.keys import ECDSA_P256, KINDS, load_signer, make_pem
 from rig.provision import identity, variants
 from rig.provision.records import Records
 from rig.provision.station import Firmware, Station
@@ -44,7 +46,7 @@ class StationSpec:
     db_url: str
     ca_key: str  # PEM path or pkcs11: URI
     ca_cert: str  # PEM path
-    firmware_key: str  # PEM path or pkcs11: URI
+    firmware_keys: dict[str, str]  # variant -> its firmware-signing key: PEM path or pkcs11: URI
     firmware: dict[str, Firmware]
     log: str  # the station log file
     force: bool = False
@@ -52,10 +54,12 @@ class StationSpec:
 
     def open(self) -> Station:
         ca_signer = load_signer(self.ca_key)
+        signers = {spec: load_signer(spec) for spec in set(self.firmware_keys.values())}
         return Station(
             name=self.name, operator=self.operator, records=Records(self.db_url),
             ca_cert=x509.load_pem_x509_certificate(Path(self.ca_cert).read_bytes()), ca_signer=ca_signer,
-            keys=identity.key_maker(self.ca_key), firmware_signer=load_signer(self.firmware_key),
+            keys=identity.key_maker(self.ca_key),
+            firmware_signers={v: signers[spec] for v, spec in self.firmware_keys.items()},
             firmware=self.firmware, force=self.force, options=self.options)
 
 
@@ -120,13 +124,24 @@ def check_real_boards(boards, bootloaders: dict, images: dict) -> None:
 
 
 def prepare(workdir: Path, db_url: str | None, boards, *, name: str, operator: str, ca_key: str | None = None,
-            ca_cert: str | None = None, firmware_key: str | None = None, bootloaders: dict | None = None,
+            ca_cert: str | None = None, firmware_keys: tuple[str, ...] = (), bootloaders: dict | None = None,
             images: dict | None = None, options: dict | None = None, force: bool = False,
             note=print) -> tuple[StationSpec, Records]:
     """The station's spec and its open records (db_url None: SQLite in the work folder). Keys that
-    are given and the database are opened before the station writes anything of its own."""
+    are given and the database are opened before the station writes anything of its own. Each
+    variant signs with the first of `firmware_keys` its boot chain verifies, else with a key of the
+    work folder of the first kind it verifies."""
     workdir = Path(workdir).resolve()
-    given = {spec: load_signer(spec) for spec in (ca_key, firmware_key) if spec}
+    given = {spec: load_signer(spec) for spec in (ca_key, *firmware_keys) if spec}
+    variants_here = sorted({b.variant for b in boards})
+    chosen = {v: next((spec for spec in firmware_keys if given[spec].public.kind in facts(v).signing_keys), None)
+              for v in variants_here}
+    unused = [spec for spec in firmware_keys if spec not in chosen.values()]
+    if unused and None in chosen.values():  # a key given for boards that cannot verify it: say so, make none
+        kinds = "; ".join(f"{v}: {' or '.join(KINDS[k] for k in facts(v).signing_keys)}" for v in variants_here)
+        key = given[unused[0]]
+        raise RigError(f"--firmware-key {key.source}: an {KINDS[key.public.kind]} key, which no board of this run "
+                       f"is left to verify ({kinds})")
     if ca_cert and not Path(ca_cert).is_file():
         raise RigError(f"--ca-cert {ca_cert}: no such file")
     if db_url is None:
@@ -136,26 +151,33 @@ def prepare(workdir: Path, db_url: str | None, boards, *, name: str, operator: s
     workdir.mkdir(parents=True, exist_ok=True)
     ca_spec = ca_key or _own_key(workdir / "ca-key.pem", "the provisioning CA key",
                                  "every device certificate chains to it", note)
-    fw_spec = firmware_key or _own_key(workdir / "firmware-key.pem", "the firmware-signing key",
-                                       "the devices' bootloaders trust it", note)
-    ca_signer, fw_signer = (given.get(spec) or load_signer(spec) for spec in (ca_spec, fw_spec))
+    fw_specs = {v: spec or _firmware_key(workdir, facts(v).signing_keys[0], note) for v, spec in chosen.items()}
+    ca_signer = given.get(ca_spec) or load_signer(ca_spec)
+    fw_signers = {v: given.get(spec) or load_signer(spec) for v, spec in fw_specs.items()}
     cert_path = Path(ca_cert) if ca_cert else workdir / "ca" / f"{ca_signer.public.keyhash.hex()[:16]}.pem"
     _ca_cert(cert_path, ca_signer, name, note=note)
     by_variant: dict[str, list] = {}
     for b in boards:
         by_variant.setdefault(b.variant, []).append(b)
-    firmware = {v: _firmware(v, group, fw_signer, (bootloaders or {}).get(v), (images or {}).get(v))
+    firmware = {v: _firmware(v, group, fw_signers[v], (bootloaders or {}).get(v), (images or {}).get(v))
                 for v, group in sorted(by_variant.items())}
     spec = StationSpec(name=name, operator=operator, db_url=db_url, ca_key=ca_spec, ca_cert=str(cert_path.resolve()),
-                       firmware_key=fw_spec, firmware=firmware, log=str(workdir / "station.log"), force=force,
+                       firmware_keys=fw_specs, firmware=firmware, log=str(workdir / "station.log"), force=force,
                        options=options or {})
     return spec, records
 
 
-def _own_key(path: Path, what: str, why: str, note) -> str:
-    if make_p256_pem(path):
+def _own_key(path: Path, what: str, why: str, note, kind: str = ECDSA_P256) -> str:
+    if make_pem(path, kind):
         note(f"made {what} {path} ({why}: keep it, back it up)")
     return str(path)
+
+
+def _firmware_key(workdir: Path, kind: str, note) -> str:
+    """The work folder's firmware-signing key of `kind` (firmware-key.pem for EC P-256, as ever)."""
+    name = "firmware-key.pem" if kind == ECDSA_P256 else f"firmware-key-{kind}.pem"
+    return _own_key(workdir / name, f"the {KINDS[kind]} firmware-signing key", "the devices' bootloaders trust it",
+                    note, kind)
 
 
 def _ca_cert(path: Path, signer, station: str, note) -> None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Firmware:
-    """A variant's factory firmware, already signed with Station.firmware_signer.
+    """A variant's factory firmware, already signed with the station's firmware signer for that variant.
 
     STM32: `image` is the signed MCUboot image for slot0, `bootloader` the MCUboot binary that
     trusts the firmware key (on a virtual board: rig.sim.stm32.vmcuboot.build(layout, [key])).
@@ -53,7 +53,9 @@ class Station:
     ca_cert: "x509.Certificate"  # of the provisioning CA
     ca_signer: Signer  # the CA's key (PEM file or PKCS#11)
     keys: "KeyMaker"  # .generate() -> EC P-256 private key
-    firmware_signer: Signer  # signs factory images; its public key is the device's fw-verification key
+    # variant -> the key that signs its factory images (of a kind its boot chain verifies: rig.variants);
+    # its public key is the device's firmware-verification key
+    firmware_signers: dict[str, Signer]
     firmware: dict[str, Firmware]  # variant -> firmware
     force: bool = False  # re-provision units that already have a record
     # Recipe options per variant, e.g. {"esp32": {"disable_download": False, "disable_jtag": True},

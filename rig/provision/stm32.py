@@ -140,7 +140,7 @@ def write_identity(unit: Unit) -> dict:
             device_cert=x509.load_pem_x509_certificate(rec.certificate.encode()).public_bytes(
                 serialization.Encoding.DER),
             ca_cert=st.ca_cert.public_bytes(serialization.Encoding.DER),
-            firmware_key=st.firmware_signer.public.key.public_bytes(
+            firmware_key=st.firmware_signers[unit.board.variant].public.key.public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
         ), swd.layout.geometry)
         if len(area) > where.size:

@@ -33,6 +33,11 @@ def keydir(tmp_path_factory) -> Path:
     _write_key(d / "ec2.pem", ec.generate_private_key(ec.SECP256R1()))
     _write_key(d / "rsa.pem", rsa_key)
     _write_public(d / "rsa.pub.pem", rsa_key)
+    # RSA-3072, the ESP32's Secure Boot V2 scheme: a second or so each to make, so once per session.
+    rsa3072 = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    _write_key(d / "rsa3072.pem", rsa3072)
+    _write_public(d / "rsa3072.pub.pem", rsa3072)
+    _write_key(d / "rsa3072b.pem", rsa.generate_private_key(public_exponent=65537, key_size=3072))
     return d
 
 

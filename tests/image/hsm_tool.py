@@ -3,7 +3,8 @@
 SoftHSM reads SOFTHSM2_CONF once per process (at C_Initialize), so each test token is driven
 from its own process rather than from pytest's.
 
-    python hsm_tool.py MODULE genkeys        # EC P-256 fw-key, RSA-2048 fw-rsa, extractable fw-weak
+    python hsm_tool.py MODULE genkeys        # EC P-256 fw-key, RSA-2048 fw-rsa, RSA-3072 fw-sb (ESP32
+                                             # Secure Boot V2), extractable fw-weak
     python hsm_tool.py MODULE attrs LABEL    # JSON of the private key's protection attributes
     python hsm_tool.py MODULE sign URI IN OUT   # rig.image.mcuboot.sign with that key
     python hsm_tool.py MODULE public URI     # the key's public half from the token, as PEM
@@ -26,6 +27,7 @@ def genkeys(lib) -> None:
             KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
         params.generate_keypair(store=True, label="fw-key", private_template=PROTECTED)
         s.generate_keypair(KeyType.RSA, 2048, store=True, label="fw-rsa", private_template=PROTECTED)
+        s.generate_keypair(KeyType.RSA, 3072, store=True, label="fw-sb", private_template=PROTECTED)
         params.generate_keypair(store=True, label="fw-weak",
                                 private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from rig.cli import main
-from rig.image import esp_app
-from rig.image.keys import load_public_key
+from rig.image import esp_app, sbv2
+from rig.image.keys import load_public_key, load_signer
 from rig.image.layouts import LAYOUTS
 from rig.image.sbv2 import key_digest
 from rig.image.trailer import Flag, Magic, Trailer, swap_move_room
@@ -84,36 +84,53 @@ def test_sign_esp32_secure_boot_v2(tmp_path, keydir, rig):
     code, stdout, _ = rig("image", "info", "--json", app)
     assert code == 0 and json.loads(stdout)["secure_boot_v2"] == [] and json.loads(stdout)["secure_version"] == 2
     out = tmp_path / "esp-signed.bin"
-    assert rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", app, out)[0] == 0
+    assert rig("sign", "--key", keydir / "rsa3072.pem", "--variant", "esp32", app, out)[0] == 0
     r = subprocess.run([str(Path(sys.executable).parent / "espsecure"), "verify-signature", "--version", "2",
-                        "--keyfile", keydir / "ec.pub.pem", out], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert rig("verify", "--key", keydir / "ec.pem", "--min-security-counter", 2, out)[0] == 0
-    code, _, err = rig("verify", "--key", keydir / "ec.pem", "--min-security-counter", 3, out)
+                        "--keyfile", keydir / "rsa3072.pub.pem", out], capture_output=True, text=True)
+    assert r.returncode == 0 and "(RSA)" in r.stdout, r.stdout + r.stderr
+    assert rig("verify", "--key", keydir / "rsa3072.pem", "--min-security-counter", 2, out)[0] == 0
+    code, _, err = rig("verify", "--key", keydir / "rsa3072.pem", "--min-security-counter", 3, out)
     assert code == 2 and "secure_version 2 is below the floor 3" in err
-    code, _, err = rig("verify", "--key", keydir / "ec2.pem", out)
+    code, _, err = rig("verify", "--key", keydir / "rsa3072b.pem", out)
     assert code == 2 and "not trusted" in err
     both = tmp_path / "esp-two-keys.bin"
-    assert rig("sign", "--key", keydir / "ec2.pem", "--variant", "esp32", "--append", out, both)[0] == 0
-    assert rig("verify", "--key", keydir / "ec2.pem", both)[0] == 0
+    assert rig("sign", "--key", keydir / "rsa3072b.pem", "--variant", "esp32", "--append", out, both)[0] == 0
+    assert rig("verify", "--key", keydir / "rsa3072b.pem", both)[0] == 0
     code, stdout, _ = rig("image", "info", "--json", out)
     info = json.loads(stdout)
     assert code == 0 and info["version"] == "1.4.0+0" and info["app_descriptor"]["variant"] == "esp32"
-    assert info["secure_boot_v2"][0]["key_digest"] == key_digest(load_public_key(keydir / "ec.pem")).hex()
-    code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", "--version", "1.0.0", app, out)
+    assert info["secure_boot_v2"][0]["key_digest"] == key_digest(load_public_key(keydir / "rsa3072.pem")).hex()
+    assert info["secure_boot_v2"][0]["kind"] == "rsa-3072"
+    code, _, err = rig("sign", "--key", keydir / "rsa3072.pem", "--variant", "esp32", "--version", "1.0.0", app, out)
     assert code == 2 and "--version" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--variant", "stm32h7"], "--version is required"),
-    (["--variant", "stm32h7", "--version", "1.0", ], "version '1.0'"),
-    (["--variant", "stm32h7", "--version", "1.0.0", "--confirm"], "needs --pad"),
-    (["--variant", "esp32"], "not an ESP image"),
-    (["--variant", "stm32l0", "--version", "1.0.0", "--append"], "--append adds Secure Boot V2 blocks"),
+def test_esp32_refuses_ecdsa_secure_boot(tmp_path, keydir, rig):
+    """The original ESP32 verifies RSA-3072 blocks only: no ECDSA block is made for it or passes for it."""
+    app = tmp_path / "esp.bin"
+    app.write_bytes(esp_app.app_image("1.4.0"))
+    out = tmp_path / "esp-signed.bin"
+    code, _, err = rig("sign", "--key", keydir / "ec.pem", "--variant", "esp32", app, out)
+    assert code == 2 and "an EC P-256 key; the esp32" in err and "RSA-3072 signatures only" in err
+    assert not out.exists() and err.count("\n") == 1
+    out.write_bytes(sbv2.sign(app.read_bytes(), load_signer(keydir / "ec.pem")))  # as for a later chip
+    code, _, err = rig("verify", "--key", keydir / "ec.pem", out)
+    assert code == 2 and "no valid RSA-3072 signature block" in err and "(EC P-256 only)" in err
+    code, _, err = rig("sign", "--key", keydir / "rsa3072.pem", "--variant", "stm32h7", "--version", "1.0.0", app,
+                       tmp_path / "h7.img")
+    assert code == 2 and "an RSA-3072 key; the stm32h7" in err
+
+
+@pytest.mark.parametrize("key, args, message", [
+    ("ec.pem", ["--variant", "stm32h7"], "--version is required"),
+    ("ec.pem", ["--variant", "stm32h7", "--version", "1.0", ], "version '1.0'"),
+    ("ec.pem", ["--variant", "stm32h7", "--version", "1.0.0", "--confirm"], "needs --pad"),
+    ("rsa3072.pem", ["--variant", "esp32"], "not an ESP image"),
+    ("ec.pem", ["--variant", "stm32l0", "--version", "1.0.0", "--append"], "--append adds Secure Boot V2 blocks"),
 ])
-def test_sign_errors_are_one_line(tmp_path, keydir, rig, app, args, message):
+def test_sign_errors_are_one_line(tmp_path, keydir, rig, app, key, args, message):
     out = tmp_path / "out.img"
-    code, stdout, err = rig("sign", "--key", keydir / "ec.pem", *args, app, out)
+    code, stdout, err = rig("sign", "--key", keydir / key, *args, app, out)
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
     assert not out.exists()  # nothing half-written
 

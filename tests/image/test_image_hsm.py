@@ -71,6 +71,29 @@ def test_rsa_token_key_signs_pss(tmp_path, token, imgtool):
     assert imgtool("verify", "-k", tmp_path / "pub.pem", tmp_path / "app.img").returncode == 0
 
 
+def test_rig_sign_esp32_with_rsa_3072_token_key_passes_espsecure(tmp_path, token):
+    """ESP32 Secure Boot V2 with the key on the token: espsecure verifies the RSA-PSS block and
+    computes the eFuse digest rig reports."""
+    from rig.image import esp_app
+    from rig.image.keys import load_public_key
+    from rig.image.sbv2 import key_digest
+
+    (tmp_path / "app.bin").write_bytes(esp_app.app_image("1.0.0"))
+    r = subprocess.run([RIG, "sign", "--key", uri("fw-sb"), "--variant", "esp32", tmp_path / "app.bin",
+                        tmp_path / "app.signed"], env=token, capture_output=True, text=True)
+    assert r.returncode == 0 and "rsa-3072 key digest" in r.stdout, r.stderr
+    assert "1234" not in r.stdout + r.stderr
+    export_public(token, "fw-sb", tmp_path / "pub.pem")
+    espsecure = str(Path(sys.executable).parent / "espsecure")
+    r = subprocess.run([espsecure, "verify-signature", "--version", "2", "--keyfile", tmp_path / "pub.pem",
+                        tmp_path / "app.signed"], capture_output=True, text=True)
+    assert r.returncode == 0 and "verification successful" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([espsecure, "digest-sbv2-public-key", "--keyfile", tmp_path / "pub.pem", "--output",
+                        tmp_path / "digest.bin"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "digest.bin").read_bytes() == key_digest(load_public_key(tmp_path / "pub.pem"))
+
+
 def test_extractable_key_wrong_pin_and_missing_key_are_refused(tmp_path, token):
     (tmp_path / "app.bin").write_bytes(b"x" * 100)
     r = tool(token, "sign", uri("fw-weak"), tmp_path / "app.bin", tmp_path / "o")

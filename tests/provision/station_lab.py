@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tests.racks import rack_copy
 
@@ -39,10 +39,15 @@ class StationLab:
         self.rack = Path(rack_copy(REPO / "targets" / "virtual-rack.yaml", SUFFIX[1:], PRIVATE_PORTS, root))
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
         self.env.pop("RIG_RACK", None)
-        # One firmware key for every station on this lab: the ESP32's lock burns its digest for good.
+        # One set of firmware keys for every station on this lab: the ESP32's lock burns its digest
+        # for good. EC P-256 for the STM32s' MCUboot, RSA-3072 for the ESP32's Secure Boot V2.
         self.firmware_key = root / "firmware-key.pem"
         self.firmware_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.esp32_key = root / "firmware-key-rsa-3072.pem"
+        self.esp32_key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=3072).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.key_args = ("--firmware-key", str(self.firmware_key), "--firmware-key", str(self.esp32_key))
 
     def rig(self, *args, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
         return subprocess.run([RIG, *map(str, args)], cwd=self.root, env={**self.env, **(env or {})},
@@ -50,13 +55,13 @@ class StationLab:
 
     def provision(self, workdir: Path, *args, env: dict | None = None) -> subprocess.CompletedProcess:
         """`rig provision run` on this lab's rack with `workdir` (records in workdir by default)."""
-        return self.rig("provision", "run", "--rack", self.rack, "--workdir", workdir, "--firmware-key",
-                        self.firmware_key, "--operator", "tester", "--station", "station-test", *args, env=env)
+        return self.rig("provision", "run", "--rack", self.rack, "--workdir", workdir, *self.key_args,
+                        "--operator", "tester", "--station", "station-test", *args, env=env)
 
     def start(self, workdir: Path, *args) -> subprocess.Popen:
         """`rig provision run` in a process group of its own, its output on a pipe."""
         return subprocess.Popen([RIG, "provision", "run", "--rack", str(self.rack), "--workdir", str(workdir),
-                                 "--firmware-key", str(self.firmware_key), "--operator", "tester", *map(str, args)],
+                                 *self.key_args, "--operator", "tester", *map(str, args)],
                                 cwd=self.root, env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 

@@ -70,7 +70,7 @@ def make_station(folder: Path, rack, **options) -> Station:
                                      bootloader=vmcuboot.build(layout, [fw_signer.public]))
     return Station(name="station-test", operator="tester", records=Records(f"sqlite:///{folder / 'records.db'}"),
                    ca_cert=identity.make_ca(ca_signer), ca_signer=ca_signer, keys=identity.KeyMaker(),
-                   firmware_signer=fw_signer, firmware=firmware,
+                   firmware_signers=dict.fromkeys(BOARDS, fw_signer), firmware=firmware,
                    options={variant: dict(options) for variant in BOARDS})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rig.drivers import open_board
 from rig.image import esp_app, otadata, sbv2
@@ -31,9 +31,12 @@ SECURE_VERSION = 1  # the factory app's anti-rollback version, so the lock burns
 TOOLS = Path(sys.executable).parent
 
 
-def pem_signer(path: Path) -> PemSigner:
-    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+def pem_signer(path: Path, rsa_3072: bool = False) -> PemSigner:
+    """A new key in a PEM file: EC P-256 (the CA), or RSA-3072 as the ESP32's Secure Boot V2 needs."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072) if rsa_3072 else ec.generate_private_key(
+        ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
     return PemSigner(path)
 
 
@@ -42,11 +45,11 @@ def station(tmp_path_factory):
     """station(**changes) -> a Station with this module's records, CA, firmware key and firmware."""
     folder = tmp_path_factory.mktemp("station")
     ca_signer = pem_signer(folder / "ca.pem")
-    fw_signer = pem_signer(folder / "fw.pem")
+    fw_signer = pem_signer(folder / "fw.pem", rsa_3072=True)
     firmware = Firmware(image=sbv2.sign(esp32_image("1.0.0", secure_version=SECURE_VERSION), fw_signer),
                         bootloader=esp_app.bootloader_image())
     base = dict(name="station-t", operator="tester", records=Records(f"sqlite:///{folder / 'records.db'}"),
-                ca_cert=make_ca(ca_signer), ca_signer=ca_signer, keys=KeyMaker(), firmware_signer=fw_signer,
+                ca_cert=make_ca(ca_signer), ca_signer=ca_signer, keys=KeyMaker(), firmware_signers={"esp32": fw_signer},
                 firmware={"esp32": firmware})
 
     def make(**changes) -> Station:
@@ -124,7 +127,7 @@ def test_a_fresh_unit_is_provisioned_with_its_identity_in_nvs(provisioned, esp32
     key = serialization.load_der_private_key(nvs["device_key"], None)
     assert fingerprint(key.public_key()) == fingerprint(cert.public_key()) == rec.key_fingerprint
     fw_key = PublicKey.of(serialization.load_der_public_key(nvs["fw_pubkey"]), "fw_pubkey")
-    assert sbv2.key_digest(fw_key) == sbv2.key_digest(st.firmware_signer.public)
+    assert sbv2.key_digest(fw_key) == sbv2.key_digest(st.firmware_signers["esp32"].public)
 
     # The device's key is in the device only: not in the records database.
     scalar = key.private_numbers().private_value.to_bytes(32, "big")
@@ -132,11 +135,31 @@ def test_a_fresh_unit_is_provisioned_with_its_identity_in_nvs(provisioned, esp32
     assert scalar not in db and nvs["device_key"] not in db and scalar.hex().encode() not in db
 
 
+def test_the_factory_app_is_rsa_3072_signed_as_espsecure_checks_it(provisioned, esp32_board, tmp_path):
+    """The ESP32 verifies RSA-3072 Secure Boot V2 blocks only: the app read back from ota_0 verifies
+    with espsecure and the station's key, and the burnt digest is espsecure's digest of that key."""
+    _, st = provisioned
+    signed = st.firmware["esp32"].image
+    part = LAYOUT.part("ota_0")
+    (tmp_path / "ota_0.bin").write_bytes(esp32_board("fresh").read_flash(part.offset, len(signed)))
+    pem = tmp_path / "fw-public.pem"
+    pem.write_bytes(st.firmware_signers["esp32"].public.key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    done = subprocess.run([str(TOOLS / "espsecure"), "verify-signature", "--version", "2", "--keyfile", str(pem),
+                           str(tmp_path / "ota_0.bin")], capture_output=True, text=True)
+    assert done.returncode == 0 and "verification successful using the supplied key (RSA)" in done.stdout, done.stdout
+    done = subprocess.run([str(TOOLS / "espsecure"), "digest-sbv2-public-key", "--keyfile", str(pem), "--output",
+                           str(tmp_path / "digest.bin")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    efuses = esp32_board("fresh").powered_flasher().read_efuses()
+    assert efuses["BLOCK2"].replace(" ", "") == (tmp_path / "digest.bin").read_bytes().hex()
+
+
 def test_the_unit_reads_back_locked_through_espefuse(provisioned, esp32_board):
     rec, st = provisioned
     efuses = esp32_board("fresh").powered_flasher().read_efuses()
     assert efuses["MAC"].startswith(bytes.fromhex(rec.chip_id).hex(":") + " ")  # the chip id is the factory MAC
-    assert efuses["BLOCK2"].replace(" ", "") == sbv2.key_digest(st.firmware_signer.public).hex()
+    assert efuses["BLOCK2"].replace(" ", "") == sbv2.key_digest(st.firmware_signers["esp32"].public).hex()
     assert efuses["ABS_DONE_1"] is True and efuses["JTAG_DISABLE"] is True
     assert efuses["UART_DOWNLOAD_DIS"] is False  # the default: the unit stays re-provisionable over serial
     assert bin(efuses["SECURE_VERSION"]).count("1") == SECURE_VERSION
@@ -165,14 +188,14 @@ def test_the_locked_unit_boots_only_images_signed_with_the_firmware_key(provisio
     assert rec.outcome == "provisioned"
     drivers = esp32_board("fresh")
     app = esp32_image("2.0.0", secure_version=SECURE_VERSION)
-    log = boot_from_ota_1(drivers, sbv2.sign(app, pem_signer(tmp_path / "other.pem")))
-    assert "secure_boot_v2: signature block 0 names a key that is not trusted" in log
+    log = boot_from_ota_1(drivers, sbv2.sign(app, pem_signer(tmp_path / "other.pem", rsa_3072=True)))
+    assert "secure_boot_v2: Secure Boot V2 verification failed." in log
     assert "esp_image: Secure boot signature verification failed" in log
     assert "boot: OTA app partition slot 1 is not bootable" in log
     assert "rig: boot variant=esp32 version=1.0.0+0 slot=0" in log  # the factory app keeps running
 
     # The same app signed with the firmware key boots: it was the signature that was refused.
-    log = boot_from_ota_1(drivers, sbv2.sign(app, st.firmware_signer))
+    log = boot_from_ota_1(drivers, sbv2.sign(app, st.firmware_signers["esp32"]))
     assert "secure_boot_v2: Signature verified successfully!" in log
     assert "rig: boot variant=esp32 version=2.0.0+0 slot=1" in log
 
@@ -211,7 +234,7 @@ def test_a_unit_with_garbage_in_flash_and_a_lock_cut_halfway_provisions(esp32_bo
                           verify=False)
     pem = tmp_path / "fw-public.pem"
     st = station()
-    pem.write_bytes(st.firmware_signer.public.key.public_bytes(serialization.Encoding.PEM,
+    pem.write_bytes(st.firmware_signers["esp32"].public.key.public_bytes(serialization.Encoding.PEM,
                                                                serialization.PublicFormat.SubjectPublicKeyInfo))
     console_tool("espefuse", drivers, "--do-not-confirm", "burn-key-digest", "--no-protect-key", str(pem))
 
@@ -225,7 +248,7 @@ def test_a_unit_with_garbage_in_flash_and_a_lock_cut_halfway_provisions(esp32_bo
 
 def test_a_unit_locked_to_another_key_fails_before_anything_is_written(esp32_board, station, tmp_path):
     drivers = esp32_board("conflict")
-    other = pem_signer(tmp_path / "other.pem")
+    other = pem_signer(tmp_path / "other.pem", rsa_3072=True)
     pem = tmp_path / "other-public.pem"
     pem.write_bytes(other.public.key.public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))

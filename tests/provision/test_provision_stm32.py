@@ -143,7 +143,7 @@ def test_open_unit_holds_its_identity_and_boots(tmp_path, rack, boards, variant)
     cert.verify_directly_issued_by(station.ca_cert)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == rec.serial == area.serial
     assert x509.load_der_x509_certificate(area.ca_cert) == station.ca_cert
-    assert area.firmware_key == station.firmware_signer.public.key.public_bytes(
+    assert area.firmware_key == station.firmware_signers[rec.variant].public.key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     # The private key went to the device only: not into the database, in any spelling.

@@ -29,8 +29,8 @@ def station(station_lab, tmp_path, monkeypatch):  # noqa: F811
     monkeypatch.setenv("RIG_RUNTIME_DIR", station_lab.env["RIG_RUNTIME_DIR"])  # the fixtures reach this lab
     boards = [b for b in load_rack(station_lab.rack).boards if b.variant != "esp32"]
     spec, records = setup.prepare(tmp_path / "station", f"sqlite:///{tmp_path / 'records.db'}", boards,
-                                  name="station-test", operator="tester", firmware_key=str(station_lab.firmware_key),
-                                  note=lambda line: None)
+                                  name="station-test", operator="tester",
+                                  firmware_keys=(str(station_lab.firmware_key),), note=lambda line: None)
     return spec, records, boards
 
 

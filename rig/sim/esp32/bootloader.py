@@ -14,7 +14,9 @@ ESP32 firmware is configured:
 4. the selected slot is verified (header, segments, checksum, SHA-256, and with Secure Boot V2
    enabled in eFuse (ABS_DONE_1) the signature sector after the image, against the key digest
    in BLOCK2, via rig.image.sbv2); if it or its secure version fails, the bootloader tries the
-   slots below it, then above it, as the real one does.
+   slots below it, then above it, as the real one does. The ESP32 verifies RSA-3072 blocks only
+   (ets_secure_boot_verify_signature in its ROM): an ECDSA block counts as no block, and the log
+   says what ESP-IDF's says for any failed check, no more (secure_boot_signatures_bootloader.c).
 
 Before it, the ROM's first stage checks that a bootloader image is at 0x1000 (rig.image.esp_app
 makes one); its code is not run: this model is that bootloader.
@@ -29,11 +31,14 @@ from rig.sim.esp32.bootlog import BootLog
 from rig.sim.esp32.efuse import Efuses
 from rig.sim.esp32.registers import STRAP_SPI_BOOT
 from rig.sim.esp32.rom import banner
+from rig.variants import facts
 
 IDF_VERSION = "v5.1.2"
 COMPILE_TIME = "Jan 10 2024 12:00:00"
 CHIP_REV = 301  # v3.1, as the factory eFuses of rig.sim.esp32.efuse say
 TAG = "boot"
+SB_TAG = "secure_boot_v2"
+SB_SCHEMES = facts("esp32").signing_keys  # the signature blocks this chip's ROM can verify
 # What the ROM prints about the SPI flash settings before it loads the second stage.
 ROM_SPI_CONFIG = (
     "configsip: 0, SPIWP:0xee",
@@ -199,9 +204,10 @@ class SecondStage:
         return None
 
     def _signature_ok(self, part: esp_partitions.Entry, image: bytes) -> bool:
-        """Secure Boot V2: the 4 KiB signature sector after the image padded to 4 KiB must hold a
-        block whose key digest is the one burnt in BLOCK2 and whose signature verifies."""
+        """Secure Boot V2: the 4 KiB signature sector after the image padded to 4 KiB must hold an
+        RSA-3072 block whose key digest is the one burnt in BLOCK2 and whose signature verifies."""
         self.log.info(appimage.TAG, "Verifying image signature...")
+        self.log.info(SB_TAG, "Verifying with RSA-PSS...")
         signed = len(image) + (-len(image) % sbv2.SECTOR) + sbv2.SECTOR
         digest = self.efuses.secure_boot_key_digest()
         try:
@@ -209,12 +215,14 @@ class SecondStage:
                 raise sbv2.SignatureBlockError(f"no room for a signature sector in the {part.size}-byte partition")
             data = self.flash.read(part.offset, signed)
             _, blocks = sbv2.parse(data)
-            sbv2.verify(data, [b.public_key() for b in blocks if b.key_digest == digest])
-        except sbv2.SignatureBlockError as exc:
-            self.log.error("secure_boot_v2", str(exc))
+            trusted = [b.public_key() for b in blocks if b.key_digest == digest and b.kind in SB_SCHEMES]
+            sbv2.verify(data, trusted, SB_SCHEMES)
+        except sbv2.SignatureBlockError:
+            # The chip says no more than this, whatever failed (no block, another key, an ECDSA block).
+            self.log.error(SB_TAG, "Secure Boot V2 verification failed.")
             self.log.error(appimage.TAG, "Secure boot signature verification failed")
             return False
-        self.log.info("secure_boot_v2", "Signature verified successfully!")
+        self.log.info(SB_TAG, "Signature verified successfully!")
         return True
 
     def _set_actual_seq(self, slot: int) -> None:

@@ -5,8 +5,6 @@ judges only by the bootloader's console log and by otadata read back with esptoo
 """
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from esp32_harness import esptool, run_tool
 
 from rig.image import esp_app, esp_partitions, otadata
@@ -184,28 +182,56 @@ def test_power_cut_at_the_bootloaders_otadata_writes_never_bricks(esp32, flash, 
     assert loaded_from(log) == (1 if starts_trial else 0)
 
 
-def signed_app(tmp_path, name: str, version: str) -> tuple[bytes, str]:
-    """An app signed by `espsecure sign-data --version 2` with a fresh P-256 key; (image, key path)."""
-    key = tmp_path / f"{name}.pem"
-    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    app, signed = tmp_path / f"{name}.bin", tmp_path / f"{name}-signed.bin"
+@pytest.fixture(scope="session")
+def sb_keys(tmp_path_factory) -> dict[str, str]:
+    """Secure Boot V2 signing keys made by `espsecure generate-signing-key`, once per session
+    (an RSA-3072 key takes a second or so): two RSA-3072 keys, as the ESP32 verifies, and an
+    ECDSA-P256 key, as only later chips do."""
+    folder = tmp_path_factory.mktemp("sb-keys")
+    keys = {"trusted": "rsa3072", "other": "rsa3072", "ecdsa": "ecdsa256"}
+    for name, scheme in keys.items():
+        run_tool("espsecure", "generate-signing-key", "--version", "2", "--scheme", scheme, str(folder / f"{name}.pem"))
+    return {name: str(folder / f"{name}.pem") for name in keys}
+
+
+def signed_app(tmp_path, key: str, version: str) -> bytes:
+    """An app signed by `espsecure sign-data --version 2` with `key`."""
+    app, signed = tmp_path / f"app-{version}.bin", tmp_path / f"app-{version}-signed.bin"
     app.write_bytes(app_image(version))
-    run_tool("espsecure", "sign-data", "--version", "2", "--keyfile", str(key), "--output", str(signed), str(app))
-    return signed.read_bytes(), str(key)
+    run_tool("espsecure", "sign-data", "--version", "2", "--keyfile", key, "--output", str(signed), str(app))
+    return signed.read_bytes()
 
 
-def test_secure_boot_v2_boots_only_apps_signed_with_the_burnt_key(esp32, flash_and_boot, tmp_path):
-    trusted, key = signed_app(tmp_path, "trusted", "1.0.0")
-    untrusted, _ = signed_app(tmp_path, "other", "2.0.0")
+def burn_secure_boot(esp32, key: str) -> None:
+    """`espefuse burn-key-digest` of `key` and ABS_DONE_1, as a production line enables Secure Boot V2."""
     esp32.boot(download=True)
     espefuse = ("espefuse", "--port", esp32.port, "--before", "no-reset", "--do-not-confirm")
     run_tool(*espefuse, "burn-key-digest", key)
     run_tool(*espefuse, "burn-efuse", "ABS_DONE_1", "1")
+
+
+def test_secure_boot_v2_boots_only_apps_signed_with_the_burnt_key(esp32, flash_and_boot, tmp_path, sb_keys):
+    trusted = signed_app(tmp_path, sb_keys["trusted"], "1.0.0")
+    untrusted = signed_app(tmp_path, sb_keys["other"], "2.0.0")
+    burn_secure_boot(esp32, sb_keys["trusted"])
     log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), (2, State.VALID)),
                           SLOT[0]: trusted, SLOT[1]: untrusted})
-    assert "secure_boot_v2: signature block 0 names a key that is not trusted" in log
+    # What ESP-IDF's bootloader prints, no more: it does not say why (secure_boot_signatures_bootloader.c).
+    assert "secure_boot_v2: Verifying with RSA-PSS..." in log
+    assert "E (" in log and "secure_boot_v2: Secure Boot V2 verification failed." in log
     assert "esp_image: Secure boot signature verification failed" in log
     assert "boot: OTA app partition slot 1 is not bootable" in log
     assert "secure_boot_v2: Signature verified successfully!" in log
     assert loaded_from(log) == 0
+
+
+def test_the_esp32_refuses_an_ecdsa_signature_block_even_with_its_key_burnt(esp32, flash_and_boot, tmp_path,
+                                                                          sb_keys):
+    """ECDSA Secure Boot V2 blocks are for the C2, C6, H2 and later: the ESP32's ROM checks RSA-3072
+    blocks only, so an app signed with ECDSA never boots, whatever digest is burnt."""
+    burn_secure_boot(esp32, sb_keys["ecdsa"])  # espefuse burns any key's digest; the chip cannot use it
+    log = flash_and_boot({**table(), OTADATA: ota((1, State.VALID), None),
+                          SLOT[0]: signed_app(tmp_path, sb_keys["ecdsa"], "1.0.0")})
+    assert "secure_boot_v2: Secure Boot V2 verification failed." in log
+    assert "boot: OTA app partition slot 0 is not bootable" in log
+    assert "Signature verified successfully!" not in log and loaded_from(log) is None
