@@ -44,16 +44,40 @@ class EsptoolDriver(Driver, FlashProtocol):
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
         self.last_image_sha256 = None
+        self._held = None  # the ESPLoader of an open session(): operations reuse it
 
     def on_activate(self):
         self.layout = board_layout(self.board)
 
     @contextlib.contextmanager
+    def session(self, after: str | None = None):
+        """One ROM-loader connection for a run of operations (a provisioning unit's steps): each
+        loader() inside it reuses the connection - no reset into download mode, no new sync, no
+        second stub upload - and the chip is reset (`after`) once, when the session ends. The
+        console port stays lent to esptool for the whole session."""
+        if self._held is not None:
+            raise RigError("an esptool session is already open on this board")
+        with self.loader(after=after) as esp:
+            self._held = esp
+            try:
+                yield esp
+            finally:
+                self._held = None
+
+    @contextlib.contextmanager
     def loader(self, progress=None, total: int = 0, after: str | None = None):
-        """An ESPLoader connected to the ROM loader (or the stub) on the borrowed console port."""
+        """An ESPLoader connected to the ROM loader (or the stub) on the borrowed console port;
+        inside session(), that session's (and `after` is the session's to do)."""
         from esptool.cmds import attach_flash, detect_chip, reset_chip, run_stub
         from esptool.util import FatalError
 
+        if self._held is not None:
+            with quiet_esptool(progress, total):
+                try:
+                    yield self._held
+                except FatalError as exc:
+                    raise RigError(f"esptool: {first_line(exc)}") from exc
+            return
         with self.console.lent() as port, quiet_esptool(progress, total):
             try:
                 esp = detect_chip(port, 115200, "default-reset", connect_attempts=3)

@@ -145,7 +145,8 @@ class PyOCDDriver(Driver, FlashProtocol):
     @Driver.check_active
     @step(args=["offset"])
     def verify(self, data: bytes, offset: int) -> None:
-        """RigError naming the first differing offset when flash does not hold `data`."""
+        """RigError naming the first differing offset when flash does not hold `data` (and the bytes
+        there, unless it lies in a key area)."""
         check_range(self.layout, offset, len(data))
         with self.session() as session:
             self._compare(session.target, data, offset)
@@ -154,6 +155,10 @@ class PyOCDDriver(Driver, FlashProtocol):
         found = bytes(target.read_memory_block8(self._bus(offset), len(data)))
         if found != data:
             first = next(i for i, (a, b) in enumerate(zip(found, data, strict=True)) if a != b)
+            secret = self.layout.secret_at(offset + first)
+            if secret is not None:  # a byte of a device key would end up in logs and records
+                raise RigError(f"verify failed: flash 0x{offset + first:x} in the {secret.name} partition (a key "
+                               "area: its bytes are not shown) differs from what was written; erase and program again")
             raise RigError(f"verify failed: flash 0x{offset + first:x} holds 0x{found[first]:02x}, "
                            f"expected 0x{data[first]:02x}; erase and program again")
 

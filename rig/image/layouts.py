@@ -37,6 +37,9 @@ class Partition:
     name: str
     offset: int  # from the start of flash, not a bus address
     size: int
+    # Holds a device's keys (the provisioning station's identity): no message, log or record may
+    # show bytes read from it, only that they differ.
+    secret: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class Layout:
             if p.name == name:
                 return p
         raise KeyError(f"layout {self.name} has no partition {name!r}")
+
+    def secret_at(self, offset: int) -> Partition | None:
+        """The key area that flash offset `offset` falls in, if any."""
+        return next((p for p in self.partitions if p.secret and p.offset <= offset < p.offset + p.size), None)
 
 
 KIB = 1024
@@ -75,7 +82,7 @@ LAYOUTS: dict[str, Layout] = {
             (
                 Partition("mcuboot", 0x0000_0000, 128 * KIB),
                 Partition("slot0", 0x0002_0000, 512 * KIB),
-                Partition("identity", 0x000E_0000, 128 * KIB),
+                Partition("identity", 0x000E_0000, 128 * KIB, secret=True),
                 Partition("slot1", 0x0010_0000, 384 * KIB),
             ),
         ),
@@ -87,7 +94,7 @@ LAYOUTS: dict[str, Layout] = {
                 Partition("mcuboot", 0x0000_0000, 32 * KIB),
                 Partition("slot0", 0x0000_8000, 76 * KIB),
                 Partition("slot1", 0x0001_B000, 76 * KIB),
-                Partition("identity", 0x0002_E000, 8 * KIB),
+                Partition("identity", 0x0002_E000, 8 * KIB, secret=True),
             ),
         ),
         Layout(
@@ -102,7 +109,7 @@ LAYOUTS: dict[str, Layout] = {
                 Partition("phy_init", 0xF000, 0x1000),
                 Partition("ota_0", 0x10000, 0x1E0000),
                 Partition("ota_1", 0x1F0000, 0x1E0000),
-                Partition("identity", 0x3D0000, 0x10000),
+                Partition("identity", 0x3D0000, 0x10000, secret=True),
             ),
         ),
     )

@@ -2,7 +2,10 @@
 
 Everything goes through the board's serial port as on a production line: esptool's ROM loader
 (rig.drivers.espflash) for the MAC, flash and read-back, espefuse over the same loader session
-for eFuses, and the console for what the chip prints when it boots.
+for eFuses, and the console for what the chip prints when it boots. One ROM-loader session
+serves identify through lock (opened by identify, kept in `unit.held`): the chip is reset into
+download mode, synced and given esptool's stub once per unit, not once per step; prove_lock
+ends it and proves the lock in a fresh session after a reset.
 
 Options (Station.options["esp32"]; docs/provisioning.md, "ESP32 recipe options"):
 
@@ -154,7 +157,8 @@ def identify(unit: Unit) -> dict:
     esptool = drivers.powered_rom_loader()
     drivers.forget_state()
     try:
-        with esptool.loader() as esp:
+        unit.held.enter_context(esptool.session())  # for this step and the next ones, to lock
+        with esptool.loader() as esp:  # the session's connection; esptool errors become RigErrors
             mac = bytes(esp.read_mac())
             chip = esp.get_chip_description()
             state = _state(_commands(esp).efuses)
@@ -304,6 +308,7 @@ def prove_lock(unit: Unit) -> dict:
     """Read the eFuses back in a fresh session (with download mode disabled: prove that esptool no
     longer reaches the ROM loader), then watch the chip boot: the bootloader must verify the app's
     Secure Boot V2 signature against the burnt digest and start it."""
+    unit.release()  # the session of the steps before: the proof needs a reset and a session of its own
     drivers = unit.drivers
     esptool = drivers.powered_rom_loader()
     drivers.forget_state()

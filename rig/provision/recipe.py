@@ -15,6 +15,7 @@ log or file ever sees - the identity step creates it and the step that writes it
 drops it (`unit.forget_key()`).
 """
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,9 +59,16 @@ class Unit:
     record: UnitRecord
     device_key: "ec.EllipticCurvePrivateKey | None" = None  # in memory only
     scratch: dict = field(default_factory=dict)  # what one step hands the next (never recorded)
+    # What steps keep open for the steps after them (an esptool session); closed when a step asks
+    # (release()) or when the recipe ends, however it ends.
+    held: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def forget_key(self) -> None:
         self.device_key = None
+
+    def release(self) -> None:
+        """Close what earlier steps kept open."""
+        self.held.close()
 
 
 def run(recipe: Recipe, unit: Unit, on_step: Callable[[str, str], None] | None = None) -> UnitRecord:
@@ -68,6 +76,19 @@ def run(recipe: Recipe, unit: Unit, on_step: Callable[[str, str], None] | None =
     for a unit's own failure: a refused or failed unit is a record like a provisioned one."""
     rec = unit.record
     notify = on_step or (lambda name, state: None)
+    try:
+        with unit.held:
+            _steps(recipe, unit, notify)
+    except RigError as exc:  # closing what the steps kept open failed (an esptool session's last reset)
+        if rec.outcome == "provisioned":
+            rec.outcome, rec.reason = "failed", f"{recipe.steps[-1].name}: {exc}"
+    unit.forget_key()
+    rec.finished_at = now()
+    return rec
+
+
+def _steps(recipe: Recipe, unit: Unit, notify: Callable[[str, str], None]) -> None:
+    rec = unit.record
     for step in recipe.steps:
         notify(step.name, "running")
         started = time.monotonic()
@@ -87,6 +108,3 @@ def run(recipe: Recipe, unit: Unit, on_step: Callable[[str, str], None] | None =
             break
     else:
         rec.outcome = "provisioned"
-    unit.forget_key()
-    rec.finished_at = now()
-    return rec

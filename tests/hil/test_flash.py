@@ -5,6 +5,7 @@ import os
 import pytest
 
 from rig.errors import RigError
+from rig.image.layouts import LAYOUTS
 
 
 def test_flash_read_back(board, scratch):
@@ -25,6 +26,27 @@ def test_verify_names_the_first_wrong_byte(board, scratch):
     with pytest.raises(RigError) as exc:
         board.flasher.verify(bytes(changed), offset)
     assert "verify failed" in str(exc.value)
+
+
+def test_a_verify_error_in_a_key_area_quotes_no_flash_bytes(board):
+    """A wrong byte in the identity partition (a device's keys) is reported by its offset only: the
+    message ends up in logs and provisioning records, so neither the byte found nor the one
+    expected may be in it."""
+    layout = LAYOUTS[board.board.flash_layout]
+    part = layout.part("identity")
+    assert layout.secret_at(part.offset) == part
+    data = bytes([0x5A]) * 4096
+    board.flash(data, part.offset)
+    changed = bytearray(data)
+    changed[1000] = 0xA5
+    try:
+        board.target.activate(board.flasher)
+        with pytest.raises(RigError) as exc:
+            board.flasher.verify(bytes(changed), part.offset)
+        message = str(exc.value)
+        assert "verify failed" in message and "5a" not in message.lower() and "a5" not in message.lower()
+    finally:
+        board.flash(bytes([layout.geometry.erased]) * len(data), part.offset)  # as a fresh board's
 
 
 def test_unchanged_image_is_not_written_again(board, scratch):
