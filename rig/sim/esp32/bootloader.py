@@ -26,7 +26,7 @@ from rig.errors import RigError
 from rig.image import esp_partitions, otadata, sbv2
 from rig.sim.board import BootedImage
 from rig.sim.broken import broken
-from rig.sim.esp32 import appimage
+from rig.sim.esp32 import appimage, flash_crypt
 from rig.sim.esp32.bootlog import BootLog
 from rig.sim.esp32.efuse import Efuses
 from rig.sim.esp32.registers import STRAP_SPI_BOOT
@@ -57,6 +57,7 @@ USAGE = {
 
 def boot(ctx) -> BootedImage | None:
     banner(ctx, STRAP_SPI_BOOT, "SPI_FAST_FLASH_BOOT")
+    ctx.flash = flash_crypt.flash_of(ctx)  # from here on, this boot reads flash through the cache
     if not rom_loads_second_stage(ctx):
         return None
     return SecondStage(ctx).run()

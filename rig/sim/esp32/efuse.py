@@ -26,8 +26,12 @@ REGS = EfuseDefineRegisters
 BASE = REGS.DR_REG_EFUSE_BASE
 END = BASE + REGS.EFUSE_MEM_SIZE  # first address past the controller's registers
 FILE_NAME = "efuse.bin"
+# What the flash encryption engine reads of BLOCK1 over its private path: kept beside efuse.bin,
+# since the controller's read registers show zeros once BLOCK1 is read-protected.
+KEY_FILE_NAME = "efuse-block1-engine.bin"
 
 BLOCK0_RD = BASE + 0x000
+BLOCK1_RD = BASE + 0x038  # flash encryption key block
 BLOCK2_RD = BASE + 0x058  # secure boot key block: the Secure Boot V2 public key digest
 BLOCK3_RD = BASE + 0x078
 BLOCK3_WR = BASE + 0x0D8
@@ -82,11 +86,22 @@ class _Controller(EmulateEfuseController):
             conf = self.read_reg(REGS.EFUSE_REG_CONF)
             if value & REGS.EFUSE_CMD_WRITE and conf == REGS.EFUSE_CONF_WRITE:
                 self.copy_blocks_wr_regs_to_rd_regs()
+                self._engine_key_burnt()
             elif value & REGS.EFUSE_CMD_READ and conf == REGS.EFUSE_CONF_READ:
                 self.clean_blocks_wr_regs()
                 self.check_rd_protection_area()
             super().write_reg(addr, 0)  # the command bits self-clear when the operation is done
         self.save_to_file()
+
+
+    def _engine_key_burnt(self) -> None:
+        """After a burn, before read protection blanks the read registers: the bits of BLOCK1 the
+        burn set reach the flash encryption engine too (OR-ed, as the cells only go 0 -> 1)."""
+        path = Path(self.efuse_file).with_name(KEY_FILE_NAME)
+        old = path.read_bytes() if path.exists() else bytes(32)
+        now = b"".join(self.read_reg(BLOCK1_RD + 4 * i).to_bytes(4, "little") for i in range(8))
+        if any(now):
+            path.write_bytes(bytes(a | b for a, b in zip(old, now, strict=True)))
 
 
 class Efuses:
@@ -131,6 +146,19 @@ class Efuses:
     def secure_boot_key_digest(self) -> bytes:
         """BLOCK2 as the 32 bytes `espefuse burn-key-digest` burned (word 0 holds bytes 0..3)."""
         return b"".join(self.read(BLOCK2_RD + 4 * i).to_bytes(4, "little") for i in range(8))
+
+    def flash_encryption_enabled(self) -> bool:
+        """An odd number of FLASH_CRYPT_CNT bits burnt: the cache decrypts (rig.sim.esp32.flash_crypt)."""
+        return bin(self._ctl.read_field("FLASH_CRYPT_CNT", bitstring=False)).count("1") % 2 == 1
+
+    def flash_crypt_config(self) -> int:
+        return self._ctl.read_field("FLASH_CRYPT_CONFIG", bitstring=False)
+
+    def flash_encryption_key(self) -> bytes:
+        """The key as `espsecure encrypt-flash-data --keyfile` takes it: espefuse burns BLOCK1 with
+        the key file's bytes reversed, and the engine reads the block the other way round."""
+        path = Path(self._ctl.efuse_file).with_name(KEY_FILE_NAME)
+        return (path.read_bytes() if path.exists() else bytes(32))[::-1]
 
     def secure_version(self) -> int:
         """Anti-rollback secure version: the number of SECURE_VERSION bits burnt (DESIGN §3)."""
