@@ -19,6 +19,7 @@ never taken away. Holders and waiters compare wall clocks: lab hosts keep NTP ti
 import asyncio
 import contextlib
 import getpass
+import logging
 import os
 import socket
 import threading
@@ -79,6 +80,23 @@ def selected(tags: dict[str, str], wanted: dict[str, str]) -> bool:
     return True
 
 
+class _DropStartupErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.endswith(os.path.join("labgrid", "remote", "client.py"))
+
+
+async def _connected(channel) -> None:
+    """Until the channel is connected; OSError at its first failure (gRPC itself retries for ever)."""
+    from grpc import ChannelConnectivity
+
+    state = channel.get_state(try_to_connect=True)
+    while state is not ChannelConnectivity.READY:
+        if state in (ChannelConnectivity.TRANSIENT_FAILURE, ChannelConnectivity.SHUTDOWN):
+            raise OSError(f"channel {state.name.lower()}")
+        await channel.wait_for_state_change(state)
+        state = channel.get_state(try_to_connect=True)
+
+
 @dataclass
 class _Held:
     place: str
@@ -130,15 +148,20 @@ class Coordinator:
                 return user
 
         session = Session(self.address, asyncio.get_running_loop())
+        # What labgrid's session logs when the peer is no coordinator becomes the one line below.
+        quiet = _DropStartupErrors()
+        logging.getLogger().addFilter(quiet)
         try:
             # Connect first: labgrid's session logs a traceback-like error when it cannot.
-            await asyncio.wait_for(session.channel.channel_ready(), CONNECT_TIMEOUT_S)
+            await asyncio.wait_for(_connected(session.channel), CONNECT_TIMEOUT_S)
             await asyncio.wait_for(session.start(), CALL_TIMEOUT_S)
         except (ServerError, TimeoutError, OSError):
             with contextlib.suppress(Exception):
                 await session.close()
             raise RigError(f"coordinator {self.address} does not answer; is labgrid-coordinator running there "
                            "(--rig-coordinator HOST:PORT)?") from None
+        finally:
+            logging.getLogger().removeFilter(quiet)
         return session
 
     @property

@@ -24,7 +24,7 @@ def properties(junit) -> list[dict[str, str]]:
 
 def test_hil_flash_tests_run_on_boards_of_both_exporters(multihost, tmp_path):
     junit = tmp_path / "hil.xml"
-    result = hil(multihost, junit, "-n", "4", "-q", tests="tests/hil/test_flash.py")
+    result = hil(multihost, junit, "-n", "4", "-q", "-k", "read_back", tests="tests/hil/test_flash.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     props = [p for p in properties(junit) if "board_id" in p]
     assert sorted({p["board_id"] for p in props}) == PLACES
@@ -60,7 +60,7 @@ def test_a_rack_file_may_name_remote_places(multihost, tmp_path):
                                          "RigBoard": {"variant": "esp32", "virtual": True}}},
     }}))
     junit = tmp_path / "remote.xml"
-    result = hil(multihost, junit, "--rig-rack", str(rack), "-q", tests="tests/hil/test_flash.py")
+    result = hil(multihost, junit, "--rig-rack", str(rack), "-q", "-k", "read_back", tests="tests/hil/test_flash.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     props = [p for p in properties(junit) if "board_id" in p]
     assert {(p["board_id"], p["board_host"]) for p in props} == {("h7-over-there", "rack-a"),
