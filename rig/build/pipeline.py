@@ -41,7 +41,7 @@ def _artifact(path: Path, variant: str, version: Version, fault: str | None, kin
             "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), **extra}
 
 
-def _tool_env(epoch: int) -> dict[str, str]:
+def tool_env(epoch: int) -> dict[str, str]:
     # A minimal, fixed environment: locale, time zone and stray GCC_*/CPATH variables of the
     # caller's shell cannot leak into the bytes.
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC",
@@ -72,7 +72,7 @@ def build(out_dir: Path = DEFAULT_OUT, variants: tuple[str, ...] = NAMES, versio
         if f not in appdesc.FAULTS:
             raise RigError(f"fault mode {f!r} unknown; choose from {', '.join(appdesc.FAULTS)}")
     epoch = esp_app.source_date_epoch()
-    env = _tool_env(epoch)
+    env = tool_env(epoch)
     out_dir = Path(out_dir).resolve()  # the compiler runs in firmware/, not in the caller's folder
     stm = sorted(v for v in variants if VARIANTS[v].family is Family.STM32)
     gcc_version = "none"
