@@ -8,6 +8,7 @@ layout files, the compiler flags, the toolchain's version line, and the version,
 defect asked for - so an edit to the sources or layouts builds again and nothing stale is served.
 
     app(variant, version, fault="none", defect=None) -> Built(bin, elf)     (paths in the cache)
+    binary(variant, fault, version) -> bytes                                 (app()'s .bin, read)
 
 The cache is $XDG_CACHE_HOME/rig/firmware (default ~/.cache/rig/firmware); entries appear whole
 (built in a scratch folder, renamed into place), so concurrent campaigns never read half a build.
@@ -87,3 +88,9 @@ def app(variant: str, version: str, fault: str = "none", defect: str | None = No
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return built
+
+
+def binary(variant: str, fault: str, version: Version) -> bytes:
+    """rig-<variant>-<fault>.bin of `rig build --version <version>` (unsigned, for slot0 behind a
+    0x200-byte header)."""
+    return app(variant, str(version), fault).bin.read_bytes()
