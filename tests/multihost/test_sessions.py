@@ -24,7 +24,7 @@ def properties(junit) -> list[dict[str, str]]:
 
 def test_hil_flash_tests_run_on_boards_of_both_exporters(multihost, tmp_path):
     junit = tmp_path / "hil.xml"
-    result = hil(multihost, junit, "-n", "4", "-q", "-k", "read_back", tests="tests/hil/test_flash.py")
+    result = hil(multihost, junit, "-n", "2", "-q", "-k", "read_back", tests="tests/hil/test_flash.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     props = [p for p in properties(junit) if "board_id" in p]
     assert sorted({p["board_id"] for p in props}) == PLACES
