@@ -68,7 +68,7 @@ def test_watchdog_never_bites_a_hung_image(defective, signer, variant):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_smp_match_always_marks_a_corrupt_image(defective, signer, variant):
     board = boot(defective, signer, variant, "smp-match-always")
-    board.wait_for(b"rig: boot")
+    board.wait_for(b"rig: health")  # RX is on
     image = bytearray(signed(defective / f"rig-{variant}-none.smp-match-always.bin", signer, "3.0.0"))
     image[MCUBOOT_HEADER_SIZE + 0x100] ^= 0xFF  # a bit flip in the code: the SHA256 TLV no longer holds
 
@@ -103,7 +103,7 @@ def test_resumed_upload(built, defective, signer, variant, defect):
         board = fb.FirmwareBoard(variant, fb.flash_with(variant, image, on_trial=True),
                                  str(out / f"rig-{variant}-none.elf"))
         board.start("power-on")
-    board.wait_for(b"rig: boot")
+    board.wait_for(b"rig: health")  # RX is on
     new = signed(built[0] / f"rig-{variant}-no-confirm.bin", signer, "2.0.0")
 
     async def work(client):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from smpclient.requests.os_management import EchoWrite
-from test_firmware_smp import OLD, signed, smp
+from test_firmware_smp import OLD, power, signed, smp
 
 KEYS = ["off", "data", "len", "sha", "image", "upgrade", "d", "hash", "confirm", "slot", "query", "force", "r"]
 scalars = st.one_of(st.integers(-(2**64), 2**64 - 1), st.booleans(), st.none(), st.binary(max_size=40),
@@ -52,8 +52,7 @@ def test_hostile_console_input_never_resets_or_hangs_the_part(built, signer, var
     out, _, _ = built
     image = signed(out / f"rig-{variant}-none.bin", signer, OLD)
     board = fb.FirmwareBoard(variant, fb.flash_with(variant, image), str(out / f"rig-{variant}-none.elf"))
-    board.start("power-on")
-    board.wait_for(b"rig: boot")
+    power(board)
 
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(chunks=st.lists(inputs, min_size=1, max_size=4))
@@ -88,8 +87,7 @@ def test_wrong_shape_cbor_gets_einval_in_v1_and_v2(built, signer, variant):
     out, _, _ = built
     image = signed(out / f"rig-{variant}-none.bin", signer, OLD)
     board = fb.FirmwareBoard(variant, fb.flash_with(variant, image), str(out / f"rig-{variant}-none.elf"))
-    board.start("power-on")
-    board.wait_for(b"rig: boot")
+    power(board)
     for version in (0, 1):
         for body in (cbor2.dumps({"d": 5}), cbor2.dumps(["d", "x"]), b"\xbf\x61d"):  # int, list, truncated
             board.send(frame(struct.pack(">BBHHBB", 2 | version << 3, 0, len(body), 0, 7, 0) + body))
