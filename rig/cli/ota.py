@@ -19,7 +19,8 @@ from rig.ota.campaign import FIRMWARE_FAULTS, OUTCOMES, Scenario, Verdict
 from rig.ota.kit import CampaignKit
 
 DEFAULT_WORK = Path(".rig/ota")
-BOARD_KINDS = {"all": "every board", "mcuboot": "STM32 (MCUboot)", "http": "ESP32 (HTTP)"}
+BOARD_KINDS = {"all": "every board", "mcuboot": "STM32 (MCUboot)", "http": "ESP32 (HTTP)",
+               "big-sectors": "MCUboot boards with 128 KiB sectors"}
 
 HELP = """Update boards over the air while things go wrong, and judge each board from read-back.
 

@@ -5,7 +5,9 @@ or wrong, at, above or below the board's rollback floor), which faults to inject
 rig.ota.faults, a power cut from rig.ota.triggers or at a flash operation), and what a correct
 board ends up doing: `updated` (the new image runs, confirmed), `kept` (refused; the running image
 keeps running and the new one never booted) or `rolled back` (the new image booted, failed, and
-the old one runs again, confirmed).
+the old one runs again, confirmed). Scenarios that damage flash after the update (rig.ota.damage)
+end `refused` (the bootloader boots nothing and logs why) or `fell back` (it boots the old image
+and logs why it left the damaged one).
 
 Each run:
   baseline   a known release, confirmed, installed through the board's own flasher and
@@ -15,6 +17,8 @@ Each run:
   settle     follow the console until the board runs an image that confirmed itself or has
              refused the update; an image that does not confirm within CONFIRM_WAIT_S is power-
              cycled, as a fleet's health gate does, so its bootloader can roll it back;
+  damage     (some scenarios) the image the board runs, or its otadata, is damaged through the
+             probe or the ROM loader, and the board is power-cycled with the console listening;
   read back  which image the boot slot holds and whether anything is pending - through the probe
              or the ROM loader, never from what the app says about itself;
   verdict    the observed outcome, from read-back and the console's boot lines together.
@@ -37,6 +41,7 @@ from rig.errors import ConsoleTimeout, HandoverRefused, PowerCutDuringUpload, Ri
 from rig.image import mcuboot
 from rig.image.appdesc import FAULTS as FIRMWARE_FAULTS
 from rig.image.mcuboot import Version
+from rig.ota import damage as damages
 from rig.ota import releases
 from rig.ota.faults import Fault
 from rig.ota.targets import Plan, ReadBack, UpdateTarget
@@ -46,7 +51,7 @@ from rig.variants import facts, foreign
 
 log = logging.getLogger("rig.ota.campaign")
 
-OUTCOMES = ("updated", "kept", "rolled back")
+OUTCOMES = ("updated", "kept", "rolled back", "refused", "fell back")
 ARTEFACTS = ("full", "delta", "unknown-key", "bad-signature", "wrong-variant")
 TLS_MODES = ("none", *SERVER_CERTS)
 BASELINE_VERSION = "1.0.0"
@@ -54,7 +59,14 @@ CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-c
 GATE_CYCLES = 2  # power cycles the health gate tries before it gives up on a board
 SETTLE_S = 60.0  # the longest a board may take from delivery to a settled state
 LINE_POLL_S = 0.1  # also how late a triggered power cut may land
-APP_LINE = r"rig: [^\r\n]*"
+HANG_WAIT_S = 12.0  # without the health gate: how long a board may sit without confirming or resetting
+DAMAGE_WATCH_S = 4.0  # how long the console is watched after a damaged board is powered up
+# The app's lines, and the ESP32 ROM's reset line (`rst:0x7 (TG0WDT_SYS_RESET),boot:...`): the
+# ROM reads the reset cause from the chip before any firmware runs.
+APP_LINE = r"rig: [^\r\n]*|rst:0x[0-9a-f]+ \([A-Z0-9_]+\)"
+ANY_LINE = r"[^\r\n]+"
+# Lines a bootloader prints when it refuses an image: MCUboot's `E: ...`, ESP-IDF's `E (123) tag: ...`.
+BOOTLOADER_ERROR = r"^(E: |E \(\d+\) )"
 
 
 @dataclass(frozen=True)
@@ -74,12 +86,30 @@ class Scenario:
     tls: str | None = None
     power_cycles_after: int = 0  # extra power cycles once settled (survival of a confirmed image)
     repeat: int = 1  # updates in a row, each to the next minor version, without a new baseline
+    # The health gate power-cycles an image that does not confirm in time; without it the board
+    # must get out of a hang by itself (its watchdog), as a device in the field has to.
+    health_gate: bool = True
+    reset_cause: str | None = None  # the cause the boot after the failed image must report
+    cut_region: str | None = None  # cut_at_op counts only flash operations on this partition
+    # ("staging": the one the update is written to)
+    tear: bool = False  # the cut tears the operation it lands in (half of it reaches the cells)
+    revert_cut_at_op: int | None = None  # a cut at the Nth flash operation after the new image booted
+    flip_at_write: int | None = None  # the staging slot's write N (from 0) has a bit flipped on its way to flash
+    prefill: bool = False  # the staging slot holds unrelated (random) data before the download starts
+    damage: str | None = None  # rig.ota.damage: what is damaged once the update settled
+    second_update: bool = False  # after the outcome, a clean update to the next version must succeed
+    code_size: int | None = None  # the new image's code bytes (default rig.ota.releases.CODE_SIZE)
 
     @property
     def burns_otp(self) -> bool:
         """True when the scenario raises the board's anti-rollback floor for good (ESP32 eFuse,
         MCUboot's NV security counter): releases below it never boot on that board again."""
-        return self.floor_step < 0
+        return self.floor_step != 0
+
+    @property
+    def refused_at_handover(self) -> bool:
+        """The board must refuse the update when the upload ends (a bad write reached flash)."""
+        return self.flip_at_write is not None
 
     def __post_init__(self):
         if self.expected not in OUTCOMES:
@@ -90,6 +120,8 @@ class Scenario:
             raise RigError(f"scenario {self.name}: artefact {self.artefact!r}; one of {', '.join(ARTEFACTS)}")
         if self.tls is not None and self.tls not in TLS_MODES:
             raise RigError(f"scenario {self.name}: tls {self.tls!r}; one of {', '.join(TLS_MODES)}")
+        if self.damage is not None and self.damage not in damages.KINDS:
+            raise RigError(f"scenario {self.name}: damage {self.damage!r}; one of {', '.join(damages.KINDS)}")
 
 
 @dataclass
@@ -132,6 +164,7 @@ class _Boot:
     confirmed: bool = False
     health_fail: bool = False
     hardfault: bool = False
+    rom_reset: str = ""  # the ESP32 ROM's reset reason printed before this boot, if any
     at: float = field(default_factory=time.monotonic)
 
 
@@ -167,6 +200,7 @@ class Campaign:
         self.allow_otp_burn = allow_otp_burn
         self.own_power_cycles = 0
         self._handed_at = 0
+        self._rom_reset = ""  # the last ESP32 ROM reset reason seen, for the next boot line
         # A trigger fires on another thread; labgrid's drivers belong to this one, so the cut is
         # requested there and made here, by whoever waits next (console follower, upload progress).
         self._cut_requested = threading.Event()
@@ -195,9 +229,16 @@ class Campaign:
         self.own_power_cycles += 1
         self.d.power_off()
 
-    def _arm_cut(self, after_ops: int) -> None:
-        """The lab's relay cuts power at the board's Nth flash operation, for the board's off time."""
-        self.instruments.arm_cut(self.d.board.id, after_ops, off_s=self.d.off_s)
+    def _arm_cut(self, after_ops: int, s: Scenario | None = None) -> None:
+        """The lab's relay cuts power at the board's Nth flash operation, for the board's off time
+        (counting only operations on the scenario's cut_region, torn if it says so)."""
+        region = self._region(s.cut_region) if s is not None and s.cut_region else None
+        self.instruments.arm_cut(self.d.board.id, after_ops, tear=bool(s and s.tear), off_s=self.d.off_s,
+                                 region=region)
+
+    def _region(self, name: str) -> tuple[int, int]:
+        part = self.target.layout.part(self.target.staging if name == "staging" else name)
+        return part.offset, part.size
 
     def _cut_if_requested(self) -> None:
         if self._cut_requested.is_set():
@@ -216,7 +257,7 @@ class Campaign:
             if self.other_signer is None:
                 raise RigError(f"scenario {s.name}: needs a second signing key the board does not trust")
             signer = self.other_signer
-        new = releases.image(variant, s.version, signer, s.fault, new_floor, ca=self.firmware_ca)
+        new = releases.image(variant, s.version, signer, s.fault, new_floor, size=s.code_size, ca=self.firmware_ca)
         if s.artefact == "bad-signature":
             new = _spoil_signature(new)
         if s.artefact == "delta":
@@ -250,9 +291,13 @@ class Campaign:
                 s = replace(s, version=_bump(s.version, minor=1))
             artefact = self._artefact(s, old, floor)
             new_image = artefact if s.artefact != "delta" else releases.image(
-                self.d.board.variant, s.version, self.signer, s.fault, floor, ca=self.firmware_ca)
+                self.d.board.variant, s.version, self.signer, s.fault, floor + s.floor_step, ca=self.firmware_ca)
             v.artefact_size = len(artefact)
             new_version = str(Version.parse(s.version))
+            if i == 0 and s.prefill:
+                with self._step(v, "prefill") as step:
+                    step.detail = damages.prefill(self.d, self.target.layout, self._region("staging"),
+                                                  len(artefact))
             with self._step(v, "deliver and settle" if s.repeat == 1 else f"update {i + 1} to {s.version}") as step:
                 mark = len(boots)
                 fired = self._deliver(v, s, artefact, boots)
@@ -263,16 +308,32 @@ class Campaign:
         for i in range(s.power_cycles_after):
             with self._step(v, f"power cycle {i + 1}") as step:
                 step.detail = self._boot_to_app(v, boots)
+        candidates = {"new": new_image, "old": old}
+        lines: list[str] = []
+        if s.damage is not None:
+            with self._step(v, f"damage: {s.damage}") as step:
+                damaged, step.detail = damages.apply(self.d, self.target, s.damage, new_image, old)
+                candidates = {"damaged": damaged, **candidates}
+                mark = len(boots)
+                lines = self._watch(v, boots, DAMAGE_WATCH_S)
+                step.detail += "; then " + (", ".join(f"{b.version}({b.reset})" for b in boots[mark:]) or "no boot")
         with self._step(v, "read back") as step:
             try:
                 self.d.power_on()  # a board that never came back is read as it lies
-                rb = self.target.read_back({"new": new_image, "old": old})
+                rb = self.target.read_back(candidates)
             except RigError as exc:
                 rb = ReadBack(None, False, f"read-back failed: {exc}")
             v.read_back = step.detail = f"boot slot holds {rb.holds or 'neither image'}; {rb.detail}"
-        v.observed = _outcome(rb, boots, new_version, old_version)
+        if s.damage is not None:
+            v.observed = _damage_outcome(rb, boots[mark:], lines, new_version, old_version, s.damage)
+        else:
+            v.observed = _outcome(rb, boots, new_version, old_version)
         v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
-        if (s.cut is not None or s.cut_at_op is not None) and not fired:
+        v.reasons += _proofs(s, v, boots, new_version, old_version, self.target.pushes)
+        if s.second_update and v.observed == s.expected:
+            with self._step(v, "second update") as step:
+                step.detail = self._second_update(v, s, floor, boots)
+        if (s.cut is not None or s.cut_at_op is not None or s.revert_cut_at_op is not None) and not fired:
             v.reasons.append("the planned power cut never fired")
         if v.wire_bytes == 0 and any(f.startswith("hand-over refused") for f in v.faults_fired):
             v.reasons.append("the update never reached the board: the host refused to send it")
@@ -281,6 +342,37 @@ class Campaign:
             if sum(f.startswith(kind) for f in v.faults_fired) < planned:
                 v.reasons.append(f"a planned {kind} fault never fired")
         return v
+
+    def _second_update(self, v: Verdict, s: Scenario, floor: int, boots: list["_Boot"]) -> str:
+        """A clean update to the next version after the scenario's outcome: it must end running it."""
+        s2 = Scenario(f"{s.name} (second update)", "updated", version=_bump(s.version, minor=1))
+        image = releases.image(self.d.board.variant, s2.version, self.signer, "none", floor + s.floor_step,
+                               ca=self.firmware_ca)
+        version = str(Version.parse(s2.version))
+        self._deliver(v, s2, image, boots)
+        try:
+            rb = self.target.read_back({"second": image})
+        except RigError as exc:
+            rb = ReadBack(None, False, f"read-back failed: {exc}")
+        last = boots[-1] if boots else None
+        if not (rb.holds == "second" and rb.stable and last and last.version == version and last.confirmed):
+            v.reasons.append(f"the update to {version} after it did not end running it ({rb.detail})")
+        return f"{version}: slot holds {rb.holds or 'neither image'}; {rb.detail}"
+
+    def _watch(self, v: Verdict, boots: list["_Boot"], seconds: float) -> list[str]:
+        """Power-cycle and keep every console line for `seconds` (bootloader lines included)."""
+        self.d.console.drain()
+        self._power_cycle()
+        lines: list[str] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                line = self.d.console.expect_line(ANY_LINE, timeout=LINE_POLL_S).group(0).strip()
+            except ConsoleTimeout:
+                continue
+            lines.append(line)
+            self._note(v, boots, line)
+        return lines
 
     # -- a board as a fleet device (rig.fleet.agent): a baseline once, then the updates jobs bring
     def enrol(self) -> tuple[bytes, str]:
@@ -347,11 +439,13 @@ class Campaign:
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
         if s.cut_at_op is not None and not self.target.installs_at_reset:
-            self._arm_cut(s.cut_at_op)
+            self._arm_cut(s.cut_at_op, s)
+        if s.flip_at_write is not None:
+            self.instruments.arm_flip(self.d.board.id, s.flip_at_write, self._region("staging"))
         self.target.start(artefact, plan)
         if self.target.installs_at_reset:
             if s.cut_at_op is not None:
-                self._arm_cut(s.cut_at_op)
+                self._arm_cut(s.cut_at_op, s)
             self._power_cycle()  # e.g. MCUboot swaps the tested image in at this boot
 
     def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
@@ -391,8 +485,10 @@ class Campaign:
         v.faults_fired[:0] = plan.faults_fired
         if trigger and trigger.fired:
             v.faults_fired.append(f"{trigger.spec.describe()} fired at {trigger.fired_at}")
-        if s.cut_at_op is not None and self._relay_cycles() > relay_cycles:
-            v.faults_fired.append(f"cut at flash operation {s.cut_at_op}")
+        if (s.cut_at_op is not None or s.revert_cut_at_op is not None) and self._relay_cycles() > relay_cycles:
+            at = s.cut_at_op if s.cut_at_op is not None else f"{s.revert_cut_at_op} after the new image booted"
+            v.faults_fired.append(f"{'torn ' if s.tear else ''}cut at flash operation {at}"
+                                  + (f" of {s.cut_region}" if s.cut_region else ""))
             return True
         return bool(trigger and trigger.fired)
 
@@ -432,10 +528,15 @@ class Campaign:
         st = _Settling()
         pulled = not self.target.pushes  # the board itself notices nothing of a lost download
         new_version = str(Version.parse(s.version))
+        revert_cut = [s.revert_cut_at_op]
 
         def on_line(line: str) -> None:
             if trigger:
                 trigger.line(line)
+            new_booted = boots and boots[-1].version == new_version and line.startswith("rig: boot ")
+            if revert_cut[0] is not None and new_booted:
+                self._arm_cut(revert_cut[0])  # the bootloader's next flash work is the revert
+                revert_cut[0] = None
             if st.phase is _Phase.SETTLED:
                 return
             if line.startswith("rig: ota refused"):
@@ -465,9 +566,15 @@ class Campaign:
             if last.confirmed:
                 st.phase = _Phase.SETTLED
                 return True
+            now = time.monotonic()
+            if not s.health_gate:
+                if now - last.at > HANG_WAIT_S:
+                    v.reasons.append(f"{last.version} neither confirmed nor reset itself within {HANG_WAIT_S:g} s")
+                    st.phase = _Phase.SETTLED
+                    return True
+                return False
             # The health gate: from the first boot after the hand-over (or the last gate), an image
             # has CONFIRM_WAIT_S to confirm - a boot loop keeps booting but never gets there.
-            now = time.monotonic()
             st.gate_since = st.gate_since or boots[self._handed_at].at
             if now - st.gate_since > CONFIRM_WAIT_S:
                 if st.gate_cycles == GATE_CYCLES:
@@ -494,18 +601,26 @@ class Campaign:
                 line = self.d.console.expect_line(APP_LINE, timeout=LINE_POLL_S).group(0).strip()
             except ConsoleTimeout:
                 continue
-            v.console.append(line)
-            if (m := re.match(BOOT_LINE, line)) is not None:
-                fields = parse_boot_fields(m.group("fields"))
-                boots.append(_Boot(str(Version.parse(fields.get("version", "0.0.0"))), fields.get("reset", "?")))
-            elif boots and line == "rig: confirmed":
-                boots[-1].confirmed = True
-            elif boots and line == "rig: health fail":
-                boots[-1].health_fail = True
-            elif boots and line == "rig: hardfault":
-                boots[-1].hardfault = True
+            self._note(v, boots, line)
             if on_line:
                 on_line(line)
+
+    def _note(self, v: Verdict, boots: list[_Boot], line: str) -> None:
+        """What a console line says about the board's boots."""
+        v.console.append(line)
+        if (m := re.match(r"rst:0x[0-9a-f]+ \((?P<name>[A-Z0-9_]+)\)", line)) is not None:
+            self._rom_reset = m.group("name")
+        elif (m := re.match(BOOT_LINE, line)) is not None:
+            fields = parse_boot_fields(m.group("fields"))
+            boots.append(_Boot(str(Version.parse(fields.get("version", "0.0.0"))), fields.get("reset", "?"),
+                               rom_reset=self._rom_reset))
+            self._rom_reset = ""
+        elif boots and line == "rig: confirmed":
+            boots[-1].confirmed = True
+        elif boots and line == "rig: health fail":
+            boots[-1].health_fail = True
+        elif boots and line == "rig: hardfault":
+            boots[-1].hardfault = True
 
 
 def _bump(version: str, minor: int) -> str:
@@ -546,3 +661,49 @@ def _rollbacks(board: str, boots: list[_Boot], new: str, old: str) -> list[str]:
         seen.append(f"{board}: {new} rolled back to {old} ({cause})")
         break
     return seen
+
+
+def _watchdog_rom_reason(name: str) -> bool:
+    """An ESP32 ROM reset reason a watchdog causes (ESP32 TRM, Reset and Clock: the reset sources
+    table - TG0WDT_SYS_RESET, TG1WDT_SYS_RESET, RTCWDT_SYS_RESET, TGWDT_CPU_RESET, RTCWDT_CPU_RESET,
+    RTCWDT_RTC_RESET); RTCWDT_BROWN_OUT_RESET is the brown-out detector's, despite its name."""
+    return "WDT" in name and "BROWN_OUT" not in name
+
+
+def _proofs(s: Scenario, v: Verdict, boots: list[_Boot], new: str, old: str, pushes: bool) -> list[str]:
+    """What a scenario must also see besides its outcome: the reset cause after a failed image, a
+    refusal at the hand-over, a rollback that stays rolled back."""
+    reasons = []
+    failed = [i for i, b in enumerate(boots) if b.version == new and not b.confirmed]
+    if s.reset_cause is not None and failed:
+        i = failed[0]
+        nxt = boots[i + 1] if i + 1 < len(boots) else None
+        if nxt is None:
+            reasons.append(f"{new} failed and no boot followed: nothing reset the board")
+        elif nxt.reset != s.reset_cause:
+            reasons.append(f"the boot after {new} failed reports reset={nxt.reset}, not {s.reset_cause}")
+        elif nxt.rom_reset and s.reset_cause == "watchdog" and not _watchdog_rom_reason(nxt.rom_reset):
+            reasons.append(f"the ROM reports {nxt.rom_reset} for the boot after {new} failed, not a watchdog reset")
+    if s.refused_at_handover and not any(f.startswith(("hand-over refused", "ota refused")) for f in v.faults_fired):
+        reasons.append("the board did not refuse the update at the end of the upload")
+    if s.expected == "rolled back" and pushes:
+        # After a pushing board runs the old image again, nobody hands it the new one: a later boot
+        # of the new image is the bootloader's doing (a revert that was undone).
+        first_failure = failed[0] if failed else len(boots)
+        back = next((i for i, b in enumerate(boots) if b.version == old and i > first_failure), None)
+        if back is not None and any(b.version == new for b in boots[back:]):
+            reasons.append(f"{new} booted again after the board had rolled back to {old}")
+    return reasons
+
+
+def _damage_outcome(rb, boots: list[_Boot], lines: list[str], new: str, old: str, damage: str) -> str:
+    """After flash was damaged and the board powered up: did its bootloader refuse or fall back?"""
+    # An otadata copy with a bad CRC is simply not valid: the bootloader follows the other one and
+    # need not say anything. A damaged image it leaves must be named in an error line.
+    why = damage in damages.OTADATA or any(re.match(BOOTLOADER_ERROR, line) for line in lines)
+    if not boots:
+        return "refused" if why else "inconsistent (nothing booted and the bootloader said nothing)"
+    versions = {b.version for b in boots}
+    if versions == {old} and why and (rb.holds in ("damaged", "old") or damage in damages.OTADATA):
+        return "fell back"
+    return f"inconsistent (after the damage the board booted {', '.join(sorted(versions))})"

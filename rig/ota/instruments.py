@@ -1,4 +1,4 @@
-"""The virtual lab's instruments: a power-cut relay that fires at flash operation N.
+"""The virtual lab's instruments: a power-cut relay that fires at flash operation N, a write-path fault.
 
 A real rig places a power cut by what it observes (rig.ota.triggers: bytes served, upload offset,
 console line, time). Inside a swap nothing is observable from outside, so to cut power in the
@@ -27,9 +27,17 @@ class LabInstruments:
         control = entry["control"]
         self._url = f"http://{control['host']}:{control['port']}/boards"
 
-    def arm_cut(self, board_id: str, after_ops: int, tear: bool = False, off_s: float = 0.2) -> None:
-        """Cut the board's power when `after_ops` more flash operations completed; back after off_s."""
-        self._call("POST", f"/{board_id}/cut?op={after_ops}&tear={int(tear)}&off={off_s}")
+    def arm_cut(self, board_id: str, after_ops: int, tear: bool = False, off_s: float = 0.2,
+                region: tuple[int, int] | None = None) -> None:
+        """Cut the board's power when `after_ops` more flash operations completed (of those that
+        touch `region`, an (offset, size), if given), torn if `tear`; back after off_s."""
+        where = f"&region={region[0]}:{region[1]}" if region else ""
+        self._call("POST", f"/{board_id}/cut?op={after_ops}&tear={int(tear)}&off={off_s}{where}")
+
+    def arm_flip(self, board_id: str, after_writes: int, region: tuple[int, int] | None = None) -> None:
+        """The board's flash write after `after_writes` more (into `region`) has one bit flipped on its way."""
+        where = f"&region={region[0]}:{region[1]}" if region else ""
+        self._call("POST", f"/{board_id}/flip?write={after_writes}{where}")
 
     def disarm(self, board_id: str) -> None:
         self._call("POST", f"/{board_id}/disarm")

@@ -48,6 +48,7 @@ from rig.variants import Delivery
 if TYPE_CHECKING:
     from rig.drivers import BoardDrivers
     from rig.image.keys import Signer
+    from rig.image.layouts import Layout
     from rig.lab import Board
 
 # ESP32 TRM, eFuse controller: EFUSE_BLK3_RDATA4_REG, the word ESP-IDF keeps SECURE_VERSION in
@@ -102,6 +103,9 @@ class UpdateTarget(Protocol):
     # Otherwise the board writes the update while it receives it, then restarts by itself, and
     # flash operations count from the hand-over.
     installs_at_reset: bool
+    layout: "Layout"
+    staging: str  # the partition an update is written to
+    running: str  # the partition the updated image runs from
 
     def baseline(self, version: str, signer: "Signer") -> "Installed": ...
 
@@ -133,6 +137,8 @@ class McubootTarget:
 
     pushes = True
     installs_at_reset = True
+    staging = "slot1"
+    running = "slot0"  # the swap moves the new image there
 
     def __init__(self, drivers: "BoardDrivers", bootloader: bytes, artefacts: Path):
         self.d = drivers
@@ -242,6 +248,8 @@ class Esp32Target:
 
     pushes = False
     installs_at_reset = False
+    staging = "ota_1"  # the baseline runs from ota_0; the client writes the other slot
+    running = "ota_1"  # ... and the bootloader boots it from there
 
     def __init__(self, drivers: "BoardDrivers", servers: "Callable[[str], OtaServer]", artefacts: Path,
                  firmware_ca: bytes = b""):
@@ -330,6 +338,8 @@ class Esp32Target:
                     break
         state = "blank" if index is None else table.entries[index].state_name()
         entries = ", ".join(f"seq={e.seq if not e.erased else '-'} {e.state_name()}" for e in table.entries)
-        stable = index is None or table.entries[index].state in (otadata.State.VALID, otadata.State.UNDEFINED)
+        # With rollback enabled (rig's ESP32 firmware) an app that confirmed itself is VALID; an
+        # entry in any other state (UNDEFINED: written without a trial) is not a settled update.
+        stable = index is None or table.entries[index].state == otadata.State.VALID
         return ReadBack(found, stable, f"otadata boots ota_{slot} ({state}); entries: {entries}")
 

@@ -49,8 +49,13 @@ def run(ctx: BoardContext, booted: BootedImage) -> None:
         ctx.log("rig: hardfault")
         ctx.reset("software")
     if desc.fault == "hang":
+        if broken("watchdog-never-bites"):  # test-only fault switch (rig/sim/broken.py)
+            while True:
+                ctx.sleep(60)
         ctx.sleep(ctx.watchdog_timeout)
         ctx.reset("watchdog")
+    if broken("confirm-before-health") and desc.fault != "no-confirm" and _confirm(ctx, booted):
+        ctx.log("rig: confirmed")  # test-only fault switch (rig/sim/broken.py): before the health check
     _serve(ctx, booted, desc)
 
 
@@ -71,7 +76,7 @@ def _serve(ctx: BoardContext, booted: BootedImage, desc: appdesc.AppDescriptor) 
             checked = True
             healthy = desc.fault != "fail-health"
             ctx.log(f"rig: health {'ok' if healthy else 'fail'}")
-            if healthy and desc.fault != "no-confirm" and _confirm(ctx, booted):
+            if healthy and desc.fault != "no-confirm" and not broken("confirm-before-health") and _confirm(ctx, booted):
                 ctx.log("rig: confirmed")
         else:
             uptime += 1

@@ -184,11 +184,13 @@ class Board:
         timer.daemon = True
         timer.start()
 
-    def arm_cut(self, after_ops: int, tear: bool = False, off_time: float = DEFAULT_CUT_OFF_TIME) -> None:
-        """Cut power when the flash reaches its operation `ops + after_ops` (torn if `tear`)."""
+    def arm_cut(self, after_ops: int, tear: bool = False, off_time: float = DEFAULT_CUT_OFF_TIME,
+                region: tuple[int, int] | None = None) -> None:
+        """Cut power when `after_ops` more flash operations (in `region`, if given) completed, at
+        the next one (torn if `tear`)."""
         with self._cond:
             self._cut_off_time = off_time
-            self.flash.arm_cut(after_ops, tear)
+            self.flash.arm_cut(after_ops, tear, region)
 
     def _end_cut(self) -> None:
         with self._cond:

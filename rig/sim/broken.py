@@ -1,53 +1,159 @@
-"""Test-only fault switches: start a lab whose board models are deliberately broken.
+"""Test-only fault switches: the defect catalogue, and a lab whose boards carry one of its defects.
 
-The HIL suite proves that each of its scenarios can fail: it starts a second virtual lab with
+The HIL suite proves that its scenarios can fail: it starts a second virtual lab with
 `RIG_SIM_BROKEN=<switch>[,<switch>...]` in the environment of `rig lab up` (the daemon inherits
 it) and checks that the scenario reports the misbehaviour. Nothing outside the sim reads this, and
 no verdict depends on it: verdicts come from console, flash read-back and protocol replies only.
-Each switch is a bug real bootloaders and update clients have shipped with; everything else about
-the broken board stays correct, so only the scenarios that guard against that bug can notice.
 
-Switches:
-    no-signature-check     MCUboot boots images whatever their signature or key hash says
-    no-image-check         the ESP32 OTA client and bootloader accept an image whose checksum or
-                           SHA-256 is wrong (ESP32 has no signature check without Secure Boot V2)
-    no-revert              an unconfirmed image is never rolled back (MCUboot: no revert swap;
-                           ESP-IDF bootloader: PENDING_VERIFY is not turned into ABORTED)
-    resume-wrong-offset    a resumed transfer continues past where it stopped. ESP32 OTA client:
-                           after a broken link the HTTP Range skips the last chunk received; after
-                           a power cut a full image is fetched from one page past its progress
-                           record while the slot is written from the record (every later page
-                           lands a page early), and a delta patch is fetched from the recorded
-                           image offset instead of its start. MCUmgr img_mgmt: a resumed upload's
-                           reply offset is one write buffer ahead; and this server keeps its
-                           upload state across a power cut (as a firmware that saves it to resume
-                           uploads after a reboot would) but starts its flash writer over at the
-                           slot's first byte
-    confirm-not-persisted  the app prints `rig: confirmed` but its confirm never reaches flash (a
-                           settings write that is never committed): no image_ok in the MCUboot
-                           trailer, no VALID in otadata, so the next reset rolls the image back
-    request-erased-first   MCUboot erases the upgrade request (the secondary slot's trailer) before
-                           the primary's trailer records the swap: a power cut in between loses
-                           the update, and the old image boots as if none had been asked for
-    revert-resumed-swap    after MCUboot finishes a swap that a power cut interrupted, it takes the
-                           swap type from the trailers again; the image it just swapped in is not
-                           confirmed yet, so it reverts it before it ever ran
-    no-cert-check          the ESP32 OTA client does not verify the HTTPS server's certificate at
-                           all (MBEDTLS_SSL_VERIFY_NONE, CONFIG_ESP_TLS_SKIP_SERVER_CERT_VERIFY)
-    no-time-check          the ESP32 OTA client's TLS ignores certificate validity dates (mbedtls
-                           built without MBEDTLS_HAVE_TIME_DATE, ESP-IDF's default)
-    no-host-check          the ESP32 OTA client accepts a certificate issued for another host
-                           (esp_http_client's skip_cert_common_name_check = true)
+Each switch is one defect of CATALOGUE: a bug of the kind real bootloaders and update clients have
+shipped, with the upstream issue or fix where one exists. Everything else about the broken board
+stays correct, so only the scenarios that guard against that bug can notice. `python -m bench
+catch-rate` runs the suite against every defect (bench/bench_catch_rate.py) and
+docs/scenarios.md says which scenario kills which.
+
+A defect's kind says where it lives: MODEL - in a chip or bootloader model of the lab (MCUboot,
+the ESP32 ROM and second-stage bootloader); FIRMWARE - in what runs on the board (the app, its
+OTA client, its SMP server). Firmware defects are switches of the Python app model today; once the
+virtual boards execute rig's C firmware they become defect builds (`rig build --defect`), and
+`enable` is the one place that changes.
 """
 
+import enum
 import os
+from dataclasses import dataclass
 
 ENV = "RIG_SIM_BROKEN"
-SWITCHES = ("no-signature-check", "no-image-check", "no-revert", "resume-wrong-offset", "confirm-not-persisted",
-            "request-erased-first", "revert-resumed-swap", "no-cert-check", "no-time-check", "no-host-check")
+
+
+class Kind(enum.Enum):
+    MODEL = "model"  # a switch of a chip / bootloader model
+    FIRMWARE = "firmware"  # a switch of the app model, standing in for a defect build of the firmware
+
+
+@dataclass(frozen=True)
+class Defect:
+    switch: str
+    kind: Kind
+    component: str  # mcuboot | esp-idf bootloader | esp32 ota client | img_mgmt | app
+    doc: str  # the kind of bug it stands for
+    upstream: str = ""  # the upstream issue / fix it is modelled on, where one exists
+
+
+MCUBOOT, ESP_BOOT, ESP_CLIENT, SMP, APP = "mcuboot", "esp-idf bootloader", "esp32 ota client", "img_mgmt", "app"
+
+CATALOGUE: tuple[Defect, ...] = (
+    # -- MCUboot
+    Defect("no-signature-check", Kind.MODEL, MCUBOOT,
+           "boots and swaps in images whatever their hash, key hash or signature say (image "
+           "validation compiled out)"),
+    Defect("no-primary-validation", Kind.MODEL, MCUBOOT,
+           "MCUBOOT_VALIDATE_PRIMARY_SLOT off: the primary slot is booted unchecked, so a damaged "
+           "or truncated image in it runs (MCUboot's docs recommend it on for any flash an attacker "
+           "or a bad write can reach)"),
+    Defect("no-security-counter", Kind.MODEL, MCUBOOT,
+           "hardware downgrade prevention ignores the stored security counter: an older image with a "
+           "lower SEC_CNT is swapped in and booted"),
+    Defect("no-revert", Kind.MODEL, MCUBOOT + "," + ESP_BOOT,
+           "an unconfirmed image is never rolled back (MCUboot: no revert swap; ESP-IDF bootloader: "
+           "PENDING_VERIFY is not turned into ABORTED)"),
+    Defect("image-ok-on-test", Kind.MODEL, MCUBOOT,
+           "a test swap sets image_ok in the primary trailer as a permanent one does, so a tested "
+           "image that never confirms is never reverted"),
+    Defect("request-erased-first", Kind.MODEL, MCUBOOT,
+           "the upgrade request (the secondary's trailer) is erased before the primary's trailer "
+           "records the swap: a power cut in between loses the update",
+           "mcu-tools/mcuboot#829 (swap-move brick when reset during the swap)"),
+    Defect("revert-resumed-swap", Kind.MODEL, MCUBOOT,
+           "after finishing a swap a power cut interrupted, the swap type is read from the trailers "
+           "again; the image just swapped in is not confirmed yet, so it is reverted before it ran",
+           "mcu-tools/mcuboot#480, fixed by #485 (double swap on interrupted revert)"),
+    Defect("revert-no-image-ok", Kind.MODEL, MCUBOOT,
+           "the revert swap does not set image_ok in the primary trailer: if power goes before the "
+           "reverted app confirms itself, the next boot reverts the revert and runs the failed image "
+           "again", "mcu-tools/mcuboot#480 (confirm flag on the wrong slot after a revert)"),
+    Defect("swap-status-not-written", Kind.MODEL, MCUBOOT,
+           "no swap status entries are written: after a power cut mid-swap the bootloader cannot "
+           "tell where the swap stopped, and the half-moved slots are taken for fresh ones",
+           "zephyrproject-rtos/zephyr#28933 (swap-move bricks when reset during the swap)"),
+    Defect("swap-size-rounded-down", Kind.MODEL, MCUBOOT,
+           "the swap covers the image size rounded down to whole sectors: the last, partial sector "
+           "of the new image stays behind (invisible while every test image fits one sector)"),
+    # -- ESP-IDF second-stage bootloader
+    Defect("skip-validate-on-power-on", Kind.MODEL, ESP_BOOT,
+           "CONFIG_BOOTLOADER_SKIP_VALIDATE_ON_POWER_ON: the app is not verified after a power-on "
+           "reset, so a damaged app partition is jumped into"),
+    Defect("no-fallback", Kind.MODEL, ESP_BOOT,
+           "when the selected app does not verify, the bootloader stops instead of trying the other "
+           "OTA slots as bootloader_utility_load_boot_image does"),
+    Defect("otadata-crc-unchecked", Kind.MODEL, ESP_BOOT,
+           "an otadata entry counts as valid without its CRC, so a torn or damaged copy with the "
+           "higher seq wins over the intact one",
+           "esp-rs/esp-hal#5767 (otadata entries not validated by CRC before use)"),
+    Defect("esp-no-anti-rollback", Kind.MODEL, ESP_BOOT,
+           "the bootloader boots an app whose secure_version is below the eFuse's (anti-rollback "
+           "not checked at boot)"),
+    # -- the ESP32 app's OTA client
+    Defect("no-image-check", Kind.FIRMWARE, ESP_CLIENT + "," + ESP_BOOT,
+           "the OTA client and bootloader accept an image whose checksum or SHA-256 is wrong (ESP32 "
+           "has no signature check without Secure Boot V2)"),
+    Defect("client-no-anti-rollback", Kind.FIRMWARE, ESP_CLIENT,
+           "esp_https_ota_finish does not compare the new app's secure_version with the eFuse, so "
+           "a downgrade is written and handed to the bootloader"),
+    Defect("no-cert-check", Kind.FIRMWARE, ESP_CLIENT,
+           "the OTA client does not verify the HTTPS server's certificate at all "
+           "(MBEDTLS_SSL_VERIFY_NONE, CONFIG_ESP_TLS_SKIP_SERVER_CERT_VERIFY)"),
+    Defect("no-time-check", Kind.FIRMWARE, ESP_CLIENT,
+           "the OTA client's TLS ignores certificate validity dates (mbedtls built without "
+           "MBEDTLS_HAVE_TIME_DATE, ESP-IDF's default)"),
+    Defect("no-host-check", Kind.FIRMWARE, ESP_CLIENT,
+           "the OTA client accepts a certificate issued for another host (esp_http_client's "
+           "skip_cert_common_name_check = true)"),
+    Defect("resume-wrong-offset", Kind.FIRMWARE, ESP_CLIENT + "," + SMP,
+           "a resumed transfer continues at the wrong offset: the ESP32 client's Range request "
+           "skips a chunk, or a page lands early; img_mgmt's reply offset is one write buffer ahead "
+           "and its flash writer starts over at the slot's first byte",
+           "espressif/esp-idf#17960 (resume writes at the old offset while the server sends byte 0)"),
+    Defect("resume-no-erase", Kind.FIRMWARE, ESP_CLIENT,
+           "after a power cut the client writes the first sector it resumes into without erasing "
+           "it (assuming the sector was erased before the cut): harmless over an erased slot or an "
+           "almost identical release, corrupt over anything else",
+           "espressif/esp-idf#13065 (partial download corrupts the image)"),
+    Defect("set-boot-before-verify", Kind.FIRMWARE, ESP_CLIENT,
+           "esp_ota_set_boot_partition is called before the written image is verified: a corrupt "
+           "download is handed to the bootloader as the next app"),
+    Defect("verify-from-ram", Kind.FIRMWARE, ESP_CLIENT,
+           "esp_ota_end's check hashes the bytes received, not the bytes read back from flash, so "
+           "a bad write to flash is never noticed"),
+    # -- MCUmgr img_mgmt (the STM32 firmware's SMP server)
+    Defect("smp-match-always", Kind.FIRMWARE, SMP,
+           "the last upload reply says `match: true` whatever the slot holds (the image check "
+           "compares the client's hash with itself)"),
+    Defect("smp-test-is-permanent", Kind.FIRMWARE, SMP,
+           "image state write treats a test request as confirm=true: MCUboot swaps the image in "
+           "permanently and never reverts it"),
+    # -- the app
+    Defect("confirm-not-persisted", Kind.FIRMWARE, APP,
+           "the app prints `rig: confirmed` but its confirm never reaches flash (a settings write "
+           "never committed): no image_ok, no VALID in otadata, so the next reset rolls it back"),
+    Defect("confirm-before-health", Kind.FIRMWARE, APP,
+           "the app confirms itself at start-up, before its health check: an image that fails the "
+           "check stays for good"),
+    Defect("watchdog-never-bites", Kind.FIRMWARE, APP,
+           "the watchdog is never started (IWDG not enabled / task WDT off): a hung image hangs "
+           "until someone power-cycles the board"),
+)
+SWITCHES = tuple(d.switch for d in CATALOGUE)
+BY_SWITCH = {d.switch: d for d in CATALOGUE}
 
 
 def broken(switch: str) -> bool:
     """True when the lab was started with this fault switch."""
-    assert switch in SWITCHES, switch  # a typo here would silently disable a broken-model test
+    assert switch in BY_SWITCH, switch  # a typo here would silently disable a broken-model test
     return switch in os.environ.get(ENV, "").split(",")
+
+
+def enable(switch: str) -> dict[str, str]:
+    """The environment of `rig lab up` for a lab whose boards carry this defect."""
+    if switch not in BY_SWITCH:
+        raise KeyError(f"no defect {switch!r} in rig.sim.broken.CATALOGUE")
+    return {ENV: switch}

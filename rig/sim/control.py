@@ -11,9 +11,14 @@ to make a board look like one with a broken cable; no verdict is ever read from 
                                           (timing: the lab's model; charged: seconds it made the
                                           board wait, per kind - all 0 with the model "none")
     GET  /boards/<id>                     the same for one board
-    POST /boards/<id>/cut?op=N&tear=0|1&off=SECONDS
+    POST /boards/<id>/cut?op=N&tear=0|1&off=SECONDS[&region=OFFSET:SIZE]
                                           cut power when N more flash operations have completed
-                                          (operation N+1 torn if tear=1), back on after `off` s
+                                          (operation N+1 torn if tear=1), back on after `off` s;
+                                          with a region, only operations touching those flash
+                                          bytes count (a bus analyser's address filter)
+    POST /boards/<id>/flip?write=N[&region=OFFSET:SIZE]
+                                          the flash write after N more writes (into the region)
+                                          reaches the part with one bit flipped
     POST /boards/<id>/disarm              forget an armed cut
     POST /boards/<id>/console?state=broken|ok
                                           cut the console's wires (nothing the board sends reaches
@@ -27,7 +32,7 @@ import re
 from rig.sim.board import DEFAULT_CUT_OFF_TIME, Board
 from rig.sim.http_endpoint import HttpEndpoint
 
-_ROUTE = re.compile(r"/boards(?:/(?P<id>[^/]+)(?:/(?P<action>cut|disarm|console))?)?/?")
+_ROUTE = re.compile(r"/boards(?:/(?P<id>[^/]+)(?:/(?P<action>cut|flip|disarm|console))?)?/?")
 
 
 def counters(board: Board) -> dict:
@@ -61,6 +66,17 @@ class ControlEndpoint:
                 board.console_broken = query["state"] == "broken"
                 return _json(200, counters(board))
             try:
+                region = _region(query.get("region"))
+            except ValueError:
+                return _json(400, {"error": "region needs OFFSET:SIZE (integers, 0x allowed)"})
+            if action == "flip":
+                try:
+                    writes = int(query["write"])
+                except (KeyError, ValueError):
+                    return _json(400, {"error": "flip needs write=N (int), optional region=OFFSET:SIZE"})
+                board.flash.arm_flip(writes, region)
+                return _json(200, counters(board) | {"flip": {"write": writes}})
+            try:
                 op = int(query["op"])
                 tear = query.get("tear", "0") == "1"
                 off = float(query.get("off", DEFAULT_CUT_OFF_TIME))
@@ -68,7 +84,7 @@ class ControlEndpoint:
                 return _json(400, {"error": "cut needs op=N (int), optional tear=0|1 and off=SECONDS"})
             if op < 0 or off < 0:
                 return _json(400, {"error": "op and off must not be negative"})
-            board.arm_cut(op, tear, off)
+            board.arm_cut(op, tear, off, region)
             return _json(200, counters(board) | {"armed": {"op": op, "tear": tear, "off": off}})
 
         self._http = HttpEndpoint(host, port, handle, "control")
@@ -76,6 +92,13 @@ class ControlEndpoint:
 
     def close(self) -> None:
         self._http.close()
+
+
+def _region(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    offset, _, size = text.partition(":")
+    return int(offset, 0), int(size, 0)
 
 
 def _json(status: int, body: dict) -> tuple[int, str, str]:

@@ -8,7 +8,10 @@ Rules enforced (a violation raises FlashError, as the part's controller would fl
 - erases cover whole sectors.
 
 Every write and erase is one counted operation, so a power cut can be armed to land before
-operation N, or to tear operation N (only the first half of it reaches the cells). The file is a
+operation N, or to tear operation N (only the first half of it reaches the cells); counted over the
+whole part, or only over the operations that touch one region (a partition), as a logic analyser
+on the flash bus would tell them apart by address. A write can also be armed to reach the cells
+with one bit flipped (`arm_flip`): a fault in the write path after the data's own checks. The file is a
 shared memory map: bytes survive the process, so restarting the daemon is a power cycle.
 Each operation takes the time `timing` (rig.sim.timing) charges for it: none by default.
 """
@@ -35,8 +38,11 @@ class Flash:
         self.geometry = geometry
         self.bit_clear = geometry.bit_clear
         self.ops = 0  # operations since the file was opened, for reports
-        self._cut_at: int | None = None
+        self._cut_left: int | None = None  # operations (in _cut_region) to let through before the cut
+        self._cut_region: tuple[int, int] | None = None
         self._tear = False
+        self._flip_left: int | None = None  # writes (in _flip_region) to let through before the flip
+        self._flip_region: tuple[int, int] | None = None
         # Called before every operation; raises PowerCut when the caller's chip has lost power
         # (set by the board runner, so a model's write loop stops at once when its power goes).
         self.guard: Callable[[], None] | None = None
@@ -72,6 +78,11 @@ class Flash:
         self._bounds(offset, len(data))
         if offset % g.write_size or len(data) % g.write_size:
             raise FlashError(f"write at 0x{offset:x}+{len(data)} is not aligned to the {g.write_size}-byte unit")
+        flip = self._flip_left
+        if flip is not None and _overlaps(self._flip_region, offset, len(data)):
+            self._flip_left = flip - 1 if flip else None
+            if not flip:
+                data = _one_bit_flipped(data)
         old = self._map[offset : offset + len(data)]
         if self.bit_clear:
             new = bytes(a & b for a, b in zip(old, data, strict=True))
@@ -90,19 +101,31 @@ class Flash:
         self._operation(offset, bytes([g.erased]) * length, self.timing.erase)
 
     # -- power-cut injection
-    def arm_cut(self, after_ops: int, tear: bool = False) -> None:
-        """Let `after_ops` more operations complete; cut power at the next one (torn if `tear`)."""
-        self._cut_at = self.ops + after_ops
+    def arm_cut(self, after_ops: int, tear: bool = False, region: tuple[int, int] | None = None) -> None:
+        """Let `after_ops` more operations complete (counting only those touching `region`, an
+        (offset, size), if given); cut power at the next one (torn if `tear`)."""
+        self._cut_left = after_ops
+        self._cut_region = region
         self._tear = tear
 
+    def arm_flip(self, after_writes: int, region: tuple[int, int] | None = None) -> None:
+        """Let `after_writes` more writes (into `region`, if given) through; the next one reaches the
+        part with one bit of its data flipped (NOR flash then ANDs it into the cells as any data)."""
+        self._flip_left = after_writes
+        self._flip_region = region
+
     def disarm(self) -> None:
-        self._cut_at = None
+        self._cut_left = None
+        self._flip_left = None
 
     def _operation(self, offset: int, new: bytes, spend: Callable[[int, int], None]) -> None:
         if self.guard is not None:
             self.guard()
-        if self._cut_at is not None and self.ops >= self._cut_at:
-            self._cut_at = None
+        left = self._cut_left
+        if left is not None and left > 0 and _overlaps(self._cut_region, offset, len(new)):
+            self._cut_left = left - 1
+        elif left == 0 and _overlaps(self._cut_region, offset, len(new)):
+            self._cut_left = None
             if self._tear:
                 half = len(new) // 2
                 self._map[offset : offset + half] = new[:half]
@@ -121,3 +144,14 @@ class Flash:
     def _bounds(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.geometry.size:
             raise FlashError(f"0x{offset:x}+{length} is outside the {self.geometry.size}-byte flash")
+
+
+def _overlaps(region: tuple[int, int] | None, offset: int, length: int) -> bool:
+    return region is None or (offset < region[0] + region[1] and region[0] < offset + length)
+
+
+def _one_bit_flipped(data: bytes) -> bytes:
+    """`data` with the lowest bit of its middle byte flipped (the error is in what reaches the part)."""
+    out = bytearray(data)
+    out[len(out) // 2] ^= 0x01
+    return bytes(out)

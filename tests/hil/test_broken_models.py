@@ -1,13 +1,15 @@
 """Every scenario can fail: run it on a deliberately broken virtual board and see it reported.
 
-A second virtual lab is started from a copy of the rack (ota_support.side_labs) with the
-test-only fault switch RIG_SIM_BROKEN set (rig/sim/broken.py): MCUboot without signature checks
-or that mishandles a swap a power cut interrupted, bootloaders that never revert, transfers that
-resume at the wrong offset, an OTA client without image checks or that skips a check of the
-HTTPS server's certificate, an app whose confirm never reaches flash. The scenario runs exactly
-as in test_ota.py; here the campaign must observe something other than the correct outcome.
-rig.ota.scenarios.BROKEN_BY names the switch for every scenario and board
-(tests/ota/test_broken_coverage.py keeps it complete). These tests need the virtual lab; on a
+A second virtual lab is started from a copy of the rack (ota_support.side_labs) with one defect
+of the catalogue (rig/sim/broken.py) switched on: MCUboot without signature checks, without
+primary validation, or that mishandles a swap or revert a power cut interrupted; bootloaders that
+never revert, never fall back or trust an otadata copy without its CRC; transfers that resume at
+the wrong offset or without erasing; OTA clients that skip a check of the HTTPS server's
+certificate or check the wrong bytes, SMP servers that do the latter; an app
+whose confirm never reaches flash, that confirms before its health check, whose watchdog never
+bites. The scenario runs exactly as in test_ota.py; here the campaign must observe something other
+than the correct outcome. rig.ota.scenarios.BROKEN_BY names the defects for every scenario and
+board (tests/ota/test_broken_coverage.py keeps it complete). These tests need the virtual lab; on a
 rack of real boards there is nothing to break.
 """
 
@@ -15,36 +17,53 @@ import pytest
 
 from rig.lab import load_rack
 from rig.ota import scenarios
-from rig.sim.broken import ENV
+from rig.sim.broken import enable
 from tests.hil.ota_support import report, side_labs  # noqa: F401  (side_labs is a fixture)
 
-# By default every fault switch once, on pairings that fail fast; every pairing in the nightly run.
-SAMPLE = [("wrongly signed image", "stm32h7"), ("crash on boot", "stm32l0"),
-          ("power cut during the flash write", "esp32"), ("corrupt image", "esp32"),
-          ("power cut during the swap", "stm32h7"), ("power cut during the swap", "stm32l0"), ("full image", "esp32"),
-          ("server certificate from another CA", "esp32"), ("expired server certificate", "esp32"),
-          ("server certificate for another host", "esp32")]
-EVERY = [(name, variant) for name in scenarios.names() for variant in ("esp32", "stm32h7", "stm32l0")
-         if scenarios.fits(name, variant) and (name, variant) not in SAMPLE]
+VARIANTS = ("esp32", "stm32h7", "stm32l0")
+# Every (scenario, variant, defect) that must fail.
+PAIRINGS = [(name, variant, switch) for name in scenarios.names() for variant in VARIANTS
+            if scenarios.fits(name, variant) for switch in scenarios.breakers(name, variant)]
+# By default one pairing per family of scenarios, on pairings that fail fast; all in the nightly run.
+SAMPLE = [("wrongly signed image", "stm32h7", "no-signature-check"), ("crash on boot", "stm32l0", "no-revert"),
+          ("power cut during the flash write", "esp32", "resume-wrong-offset"),
+          ("corrupt image", "esp32", "no-image-check"),
+          ("power cut during the swap", "stm32h7", "revert-resumed-swap"),
+          ("power cut during the swap", "stm32l0", "request-erased-first"),
+          ("full image", "esp32", "confirm-not-persisted"),
+          ("server certificate from another CA", "esp32", "no-cert-check"),
+          ("expired server certificate", "esp32", "no-time-check"),
+          ("server certificate for another host", "esp32", "no-host-check"),
+          ("hang, no power cycle: the watchdog resets it", "esp32", "watchdog-never-bites"),
+          ("fails its health check", "stm32l0", "confirm-before-health"),
+          ("damaged primary slot: flipped byte", "stm32h7", "no-primary-validation"),
+          ("damaged running partition: flipped byte", "esp32", "skip-validate-on-power-on"),
+          ("otadata: the active copy has a bad CRC", "esp32", "otadata-crc-unchecked"),
+          ("power cut at a sector erase, over unrelated data", "esp32", "resume-no-erase"),
+          ("a bit lost on its way to flash", "stm32l0", "smp-match-always"),
+          ("a bit lost on its way to flash", "esp32", "verify-from-ram"),
+          ("hang, power cut before the reverted image confirms", "stm32h7", "revert-no-image-ok")]
+ONE_WAY = set(scenarios.one_way())
+EVERY = [p for p in PAIRINGS if p not in SAMPLE]
 
 
-def run_broken(request, side_labs, rig_pool, name: str, variant: str) -> None:  # noqa: F811
-    switch = scenarios.broken_by(name, variant)
-    kit = side_labs(f"broken-{switch}", {ENV: switch})
+def run_broken(request, side_labs, rig_pool, name: str, variant: str, switch: str) -> None:  # noqa: F811
+    kit = side_labs(f"broken-{switch}", enable(switch))
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
     report(request, verdict)
-    assert verdict.observed != verdict.expected, (
+    assert verdict.observed != verdict.expected or verdict.reasons, (
         f"a {variant} board broken with {switch} passed '{name}': {verdict.summary()}")
 
 
-@pytest.mark.parametrize("name,variant", SAMPLE, ids=[f"{v}-{n}" for n, v in SAMPLE])
-def test_a_broken_board_fails_the_scenario(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
-    run_broken(request, side_labs, rig_pool, name, variant)
+@pytest.mark.parametrize("name,variant,switch", SAMPLE, ids=[f"{v}-{n}-{d}" for n, v, d in SAMPLE])
+def test_a_broken_board_fails_the_scenario(request, rig_lab, side_labs, rig_pool, name, variant,  # noqa: F811
+                                           switch):
+    run_broken(request, side_labs, rig_pool, name, variant, switch)
 
 
 @pytest.mark.nightly
-@pytest.mark.parametrize("name,variant", EVERY, ids=[f"{v}-{n}" for n, v in EVERY])
-def test_every_scenario_fails_on_its_broken_board(request, rig_lab, side_labs, rig_pool, name,  # noqa: F811
-                                                  variant):
-    run_broken(request, side_labs, rig_pool, name, variant)
+@pytest.mark.parametrize("name,variant,switch", EVERY, ids=[f"{v}-{n}-{d}" for n, v, d in EVERY])
+def test_every_scenario_fails_on_its_broken_boards(request, rig_lab, side_labs, rig_pool, name,  # noqa: F811
+                                                   variant, switch):
+    run_broken(request, side_labs, rig_pool, name, variant, switch)

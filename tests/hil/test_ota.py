@@ -84,10 +84,30 @@ def test_sweep_over_http(request, ota_kit, board, name):  # noqa: F811
 
 
 @pytest.mark.nightly
-@pytest.mark.parametrize("name", scenarios.one_way())
+@pytest.mark.parametrize("name", SWEEP["big-sectors"])
+@pytest.mark.parametrize("variant", scenarios.BIG_SECTORS)
+def test_images_spanning_sectors(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
+    """Images larger than a sector, on the boards whose sectors hold a default image whole."""
+    kit = side_labs("big-sectors", {})
+    spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    verdict = kit.campaign(rig_pool.take(spec)).run(scenarios.by_name(name))
+    report(request, verdict)
+    assert verdict.ok, verdict.summary()
+
+
+# Downgrade refusal runs by default on every variant; the rest of what burns a floor is nightly.
+ONE_WAY_SAMPLE = ["downgraded image"]
+ONE_WAY = [pytest.param(name, marks=[] if name in ONE_WAY_SAMPLE else [pytest.mark.nightly])
+           for name in scenarios.one_way()]
+
+
+@pytest.mark.parametrize("name", ONE_WAY)
 @pytest.mark.parametrize("variant", ["esp32", "stm32h7", "stm32l0"])
 def test_one_way_scenarios_on_boards_set_aside(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
-    """Downgrade refusal burns the board's anti-rollback floor for good: never on the shared boards."""
+    """Downgrade refusal and a primary below the security counter burn the board's anti-rollback
+    floor for good: never on the shared boards, on a side lab of their own."""
+    if not scenarios.fits(name, variant):
+        pytest.skip(f"{name} does not apply to {variant}")
     kit = side_labs("set-aside", {})
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))

@@ -1,22 +1,23 @@
-"""Every OTA scenario names the broken board it must fail on, for every variant it fits.
+"""Every OTA scenario names the defects it must fail on, for every variant it fits.
 
-tests/hil/test_broken_models.py runs each scenario against the virtual board broken with
-rig.ota.scenarios.BROKEN_BY's fault switch (rig/sim/broken.py); a scenario added without one
-would go unchecked, so this fails first, without a lab.
+tests/hil/test_broken_models.py runs each scenario against the virtual boards broken with
+rig.ota.scenarios.BROKEN_BY's defects (rig/sim/broken.py); a scenario added without one would go
+unchecked, and a defect no scenario names would never be shown to be caught, so this fails first,
+without a lab.
 """
 
 from rig.ota import scenarios
-from rig.sim.broken import SWITCHES
-from tests.hil.test_broken_models import EVERY, SAMPLE
+from rig.sim.broken import CATALOGUE, SWITCHES, Kind
+from tests.hil.test_broken_models import EVERY, PAIRINGS, SAMPLE
 
 VARIANTS = ("esp32", "stm32h7", "stm32l0")
-PAIRINGS = [(name, variant) for name in scenarios.names() for variant in VARIANTS if scenarios.fits(name, variant)]
+FITS = [(name, variant) for name in scenarios.names() for variant in VARIANTS if scenarios.fits(name, variant)]
 
 
 def test_every_scenario_has_a_broken_board_for_each_variant_it_fits():
-    missing = [f"{name} on {variant}" for name, variant in PAIRINGS if scenarios.broken_by(name, variant) is None]
+    missing = [f"{name} on {variant}" for name, variant in FITS if not scenarios.breakers(name, variant)]
     assert not missing, f"no entry in rig.ota.scenarios.BROKEN_BY for: {'; '.join(missing)}"
-    unknown = {scenarios.broken_by(name, variant) for name, variant in PAIRINGS} - set(SWITCHES)
+    unknown = {switch for _, _, switch in PAIRINGS} - set(SWITCHES)
     assert not unknown, f"not switches of rig/sim/broken.py: {sorted(unknown)}"
 
 
@@ -24,6 +25,16 @@ def test_broken_by_names_only_scenarios_that_exist():
     assert set(scenarios.BROKEN_BY) <= set(scenarios.names())
 
 
-def test_the_broken_model_runs_cover_every_pairing_and_the_sample_every_switch():
+def test_every_defect_of_the_catalogue_is_named_by_a_scenario():
+    named = {switch for _, _, switch in PAIRINGS}
+    assert set(SWITCHES) <= named, f"no scenario names {sorted(set(SWITCHES) - named)}"
+
+
+def test_the_catalogue_has_25_documented_defects_of_a_known_kind():
+    assert len(CATALOGUE) >= 25 and len(set(SWITCHES)) == len(SWITCHES)
+    assert all(d.doc and isinstance(d.kind, Kind) and d.component for d in CATALOGUE)
+
+
+def test_the_broken_model_runs_cover_every_pairing():
     assert sorted(SAMPLE + EVERY) == sorted(PAIRINGS)
-    assert {scenarios.broken_by(name, variant) for name, variant in SAMPLE} == set(SWITCHES)
+    assert set(SAMPLE) <= set(PAIRINGS)

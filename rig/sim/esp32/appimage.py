@@ -50,8 +50,9 @@ def secure_version(flash: Flash, offset: int) -> int | None:
     return version if magic == APP_DESC_MAGIC else None
 
 
-def load(flash: Flash, offset: int, part_size: int, chip_rev: int, log) -> bytes | None:
-    """esp_image_load(ESP_IMAGE_LOAD) of the image at `offset` in a partition of `part_size`."""
+def load(flash: Flash, offset: int, part_size: int, chip_rev: int, log, verify: bool = True) -> bytes | None:
+    """esp_image_load(ESP_IMAGE_LOAD) of the image at `offset` in a partition of `part_size`;
+    verify=False is ESP_IMAGE_LOAD_NO_VALIDATE (headers and segments read, checksum and hash not)."""
     end = offset + part_size
 
     def read(addr: int, length: int) -> bytes | None:
@@ -108,13 +109,13 @@ def load(flash: Flash, offset: int, part_size: int, chip_rev: int, log) -> bytes
     if tail is None:
         log.error(TAG, f"Image length {padded} doesn't fit in partition length {part_size}")
         return None
-    if tail[-1] != checksum:
+    if verify and tail[-1] != checksum:
         log.error(TAG, f"Checksum failed. Calculated 0x{checksum:x} read 0x{tail[-1]:x}")
         return None
     length = padded
     if header[23] == 1:
         digest = read(offset + padded, HASH_LEN)
-        if digest is None or hashlib.sha256(flash.read(offset, padded)).digest() != digest:
+        if verify and (digest is None or hashlib.sha256(flash.read(offset, padded)).digest() != digest):
             log.error(TAG, "Image hash failed - image is corrupt")
             return None
         length += HASH_LEN

@@ -88,6 +88,16 @@ def rom_loads_second_stage(ctx) -> bool:
     return True
 
 
+def _crc_ok(entry: otadata.Entry) -> bool:
+    return entry.crc == otadata.crc(entry.seq) or broken("otadata-crc-unchecked")  # rig/sim/broken.py
+
+
+def _valid(entry: otadata.Entry) -> bool:
+    """bootloader_common_ota_select_valid: seq written, CRC right, state neither INVALID nor ABORTED."""
+    return (entry.seq != otadata.ERASED_SEQ and _crc_ok(entry)
+            and entry.state not in (otadata.State.INVALID, otadata.State.ABORTED))
+
+
 def _usage(entry: esp_partitions.Entry) -> str:
     if entry.type == esp_partitions.TYPE_APP and esp_partitions.SUBTYPE_OTA_0 <= entry.subtype < 0x20:
         return "OTA app"
@@ -153,6 +163,8 @@ class SecondStage:
 
     def _secure_version_ok(self, slot: int) -> bool:
         version = appimage.secure_version(self.flash, self.slots[slot].offset)
+        if broken("esp-no-anti-rollback"):  # test-only fault switch (rig/sim/broken.py)
+            return version is not None
         return version is not None and version >= self.efuses.secure_version()
 
     def _select(self) -> tuple[int, bool]:
@@ -165,11 +177,11 @@ class SecondStage:
         self.log.info(TAG, "Enabled a check secure version of app for anti rollback")
         self.log.info(TAG, f"Secure version (from eFuse) = {self.efuses.secure_version()}")
         apps = len(self.slots)
-        if all(e.seq == otadata.ERASED_SEQ or e.crc != otadata.crc(e.seq) for e in state.entries):
+        if all(e.seq == otadata.ERASED_SEQ or not _crc_ok(e) for e in state.entries):
             self.log.info(TAG, "otadata[0..1] in initial state")
             return -1, True
         candidates = [i for i, e in enumerate(state.entries)
-                      if e.valid and self._secure_version_ok((e.seq - 1) % apps)]
+                      if _valid(e) and self._secure_version_ok((e.seq - 1) % apps)]
         if not candidates:
             self.log.error(TAG, "ota data partition invalid and no factory, will try all partitions")
             return -1, False
@@ -186,11 +198,15 @@ class SecondStage:
     # -- loading (bootloader_utility_load_boot_image)
     def _load(self, start: int, fresh: bool) -> BootedImage | None:
         order = list(range(start, -1, -1)) + list(range(start + 1, len(self.slots)))
+        if start >= 0 and broken("no-fallback"):  # test-only fault switch (rig/sim/broken.py)
+            order = [start]
+        # CONFIG_BOOTLOADER_SKIP_VALIDATE_ON_POWER_ON skips the check after a power-on reset only.
+        verify = not (self.ctx.reset_cause == "power-on" and broken("skip-validate-on-power-on"))
         for slot in order:
             part = self.slots[slot]
             image = None
             if self._secure_version_ok(slot):
-                image = appimage.load(self.flash, part.offset, part.size, CHIP_REV, self.log)
+                image = appimage.load(self.flash, part.offset, part.size, CHIP_REV, self.log, verify)
             if image is not None and self.efuses.secure_boot_v2() and not self._signature_ok(part, image):
                 image = None
             if image is None:

@@ -40,6 +40,7 @@ VERIFY_INFO = {
     64: "The certificate Common Name (CN) does not match with the expected CN",
 }
 NOT_TRUSTED = "The certificate is not correctly signed by the trusted CA"
+COMPLETE_LENGTH = re.compile(rb"bytes \*/(\d+)")
 
 
 class LinkLost(RigError):
@@ -107,6 +108,13 @@ class Download:
             return
         status, fields = head
         if status == 416:
+            # RFC 9110 15.5.17: the reply names the file's length (`Content-Range: bytes */N`). A
+            # resume that starts at exactly N had every byte before the power went: nothing to fetch.
+            whole = COMPLETE_LENGTH.match(fields.get(b"content-range", b""))
+            if whole is not None and int(whole[1]) == start:
+                self.total, self._left = start, 0
+                self.close()
+                return
             raise RigError(f"ota: the server has no byte {start} of the artefact (HTTP 416)")
         if status not in (200, 206):
             raise RigError(f"ota: the server answered HTTP {status}")

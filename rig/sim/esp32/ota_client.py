@@ -137,6 +137,8 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
         ctx.log(f"rig: ota begin slot={target} kind={'delta' if kind == DELTA else 'full'} "
                 f"size={source.total} resume={resume} via={source.scheme}")
         writer = _SlotWriter(ctx, log, part.offset, part.size, url_crc, target, kind)
+        # Test-only fault switch (rig/sim/broken.py): the first sector after a resume is not erased.
+        writer.erased_before = resume if resume and broken("resume-no-erase") else None
         if kind == FULL:
             size = writer.full(source, head, resume)
         else:
@@ -144,6 +146,10 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
     finally:
         source.close()
     image = ctx.flash.read(part.offset, size)
+    if broken("verify-from-ram"):  # test-only fault switch (rig/sim/broken.py): what arrived, not what flash holds
+        image = writer.received(image)
+    if broken("set-boot-before-verify"):  # test-only fault switch (rig/sim/broken.py)
+        _set_boot(ctx, target)
     app = _check(ctx, image)
     _set_boot(ctx, target)
     log.clear()
@@ -155,13 +161,25 @@ class _SlotWriter:
         self._ctx, self._log = ctx, log
         self._offset, self._size = offset, size
         self._record = (url_crc, slot, kind)
+        self.erased_before: int | None = None  # the broken client's sector it takes for erased
+        self._ram: dict[int, bytes] = {}  # the broken client's copy of what it received
+
+    def received(self, image: bytes) -> bytes:
+        """`image` (read back) with the bytes this boot received laid over it."""
+        out = bytearray(image)
+        for at, data in self._ram.items():
+            out[at : at + len(data)] = data[: max(0, len(out) - at)]
+        return bytes(out)
 
     def page(self, at: int, data: bytes) -> None:
         """Program one sector of the slot (erase, write) and record it done."""
         if at + len(data) > self._size:
             raise RigError(f"ota: the image does not fit the {self._size}-byte slot")
+        if broken("verify-from-ram"):
+            self._ram[at] = data
         _powered(self._ctx)
-        self._ctx.flash.erase(self._offset + at, PAGE)
+        if at != self.erased_before:
+            self._ctx.flash.erase(self._offset + at, PAGE)
         _powered(self._ctx)
         self._ctx.flash.write(self._offset + at, data + b"\xff" * (-len(data) % 4))
         url_crc, slot, kind = self._record
@@ -209,7 +227,7 @@ def _check(ctx: BoardContext, image: bytes) -> esp_app.EspApp:
             raise RigError(f"ota: {exc}") from None
         return esp_app.EspApp("unknown", "", 0, "", 0, 0, len(image), None)
     floor = Efuses(ctx.state_dir, ctx.board_id).secure_version()
-    if app.secure_version < floor and not broken("no-image-check"):
+    if app.secure_version < floor and not broken("no-image-check") and not broken("client-no-anti-rollback"):
         raise RigError(f"ota: secure_version {app.secure_version} is below the eFuse's {floor} (anti-rollback)")
     return app
 

@@ -123,7 +123,8 @@ class ImageGroup:
         elif (slot := self._slots.find_by_hash(digest)) is None:
             raise img_error(ImgErr.HASH_NOT_FOUND)
         assert slot is not None
-        self._slots.set_next(slot, confirm)
+        # Test-only fault switch (rig/sim/broken.py): a test request made permanent.
+        self._slots.set_next(slot, confirm or (bool(digest) and broken("smp-test-is-permanent")))
         return self.state_read(b"")
 
     # -- upload
@@ -209,7 +210,8 @@ class ImageGroup:
         up.off += len(data)
         reply = {"off": up.off}
         if last:
-            reply["match"] = self._slot_sha(up) == up.sha
+            # Test-only fault switch (rig/sim/broken.py): the image check always passes.
+            reply["match"] = self._slot_sha(up) == up.sha or broken("smp-match-always")
             self._reset_upload()
         return reply
 

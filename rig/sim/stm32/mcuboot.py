@@ -55,6 +55,7 @@ class _Status:
 class _Slot:
     def __init__(self, ctx: BoardContext, name: str):
         part = ctx.layout.part(name)
+        self.name = name
         self.flash, self.offset, self.size = ctx.flash, part.offset, part.size
         self.sector = ctx.layout.geometry.sector_size
         self.sectors = part.size // self.sector
@@ -169,8 +170,11 @@ def _upgrade(ctx: BoardContext, pri: _Slot, sec: _Slot, loader: vmcuboot.Bootloa
 def _valid(ctx: BoardContext, slot: _Slot, loader: vmcuboot.Bootloader, floor: int | None):
     """boot_validate_slot: the image if it verifies against the bootloader's keys, else None."""
     try:
-        if broken("no-signature-check"):  # test-only fault switch (rig/sim/broken.py)
+        # Test-only fault switches (rig/sim/broken.py): no validation at all, or none of the primary.
+        if broken("no-signature-check") or (slot.name == "slot0" and broken("no-primary-validation")):
             return image.parse(slot.read(0, slot.trailer.max_image_size))
+        if broken("no-security-counter"):
+            floor = None
         # A stored floor of 0 means the counter was never raised: images without SEC_CNT still boot.
         return image.verify(slot.read(0, slot.trailer.max_image_size), list(loader.keys),
                             min_security_counter=floor or None, slot_size=slot.trailer.max_image_size)
@@ -182,7 +186,12 @@ def _finish_swap(pri: _Slot, kind: SwapType) -> None:
     # boot_perform_update / boot_complete_partial_swap: image_ok for perm and revert (so a revert
     # is not reverted again), copy_done for every upgrade.
     state = pri.state()
-    if kind in (SwapType.PERM, SwapType.REVERT) and state.image_ok is Flag.UNSET:
+    sets_image_ok = {SwapType.PERM, SwapType.REVERT}
+    if broken("revert-no-image-ok"):  # test-only fault switches (rig/sim/broken.py)
+        sets_image_ok.discard(SwapType.REVERT)
+    if broken("image-ok-on-test"):
+        sets_image_ok.add(SwapType.TEST)
+    if kind in sets_image_ok and state.image_ok is Flag.UNSET:
         pri.write(*pri.trailer.write_image_ok())
     if kind in (SwapType.TEST, SwapType.PERM, SwapType.REVERT) and pri.state().copy_done is Flag.UNSET:
         pri.write(*pri.trailer.write_copy_done())
@@ -193,6 +202,8 @@ def _swap_run(ctx: BoardContext, pri: _Slot, sec: _Slot, bs: _Status) -> bool:
     ctx.log("I: Starting swap using move algorithm.")
     sz = pri.sector
     last_idx = max(1, -(-bs.swap_size // sz))
+    if broken("swap-size-rounded-down"):  # test-only fault switch (rig/sim/broken.py)
+        last_idx = max(1, bs.swap_size // sz)
     fresh = bs.is_reset
     if fresh:
         first_trailer_idx = pri.sectors - 1 - (-(-pri.trailer.size // sz) - 1)
@@ -241,6 +252,8 @@ def _copy(src: _Slot, dst: _Slot, src_off: int, dst_off: int, n: int) -> None:
 
 
 def _write_status(pri: _Slot, bs: _Status) -> None:
+    if broken("swap-status-not-written"):  # test-only fault switch (rig/sim/broken.py)
+        return
     pri.write(*pri.trailer.write_status(bs.op, bs.idx, bs.state))
 
 
