@@ -298,6 +298,8 @@ class Campaign:
                 with self._step(v, "prefill") as step:
                     step.detail = damages.prefill(self.d, self.target.layout, self._region("staging"),
                                                   len(artefact))
+                    # The flasher left the board reset or halted: the update starts from a running app.
+                    step.detail += f"; then booted {self._boot_to_app(v, boots)}"
             with self._step(v, "deliver and settle" if s.repeat == 1 else f"update {i + 1} to {s.version}") as step:
                 mark = len(boots)
                 fired = self._deliver(v, s, artefact, boots)
@@ -467,8 +469,10 @@ class Campaign:
                 self._power_cut()
                 raise PowerCutDuringUpload(done)
 
+        # Only a trigger on delivered bytes follows the progress; a line trigger waits for its line.
+        counts = trigger is not None and trigger.spec.watch in ("bytes", "upload")
         plan = Plan(list(s.link_faults), name=re.sub(r"[^a-z0-9]+", "-", s.name.lower()) + ".bin",
-                    on_progress=progress if trigger else None, link=s.link, tls=s.tls)
+                    on_progress=progress if counts else None, link=s.link, tls=s.tls)
         plan.total = len(artefact)
         relay_cycles = self._relay_cycles()
         if trigger:

@@ -230,7 +230,8 @@ def _fixup_revert(pri: _Slot, sec: _Slot, bs: _Status) -> None:
     if sec.state().magic is Magic.UNSET:
         t = sec.trailer
         sec.erase_trailer()
-        sec.write(*t.write_image_ok())
+        if not broken("revert-no-image-ok"):  # test-only fault switch (rig/sim/broken.py)
+            sec.write(*t.write_image_ok())  # swap_status_init copies it into the primary's trailer
         sec.write(*t.write_swap_size(bs.swap_size))
         sec.write(*t.write_magic())
 
