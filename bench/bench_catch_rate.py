@@ -8,9 +8,11 @@ default profile is what CI runs (the default sample, and the downgrade on boards
 nightly profile adds the sweeps and everything else. Scenarios that BROKEN_BY names for the defect
 run first, so a caught defect usually costs one or two runs; a survivor costs the whole profile.
 
-Prints per defect the scenario and board that killed it (or "survived"), then killed/total and the
-rate for each profile. Goal (issue 16): nightly 100 %, default >= 90 %. Not part of CI: a full run
-takes tens of minutes on two cores. RIG_CATCH_RATE_ONLY=switch,switch limits the run to those
+Prints per defect the scenario and board that killed it (or "survived") and what that run observed,
+then killed/total and the rate for each profile. Each killing scenario then runs once more on a
+faithful lab (the control): a kill whose scenario also fails there proves nothing and is not
+counted. Goal (issue 16): nightly 100 %, default >= 90 %. Not part of CI: a full run takes tens
+of minutes on two cores. RIG_CATCH_RATE_ONLY=switch,switch limits the run to those
 defects (a partial table, for working on one).
 """
 
@@ -37,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 GOALS = {"default": 0.90, "nightly": 1.0}
 ONE_WAY_DEFAULT = ("downgraded image",)  # burns a floor: the default run has it on boards set aside
 PORT_RANGE = range(24000, 32000, 10)  # below the ephemeral range (tests/free_ports.py says why)
+Run = tuple[str, str]  # (scenario, variant)
 
 
 def _ports() -> int:
@@ -85,12 +88,43 @@ def plan(defect: Defect, variants: list[str], nightly: bool) -> list[tuple[str, 
     return sorted(runs, key=lambda r: (defect.switch not in scenarios.breakers(*r), r[0] in scenarios.one_way()))
 
 
-def hunt(defect: Defect, folder: Path) -> dict[str, str | None]:
-    """The killing run per profile ("scenario on variant"), None when the defect survived it."""
+def control(runs: set[Run], folder: Path) -> dict[Run, str]:
+    """Each killing (scenario, variant) once more on a faithful lab: a kill counts only if the
+    scenario passes there (else it failed for another reason: the lab, the load, the scenario).
+    Returns the runs that did not pass, with what they observed."""
+    rack = _rack(folder, "control")
+    _rig({}, "lab", "up", "--rack", rack, "--state", folder / "state-control")
+    failed = {}
+    try:
+        boards = {b.variant: b for b in load_rack(rack).boards}
+        pool = BoardPool("catch-rate-control", lease_timeout=60)
+        with CampaignKit(rack, folder / "work-control") as kit:
+            # One-way runs last: they raise the board's floor for good.
+            for name, variant in sorted(runs, key=lambda r: (r[0] in scenarios.one_way(), r)):
+                try:
+                    verdict = kit.campaign(pool.take(boards[variant]), allow_otp_burn=True).run(
+                        scenarios.by_name(name))
+                    if not verdict.ok:
+                        failed[(name, variant)] = verdict.summary()
+                except RigError as exc:
+                    failed[(name, variant)] = f"error: {exc}"
+        pool.release()
+    finally:
+        _rig({}, "lab", "down", "--rack", rack)
+    return failed
+
+
+def _say(run: Run | None) -> str:
+    return f"{run[0]} on {run[1]}" if run else "survived"
+
+
+def hunt(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | None]:
+    """The killing run per profile (scenario, variant), None when the defect survived it;
+    why[defect] is what the killing run observed."""
     rack = _rack(folder, defect.switch)
     env = enable(defect.switch)
     _rig(env, "lab", "up", "--rack", rack, "--state", folder / f"state-{defect.switch}")
-    found: dict[str, str | None] = {"default": None, "nightly": None}
+    found: dict[str, Run | None] = {"default": None, "nightly": None}
     try:
         boards = {b.variant: b for b in load_rack(rack).boards}
         pool = BoardPool(f"catch-rate-{defect.switch}", lease_timeout=60)
@@ -105,10 +139,12 @@ def hunt(defect: Defect, folder: Path) -> dict[str, str | None]:
                         verdict = kit.campaign(pool.take(boards[variant]), allow_otp_burn=True).run(
                             scenarios.by_name(name))
                         killed = not verdict.ok
+                        seen = f"observed {verdict.observed}" + "".join(f"; {r}" for r in verdict.reasons)
                     except RigError as exc:  # the run could not finish: the suite reports an error
-                        killed, verdict = True, exc
+                        killed, seen = True, f"error: {exc}"
                     if killed:
-                        found[profile] = f"{name} on {variant}"
+                        found[profile] = (name, variant)
+                        why[defect.switch] = seen
                         break
                 if found[profile]:
                     if profile == "default":
@@ -130,19 +166,33 @@ def main() -> None:
     killed = {"default": 0, "nightly": 0}
     start = time.monotonic()
     survivors: dict[str, list[str]] = {"default": [], "nightly": []}
+    why: dict[str, str] = {}
+    results: dict[str, dict[str, Run | None]] = {}
     with tempfile.TemporaryDirectory(prefix="catch-rate-") as tmp:
         for defect in catalogue:
-            found = hunt(defect, Path(tmp))
+            found = hunt(defect, Path(tmp), why)
             for profile, run in found.items():
                 if run:
                     killed[profile] += 1
                 else:
                     survivors[profile].append(defect.switch)
-            table.add_row(defect.switch, defect.kind.value, defect.component, found["default"] or "survived",
-                          found["nightly"] if found["default"] is None else "(default)")
-            console.print(f"{defect.switch}: default {found['default'] or 'survived'}; "
-                          f"nightly {found['nightly'] or 'survived'}")
+            results[defect.switch] = found
+            console.print(f"{defect.switch}: default {_say(found['default'])}; nightly {_say(found['nightly'])}; "
+                          f"{why.get(defect.switch, '')}", soft_wrap=True)
+        killers = {run for found in results.values() for run in found.values() if run}
+        unconfirmed = control(killers, Path(tmp))
+    for defect in catalogue:
+        found = results[defect.switch]
+        for profile, run in found.items():
+            if run and run in unconfirmed:
+                found[profile] = None  # the scenario fails on a faithful board too: no proof
+                killed[profile] -= 1
+                survivors[profile].append(f"{defect.switch} (its killer {_say(run)} also failed on a faithful board)")
+        table.add_row(defect.switch, defect.kind.value, defect.component, _say(found["default"]),
+                      _say(found["nightly"]) if found["default"] is None else "(default)")
     console.print(table)
+    for (name, variant), summary in sorted(unconfirmed.items()):
+        console.print(f"control: {name} on {variant} failed on a faithful board: {summary}", soft_wrap=True)
     total = len(catalogue)
     for profile in ("default", "nightly"):
         rate = killed[profile] / total if total else 0.0
