@@ -159,7 +159,7 @@ def hunt(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | N
 def main() -> None:
     only = [s for s in os.environ.get("RIG_CATCH_RATE_ONLY", "").split(",") if s]
     catalogue = [d for d in CATALOGUE if not only or d.switch in only]
-    console = Console()
+    console = Console(width=160)  # the table reads in a log file too
     table = Table(title="defects and the scenario that caught each (default profile, else nightly)")
     for column in ("defect", "kind", "component", "default", "nightly"):
         table.add_column(column)
