@@ -102,7 +102,7 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
               cut=TriggerSpec("line", pattern=REVERTED_BOOT)), MCUBOOT, True),
     (Scenario("crash on boot, then a second update", "rolled back", fault="crash-on-boot", second_update=True),
      ALL, False),
-    (Scenario("full image spanning two sectors", "updated", code_size=TWO_SECTOR_CODE), BIG_SECTORS, False),
+    (Scenario("full image spanning two sectors", "updated", code_size=TWO_SECTOR_CODE), BIG_SECTORS, True),
     (Scenario("power cut during the swap of a two-sector image", "updated", code_size=TWO_SECTOR_CODE,
               cut_at_op=200), BIG_SECTORS, False),
     (Scenario("hang, two-sector image rolled back", "rolled back", fault="hang", code_size=TWO_SECTOR_CODE),

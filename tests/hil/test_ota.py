@@ -83,11 +83,15 @@ def test_sweep_over_http(request, ota_kit, board, name):  # noqa: F811
     run(request, ota_kit, board, name)
 
 
-@pytest.mark.nightly
-@pytest.mark.parametrize("name", SWEEP["big-sectors"])
+BIG = [pytest.param(n, marks=[]) for n in SAMPLE["big-sectors"]] + [
+    pytest.param(n, marks=[pytest.mark.nightly]) for n in SWEEP["big-sectors"]]
+
+
+@pytest.mark.parametrize("name", BIG)
 @pytest.mark.parametrize("variant", scenarios.BIG_SECTORS)
 def test_images_spanning_sectors(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
-    """Images larger than a sector, on the boards whose sectors hold a default image whole."""
+    """Images larger than a sector, on the boards whose sectors hold a default image whole (on a
+    side lab: the shared rack's boards are chosen by tag, and no tag says "large sectors")."""
     kit = side_labs("big-sectors", {})
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
     verdict = kit.campaign(rig_pool.take(spec)).run(scenarios.by_name(name))
