@@ -102,6 +102,10 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
               cut=TriggerSpec("line", pattern=REVERTED_BOOT)), MCUBOOT, True),
     (Scenario("crash on boot, then a second update", "rolled back", fault="crash-on-boot", second_update=True),
      ALL, False),
+    # A cut after the move, while sectors are exchanged (an H7 image of one sector: the move is ~135
+    # operations), then a revert that must bring back the old image the swap had moved.
+    (Scenario("crash on boot, power cut in the swap's exchange phase", "rolled back", fault="crash-on-boot",
+              cut_at_op=160), BIG_SECTORS, True),
     (Scenario("full image spanning two sectors", "updated", code_size=TWO_SECTOR_CODE), BIG_SECTORS, True),
     (Scenario("power cut during the swap of a two-sector image", "updated", code_size=TWO_SECTOR_CODE,
               cut_at_op=200), BIG_SECTORS, False),
@@ -185,8 +189,8 @@ _SWAP_RECORDED_FROM = {"stm32h7": 5, "stm32l0": 62}  # a cut at this flash opera
 
 
 def _swap_cut_broken_by(op: int) -> dict[str, tuple[str, ...]]:
-    return {v: ("revert-resumed-swap", "swap-status-not-written") if op >= _SWAP_RECORDED_FROM[v]
-            else ("request-erased-first",) for v in MCUBOOT}
+    return {v: ("revert-resumed-swap",) if op >= _SWAP_RECORDED_FROM[v] else ("request-erased-first",)
+            for v in MCUBOOT}
 
 
 def _download_cut_broken_by(percent: int) -> dict[str, tuple[str, ...]]:
@@ -239,6 +243,9 @@ BROKEN_BY: dict[str, dict[str, tuple[str, ...]]] = {
     "a bit lost on its way to flash": {"mcuboot": ("smp-match-always",), "http": ("verify-from-ram",)},
     "hang, power cut before the reverted image confirms": {"mcuboot": ("revert-no-image-ok",)},
     "crash on boot, then a second update": _both("no-revert"),
+    # A swap restarted without its status redoes the move over the half-exchanged primary: the new
+    # image still ends in slot0, but the old one the revert needs is gone.
+    "crash on boot, power cut in the swap's exchange phase": {"mcuboot": ("swap-status-not-written",)},
     "full image spanning two sectors": {"mcuboot": ("swap-size-rounded-down",)},
     "power cut during the swap of a two-sector image": {"mcuboot": ("swap-size-rounded-down",)},
     "hang, two-sector image rolled back": {"mcuboot": ("swap-size-rounded-down",)},

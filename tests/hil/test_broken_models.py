@@ -43,7 +43,8 @@ SAMPLE = [("wrongly signed image", "stm32h7", "no-signature-check"), ("crash on 
           ("a bit lost on its way to flash", "stm32l0", "smp-match-always"),
           ("a bit lost on its way to flash", "esp32", "verify-from-ram"),
           ("hang, power cut before the reverted image confirms", "stm32h7", "revert-no-image-ok"),
-          ("full image spanning two sectors", "stm32h7", "swap-size-rounded-down")]
+          ("full image spanning two sectors", "stm32h7", "swap-size-rounded-down"),
+          ("crash on boot, power cut in the swap's exchange phase", "stm32h7", "swap-status-not-written")]
 ONE_WAY = set(scenarios.one_way())
 EVERY = [p for p in PAIRINGS if p not in SAMPLE]
 
