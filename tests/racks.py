@@ -8,9 +8,9 @@ Who listens where (power switch first, consoles after it; below 32768, outside t
 labs of one test run may be up at the same time, so the ranges must not overlap):
 
     22100-22103  targets/virtual-rack.yaml (the shared lab; the HIL suite and the demo)
-    22400-22699  HIL side labs of the shared rack: +300, +100 per xdist worker, +10 per side lab
+    22400-22699  HIL side labs of the shared rack: +300, +100 per xdist worker, +4 per side lab
     22600-22603  tests/ota/test_hil_campaigns.py's copy of the rack (only while the HIL suite is not up)
-    22900-23199  that copy's side labs (+300, +100 per worker, +10 per side lab)
+    22900-23199  that copy's side labs (+300, +100 per worker, +4 per side lab)
     23600-23649  tests/provision/esp32_lab.py (+10 per worker)
     23700-23749  tests/provision/stm32_lab.py (+10 per worker)
     23800-23849  tests/provision/station_lab.py (+10 per worker)

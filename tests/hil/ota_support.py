@@ -17,7 +17,8 @@ from rig.pytest_plugin import rack_path
 from tests.racks import rack_copy
 
 SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port
-PORTS_PER_WORKER = 100  # each pytest-xdist worker starts its own side labs, ten ports each
+PORTS_PER_WORKER = 100  # each pytest-xdist worker starts its own side labs, four ports each
+PORTS_PER_LAB = 4  # a power switch and three consoles: 25 side labs per worker (one per defect, at most)
 _SIDE_KITS: dict[str, CampaignKit] = {}
 
 
@@ -48,7 +49,8 @@ def side_labs(request, tmp_path_factory):
     def lab(name: str, env: dict[str, str]) -> CampaignKit:
         if name not in kits:
             source = rack_path(request.config)
-            rack = rack_copy(source, f"{name}-{worker}", first_port(source) + ports + 10 * len(kits), folder)
+            rack = rack_copy(source, f"{name}-{worker}", first_port(source) + ports + PORTS_PER_LAB * len(kits),
+                             folder)
             up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
                                  str(folder / f"state-{name}")], env=dict(os.environ, **env),
                                 capture_output=True, text=True)
