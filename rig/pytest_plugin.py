@@ -323,9 +323,10 @@ def _rig(*args) -> subprocess.CompletedProcess:
 
 def _ensure_lab(rack: str) -> None:
     from rig.lab import leases
+    from rig.sim.registry import lab_name
 
     # Workers race to start the lab; the first starts it, the others find it running.
-    with leases.acquire(f"lab-start-{Path(rack).resolve().stem}", timeout=120, holder="pytest lab start"):
+    with leases.acquire(f"lab-start-{lab_name(rack)}", timeout=120, holder="pytest lab start"):
         status = _rig("lab", "status", "--json", "--rack", rack)
         if status.returncode == 0 and json.loads(status.stdout)["running"]:
             return

@@ -1,4 +1,4 @@
-"""`rig lab up|down|reset|status`: run the virtual rack of a targets file in the background."""
+"""`rig lab up|down|reset|status|url`: run the virtual rack of a targets file in the background."""
 
 import contextlib
 import json
@@ -38,8 +38,15 @@ NetworkPowerPort URL; SWD for pyocd on the STM32 boards. Flash lives in files in
 so `down` then `up` is a power cycle, never a wipe; `reset` fits factory-fresh boards.
 
 \b
+A port given as 0 is the lab's to choose (the one of its last run if free, else any free port);
+every rig verb and the pytest plugin then read the rack as the lab bound it, and `rig lab url`
+prints an address for other tools. A lab is named after its rack's path: two checkouts' racks
+of the same name are two labs.
+
+\b
   rig lab up --rack targets/virtual-rack.yaml
   rig lab status --rack targets/virtual-rack.yaml
+  esptool --port $(rig lab url --board esp32-1) flash-id
   rig lab down --rack targets/virtual-rack.yaml
 """
 
@@ -146,7 +153,8 @@ def status(rack, as_json):
     """Show whether the lab is up and, per board, power, console URL, pty path and probe.
 
     \b
-    --json prints {"lab", "running", "pid", "control", "timing", "stm32_core", "boards": [{"id", "variant",
+    --json prints {"lab", "running", "pid", "control", "timing", "stm32_core", "resolved_rack" (the rack
+    as the lab bound it: a labgrid environment file with the real ports), "boards": [{"id", "variant",
     "console" (rfc2217:// URL), "pty", "power" ("on"/"off"), "outlet" (its simplerest URL),
     "probe", "target", "swd", "flash_ops", "power_cycles", "charged_seconds"}]};
     charged_seconds: the time the timing model made the board wait so far, per kind (erase,
@@ -162,7 +170,8 @@ def status(rack, as_json):
         if entry:
             doc |= {"pid": entry["pid"], "state": entry.get("state"),
                     "control": _url(entry["control"]), "timing": entry.get("timing", "none"),
-                    "stm32_core": entry.get("stm32_core", "model")}
+                    "stm32_core": entry.get("stm32_core", "model"),
+                    "resolved_rack": str(registry.resolved_path(name))}
         click.echo(json.dumps(doc, indent=2))
         return
     if entry is None:
@@ -171,6 +180,42 @@ def status(rack, as_json):
     out.print(f"lab {name} up (pid {entry['pid']}), timing {entry.get('timing', 'none')}, "
               f"stm32 core {entry.get('stm32_core', 'model')}, state in {entry.get('state')}")
     _print_table(name, entry, rack_path)
+
+
+URL_KINDS = {"console": "console", "pty": "pty", "power": "outlet", "swd": "swd", "control": None}  # -> row key
+
+
+@lab.command()
+@rack_option
+@click.option("--board", "board_id", metavar="ID", default=None,
+              help="The board (needed for all but --what control).")
+@click.option("--what", type=click.Choice(list(URL_KINDS)), default="console", show_default=True,
+              help="console: its rfc2217:// URL; pty: its /dev/pts path; power: its outlet's simplerest URL; "
+                   "swd: the probe server's host:port; control: the lab's control endpoint.")
+def url(rack, board_id, what):
+    """Print one address of the running lab, for tools that take one (esptool --port, pyserial, curl).
+
+    \b
+      esptool --port $(rig lab url --board esp32-1) flash-id
+      curl $(rig lab url --board stm32h7-1 --what power)
+    """
+    rack_path, name = _identify(rack)
+    entry = registry.read(name)
+    if entry is None:
+        raise RigError(f"lab {name} is not up; start it with `rig lab up --rack {rack}`")
+    _check_same_rack(entry, rack_path, name)
+    if what == "control":
+        click.echo(_url(entry["control"]))
+        return
+    if board_id is None:
+        raise RigError(f"--what {what} needs --board ID (boards: {', '.join(entry['boards'])})")
+    row = next((r for r in _rows(entry, rack_path, live=False) if r["id"] == board_id), None)
+    if row is None:
+        raise RigError(f"lab {name} serves no board {board_id!r} (boards: {', '.join(entry['boards'])})")
+    address = row[URL_KINDS[what]]
+    if address is None:
+        raise RigError(f"board {board_id} has no {what} in lab {name}")
+    click.echo(address)
 
 
 def _stop(entry: dict, name: str) -> None:
@@ -189,7 +234,7 @@ def _stop(entry: dict, name: str) -> None:
 
 
 def _identify(rack) -> tuple[Path, str]:
-    """The rack file's absolute path and the lab's name: the file's stem (or the folder's name)."""
+    """The rack file's absolute path and the lab's name (rig.sim.registry.lab_name)."""
     return Path(rack).resolve(), registry.lab_name(rack)
 
 
@@ -226,18 +271,14 @@ def _url(endpoint: dict) -> str:
     return f"http://{endpoint['host']}:{endpoint['port']}"
 
 
-def _rows(entry: dict, rack_path: Path) -> list[dict]:
-    rack = {b.id: b for b in load_rack(rack_path).boards}
-    try:
-        with urllib.request.urlopen(_url(entry["control"]) + "/boards", timeout=5) as reply:
-            live = json.load(reply)
-    except OSError as exc:
-        raise RigError(f"the lab's control endpoint {_url(entry['control'])} does not answer ({exc}); "
-                       "restart the lab with `rig lab down` and `rig lab up`") from exc
+def _rows(entry: dict, rack_path: Path, live: bool = True) -> list[dict]:
+    """Per board its addresses and, if `live`, its counters from the control endpoint."""
+    rack = {b.id: b for b in registry.load_live_rack(rack_path).boards}
+    boards = _counters(entry) if live else {}
     rows = []
     for board_id, b in entry["boards"].items():
         console, swd = b["console"], b.get("swd")
-        counters = live.get(board_id, {})
+        counters = boards.get(board_id, {})
         rows.append({
             "id": board_id,
             "variant": b["variant"],
@@ -253,6 +294,15 @@ def _rows(entry: dict, rack_path: Path) -> list[dict]:
             "charged_seconds": counters.get("charged"),
         })
     return rows
+
+
+def _counters(entry: dict) -> dict:
+    try:
+        with urllib.request.urlopen(_url(entry["control"]) + "/boards", timeout=5) as reply:
+            return json.load(reply)
+    except OSError as exc:
+        raise RigError(f"the lab's control endpoint {_url(entry['control'])} does not answer ({exc}); "
+                       "restart the lab with `rig lab down` and `rig lab up`") from exc
 
 
 def _outlet_url(board) -> str | None:

@@ -23,6 +23,7 @@ from rig.drivers.swd import PyOCDDriver
 from rig.errors import RigError
 from rig.lab.inventory import Board
 from rig.lab.resources import POWER_PORTS
+from rig.sim import registry  # the running labs' files; no live sim object is touched
 from rig.variants import VIRTUAL_POWER_OFF_S, Delivery, Flasher
 
 
@@ -148,22 +149,28 @@ class BoardDrivers:
 
 
 @cache
-def _environment(path: str) -> Environment:
+def _environment(path: str, mtime_ns: int) -> Environment:
+    # By modification time too: a restarted lab rewrites its resolved rack with the ports it bound.
     return Environment(path)
 
 
 def open_board(board: Board, coordinator=None) -> BoardDrivers:
-    """The labgrid target of `board` with rig's drivers bound (none active yet).
+    """The labgrid target of `board` with rig's drivers bound (none active yet); a virtual board on the
+    ports its running lab bound (rig.sim.registry.live_board).
 
     A remote board (a place on a labgrid coordinator, rig.lab.coordinator) needs the coordinator
     client that acquired its place: its resources are the ones the place's exporter publishes.
     """
+    board = registry.live_board(board)
     if "RemotePlace" in board.resources:
         if coordinator is None:
             raise RigError(f"board {board.id} is a place on a labgrid coordinator; pass --rig-coordinator "
                            "HOST:PORT (the place is reserved and acquired there)")
         return open_remote(board, coordinator)
-    target = _environment(str(board.source)).get_target(board.id)
+    if board.resources.get("NetworkSerialPort", {}).get("port") == 0:
+        raise RigError(f"board {board.id}: {board.source} leaves its ports to the lab, and no lab of it is up; "
+                       f"start it with `rig lab up --rack {board.source}`")
+    target = _environment(str(board.source), board.source.stat().st_mtime_ns).get_target(board.id)
     if target is None:
         raise RigError(f"{board.source}: labgrid finds no target {board.id!r}")
     return bind(target, board)

@@ -16,6 +16,7 @@ from rig.drivers.board import BoardDrivers, open_board
 from rig.lab import leases
 from rig.lab.coordinator import DEFAULT_EXPIRY_S, Coordinator, remote_place
 from rig.lab.inventory import Board
+from rig.sim import registry
 
 
 @dataclass
@@ -46,6 +47,7 @@ class BoardPool:
 
     def take(self, board: Board) -> BoardDrivers:
         """The board's drivers, with its lease held by this process (waits for other holders)."""
+        board = registry.live_board(board)  # a virtual board is leased by the console its lab bound
         newly_leased = self.held != board.id
         if newly_leased:
             self.release()

@@ -307,7 +307,8 @@ def _check_shared(board: Board, outlets: dict, consoles: dict, problems: list[st
                                 "each board needs its own outlet")
             else:
                 outlets[key] = board.id
-    if board.console != "remote place" and not board.console.startswith("udev"):
+    # Port 0 is the lab's to choose (rig.sim.daemon): every such console gets a port of its own.
+    if board.console != "remote place" and not board.console.startswith("udev") and not board.console.endswith(":0"):
         if board.console in consoles:
             problems.append(f"{where}: console: {board.console} already used by board {consoles[board.console]}")
         else:

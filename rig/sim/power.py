@@ -28,7 +28,8 @@ def _path_pattern(template_path: str) -> re.Pattern:
 class PowerSwitch:
     """One HTTP power switch serving every outlet of the rack that shares its URL."""
 
-    def __init__(self, url_template: str, outlets: dict[int, Board]):
+    def __init__(self, url_template: str, outlets: dict[int, Board], port: int):
+        """Serve the URL's paths on `port` (the URL's own, or the lab's choice where it says 0)."""
         url = urlparse(url_template)
         pattern = _path_pattern(url.path)
 
@@ -45,7 +46,7 @@ class PowerSwitch:
                 board.set_power(value == "1")
             return 200, "1" if board.powered else "0", "text/plain"
 
-        self._http = HttpEndpoint(url.hostname or "127.0.0.1", url.port or 80, handle, "power-switch")
+        self._http = HttpEndpoint(url.hostname or "127.0.0.1", port, handle, "power-switch")
         self.host, self.port = self._http.host, self._http.port
 
     def close(self) -> None:

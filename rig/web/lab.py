@@ -23,12 +23,12 @@ async def page(request: web.Request) -> web.Response:
 
 def lab_view(rack_path: str, results_url: str | None) -> dict:
     """What the lab page shows, read as `rig lab status` and `rig health` read it."""
-    from rig.lab import leases, load_rack
+    from rig.lab import leases
     from rig.results.store import Store
     from rig.sim import registry
 
     try:
-        rack = load_rack(rack_path)
+        rack = registry.load_live_rack(rack_path)  # leases name the console the lab bound
     except RigError as exc:
         return {"rack": rack_path, "boards": [], "problem": str(exc).splitlines()[0], "lab_state": ""}
     live, lab_state = {}, "no board of this rack is virtual"

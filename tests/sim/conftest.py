@@ -1,5 +1,6 @@
-"""Fixtures for tests that run a virtual lab: a private rack file on free ports, `rig lab up` as a user
-runs it, and console readers. Each lab gets its own runtime dir, so labs run in parallel under xdist.
+"""Fixtures for tests that run a virtual lab: a private copy of the virtual rack whose ports the lab
+chooses (tests.labs), `rig lab up` as a user runs it, and console readers. Each lab gets its own runtime
+dir, so labs run in parallel under xdist.
 """
 
 import json
@@ -14,29 +15,11 @@ from pathlib import Path
 
 import pytest
 import serial
-import yaml
 
 from rig.sim import registry
-from tests.free_ports import free_port
+from tests.labs import lab_rack
 
-REPO = Path(__file__).resolve().parents[2]
-VIRTUAL_RACK = REPO / "targets" / "virtual-rack.yaml"
 RIG = [str(Path(sys.executable).parent / "rig")]  # the venv's console script, as a user runs it
-
-
-
-def write_rack(path: Path, boards: tuple[str, ...] | None = None) -> Path:
-    """targets/virtual-rack.yaml with every port moved to a free one (and only `boards`, if given)."""
-    doc = yaml.safe_load(VIRTUAL_RACK.read_text())
-    power = free_port()
-    if boards is not None:
-        doc["targets"] = {k: v for k, v in doc["targets"].items() if k in boards}
-    for spec in doc["targets"].values():
-        res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = free_port()
-        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{power}/outlet/{{index}}/{{value}}"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 def run_rig(*args, env: dict, check: bool = True) -> subprocess.CompletedProcess:
@@ -66,7 +49,7 @@ class Lab:
 
     def stop(self) -> None:
         """Clean-up after a test: stop the daemon if it runs, without the CLI's start-up cost."""
-        entry_file = Path(self.env["RIG_RUNTIME_DIR"]) / "labs" / f"{self.rack.stem}.json"
+        entry_file = Path(self.env["RIG_RUNTIME_DIR"]) / "labs" / f"{registry.lab_name(self.rack)}.json"
         entry = json.loads(entry_file.read_text()) if entry_file.exists() else None
         if entry is not None and registry.alive(entry["pid"]):
             os.kill(entry["pid"], signal.SIGTERM)
@@ -77,15 +60,17 @@ class Lab:
     def board(self, board_id: str) -> dict:
         return next(b for b in self.status()["boards"] if b["id"] == board_id)
 
+    def url(self, board_id: str, what: str = "console") -> str:
+        return self.rig("lab", "url", "--rack", self.rack, "--board", board_id, "--what", what).stdout.strip()
+
 
 @pytest.fixture
 def lab_factory(tmp_path):
     """Make labs from private rack files; every lab still up at the end of the test is stopped."""
     labs = []
 
-    def make(name: str = "rack", boards: tuple[str, ...] | None = None) -> Lab:
-        # The lab's name is the rack file's stem: make it unique across xdist workers.
-        rack = write_rack(tmp_path / f"{name}-{os.getpid()}-{len(labs)}.yaml", boards)
+    def make(boards: tuple[str, ...] | None = None) -> Lab:
+        rack = lab_rack(tmp_path / f"rack-{len(labs)}", boards=boards)
         env = os.environ | {"RIG_RUNTIME_DIR": str(tmp_path / "run")}
         lab = Lab(rack, tmp_path / f"state-{len(labs)}", env)
         labs.append(lab)
@@ -108,7 +93,7 @@ def virtual_lab(lab_factory):
 def shared_lab(tmp_path_factory):
     """The whole virtual rack, up once for all tests of a module that only talk to its boards."""
     tmp = tmp_path_factory.mktemp("lab")
-    lab = Lab(write_rack(tmp / f"shared-{os.getpid()}.yaml"), tmp / "state", os.environ | {"RIG_RUNTIME_DIR": str(tmp)})
+    lab = Lab(lab_rack(tmp), tmp / "state", os.environ | {"RIG_RUNTIME_DIR": str(tmp)})
     lab.up()
     yield lab
     lab.stop()

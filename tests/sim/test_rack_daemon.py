@@ -2,6 +2,7 @@
 pyserial over RFC2217 and a pty, labgrid's NetworkPowerDriver, esptool.
 """
 
+import os
 import socket
 import struct
 import subprocess
@@ -16,6 +17,9 @@ from labgrid import Environment
 from labgrid.driver import NetworkPowerDriver, SerialDriver
 
 from rig.image import esp_app, factory
+from rig.sim import registry
+from tests.labs import lab_rack
+from tests.sim.conftest import Lab
 
 ESPTOOL = str(Path(sys.executable).parent / "esptool")
 
@@ -35,10 +39,12 @@ def test_up_status_down_as_a_user(lab_factory):
 
     status = lab.status()
     rack = yaml.safe_load(lab.rack.read_text())["targets"]
+    bound = yaml.safe_load(Path(status["resolved_rack"]).read_text())["targets"]  # the rack with real ports
     assert status["running"] is True
-    assert [b["id"] for b in status["boards"]] == list(rack)
+    assert [b["id"] for b in status["boards"]] == list(rack) == list(bound)
     for board in status["boards"]:
-        resources = rack[board["id"]]["resources"]
+        resources = bound[board["id"]]["resources"]
+        assert resources["NetworkSerialPort"]["port"] != 0
         assert board["console"] == f"rfc2217://127.0.0.1:{resources['NetworkSerialPort']['port']}"
         assert board["variant"] == resources["RigBoard"]["variant"]
         assert board["power"] == "on"
@@ -48,10 +54,15 @@ def test_up_status_down_as_a_user(lab_factory):
         probe = resources.get("RigDebugProbe")
         assert (board["probe"], board["target"]) == ((probe["unique_id"], probe["target_type"]) if probe
                                                      else (None, None))
+        ports = ("NetworkSerialPort", "NetworkPowerPort")  # all else is the rack's, as written
+        assert {k: v for k, v in resources.items() if k not in ports} == \
+            {k: v for k, v in rack[board["id"]]["resources"].items() if k not in ports}
+    assert len({b["console"] for b in status["boards"]}) == len(rack)
     assert all(b["id"] in first.stdout for b in status["boards"])  # `up` shows the status table
 
     lab.down()
-    assert lab.status() == {"lab": lab.rack.stem, "running": False, "boards": []}
+    assert lab.status() == {"lab": registry.lab_name(lab.rack), "running": False, "boards": []}
+    assert not Path(status["resolved_rack"]).exists()
     proc = lab.rig("lab", "down", "--rack", lab.rack, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
@@ -59,12 +70,79 @@ def test_up_status_down_as_a_user(lab_factory):
 
 
 def test_busy_console_port_is_one_clear_line(lab_factory):
+    """A rack may name a port; if another program holds it, `up` says so in one line."""
     lab = lab_factory(boards=("esp32-1",))
-    port = yaml.safe_load(lab.rack.read_text())["targets"]["esp32-1"]["resources"]["NetworkSerialPort"]["port"]
-    with socket.create_server(("127.0.0.1", port)):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        doc = yaml.safe_load(lab.rack.read_text())
+        doc["targets"]["esp32-1"]["resources"]["NetworkSerialPort"]["port"] = port
+        lab.rack.write_text(yaml.safe_dump(doc))
         proc = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.state, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and f"console 127.0.0.1:{port}" in proc.stderr
+
+
+def test_a_restarted_lab_keeps_its_ports(lab_factory):
+    """Like a real rack's, the addresses survive `down` and `up`; a port taken meanwhile is replaced."""
+    lab = lab_factory(boards=("esp32-1", "stm32h7-1"))
+    lab.up()
+    before = {b["id"]: (b["console"], b["outlet"]) for b in lab.status()["boards"]}
+    lab.down()
+    lab.up()
+    assert {b["id"]: (b["console"], b["outlet"]) for b in lab.status()["boards"]} == before
+    lab.down()
+    esp_port = int(before["esp32-1"][0].rsplit(":", 1)[1])
+    with socket.create_server(("127.0.0.1", esp_port)):
+        lab.up()
+        after = {b["id"]: b["console"] for b in lab.status()["boards"]}
+    assert after["esp32-1"] != before["esp32-1"][0] and after["stm32h7-1"] == before["stm32h7-1"][0]
+
+
+def test_two_checkouts_with_racks_of_one_name_run_two_labs(tmp_path, open_console):
+    """Labs are named by their rack's path: two copies of targets/virtual-rack.yaml in two folders
+    (two clones) run side by side under one runtime folder, each board on ports of its own."""
+    env = os.environ | {"RIG_RUNTIME_DIR": str(tmp_path / "run")}
+    labs = [Lab(lab_rack(tmp_path / clone / "targets", boards=("esp32-1",)), tmp_path / clone / "state", env)
+            for clone in ("cloneA", "cloneB")]
+    assert labs[0].rack.name == labs[1].rack.name
+    try:
+        for lab in labs:
+            lab.up()
+        names = {lab.status()["lab"] for lab in labs}
+        assert len(names) == 2 and len({lab.url("esp32-1") for lab in labs}) == 2
+        assert all(name.startswith("virtual-rack-") for name in names)
+        consoles = [open_console(lab.url("esp32-1")) for lab in labs]
+        for cycled, other in ((0, 1), (1, 0)):  # cycling one lab's outlet boots that lab's board only
+            consoles[other].lines_for(0.2)
+            for value in (0, 1):
+                urllib.request.urlopen(f"{labs[cycled].url('esp32-1', 'power')}/{value}").close()
+            consoles[cycled].expect(r"rst:0x1 \(POWERON_RESET\)")
+            assert not any("rst:" in line for line in consoles[other].lines_for(0.5))
+    finally:
+        for lab in labs:
+            lab.stop()
+
+
+def test_lab_url_prints_each_address(shared_lab):
+    board = shared_lab.board("stm32h7-1")
+    assert shared_lab.url("stm32h7-1") == board["console"]
+    assert shared_lab.url("stm32h7-1", "pty") == board["pty"]
+    assert shared_lab.url("stm32h7-1", "power") == board["outlet"]
+    assert shared_lab.url("stm32h7-1", "swd") == board["swd"]
+    assert shared_lab.rig("lab", "url", "--rack", shared_lab.rack, "--what", "control").stdout.strip() == \
+        shared_lab.status()["control"]
+    for args, words in [(("--board", "nope"), "serves no board 'nope'"), (("--what", "pty"), "needs --board"),
+                        (("--board", "esp32-1", "--what", "swd"), "has no swd")]:
+        proc = shared_lab.rig("lab", "url", "--rack", shared_lab.rack, *args, check=False)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and words in proc.stderr, proc.stderr
+
+
+def test_a_rack_leaving_ports_to_a_lab_that_is_not_up_is_one_clear_line(lab_factory):
+    lab = lab_factory(boards=("esp32-1",))
+    for verb in (("power", "cycle"), ("lab", "url")):
+        proc = lab.rig(*verb, "--rack", lab.rack, "--board", "esp32-1", check=False)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert "rig lab up --rack" in proc.stderr
 
 
 def test_rack_without_virtual_boards_is_refused(lab_factory):
@@ -80,7 +158,7 @@ def test_console_over_rfc2217_and_pty_with_labgrid_power(shared_lab, open_consol
     esp = shared_lab.board("esp32-1")
     net = open_console(esp["console"])
     pty = open_console(esp["pty"])
-    env = Environment(str(shared_lab.rack))
+    env = Environment(shared_lab.status()["resolved_rack"])  # labgrid reads the rack as the lab bound it
     target = env.get_target("esp32-1")
     power = NetworkPowerDriver(target, "power")
     serial = SerialDriver(target, "serial")  # labgrid's own console on the rack's NetworkSerialPort
@@ -125,10 +203,9 @@ def test_flash_survives_a_daemon_restart(shared_lab, open_console, tmp_path):
 
     shared_lab.down()
     shared_lab.up()
-    console = open_console(console_url)
-    outlet = yaml.safe_load(shared_lab.rack.read_text())["targets"]["esp32-1"]["resources"]["NetworkPowerPort"]
+    console = open_console(shared_lab.url("esp32-1"))
     for value in (0, 1):
-        urllib.request.urlopen(outlet["host"].format(index=outlet["index"], value=value)).close()
+        urllib.request.urlopen(f"{shared_lab.url('esp32-1', 'power')}/{value}").close()
     console.expect(r"rig: boot variant=esp32 version=1\.2\.3\+0 slot=0 reset=power-on boots=1 fault=none\r\n")
 
 

@@ -11,6 +11,7 @@ from smpclient.requests.os_management import EchoWrite, ResetWrite
 from smpclient.transport.serial import SMPSerialTransport
 
 from rig.image import mcuboot
+from rig.sim import registry
 from rig.sim.stm32 import vmcuboot
 from tests.sim.smp.conftest import layout_of, program, read_console_until
 
@@ -41,7 +42,7 @@ def test_ota_over_smp_on_the_virtual_rack(lab_factory, signer, make_image):
             return echo, offsets, console, await client.request(ImageStatesRead())
 
     # The registry file the daemon announces itself in (what the pyocd probe plugin reads too).
-    entry = json.loads((Path(lab.env["RIG_RUNTIME_DIR"]) / "labs" / f"{lab.rack.stem}.json").read_text())
+    entry = json.loads((Path(lab.env["RIG_RUNTIME_DIR"]) / "labs" / f"{registry.lab_name(lab.rack)}.json").read_text())
     ptys = {board_id: b["console"]["pty"] for board_id, b in entry["boards"].items()}
     for board_id, variant in BOARDS.items():
         image = make_image(variant, "1.1.0", size=12_000)
