@@ -5,6 +5,7 @@ import getpass
 import io
 import json
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from rig.cli.console import err, out
-from rig.cli.options import rack_option
+from rig.cli.options import board_source, coordinator_option, rack_option, select_option
 from rig.cli.results import results_option
 from rig.errors import RigError
 from rig.provision.setup import DEFAULT_WORKDIR, default_db
@@ -81,6 +82,8 @@ def _db_option(func):
 
 @provision.command(help=RUN_HELP)
 @rack_option
+@coordinator_option
+@select_option
 @_db_option
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORKDIR,
               show_default=True, help="The station's folder: keys, CA certificate, log, default database.")
@@ -108,11 +111,12 @@ def _db_option(func):
               help="Factory image for a variant's units (required for real boards).")
 @click.option("--option", "option_specs", multiple=True, metavar="VARIANT.NAME=VALUE", help="Recipe option.")
 @results_option
-def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, station_name, ca_key, ca_cert,
-        firmware_keys, bootloader_specs, image_specs, option_specs, results_url):
+def run(rack, coordinator, select, db_url, workdir, board_ids, tags, fixtures, force, operator, station_name, ca_key,
+        ca_cert, firmware_keys, bootloader_specs, image_specs, option_specs, results_url):
     from rig.cli.ota import ensure_lab
     from rig.lab import load_rack
     from rig.provision import setup, variants
+    from rig.provision.fixture import COORDINATOR_ENV
     from rig.provision.station import run_units, warm_up
     from rig.results.record import Recorder
 
@@ -120,7 +124,13 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     options = setup.parse_options(option_specs)
     bootloaders = setup.variant_files("--bootloader", bootloader_specs)
     images = setup.variant_files("--image", image_specs)
-    boards = _boards(load_rack(rack), board_ids, tags, rack)
+    if coordinator:
+        # Each fixture process reserves its own place (rig.provision.fixture); the station only lists them.
+        with board_source(rack, coordinator, select, holder="rig-provision") as (inventory, _, where):
+            boards = _boards(inventory, board_ids, tags, where)
+        os.environ[COORDINATOR_ENV] = coordinator
+    else:
+        boards = _boards(load_rack(rack), board_ids, tags, rack)
     setup.check_real_boards(boards, bootloaders, images)
     recipes = {v: variants.recipe(v) for v in {b.variant for b in boards}}
     warm_up()  # the fixtures' fork server imports esptool, pyocd and the recipes while the station sets up
@@ -131,7 +141,8 @@ def run(rack, db_url, workdir, board_ids, tags, fixtures, force, operator, stati
     logging.getLogger("rig.provision.station").info(
         "station %s, operator %s: %d boards, %s fixtures, records in %s", spec.name, spec.operator, len(boards),
         fixtures or len(boards), _safe(spec.db_url))
-    ensure_lab(rack)
+    if not coordinator:
+        ensure_lab(rack)  # remote boards are served on their exporters' hosts
     display = _Display({b.id: len(recipes[b.variant].steps) for b in boards})
     batch = Recorder("provision", results_url, rack=rack, command=" ".join(["rig", *sys.argv[1:]]))
     variant_of = {b.id: b.variant for b in boards}

@@ -36,8 +36,8 @@ EXPIRES = "rig_expires"
 DEFAULT_EXPIRY_S = 60.0
 POLL_S = 0.25
 CALL_TIMEOUT_S = 30.0
-CONNECT_TIMEOUT_S = 5.0
-EXPORT_START_S = 10.0  # for an exporter to start ser2net for a place just acquired
+CONNECT_TIMEOUT_S = 10.0
+EXPORT_START_S = 30.0  # for an exporter to start ser2net for a place just acquired
 
 
 def place_name(exporter: str, board_id: str) -> str:

@@ -27,6 +27,7 @@ from rig.provision.recipe import Recipe, Unit, run
 from rig.provision.records import UnitRecord, now
 
 ORPHANED = 70  # exit status when the station went away
+COORDINATOR_ENV = "RIG_COORDINATOR"  # where the fixture reaches the places of remote boards
 log = logging.getLogger("rig.provision.fixture")
 
 
@@ -53,9 +54,15 @@ def main(spec, board, recipe: Recipe, env: dict, events, alive) -> None:
         events.send(("step", name, state, rec.chip_id))
 
     pool = BoardPool(holder=f"rig provision ({spec.name})", lease_timeout=0.0)
+    client = None
     try:
         try:
             station = spec.open()
+            if "RemotePlace" in board.resources:  # a place on a labgrid coordinator: this process holds it
+                from rig.lab.coordinator import Coordinator
+
+                client = Coordinator(os.environ[COORDINATOR_ENV], holder=f"provision-{spec.name}-{board.id}")
+                pool = BoardPool(holder=f"rig provision ({spec.name})", lease_timeout=0.0, coordinator=client)
             drivers = pool.take(board)
             meter = FlashMeter(drivers.flasher, progress.report)
             unit = Unit(board, drivers, station, rec)
@@ -74,6 +81,8 @@ def main(spec, board, recipe: Recipe, env: dict, events, alive) -> None:
         events.send(("record", asdict(rec)))  # the unit is done: the station need not wait for the clean-up
     finally:
         pool.release()
+        if client is not None:
+            client.close()
 
 
 def _one_line(exc: Exception) -> str:

@@ -9,6 +9,7 @@ Each rack is the shipped virtual rack on free ports with probe ids of its own, s
 runs in one runtime folder of the test's own, and is stopped at the end.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -108,20 +109,19 @@ class MultiHost:
                 proc.wait()
 
 
-@pytest.fixture(scope="session")
-def multihost(tmp_path_factory):
-    """Coordinator + exporters rack-a and rack-b, each with its virtual lab up."""
-    root = tmp_path_factory.mktemp("multihost")
+@contextlib.contextmanager
+def running(root: Path, racks: dict):
+    """A coordinator and an exporter (with its virtual lab) per rack of `racks`, stopped at the end."""
     env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"), PYTHONUNBUFFERED="1")
     env.pop("RIG_COORDINATOR", None)
     mh = MultiHost(root, env)
     try:
-        for name, variants in RACKS.items():
+        for name, variants in racks.items():
             mh.racks[name] = rack_file(root, name, variants)
             up = mh.rig("lab", "up", "--rack", mh.racks[name], "--state", root / "state" / name)
             assert up.returncode == 0, up.stderr
         mh.start_coordinator()
-        for name in RACKS:
+        for name in racks:
             mh.start_exporter(name)
         yield mh
     finally:
@@ -131,3 +131,10 @@ def multihost(tmp_path_factory):
         mh.stop("coordinator")
         for rack in mh.racks.values():
             mh.rig("lab", "down", "--rack", rack)
+
+
+@pytest.fixture(scope="session")
+def multihost(tmp_path_factory):
+    """Coordinator + exporters rack-a and rack-b, each with its virtual lab up."""
+    with running(tmp_path_factory.mktemp("multihost"), RACKS) as mh:
+        yield mh

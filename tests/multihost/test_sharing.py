@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.multihost.conftest import PLACES, REPO
+from tests.multihost.conftest import PLACES, REPO, running
 from tests.multihost.test_sessions import properties
 
 pytestmark = pytest.mark.nightly
@@ -103,3 +103,13 @@ def test_an_exporter_that_stops_fails_its_boards_tests_in_one_line(multihost, tm
     failures = re.findall(r"^(place rack-b-stm32l0-1: exporter rack-b left .*)$", output, re.M)
     assert failures, output[-3000:]
     assert "Traceback" not in output and "3 passed" in output, output[-3000:]
+
+
+def test_rig_provision_runs_its_fixtures_on_remote_places(tmp_path):
+    # Provisioning locks a board for good (readout protection): a coordinator and rack of its own.
+    with running(tmp_path, {"rack-p": ("stm32l0",)}) as mh:
+        result = mh.rig("provision", "run", "--rig-coordinator", mh.address, "--workdir", tmp_path / "station",
+                        timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "1 provisioned, 0 refused, 0 failed" in result.stdout
+        assert "acquired: None" in mh.client("-p", "rack-p-stm32l0-1", "show").stdout
