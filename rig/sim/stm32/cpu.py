@@ -17,7 +17,6 @@ priorities (machine.py takes exceptions from thread mode only).
 
 import ctypes
 import struct
-import threading
 from typing import Any
 
 from unicorn import UC_ARCH_ARM, UC_HOOK_INTR, UC_MODE_MCLASS, UC_MODE_THUMB, Uc, UcError
@@ -46,10 +45,11 @@ class Cpu:
         self._value_ref = ctypes.byref(self._value)
         self._vtor = vtor
         self.exception_due = lambda: True  # whether an exception waits to be taken (the machine's NVIC)
+        self.returned = lambda: None  # told after each exception return
         self.pc = 0  # where execution continues
         self.lockup = False
         self.sleeping = False  # stopped in WFI/WFE: waiting for an exception
-        self._stop = threading.Event()  # someone asked the running core to stop
+        self._stopped = False  # a callback stopped the running slice
         self.uc.hook_add(UC_HOOK_INTR, self._on_intr)
 
     # -- reset and registers
@@ -80,30 +80,32 @@ class Cpu:
 
     # -- running
     def request_stop(self) -> None:
-        """Stop the running core soon (any thread); harmless when it is not running."""
-        self._stop.set()
+        """Stop the running core after this instruction; only from the thread that runs it (a
+        callback of its own)."""
+        self._stopped = True
         self.uc.emu_stop()
 
-    def stop_pending(self) -> bool:
-        return self._stop.is_set()
 
-    def run(self) -> None:
-        """Execute from `pc` until a stop request, a WFI/WFE, or lockup."""
+    def run(self, count: int) -> bool:
+        """Execute from `pc` until a stop request, a WFI/WFE, lockup, or `count` instructions;
+        True if it executed all `count` of them."""
         if self.lockup:
-            return
-        self._stop.clear()
+            return False
+        self._stopped = False
         try:
-            self.uc.emu_start(self.pc | 1, 0xFFFF_FFFF)
+            self.uc.emu_start(self.pc | 1, 0xFFFF_FFFF, count=count)
             self.pc = self.reg(a.UC_ARM_REG_PC)
         except UcError:
             # A bus error (unmapped address, a store unicorn refused): escalate to HardFault with
             # the faulting instruction's address as the return address.
             self.pc = self.reg(a.UC_ARM_REG_PC)
             self._fault()
-            return
-        if not self._stop.is_set():
-            before = struct.unpack("<H", self.uc.mem_read((self.pc - 2) & ~1, 2))[0]
-            self.sleeping = before in (WFI, WFE)
+            return False
+        if self._stopped:
+            return False
+        before = struct.unpack("<H", self.uc.mem_read((self.pc - 2) & ~1, 2))[0]
+        self.sleeping = before in (WFI, WFE)  # else the count ran out
+        return not self.sleeping
 
     def step_out_of_primask(self, limit: int = 16) -> None:
         """Execute single instructions until PRIMASK clears (a short critical section ends)."""
@@ -117,7 +119,7 @@ class Cpu:
                 self._write_regs([(a.UC_ARM_REG_PRIMASK, 0)])
                 self.pc += 2
                 continue
-            self._stop.clear()
+            self._stopped = False
             try:
                 self.uc.emu_start(self.pc | 1, 0xFFFF_FFFF, count=1)
                 self.pc = self.reg(a.UC_ARM_REG_PC)
@@ -164,8 +166,9 @@ class Cpu:
         # Runs inside emu_start: the new PC takes effect when the hook returns.
         if intno == EXCP_EXCEPTION_EXIT:
             self._return()
+            self.returned()
             if self.exception_due():
-                self._stop.set()  # let the machine take what became pending while the handler ran
+                self._stopped = True  # let the machine take what became pending while the handler ran
                 uc.emu_stop()
         else:
             self.pc = self.reg(a.UC_ARM_REG_PC)
@@ -174,7 +177,7 @@ class Cpu:
             else:  # UDF, BKPT without a debugger, an instruction the core lacks: HardFault
                 self._fault()
             if self.lockup:
-                self._stop.set()
+                self._stopped = True
                 uc.emu_stop()
                 return
         self._write_regs([(a.UC_ARM_REG_PC, self.pc | 1)])

@@ -13,13 +13,13 @@ The bus (addresses from rig.sim.stm32.parts, RM0433 / RM0367 memory maps):
 Running: `run()` executes until the part resets (it returns the cause: AIRCR's "software", the
 IWDG's "watchdog"), a caller's `stop()` turns true, or the clock reaches `until`. Between slices of
 execution it takes due exceptions (SysTick, the USART's interrupt). A slice ends at the first
-register access after an event fell due; a loop that touches no register for 2 ms past the event
-is stopped by the alarm thread.
+register access after an event fell due, at WFI, or after SLICE instructions (unicorn's own
+count: a loop that touches no register still gets its interrupts, a few ms late at worst).
 
 Stopping unicorn inside a memory callback makes it execute that instruction again when it
 resumes (its access included): the access is then answered from the record of the first one,
-so each access has its effect once. A stop from the alarm thread can land in that window too;
-an access made while such a stop is pending is void for the same reason (it will come again).
+so each access has its effect once. unicorn is never stopped from another thread: such a stop
+can land inside a callback and repeat an access nobody recorded (a console byte sent twice).
 
 A core that waits - in WFI/WFE, locked up, or in a loop that keeps making the same access that
 changes nothing (a watchdog feed, reading an idle status register) with exactly the same
@@ -28,7 +28,6 @@ registers each time - costs no host CPU: the thread sleeps on the clock until th
 interrupt handler changes is not seen as waiting: it runs until the next interrupt.
 """
 
-import threading
 from collections.abc import Callable
 
 from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
@@ -46,6 +45,7 @@ from rig.sim.stm32.usart import Usart
 
 PAGE = 0x1000
 SCS_BASE = 0xE000_E000
+SLICE = 100_000  # instructions at most between two looks at the clock (a few ms of the core's time)
 RAM_NOISE = 0xA5  # what a cold SRAM reads here: never a valid magic
 # The registers a waiting loop leaves unchanged from one idle access to the next.
 IDLE_REGS = [getattr(a, f"UC_ARM_REG_R{i}") for i in range(8)] + [a.UC_ARM_REG_SP, a.UC_ARM_REG_LR]
@@ -84,21 +84,25 @@ class Machine:
         self.usart = Usart(lambda data: self._transmit(data), clock.now, self.rcc.core_hz)
         self.cpu = Cpu(part.cpu, lambda: self.scs.vtor)
         self.cpu.exception_due = lambda: self.scs.pending(self._line) is not None
+        self.cpu.returned = self._returned
         self._reset_cause: str | None = None
         self._replay: tuple | None = None  # (addr, value written) and the result of an access to repeat
+        # The records of interrupted code, kept while a handler runs: the instruction an exception
+        # interrupted repeats its access after the handler returns.
+        self._replays: list[tuple | None] = []
         self._due = float("inf")  # clock time of the next event, for the current slice
         self.accesses = 0  # register accesses so far (the alarm watches it)
         self.waits = 0  # times the core went waiting (WFI, idle loop): a test knows it is done
         self._last_idle: tuple | None = None
+        self._last_key: tuple | None = None  # the previous access of the running slice
         self._idle = False
         self._devices: dict[int, list[tuple[int, int, object]]] = {}  # page -> (start, end, device)
         self._unmodelled: dict[int, int] = {}  # registers of a mapped page that belong to no device
+        self._stale: list[tuple[int, int]] = []  # flash ranges changed since the last slice
         self._map()
         self.flash.listeners.append(self._flash_changed)
-        self._alarm = _Alarm(self)
 
     def close(self) -> None:
-        self._alarm.close()
         if self._flash_changed in self.flash.listeners:
             self.flash.listeners.remove(self._flash_changed)
 
@@ -130,7 +134,7 @@ class Machine:
         return None, addr
 
     def _repeat(self, addr: int, written: int | None) -> tuple[tuple, int | None]:
-        """The access's key, and its recorded result if it is the repeat of a stopped one (or void).
+        """The access's key, and its recorded result if it is the repeat of a stopped one.
         (The PC unicorn reports inside a repeated instruction is not its address: the key is the
         access itself.)"""
         self.accesses += 1
@@ -138,8 +142,6 @@ class Machine:
         replay, self._replay = self._replay, None
         if replay is not None and replay[0] == key:
             return key, replay[1]
-        if self.cpu.stop_pending():
-            return key, 0  # this instruction will run again: the access happens then
         return key, None
 
     def _read(self, uc, offset: int, size: int, page: int) -> int:
@@ -175,6 +177,10 @@ class Machine:
             device.write(off, value)
         self._access(key, 0, device is self.iwdg and self.iwdg.feed_only(off, value))
 
+    def _returned(self) -> None:
+        if self._replays:
+            self._replay = self._replays.pop()
+
     def bus_read(self, addr: int) -> int:
         """A 32-bit read as another bus master (a debugger) makes it."""
         if addr & ~(PAGE - 1) in self._devices:
@@ -192,18 +198,27 @@ class Machine:
     def _flash_changed(self, offset: int, length: int) -> None:
         base = self.flash.geometry.base + offset
         self.cpu.uc.mem_write(base, self.flash.read(offset, length))
-        self.cpu.uc.ctl_remove_cache(base, base + length)
+        # Translated code of that range is dropped between slices: dropping it from inside a
+        # callback would make unicorn run the current instruction (the core's store) again.
+        self._stale.append((base, base + length))
+
+    def _drop_stale_code(self) -> None:
+        for begin, end in self._stale:
+            self.cpu.uc.ctl_remove_cache(begin, end)
+        self._stale.clear()
 
     # -- waiting
     def _access(self, key: tuple, result: int, idle: bool) -> None:
         """After every access: stop the slice if an event is due or the core waits (the same idle
         access twice with the same registers)."""
-        if idle:
+        if idle and key == self._last_key:
+            # The same idle access again in this slice: a wait if the registers did not change.
             regs = tuple(self.cpu.read_regs(IDLE_REGS))
             self._idle = regs == self._last_idle
             self._last_idle = regs
-        else:
+        elif not idle:
             self._last_idle = None
+        self._last_key = key
         if self._idle or self._reset_cause is not None or self.clock.now() >= self._due:
             self._replay = (key, result)
             self.cpu.request_stop()
@@ -218,9 +233,9 @@ class Machine:
         self._reset_cause = cause
 
     def interrupt(self) -> None:
-        """Make `run()` look at its `stop()` now (any thread)."""
+        """Make `run()` look at its `stop()` soon (any thread): a waiting core at once, a running
+        one when its slice ends."""
         self.clock.wake()
-        self.cpu.request_stop()
 
     def reset(self, cause: str, vector_table: int) -> None:
         """A reset of the part with this cause; the core starts from `vector_table` (what MCUboot
@@ -233,6 +248,7 @@ class Machine:
         self._unmodelled.clear()
         self._reset_cause = None
         self._replay = None
+        self._replays.clear()
         self._idle = False
         self._last_idle = None
         self.cpu.reset(vector_table)
@@ -254,13 +270,19 @@ class Machine:
             if stop() or (until is not None and self.clock.now() >= until):
                 return None
             pending = scs.pending(self._line)
+            takes = cpu.can_take_exception()
             if pending is not None:
                 cpu.sleeping = self._idle = False  # a pending interrupt ends WFI, masked or not
-                if not cpu.can_take_exception():
+                if not takes:
                     cpu.step_out_of_primask()  # `cpsid i; wfi; cpsie i`: on to the cpsie
-                if cpu.can_take_exception():
+                    takes = cpu.can_take_exception()
+                if takes:
+                    self._replays.append(self._replay)
+                    self._replay = None
                     cpu.take(pending)
                     scs.taken(pending)
+            if cpu.sleeping or self._idle:
+                self.usart.release()  # a waiting core has spent its character time
             # An interrupt wakes a waiting core even while masked; a running core is stopped for one
             # only when it could take it (else it waits for the core to return to thread mode).
             irqs = (scs.systick_deadline(), self.usart.rx_ready_at)
@@ -271,11 +293,17 @@ class Machine:
                 self._idle = False
                 self._last_idle = None
                 continue
-            deadline = _first(irqs + others if cpu.can_take_exception() else others)
+            deadline = _first(irqs + others if takes else others)
             self._due = float("inf") if deadline is None else deadline
-            self._alarm.arm(deadline)
-            cpu.run()
-            self._alarm.arm(None)
+            self._last_key = None
+            self._drop_stale_code()
+            usart = self.usart
+            if usart.held:
+                # The console's next byte comes in after the part's character time of cycles.
+                if cpu.run(min(SLICE, usart.cycles_per_char())) or cpu.sleeping:
+                    usart.release()
+            else:
+                cpu.run(SLICE)
 
     def _line(self, irq: int) -> bool:
         return irq == self.part.console_irq and self.usart.irq()
@@ -283,36 +311,3 @@ class Machine:
 
 def _first(times: tuple[float | None, ...]) -> float | None:
     return min((t for t in times if t is not None), default=None)
-
-
-class _Alarm:
-    """Stops a core that ran past an event without touching a register (a computation, a loop on
-    RAM): a thread per machine that looks every PERIOD while the core runs."""
-
-    PERIOD = 0.005
-
-    def __init__(self, machine: "Machine"):
-        self._machine = machine
-        self._deadline: float | None = None  # of the running slice; None: not running
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="stm32-alarm", daemon=True)
-        self._thread.start()
-
-    def arm(self, deadline: float | None) -> None:
-        self._deadline = deadline  # a plain store: the watcher reads it on its next look
-
-    def close(self) -> None:
-        self._closed.set()
-        self._thread.join(timeout=1)
-
-    def _watch(self) -> None:
-        machine = self._machine
-        seen = -1
-        while not self._closed.wait(self.PERIOD):
-            deadline = self._deadline
-            if deadline is None or machine.clock.now() < deadline:
-                seen = -1
-                continue
-            if machine.accesses == seen:
-                machine.cpu.request_stop()
-            seen = machine.accesses

@@ -19,11 +19,13 @@ class Rcc:
     def __init__(self) -> None:
         self._flags = 0
         self._regs: dict[int, int] = {}
+        self._hz: int | None = None  # the core clock, worked out again after a register write
 
     def system_reset(self, cause: str) -> None:
         """A reset of the part: its cause's flags join the ones not yet cleared; the rest resets."""
         self._flags = self.FLAGS[cause] | (0 if cause == "power-on" else self._flags)
         self._regs = {}
+        self._hz = None
 
     def read(self, off: int) -> int:
         if off == self.FLAGS_OFF:
@@ -36,11 +38,17 @@ class Rcc:
                 self._flags = 0
             return
         self._regs[off] = value
+        self._hz = None
+
+    def core_hz(self) -> int:
+        if self._hz is None:
+            self._hz = self._clock()
+        return self._hz
 
     def _read(self, off: int) -> int:
         return self._regs.get(off, 0)
 
-    def core_hz(self) -> int:
+    def _clock(self) -> int:
         raise NotImplementedError
 
 
@@ -59,7 +67,7 @@ class H7Rcc(Rcc):
             return cr | ((cr & self.CR_HSION) << 2)
         return super()._read(off)
 
-    def core_hz(self) -> int:
+    def _clock(self) -> int:
         hsidiv = (self._read(self.CR) >> 3) & 3
         return 64_000_000 >> hsidiv
 
@@ -83,7 +91,7 @@ class L0Rcc(Rcc):
             return (cfgr & ~0xC) | ((cfgr & 3) << 2)  # SWS follows SW
         return super()._read(off)
 
-    def core_hz(self) -> int:
+    def _clock(self) -> int:
         if self._read(self.CFGR) >> 2 & 3 == 1:  # SWS: HSI16
             return 16_000_000 // (4 if self._read(self.CR) & self.CR_HSI16DIVEN else 1)
         return self.MSI_HZ

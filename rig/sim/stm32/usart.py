@@ -2,13 +2,16 @@
 
 Transmit: a byte written to TDR while CR1.UE and CR1.TE are set goes to the board's console at
 once; the wire time is charged by the board (rig.sim.board.Board.transmit), so TXE and TC always
-read set. Receive (CR1.RE): host bytes queue on the line and come in at its rate - RDR holds one
-byte, ISR.RXNE says so, the next one is complete one character time (10 bits at the rate BRR
-sets from the core clock) after the previous one was read, so firmware that reads slower than
-the line sees bytes no sooner than on silicon. RXNEIE raises the USART's interrupt while RXNE is
-set. Bytes that arrive while the receiver is off are lost, as on the line. Not modelled: the
-H7's FIFO mode, parity, framing and overrun errors (a host's burst waits on the line instead of
-overrunning RDR).
+read set. Receive (CR1.RE): host bytes come in at the line's rate - each is complete one
+character time (10 bits at the rate BRR sets from the core clock) after the one before it, and
+RDR shows it (ISR.RXNE) once it is complete and the core has had a character time's worth of
+its own cycles since the previous byte was read (or slept: WFI). So firmware never sees a byte
+sooner than on silicon, and an emulated core, slower than the part, still gets between two
+bytes the instructions the part would execute in a character time - the machine lets the next
+byte in when its slice of `cycles_per_char()` instructions has run (`release`). RXNEIE raises
+the USART's interrupt while RXNE is set. Bytes that arrive while the receiver is off are lost,
+as on the line. Not modelled: the H7's FIFO mode, parity, framing and overrun errors (a host's
+burst waits on the line instead of overrunning RDR).
 """
 
 from collections import deque
@@ -24,13 +27,14 @@ class Usart:
         self._transmit = transmit
         self._now = now
         self._pclk_hz = pclk_hz
-        self._rx: deque[int] = deque()
+        self._rx: deque[tuple[int, float]] = deque()  # (byte, clock time it is complete)
         self.reset()
 
     def reset(self) -> None:
         self._regs: dict[int, int] = {}
         self._rx.clear()
-        self.rx_ready_at: float | None = None  # clock time the byte at the head of the line is in RDR
+        self._line_free_at = 0.0  # when the last byte on the line is complete
+        self.held = False  # RDR was read: the next byte waits for the core's character time
 
     def _char_time(self) -> float:
         brr = self._regs.get(BRR, 0)
@@ -39,16 +43,29 @@ class Usart:
     def receive(self, data: bytes) -> None:
         """Bytes the host sent, arrived at the RX pin (any thread)."""
         if self._regs.get(CR1, 0) & (CR1_UE | CR1_RE) == CR1_UE | CR1_RE and data:
-            if not self._rx:
-                self.rx_ready_at = self._now() + self._char_time()
-            self._rx.extend(data)
+            at, char = max(self._now(), self._line_free_at), self._char_time()
+            self._rx.extend((byte, at + (i + 1) * char) for i, byte in enumerate(data))
+            self._line_free_at = at + len(data) * char
+
+    @property
+    def rx_ready_at(self) -> float | None:
+        """Clock time the next byte is in RDR (None: nothing on the line)."""
+        return self._rx[0][1] if self._rx and not self.held else None
+
+    def cycles_per_char(self) -> int:
+        return int(self._char_time() * self._pclk_hz())
+
+    def release(self) -> None:
+        """The core had its character time since the last read."""
+        self.held = False
 
     def pending_rx(self) -> int:
         """Bytes still on the line (RDR's included)."""
         return len(self._rx)
 
     def _rxne(self) -> bool:
-        return bool(self._rx) and self.rx_ready_at is not None and self._now() >= self.rx_ready_at
+        ready = self.rx_ready_at
+        return ready is not None and self._now() >= ready
 
     def read(self, off: int) -> int:
         if off == ISR:
@@ -56,9 +73,8 @@ class Usart:
         if off == RDR:
             if not self._rxne():
                 return 0
-            byte = self._rx.popleft()
-            self.rx_ready_at = self._now() + self._char_time() if self._rx else None
-            return byte
+            self.held = True
+            return self._rx.popleft()[0]
         return self._regs.get(off, 0)
 
     def write(self, off: int, value: int) -> None:
