@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from rig.build import cache
 from rig.image.keys import load_signer
 
 
@@ -37,11 +38,7 @@ def signer(key_pem):
 
 
 @pytest.fixture(scope="session")
-def built_new(tmp_path_factory):
-    """The same firmware at another version: a real code change (the descriptor and banner differ)."""
-    out = tmp_path_factory.mktemp("firmware-new")
-    proc = subprocess.run([sys.executable, "-m", "rig", "build", "--out", str(out), "--version", "2.0.0",
-                           "--variant", "stm32h7", "--variant", "stm32l0", "--fault", "none"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return out
+def built_new():
+    """variant -> the path of its app built at version 2.0.0 (fault none): a real code change from
+    `built` (the descriptor and banner differ). From rig.build.cache, so xdist workers share one build."""
+    return lambda variant: cache.app(variant, "2.0.0").bin

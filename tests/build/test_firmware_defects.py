@@ -2,36 +2,30 @@
 stands for, and a bench sees it - console, flash read-back, SMP replies (firmware_board.py).
 The good build's side of each story is in test_firmware_runs.py and test_firmware_smp.py."""
 
+import subprocess
+import sys
+
 import firmware_board as fb
 import pytest
 from smpclient.generics import success
 from smpclient.requests.image_management import ImageStatesWrite
 from test_firmware_smp import OLD, signed, smp, tlv_hash
 
-from rig.build import build
-from rig.build.defects import DEFECTS
+from rig.build import cache, manifest
+from rig.errors import RigError
 from rig.image.layouts import MCUBOOT_HEADER_SIZE
 from rig.image.trailer import Trailer
 from rig.variants import facts
 
 VARIANTS = ["stm32h7", "stm32l0"]
-FAULT = {"confirm-before-health": "fail-health", "watchdog-never-bites": "hang"}  # the fault each needs
 
 
-@pytest.fixture(scope="session")
-def defective(tmp_path_factory):
-    """Every defect, built for both STM32 parts with the fault mode its test needs."""
-    out = tmp_path_factory.mktemp("defects")
-    for defect in DEFECTS:
-        faults = ("none", FAULT[defect]) if defect in FAULT else ("none",)
-        build(out, variants=tuple(VARIANTS), version=OLD, faults=faults, defect=defect)
-    return out
-
-
-def boot(out, signer, variant, defect, fault="none"):
-    stem = f"rig-{variant}-{fault}.{defect}"
-    image = signed(out / f"{stem}.bin", signer, OLD)
-    board = fb.FirmwareBoard(variant, fb.flash_with(variant, image, on_trial=True), str(out / f"{stem}.elf"))
+def boot(signer, variant, defect, fault="none"):
+    """The defect build (from rig.build.cache: one build per machine, shared by xdist workers) in
+    slot0, as MCUboot leaves a fresh upgrade."""
+    built = cache.app(variant, OLD, fault, defect)
+    image = signed(built.bin, signer, OLD)
+    board = fb.FirmwareBoard(variant, fb.flash_with(variant, image, on_trial=True), str(built.elf))
     board.start("power-on")
     return board
 
@@ -41,16 +35,16 @@ def image_ok(board, variant, slot="slot0"):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_confirm_not_persisted_says_confirmed_but_writes_nothing(defective, signer, variant):
-    board = boot(defective, signer, variant, "confirm-not-persisted")
+def test_confirm_not_persisted_says_confirmed_but_writes_nothing(signer, variant):
+    board = boot(signer, variant, "confirm-not-persisted")
     board.wait_for(b"rig: confirmed")
     board.halt()
     assert image_ok(board, variant) == "unset"
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_confirm_before_health_keeps_an_unhealthy_image(defective, signer, variant):
-    board = boot(defective, signer, variant, "confirm-before-health", "fail-health")
+def test_confirm_before_health_keeps_an_unhealthy_image(signer, variant):
+    board = boot(signer, variant, "confirm-before-health", "fail-health")
     end = board.wait_for(b"rig: health fail")
     board.halt()
     assert b"rig: confirmed" in board.output()[:end]
@@ -58,18 +52,18 @@ def test_confirm_before_health_keeps_an_unhealthy_image(defective, signer, varia
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_watchdog_never_bites_a_hung_image(defective, signer, variant):
-    board = boot(defective, signer, variant, "watchdog-never-bites", "hang")
+def test_watchdog_never_bites_a_hung_image(signer, variant):
+    board = boot(signer, variant, "watchdog-never-bites", "hang")
     assert board.run_until(4000) is None  # a good build is reset by the IWDG about 2 s in
     board.halt()
     assert board.output().count(b"rig: boot") == 1
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_smp_match_always_marks_a_corrupt_image(defective, signer, variant):
-    board = boot(defective, signer, variant, "smp-match-always")
+def test_smp_match_always_marks_a_corrupt_image(signer, variant):
+    board = boot(signer, variant, "smp-match-always")
     board.wait_for(b"rig: health")  # RX is on
-    image = bytearray(signed(defective / f"rig-{variant}-none.smp-match-always.bin", signer, "3.0.0"))
+    image = bytearray(signed(cache.app(variant, OLD, "none", "smp-match-always").bin, signer, "3.0.0"))
     image[MCUBOOT_HEADER_SIZE + 0x100] ^= 0xFF  # a bit flip in the code: the SHA256 TLV no longer holds
 
     async def work(client):
@@ -94,9 +88,9 @@ async def upload_resumed(client, image):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("defect", [None, "resume-wrong-offset"])
-def test_resumed_upload(built, defective, signer, variant, defect):
+def test_resumed_upload(built, signer, variant, defect):
     if defect:
-        board = boot(defective, signer, variant, defect)
+        board = boot(signer, variant, defect)
     else:
         out, _, _ = built
         image = signed(out / f"rig-{variant}-none.bin", signer, OLD)
@@ -119,3 +113,18 @@ def test_resumed_upload(built, defective, signer, variant, defect):
         assert failure is not None and board.slot("slot1")[: len(new)] != new  # a hole of one upload buffer
     else:
         assert failure is None and board.slot("slot1")[: len(new)] == new
+
+
+def test_rig_build_defect_names_and_records_the_defect(tmp_path):
+    """The command line makes the same bytes, named and recorded as a defect build."""
+    proc = subprocess.run([sys.executable, "-m", "rig", "build", "--out", str(tmp_path), "--version", OLD,
+                           "--variant", "stm32l0", "--fault", "none", "--defect", "confirm-not-persisted"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    doc = manifest.load(tmp_path)
+    entry = manifest.find(doc, "stm32l0", "none", defect="confirm-not-persisted")
+    assert entry["file"] == "rig-stm32l0-none.confirm-not-persisted.bin"
+    cached = cache.app("stm32l0", OLD, "none", "confirm-not-persisted")
+    assert (tmp_path / entry["file"]).read_bytes() == cached.bin.read_bytes()
+    with pytest.raises(RigError, match="no app for stm32l0 with fault none;"):
+        manifest.find(doc, "stm32l0", "none")  # a defect build is never taken for the good one

@@ -100,7 +100,7 @@ def test_os_group_echo_params_and_state_read(built, signer, variant):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_upload_signed_image_mark_test_and_reset(built, built_new, signer, key_pem, tmp_path, variant):
     board, _ = boot(built, signer, variant)
-    image = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    image = signed(built_new(variant), signer, NEW)
 
     async def work(client):
         await upload(client, image)
@@ -132,7 +132,7 @@ def test_upload_signed_image_mark_test_and_reset(built, built_new, signer, key_p
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_delta_patch_applied_while_streaming(built, built_new, signer, variant):
     board, old = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     patch = delta.make(old, new, facts(variant).delta_profile)
     assert patch.kind == "patch" and len(patch.data) < len(new) // 2
 
@@ -159,7 +159,7 @@ def test_delta_patch_applied_while_streaming(built, built_new, signer, variant):
 def test_full_image_container_needs_no_base(built, built_new, signer, variant):
     """A container of kind full (the new image compressed) applies whatever slot0 holds."""
     board, _ = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     unrelated = random.Random(1).randbytes(4096)  # nothing like the new image: make() ships the full image
     full = delta.make(unrelated, new, facts(variant).delta_profile)
     assert full.kind == "full"
@@ -177,7 +177,7 @@ def test_full_image_container_needs_no_base(built, built_new, signer, variant):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_patch_for_another_base_is_refused_and_leaves_slot1_erased(built, built_new, signer, variant):
     board, _ = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     other_base = signed(built[0] / f"rig-{variant}-no-confirm.bin", signer, OLD)
     patch = delta.make(other_base, new, facts(variant).delta_profile)
     erased = bytes([facts(variant).layout.geometry.erased])
@@ -196,7 +196,7 @@ def test_patch_for_another_base_is_refused_and_leaves_slot1_erased(built, built_
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_interrupted_upload_restarts_cleanly(built, built_new, signer, variant):
     board, old = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     patch = delta.make(old, new, facts(variant).delta_profile).data
 
     async def half(client, data):

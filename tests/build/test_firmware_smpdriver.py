@@ -30,7 +30,7 @@ def smp_driver(board: fb.FirmwareBoard) -> SMPDriver:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_smp_driver_uploads_a_delta_container_and_tests_the_rebuilt_image(built, built_new, signer, variant):
     board, old = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     patch = delta.make(old, new, facts(variant).delta_profile).data
     smp = smp_driver(board)
 

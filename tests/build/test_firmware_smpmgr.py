@@ -28,7 +28,7 @@ def smpmgr(pty: str, *args: str) -> str:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_smpmgr_uploads_a_patch_marks_it_and_resets(built, built_new, signer, tmp_path, variant):
     board, old = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     patch = tmp_path / "update.rdl"
     patch.write_bytes(delta.make(old, new, facts(variant).delta_profile).data)
     pty = board.pty()
@@ -49,7 +49,7 @@ def test_smpmgr_uploads_a_patch_marks_it_and_resets(built, built_new, signer, tm
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_smpmgr_upgrade_with_a_signed_image(built, built_new, signer, tmp_path, variant):
     board, _ = boot(built, signer, variant)
-    new = signed(built_new / f"rig-{variant}-none.bin", signer, NEW)
+    new = signed(built_new(variant), signer, NEW)
     image = tmp_path / "app.signed"
     image.write_bytes(new)
     assert "Upgrade complete" in smpmgr(board.pty(), "upgrade", "--slot", "1", str(image))
