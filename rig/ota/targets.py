@@ -38,7 +38,7 @@ from rig.delta import container
 from rig.errors import HandoverRefused, PowerCutDuringUpload, RigError
 from rig.image import esp_partitions, factory, mcuboot, otadata
 from rig.image.layouts import LAYOUTS
-from rig.image.trailer import Flag, SwapType, Trailer, swap_type
+from rig.image.trailer import Flag, Magic, SwapType, Trailer, TrailerState, swap_type
 from rig.ota import links as link_profiles
 from rig.ota import releases, smp_push
 from rig.ota.faults import Fault
@@ -238,9 +238,33 @@ class McubootTarget:
             states.append(t.read(self.d.read_flash(part.offset + part.size - t.size, t.size)))
         pending = swap_type(*states)
         ok = "set" if states[0].image_ok is Flag.SET else "unset"
-        detail = (f"slot0 magic={states[0].magic.name.lower()} image_ok={ok}; "
-                  f"slot1 magic={states[1].magic.name.lower()}; next boot: {pending.name.lower()}")
-        return ReadBack(found, pending is SwapType.NONE, detail)
+        done = "set" if states[0].copy_done is Flag.SET else "unset"
+        odd = _unsettled_trailers(states[0], states[1])
+        detail = (f"slot0 magic={states[0].magic.name.lower()} image_ok={ok} copy_done={done}; "
+                  f"slot1 magic={states[1].magic.name.lower()}; next boot: {pending.name.lower()}"
+                  + (f"; not a settled state: {odd}" if odd else ""))
+        return ReadBack(found, pending is SwapType.NONE and not odd, detail)
+
+
+def _unsettled_trailers(primary: TrailerState, secondary: TrailerState) -> str:
+    """Why the two trailers are not a state MCUboot leaves once nothing is pending, or "".
+
+    MCUboot's design (docs/design.md, "Image Trailer" and the swap states): every swap ends with
+    copy_done set in the primary trailer, and image_ok set there by the app's confirm or by the
+    bootloader after a permanent swap or a revert; the secondary's trailer is erased by the swap (or
+    the whole slot, when its image is refused). A primary trailer that was never written (no swap
+    since the slot was flashed) is settled as it is."""
+    if secondary.magic is Magic.GOOD:
+        return "the secondary still requests a swap"
+    if primary.magic is Magic.UNSET:
+        return ""
+    if primary.magic is not Magic.GOOD:
+        return "the primary trailer's magic is damaged"
+    if primary.copy_done is not Flag.SET:
+        return "a swap was begun and never finished (copy_done unset)"
+    if primary.image_ok is not Flag.SET:
+        return "the image swapped in was never confirmed (image_ok unset)"
+    return ""
 
 
 class Esp32Target:
