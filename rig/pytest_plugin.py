@@ -18,6 +18,12 @@
   process reserves and acquires a board's place there while it uses it (rig.lab.coordinator); a
   killed session's places come free when their lease expires (`--rig-reservation-expiry`).
   JUnit gets `board_host`: the exporter the board hangs on.
+- Before the first test, every board of the rack (or of --rig-board) is checked for a lock as the
+  board shows it (rig.drivers.preflight: readout protection through the probe, Secure Boot and
+  flash encryption in eFuse through the ROM loader): locked boards stop the run with one line
+  each, naming the state and the way out. The controller checks when a rack file is named
+  (--rig-rack, --lg-env, $RIG_RACK); otherwise a run without xdist checks at its first board.
+  Boards taken from a coordinator are not checked (yet).
 - The session and its results go into rig's results store, quarantined boards are skipped, and
   `--rig-health-check` checks the boards first: rig.results.pytest_hooks.
 """
@@ -29,6 +35,7 @@ import socket
 import subprocess
 import sys
 import uuid
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +50,7 @@ if TYPE_CHECKING:
 RACK_KEY: "pytest.StashKey[Rack]" = pytest.StashKey()
 COORDINATOR_KEY: "pytest.StashKey[Coordinator]" = pytest.StashKey()
 RUN_ENV = "RIG_PYTEST_RUN"  # names this pytest run; xdist workers inherit it from the controller
+PREFLIGHT_ENV = "RIG_PYTEST_PREFLIGHT"  # the run's boards were checked (xdist workers inherit it)
 
 
 def pytest_addoption(parser):
@@ -94,6 +102,43 @@ def pytest_configure(config):
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
         os.environ[RUN_ENV] = uuid.uuid4().hex
         _console_into_junit(config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session):
+    # before the other hooks: a locked rack stops the run before the results store records one
+    config = session.config
+    if not hasattr(config, "workerinput") and _rack_named(config) and not config.getoption("--rig-coordinator"):
+        _preflight(config)
+    return (yield)
+
+
+def _preflight(config) -> None:
+    """Stop the run with one line per locked board (rig.drivers.preflight)."""
+    from rig.drivers.pool import BoardPool
+    from rig.drivers.preflight import locked
+    from rig.errors import RigError
+
+    rack = _load_rack(config)
+    wanted = config.getoption("--rig-board")
+    # boards on other hosts' exporters are reached through a coordinator, which this check does not use
+    boards = [b for b in rack.boards if (not wanted or b.id in wanted) and b.host is None]
+    if any(b.virtual for b in boards):
+        _ensure_lab(rack_path(config))
+    pool = BoardPool(holder="pytest pre-flight", lease_timeout=config.getoption("--rig-lease-timeout"))
+    try:
+        with warnings.catch_warnings():  # the tests' filterwarnings (pytest_configure) are not in force yet
+            for api in ("setDaemon", "setName"):
+                warnings.filterwarnings("ignore", rf"{api}\(\) is deprecated", DeprecationWarning)
+            lines = locked(pool, boards)
+    except RigError as exc:  # a board's lease not granted in time
+        raise pytest.UsageError(f"rig pre-flight: {exc}") from None
+    finally:
+        pool.release()
+    os.environ[PREFLIGHT_ENV] = "done"
+    if lines:
+        raise pytest.UsageError("\n".join(
+            [f"rig: {len(lines)} of {len(boards)} boards of {rack_path(config)} are locked; no test ran:"] + lines))
 
 
 @pytest.hookimpl(trylast=True)
@@ -217,10 +262,17 @@ def rig_pool(request):
 
 @pytest.fixture(scope="session")
 def rig_lab(request, rig_rack):
-    """Make sure the rack's virtual boards are served: start `rig lab up` once if needed."""
+    """Make sure the rack's virtual boards are served: start `rig lab up` once if needed; check
+    the boards for locks if the controller did not (a run without xdist on the default rack)."""
     # Remote boards are served on their exporters' hosts, never started from here.
+    coordinator = request.config.getoption("--rig-coordinator")
     if any(b.virtual and b.host is None for b in rig_rack.boards):
         _ensure_lab(rack_path(request.config))
+    if not coordinator and PREFLIGHT_ENV not in os.environ and not hasattr(request.config, "workerinput"):
+        try:
+            _preflight(request.config)
+        except pytest.UsageError as exc:
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
     return rig_rack
 
 
@@ -346,6 +398,8 @@ def _started_file() -> Path:
 
 
 def _stop_labs_started_by_this_run() -> None:
+    if RUN_ENV not in os.environ:
+        return  # pytest_configure stopped before it named the run (a usage error): nothing started
     started = _started_file()
     if not started.exists():
         return

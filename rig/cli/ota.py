@@ -1,5 +1,7 @@
 """`rig ota`: update boards over the air while faults are injected, and report a verdict per board."""
 
+import importlib
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +13,7 @@ from rich.table import Table
 from rig.cli.console import out
 from rig.cli.options import board_source, coordinator_option, rack_option, select_option
 from rig.cli.results import results_option
+from rig.drivers import preflight
 from rig.drivers.pool import BoardPool
 from rig.errors import RigError
 from rig.lab import load_rack
@@ -29,7 +32,9 @@ Per board and scenario: a known release is installed through the board's flasher
 esptool), the update is handed over (MCUmgr SMP on the STM32 boards, HTTPS from rig's OTA server
 on the ESP32) with the scenario's faults, and the board is read back: which image the boot slot
 holds, the MCUboot trailer or the ESP-IDF otadata, and the console's boot lines. The verdict is
-`updated`, `kept` (the update was refused, the running image runs on) or `rolled back`.
+`updated`, `kept` (the update was refused, the running image runs on) or `rolled back`. The
+boards run at once, each its scenarios in turn; a locked board (readout protection, Secure Boot)
+stops the run before it starts, with one line per board.
 
 \b
   rig ota --list                                      named scenarios and the boards they fit
@@ -152,16 +157,17 @@ def ensure_lab(rack: str) -> None:
 def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None,
              allow_otp_burn: bool = False, results: str | None = None, kind: str = "ota",
              coordinator=None) -> list[Verdict]:
-    """Run (board, scenario) pairs one after the other, with a progress bar per board; the campaign
-    is a run of the results store (`results` URL, default store), each verdict a result. With a
-    coordinator client (rig.lab.coordinator) the boards are its places, reserved one at a time."""
+    """Run (board, scenario) pairs - the boards at once, each board's scenarios one after the
+    other - with a progress bar per board; the campaign is a run of the results store (`results`
+    URL, default store), each verdict a result. With a coordinator client (rig.lab.coordinator)
+    the boards are its places, all reserved for the run."""
     import sys
 
     from rig.results.record import Recorder
 
     recorder = Recorder(kind, results, rack=rack, command=" ".join(["rig", *sys.argv[1:]]))
     try:
-        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, coordinator)
+        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordinator)
     except KeyboardInterrupt:
         recorder.finish("interrupted", note="interrupted from the keyboard; verdicts not reached have no result")
         raise
@@ -187,40 +193,91 @@ def record_verdict(recorder, board, verdict: Verdict, seconds: float) -> None:
         facts={"artefact_bytes": verdict.artefact_size, "reasons": verdict.reasons})
 
 
-def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, coordinator=None) -> list[Verdict]:
+def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordinator=None) -> list[Verdict]:
+    """The boards at once, a thread each, each running its own scenarios in order; the verdicts
+    in plan order. Each board's progress bar and verdict lines carry its id."""
     if coordinator is None:
         ensure_lab(rack)  # remote boards are served on their exporters' hosts
-    verdicts: list[Verdict] = []
-    pool = BoardPool(holder="rig ota", lease_timeout=0.0, coordinator=coordinator)
+    jobs: dict[str, list[tuple[int, Scenario]]] = {}
+    boards = []
+    for i, (board, s) in enumerate(plan):
+        if board.id not in jobs:
+            jobs[board.id] = []
+            boards.append(board)
+        jobs[board.id].append((i, s))
+    _import_tools()
+    # a pool holds one board
+    pools = {b.id: BoardPool(holder=f"rig {kind}", lease_timeout=0.0, coordinator=coordinator) for b in boards}
+    verdicts: dict[int, Verdict] = {}
+    shared = threading.Lock()  # the recorder's store and the verdict lines
     columns = (TextColumn("{task.fields[board]:<10}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.description}"), TimeElapsedColumn())
     try:
+        # opened one after the other: the boards' labgrid targets come from one shared environment
+        drivers = {b.id: pools[b.id].take(b) for b in boards}
+        preflight.refuse(in_parallel(boards, lambda b: preflight.check(drivers[b.id])), f"rig {kind}")
         with CampaignKit(rack, work, mcuboot) as kit, Progress(*columns, console=out) as bar:
-            tasks = {}
-            for board, _ in plan:
-                if board.id not in tasks:
-                    total = sum(1 for b, _ in plan if b.id == board.id)
-                    tasks[board.id] = bar.add_task("waiting", total=total, board=board.id)
+            tasks = {b.id: bar.add_task("waiting", total=len(jobs[b.id]), board=b.id) for b in boards}
 
             def on_step(board_id, step):
                 bar.update(tasks[board_id], description=f"{step.name} done ({step.seconds:.1f} s)")
 
-            for board, s in plan:
-                task = tasks[board.id]
-                bar.update(task, description=f"{s.name}: baseline")
-                started = time.monotonic()
-                verdict = kit.campaign(pool.take(board), on_step, allow_otp_burn).run(s)
-                verdicts.append(verdict)
-                record_verdict(recorder, board, verdict, time.monotonic() - started)
-                mark = "[green]ok[/green]" if verdict.ok else "[red]FAILED[/red]"
-                bar.console.print(f"{mark} {board.id}: {s.name} -> {verdict.observed} "
-                                  f"({time.monotonic() - started:.1f} s)", markup=True)
-                for line in verdict.rollbacks:
-                    bar.console.print(f"   rollback seen: {line}", markup=False)
-                bar.advance(task)
+            def run_board(board) -> None:
+                for i, s in jobs[board.id]:
+                    bar.update(tasks[board.id], description=f"{s.name}: baseline")
+                    started = time.monotonic()
+                    verdict = kit.campaign(drivers[board.id], on_step, allow_otp_burn).run(s)
+                    mark = "[green]ok[/green]" if verdict.ok else "[red]FAILED[/red]"
+                    with shared:
+                        verdicts[i] = verdict
+                        record_verdict(recorder, board, verdict, time.monotonic() - started)
+                        bar.console.print(f"{mark} {board.id}: {s.name} -> {verdict.observed} "
+                                          f"({time.monotonic() - started:.1f} s)", markup=True)
+                        for line in verdict.rollbacks:
+                            bar.console.print(f"   rollback seen: {line}", markup=False)
+                    bar.advance(tasks[board.id])
+
+            in_parallel(boards, run_board)
     finally:
-        pool.release()
-    return verdicts
+        for pool in pools.values():
+            pool.release()
+    return [verdicts[i] for i in sorted(verdicts)]
+
+
+# What the drivers and targets import on first use, imported before the board threads start: two
+# threads importing a package with circular imports (pyocd) at once can each find it half
+# initialised (ImportError: partially initialized module).
+_FIRST_USE = ("pyocd.core.helpers", "esptool.cmds", "espefuse", "smpclient", "smpclient.transport.serial",
+              "smpclient.generics", "smpclient.exceptions", "smpclient.requests.image_management",
+              "smpclient.requests.os_management")
+
+
+def _import_tools() -> None:
+    for name in _FIRST_USE:
+        importlib.import_module(name)
+
+
+def in_parallel(boards, work) -> list:
+    """work(board) for every board at once, a thread each; the results in board order. The first
+    board's error (in board order) is raised once every board is done."""
+    results: dict[str, object] = {}
+    errors: dict[str, BaseException] = {}
+
+    def run(board) -> None:
+        try:
+            results[board.id] = work(board)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
+            errors[board.id] = exc
+
+    threads = [threading.Thread(target=run, args=(b,), name=f"rig-{b.id}", daemon=True) for b in boards]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for board in boards:
+        if board.id in errors:
+            raise errors[board.id]
+    return [results[b.id] for b in boards]
 
 
 def summary_table(verdicts: list[Verdict]) -> Table:

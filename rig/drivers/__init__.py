@@ -3,6 +3,7 @@ EN-line reset, and a strategy that opens the console before power-on. Importing 
 registers them with labgrid's target factory, so targets files can name them too.
 """
 
+from rig.drivers import steps
 from rig.drivers.board import BoardDrivers, bind, open_board
 from rig.drivers.console import RigConsoleDriver
 from rig.drivers.espflash import EsptoolDriver
@@ -10,6 +11,8 @@ from rig.drivers.reset import RigResetDriver
 from rig.drivers.smp import SMPDriver
 from rig.drivers.strategy import MCUStrategy, Status
 from rig.drivers.swd import PyOCDDriver
+
+steps.install()
 
 __all__ = [
     "BoardDrivers",

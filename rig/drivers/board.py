@@ -109,6 +109,17 @@ class BoardDrivers:
                            "not the ROM loader")
         return flasher
 
+    def preflight(self, flashing_only: bool = False) -> str | None:
+        """One line when the board is locked (rig.drivers.protocol.Lock, as its flasher reads it):
+        the state and the way out - for a virtual board, factory-fresh boards from `rig lab reset`.
+        None when it is open for development; with flashing_only, unless its flash cannot be written."""
+        lock = self.powered_flasher().lock()
+        if lock is None or (flashing_only and not lock.blocks_flashing):
+            return None
+        way_out = (f"`rig lab reset --rack {self.board.source}` fits factory-fresh virtual boards"
+                   if self.board.virtual else lock.way_out)
+        return f"{self.board.id} is locked: {lock.state}; way out: {way_out}"
+
     def write_regions(self, regions, verify: bool = True, progress=None) -> None:
         """Write (offset, data) regions in one flasher session (e.g. a bootloader, table and app)."""
         self.powered_flasher()

@@ -20,9 +20,15 @@ from labgrid.step import step
 from rig.drivers.console import first_line
 from rig.drivers.esplog import quiet_esptool
 from rig.drivers.layout import board_layout, check_range
-from rig.drivers.protocol import FlashProtocol, Progress, Region, regions_sha256
+from rig.drivers.protocol import FlashProtocol, Lock, Progress, Region, regions_sha256
 from rig.errors import RigError
 from rig.image import esp_partitions
+
+# ESP32 eFuse BLOCK0 read registers (ESP32 TRM, eFuse Controller; bits from esp_efuse_table.csv)
+EFUSE_BLK0_RDATA0 = 0x3FF5A000  # FLASH_CRYPT_CNT at bits 20..26
+EFUSE_BLK0_RDATA6 = 0x3FF5A018  # ABS_DONE_0 bit 4, ABS_DONE_1 bit 5
+FLASH_CRYPT_CNT_SHIFT, FLASH_CRYPT_CNT_MASK = 20, 0x7F
+ABS_DONE_0, ABS_DONE_1 = 1 << 4, 1 << 5
 
 
 @target_factory.reg_driver
@@ -182,6 +188,26 @@ class EsptoolDriver(Driver, FlashProtocol):
                 erase_flash(esp)
             else:
                 erase_region(esp, offset, size)
+
+    @Driver.check_active
+    def lock(self) -> Lock | None:
+        """Secure Boot and flash encryption, from the eFuse read registers through the ROM loader
+        (ESP32 TRM, eFuse controller; ESP-IDF esp_efuse_table.csv). A chip with download mode
+        disabled (UART_DOWNLOAD_DIS) shows nothing: its ROM loader does not answer (RigError)."""
+        with self.loader() as esp:
+            word0, word6 = esp.read_reg(EFUSE_BLK0_RDATA0), esp.read_reg(EFUSE_BLK0_RDATA6)
+        states = []
+        if word6 & ABS_DONE_1:
+            states.append("Secure Boot V2 enabled in eFuse (ABS_DONE_1: it boots only images signed with "
+                          "the key whose digest is burnt in BLOCK2)")
+        elif word6 & ABS_DONE_0:
+            states.append("Secure Boot V1 enabled in eFuse (ABS_DONE_0)")
+        if bin(word0 >> FLASH_CRYPT_CNT_SHIFT & FLASH_CRYPT_CNT_MASK).count("1") % 2:
+            states.append("flash encryption enabled (FLASH_CRYPT_CNT odd: images written in plain text do not boot)")
+        if not states:
+            return None
+        return Lock(" and ".join(states), "none, eFuses cannot be unburnt: a board that is not locked",
+                    blocks_flashing=False)
 
     @Driver.check_active
     def read_partition_table(self) -> tuple:

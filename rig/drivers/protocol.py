@@ -9,6 +9,7 @@ are from the start of flash (rig.image.layouts); a region is (offset, data).
 import abc
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 Progress = Callable[[int, int], None]  # (done, total) in bytes
 Region = tuple[int, bytes]
@@ -20,6 +21,15 @@ def regions_sha256(regions: Iterable[Region]) -> str:
     for _, data in sorted(regions, key=lambda region: region[0]):
         digest.update(data)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A board locked against development use, as the board shows it to its flasher."""
+
+    state: str  # what the board shows, e.g. "readout protection level 1 ..."
+    way_out: str  # for a real board: how to open it again, or that nothing can
+    blocks_flashing: bool  # the flasher cannot write the flash at all (not only: it will not boot)
 
 
 class FlashProtocol(abc.ABC):
@@ -50,3 +60,8 @@ class FlashProtocol(abc.ABC):
     @abc.abstractmethod
     def erase(self, offset: int | None = None, size: int | None = None) -> None:
         """Erase the whole flash, or the sectors of [offset, offset+size)."""
+
+    @abc.abstractmethod
+    def lock(self) -> Lock | None:
+        """How the board is locked (readout protection, Secure Boot, flash encryption, download
+        mode), read as the flasher reads it from the chip; None when it is open for development."""

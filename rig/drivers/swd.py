@@ -19,7 +19,7 @@ from labgrid.step import step
 
 from rig.drivers import optionbytes
 from rig.drivers.layout import board_layout, check_range
-from rig.drivers.protocol import FlashProtocol, Progress, Region, regions_sha256
+from rig.drivers.protocol import FlashProtocol, Lock, Progress, Region, regions_sha256
 from rig.errors import RigError
 
 READ_CHUNK = 64 * 1024  # bytes per probe read when the caller follows progress
@@ -192,6 +192,21 @@ class PyOCDDriver(Driver, FlashProtocol):
         """The readout protection level in force: 0 (open), 1 (flash locked) or 2 (permanent)."""
         with self.session() as session:
             return optionbytes.read_level(session.target, self.board.variant)
+
+    @Driver.check_active
+    def lock(self) -> Lock | None:
+        """Readout protection from the option bytes in force (readable at every level)."""
+        level = self.read_rdp_level()
+        if level == 0:
+            return None
+        if level == 2:
+            return Lock("readout protection level 2 (the debug port is disabled for good)",
+                        "none, level 2 is permanent: fit a board that is not locked", blocks_flashing=True)
+        return Lock("readout protection level 1 (the probe can neither read nor write the flash)",
+                    "the regression to level 0, which mass-erases the flash (STM32CubeProgrammer "
+                    "`-c port=SWD -ob RDP=0xAA`, or `rig provision run --board "
+                    f"{self.target.name} --force --option {self.board.variant}.rdp=0`), or a board that "
+                    "is not locked", blocks_flashing=True)
 
     @Driver.check_active
     @step(args=["level"])
