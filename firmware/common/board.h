@@ -5,7 +5,13 @@
 
 #include <stdint.h>
 
-/* Clocks, console UART (115200 8N1) and the 1 ms SysTick. */
+/* A SysTick every RIG_TICK_MS milliseconds: fine enough for every wait the app makes (300 ms
+ * health settle, 250 ms reset delay, 1 s heartbeat), and an idle part - asleep in WFI between
+ * ticks - wakes 100 times a second rather than 1000 (less power on silicon, less host CPU on the
+ * emulated core). rig_ticks_ms counts milliseconds either way. */
+#define RIG_TICK_MS 10u
+
+/* Clocks, console UART (115200 8N1) and the SysTick. */
 void board_init(void);
 void board_putc(char c);
 /* Wait until the last byte has left the shift register (before a reset cuts it off). */

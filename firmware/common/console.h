@@ -7,6 +7,6 @@
 
 void console_rx(uint8_t byte); /* from the RX interrupt */
 int console_getc(void);        /* next byte, or -1 when none is waiting */
-void console_idle(void);       /* sleep until an interrupt (the 1 ms SysTick at the latest) */
+void console_idle(void);       /* sleep until an interrupt (the next SysTick at the latest) */
 
 #endif

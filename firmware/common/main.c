@@ -37,7 +37,7 @@ static struct {
 
 volatile uint32_t rig_ticks_ms;
 
-void SysTick_Handler(void) { rig_ticks_ms++; }
+void SysTick_Handler(void) { rig_ticks_ms += RIG_TICK_MS; }
 
 static void put(const char *s)
 {
@@ -90,7 +90,7 @@ static void serve(void)
     }
 }
 
-/* Sleeps between interrupts (SysTick every millisecond, console bytes) and serves the console. */
+/* Sleeps between interrupts (SysTick, console bytes) and serves the console. */
 static void wait_ms(uint32_t ms)
 {
     uint32_t start = rig_ticks_ms;
