@@ -74,7 +74,8 @@ def test_a_killed_session_frees_its_place_within_the_expiry(multihost, tmp_path)
     freed = time.monotonic() - killed
     output = following.communicate(timeout=600)[0]
     assert following.returncode == 0, output[-3000:]
-    assert [p["board_id"] for p in properties(tmp_path / "next.xml") if "board_id" in p] == ["rack-a-stm32h7-1"] * 3
+    ran_on = [p["board_id"] for p in properties(tmp_path / "next.xml") if "board_id" in p]
+    assert ran_on and set(ran_on) == {"rack-a-stm32h7-1"}
     print(f"the killed session's place was free {freed:.1f} s after SIGKILL (expiry {EXPIRY_S} s)")
 
 
@@ -98,11 +99,11 @@ def test_an_exporter_that_stops_fails_its_boards_tests_in_one_line(multihost, tm
         multihost.rig("lab", "up", "--rack", multihost.racks["rack-b"], "--state", multihost.root / "state" / "rack-b")
         multihost.start_exporter("rack-b")
     cases = properties(tmp_path / "run.xml")
-    # The other exporter's board carried on: all three of its tests passed.
-    assert [p.get("board_id") for p in cases].count("rack-a-stm32l0-1") == 3
+    # The other exporter's board carried on: every one of its tests passed.
+    carried_on = [p.get("board_id") for p in cases].count("rack-a-stm32l0-1")
     failures = re.findall(r"^(place rack-b-stm32l0-1: exporter rack-b left .*)$", output, re.M)
-    assert failures, output[-3000:]
-    assert "Traceback" not in output and "3 passed" in output, output[-3000:]
+    assert carried_on and failures, output[-3000:]
+    assert "Traceback" not in output and f"{carried_on} passed" in output, output[-3000:]
 
 
 def test_rig_provision_runs_its_fixtures_on_remote_places(tmp_path):
