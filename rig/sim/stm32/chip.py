@@ -16,6 +16,7 @@ import struct
 from rig.sim.flash import FlashError
 from rig.sim.stm32 import flashctl
 from rig.sim.stm32.core import Core
+from rig.sim.stm32.firmware import DEVICE
 from rig.sim.stm32.flashctl import L0FlashController, OptionBytes
 from rig.sim.stm32.parts import PARTS
 
@@ -114,7 +115,16 @@ class Chip:
             return addr - g.base
         return None
 
+    def _running_core(self, addr: int, n: int):
+        """The emulated core whose RAM this range is, while it runs the board's firmware."""
+        machine = self.board.devices.get(DEVICE)
+        if machine is not None and machine.running and self._ram_at(addr, n) is not None:
+            return machine
+        return None
+
     def read_block(self, addr: int, n: int) -> bytes:
+        if (machine := self._running_core(addr, n)) is not None:
+            return bytes(machine.cpu.uc.mem_read(addr, n))
         if (hit := self._ram_at(addr, n)) is not None:
             ram, off = hit
             return bytes(ram[off : off + n])
@@ -127,6 +137,9 @@ class Chip:
         return b"".join(struct.pack("<I", self.read(a, 4)) for a in range(addr, addr + n, 4))
 
     def write_block(self, addr: int, data: bytes) -> None:
+        if (machine := self._running_core(addr, len(data))) is not None:
+            machine.cpu.uc.mem_write(addr, bytes(data))
+            return
         if (hit := self._ram_at(addr, len(data))) is not None:
             ram, off = hit
             ram[off : off + len(data)] = data
@@ -198,6 +211,9 @@ class Chip:
         if addr in handlers:
             handlers[addr](value)
             self._regs[addr] = value
+        elif FPB <= addr < FPB + 8 + 4 * p.fpb_comparators:
+            self._regs[addr] = value
+            core.set_breakpoints(self._fpb_breakpoints())
         elif addr == 0xE000_EDF8:
             core.dcrdr = value
         elif addr == 0xE000_EDFC:
@@ -213,6 +229,23 @@ class Chip:
             self._regs[addr] = value
         else:
             raise BusFault(f"bus fault writing 0x{addr:08x}: nothing is mapped there")
+
+    def _fpb_breakpoints(self) -> set[int]:
+        """The addresses the enabled FPB comparators match (ARMv7-M FPB rev 1 on the M7: BPADDR
+        with BE; ARMv6-M BPU / rev 0: COMP with REPLACE choosing the halfword)."""
+        if not self._regs.get(FPB, 0) & 1:  # FP_CTRL.ENABLE
+            return set()
+        found = set()
+        for i in range(self.part.fpb_comparators):
+            comp = self._regs.get(FPB + 8 + 4 * i, 0)
+            if not comp & 1:
+                continue
+            if self.part.fpb_rev:
+                found.add(comp & 0xFFFF_FFFE)
+            else:
+                replace = comp >> 30
+                found |= {(comp & 0x1FFF_FFFC) + half for half, bit in ((0, 1), (2, 2)) if replace & bit}
+        return found
 
     def _is_register_space(self, addr: int) -> bool:
         # Peripherals and the core's private bus read as plain registers; anything else faults.

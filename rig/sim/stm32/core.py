@@ -14,6 +14,13 @@ of it - loading, buffering, page layout, verify, error reporting - runs unchange
 Resuming anywhere else starts the firmware: the board's own thread boots it (bootloader model,
 then app model). Halting stops that thread; a later resume reboots the firmware with the cause of
 the last reset, since the models' RAM state cannot be frozen mid-instruction.
+
+On a board whose firmware runs on the emulated core (`--stm32-core emulated`,
+rig.sim.stm32.machine) the debug registers act on that core instead: C_HALT parks it where it is,
+C_STEP executes one instruction, registers go through DCRSR/DCRDR, the FPB's comparators are
+hardware breakpoints, and a reset with DEMCR.VC_CORERESET halts it at the reset vector of the
+image MCUboot's model hands over to (the model itself has no instructions to halt in). The
+flash algorithm contract above still serves pyocd's flash programming while that core is halted.
 """
 
 import struct
@@ -22,6 +29,7 @@ from pyocd.target.builtin import target_STM32H743xx
 
 from rig.sim.flash import FlashError
 from rig.sim.stm32 import pyocd_target
+from rig.sim.stm32.firmware import DEVICE
 
 DBGKEY = 0xA05F << 16
 C_DEBUGEN, C_HALT, C_STEP = 1 << 0, 1 << 1, 1 << 2
@@ -55,18 +63,32 @@ class Core:
         self.halted = False
         self.in_reset = False
         self._reset_seen = False  # S_RESET_ST: a reset happened since DHCSR was last read
+        # The debugger pointed the PC at a flash algorithm: registers and resume follow the
+        # contract below even on a board whose firmware runs on the emulated core.
+        self._algorithm = False
         self._cause = "power-on"  # cause of the last reset, for the boot a resume starts
         self._algos = [(a, _packed(a)) for a in ALGORITHMS[chip.part.variant]]
 
     # -- resets
     def power_on(self) -> None:
         self.dhcsr_c = self.demcr = self.dfsr = 0
-        self.halted = self.in_reset = False
+        self.halted = self.in_reset = self._algorithm = False
         self._load_vectors()
         self._cause = "power-on"
 
     def reset(self, cause: str) -> None:
         """A system reset (SYSRESETREQ, nRST released, option byte load): catch it or boot."""
+        self._algorithm = False
+        machine = self.chip.board.devices.get(DEVICE)
+        if machine is not None:
+            # The emulated core boots through MCUboot's model again and, with vector catch,
+            # halts at the reset vector of the image it is handed.
+            machine.catch_reset = self._catch()
+            self.halted = False
+            self._reset_seen = True
+            self.chip.board.hold("debug")
+            self.chip.board.release("debug", cause=cause)
+            return
         self.chip.board.hold("debug")
         self._cause = cause
         self._reset_seen = True
@@ -93,7 +115,24 @@ class Core:
         self.regs = {REG_SP: sp, REG_MSP: sp, REG_PC: pc & ~1, REG_XPSR: XPSR_THUMB, REG_LR: 0xFFFF_FFFF}
 
     # -- debug registers
+    def _machine(self):
+        """The board's emulated core, if its firmware runs on one (and no flash algorithm does)."""
+        machine = self.chip.board.devices.get(DEVICE)
+        return machine if machine is not None and not self._algorithm else None
+
+    def _catch(self) -> bool:
+        # C_HALT survives a system reset, and vector catch halts at the reset vector.
+        return bool(self.dhcsr_c & C_DEBUGEN and (self.dhcsr_c & C_HALT or self.demcr & DEMCR_VC_CORERESET))
+
     def read_dhcsr(self) -> int:
+        machine = self._machine()
+        if machine is not None:
+            self.halted = machine.halted
+            if self.halted:
+                self.dhcsr_c |= C_HALT  # entering debug state sets it (after a step, a breakpoint, a catch)
+            if machine.breakpoint_hit:
+                machine.breakpoint_hit = False
+                self.dfsr |= DFSR_BKPT
         value = (self.dhcsr_c & 0xF) | S_REGRDY
         value |= S_HALT if self.halted else S_RETIRE_ST
         if self._reset_seen or self.in_reset:
@@ -107,6 +146,10 @@ class Core:
         self.dhcsr_c = value & 0xF
         if self.in_reset:
             return
+        machine = self._machine()
+        if machine is not None:
+            self._debug_emulated(machine, value)
+            return
         if value & C_DEBUGEN and value & C_HALT:
             if not self.halted:
                 self.halted = True
@@ -115,8 +158,32 @@ class Core:
         elif self.halted and not value & C_STEP:  # a single step has no instruction to run: stay halted
             self._resume()
 
+    def _debug_emulated(self, machine, value: int) -> None:
+        if value & C_DEBUGEN and value & C_HALT:
+            if not machine.halted:
+                machine.debug_halt()
+                self.dfsr |= DFSR_HALTED
+        elif value & C_DEBUGEN and value & C_STEP and machine.halted:
+            machine.debug_step()
+        elif machine.halted or not value & C_HALT:
+            machine.debug_resume()
+
+    def set_breakpoints(self, addresses: set[int]) -> None:
+        machine = self._machine()
+        if machine is not None:
+            machine.set_breakpoints(addresses)
+
     def write_dcrsr(self, value: int) -> None:
         sel = value & 0x7F
+        if value & DCRSR_REGWNR and sel == REG_PC:
+            self._algorithm = self._algorithm_entry(self.dcrdr) is not None
+        machine = self._machine()
+        if machine is not None and machine.halted:
+            if value & DCRSR_REGWNR:
+                machine.write_core_register(sel, self.dcrdr)
+            else:
+                self.dcrdr = machine.read_core_register(sel)
+            return
         if value & DCRSR_REGWNR:
             self.regs[sel] = self.dcrdr
             if sel in (REG_SP, REG_MSP):

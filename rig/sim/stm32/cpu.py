@@ -56,7 +56,7 @@ class Cpu:
     def reset(self, vector_table: int) -> None:
         """Leave reset with the MSP and PC of the vector table at `vector_table`."""
         sp, pc = struct.unpack("<II", self.uc.mem_read(vector_table, 8))
-        self._write_regs([(a.UC_ARM_REG_XPSR, XPSR_THUMB), (a.UC_ARM_REG_PRIMASK, 0), (a.UC_ARM_REG_CONTROL, 0),
+        self.write_regs([(a.UC_ARM_REG_XPSR, XPSR_THUMB), (a.UC_ARM_REG_PRIMASK, 0), (a.UC_ARM_REG_CONTROL, 0),
                           (a.UC_ARM_REG_MSP, sp), (a.UC_ARM_REG_SP, sp), (a.UC_ARM_REG_LR, 0xFFFF_FFFF)])
         self.pc = pc & ~1
         self.lockup = self.sleeping = False
@@ -70,7 +70,7 @@ class Cpu:
     def read_regs(self, regs: list[int]) -> list[int]:
         return [self.reg(r) for r in regs]
 
-    def _write_regs(self, pairs: list[tuple[int, int]]) -> None:
+    def write_regs(self, pairs: list[tuple[int, int]]) -> None:
         for reg, value in pairs:
             self._value.value = value
             uclib.uc_reg_write(self._uch, reg, self._value_ref)
@@ -116,7 +116,7 @@ class Cpu:
             if struct.unpack("<H", self.uc.mem_read(self.pc, 2))[0] == CPSIE_I:
                 # The idle loop's `cpsie i` right after its WFI: done here, without a round through
                 # unicorn for one instruction (it is all the instruction does).
-                self._write_regs([(a.UC_ARM_REG_PRIMASK, 0)])
+                self.write_regs([(a.UC_ARM_REG_PRIMASK, 0)])
                 self.pc += 2
                 continue
             self._stopped = False
@@ -143,7 +143,7 @@ class Cpu:
         except UcError:
             self.lockup = True  # the stack or the vector table is not there: nothing can run
             return
-        self._write_regs([(a.UC_ARM_REG_SP, frame), (a.UC_ARM_REG_IPSR, number),
+        self.write_regs([(a.UC_ARM_REG_SP, frame), (a.UC_ARM_REG_IPSR, number),
                           (a.UC_ARM_REG_LR, EXC_RETURN_HANDLER if ipsr else EXC_RETURN_THREAD)])
         self.pc = handler & ~1
 
@@ -158,7 +158,7 @@ class Cpu:
         sp = self.reg(a.UC_ARM_REG_SP)
         *saved, pc, xpsr = struct.unpack("<8I", uc.mem_read(sp, 32))
         sp += 32 + (4 if xpsr & XPSR_ALIGNED else 0)
-        self._write_regs([*zip(FRAME, saved, strict=True), (a.UC_ARM_REG_SP, sp),
+        self.write_regs([*zip(FRAME, saved, strict=True), (a.UC_ARM_REG_SP, sp),
                           (a.UC_ARM_REG_XPSR, xpsr & ~XPSR_ALIGNED)])
         self.pc = pc & ~1
 
@@ -180,4 +180,4 @@ class Cpu:
                 self._stopped = True
                 uc.emu_stop()
                 return
-        self._write_regs([(a.UC_ARM_REG_PC, self.pc | 1)])
+        self.write_regs([(a.UC_ARM_REG_PC, self.pc | 1)])

@@ -28,9 +28,10 @@ registers each time - costs no host CPU: the thread sleeps on the clock until th
 interrupt handler changes is not seen as waiting: it runs until the next interrupt.
 """
 
+import threading
 from collections.abc import Callable
 
-from unicorn import UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
+from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
 from unicorn import arm_const as a
 
 from rig.sim.flash import Flash
@@ -93,6 +94,17 @@ class Machine:
         self._due = float("inf")  # clock time of the next event, for the current slice
         self.accesses = 0  # register accesses so far (the alarm watches it)
         self.waits = 0  # times the core went waiting (WFI, idle loop): a test knows it is done
+        self.running = False  # inside run(): a debugger's requests go to this core
+        # Debug state (the debugger's thread asks, run() obeys at its next slice boundary).
+        self._debug = threading.Condition()
+        self._halt_wanted = False
+        self._steps = 0  # single steps asked for while halted
+        self.halted = False  # parked in debug state: registers and memory may be touched
+        self._breakpoints: dict[int, int] = {}  # address -> unicorn hook
+        self._stepping_from: int | None = None  # the breakpoint the core resumes from
+        self._wanted_breakpoints: set[int] | None = None
+        self.breakpoint_hit = False  # DFSR.BKPT for the debugger
+        self.catch_reset = False  # DEMCR.VC_CORERESET with a debugger attached: halt at the reset vector
         self._last_idle: tuple | None = None
         self._last_key: tuple | None = None  # the previous access of the running slice
         self._idle = False
@@ -177,6 +189,109 @@ class Machine:
             device.write(off, value)
         self._access(key, 0, device is self.iwdg and self.iwdg.feed_only(off, value))
 
+    # -- the debugger's view (rig.sim.stm32.core drives these from the SWD server's thread)
+    def debug_halt(self) -> None:
+        with self._debug:
+            self._halt_wanted = True
+        self.clock.wake()
+
+    def debug_step(self) -> None:
+        with self._debug:
+            self._steps += 1
+            self._debug.notify_all()
+
+    def debug_resume(self) -> None:
+        with self._debug:
+            self._halt_wanted = False
+            self._debug.notify_all()
+
+    def debug_wake(self) -> None:
+        """Power or reset changed: a parked core looks at its stop() again."""
+        with self._debug:
+            self._debug.notify_all()
+
+    def _park(self, stop: Callable[[], bool]) -> bool:
+        """Halted in debug state until resumed, executing single steps; False if the run must end.
+        The clock stands still meanwhile (SysTick stops in debug state)."""
+        self.clock.pause()
+        try:
+            with self._debug:
+                self.halted = True
+                while self._halt_wanted and not stop():
+                    if self._steps:
+                        self._steps -= 1
+                        self.halted = False
+                        self._step()
+                        self.halted = True
+                        continue
+                    self._debug.wait(0.05)
+                self.halted = False
+                self._stepping_from = self.cpu.pc  # resuming: the instruction here runs first
+        finally:
+            self.clock.resume()
+        return not stop()
+
+    def _step(self) -> None:
+        # One instruction (no exception is taken in between: pyocd steps with C_MASKINTS set).
+        self._drop_stale_code()
+        self._apply_breakpoints()
+        self.cpu.sleeping = False
+        self._stepping_from = self.cpu.pc
+        self.cpu.run(1)
+
+    def read_core_register(self, sel: int) -> int:
+        """A core register by its DCRSR REGSEL number (ARMv7-M C1.6.3), while halted."""
+        if sel == REGSEL_PC:
+            return self.cpu.pc
+        if sel == REGSEL_SPECIAL:
+            control, faultmask, basepri, primask = self.cpu.read_regs(
+                [a.UC_ARM_REG_CONTROL, a.UC_ARM_REG_FAULTMASK, a.UC_ARM_REG_BASEPRI, a.UC_ARM_REG_PRIMASK])
+            return (control & 0xFF) << 24 | (faultmask & 1) << 16 | (basepri & 0xFF) << 8 | (primask & 1)
+        reg = _regsel(sel)
+        return self.cpu.reg(reg) if reg is not None else 0
+
+    def write_core_register(self, sel: int, value: int) -> None:
+        if sel == REGSEL_PC:
+            self.cpu.pc = value & ~1
+            return
+        if sel == REGSEL_SPECIAL:
+            self.cpu.write_regs([(a.UC_ARM_REG_CONTROL, value >> 24 & 0xFF), (a.UC_ARM_REG_FAULTMASK, value >> 16 & 1),
+                                 (a.UC_ARM_REG_BASEPRI, value >> 8 & 0xFF), (a.UC_ARM_REG_PRIMASK, value & 1)])
+            return
+        reg = _regsel(sel)
+        if reg is not None:
+            self.cpu.write_regs([(reg, value)])
+
+    def set_breakpoints(self, addresses: set[int]) -> None:
+        """Hardware breakpoints (the FPB's comparators): the core halts before executing there.
+        Applied by the machine's own thread before it executes again."""
+        with self._debug:
+            self._wanted_breakpoints = set(addresses)
+            self._debug.notify_all()
+
+    def _apply_breakpoints(self) -> None:
+        wanted = self._wanted_breakpoints
+        if wanted is None:
+            return
+        self._wanted_breakpoints = None
+        uc = self.cpu.uc
+        for addr, handle in self._breakpoints.items():
+            uc.hook_del(handle)
+            uc.ctl_remove_cache(addr, addr + 2)
+        # Code translated before a hook existed would not call it: translate those addresses again.
+        self._breakpoints = {addr: uc.hook_add(UC_HOOK_CODE, self._breakpoint, begin=addr, end=addr) for addr in wanted}
+        for addr in wanted:
+            uc.ctl_remove_cache(addr, addr + 2)
+
+    def _breakpoint(self, uc, address: int, size: int, user) -> None:
+        if self._stepping_from == address:
+            self._stepping_from = None
+            return  # resuming from this breakpoint: execute it
+        self.breakpoint_hit = True
+        with self._debug:
+            self._halt_wanted = True
+        self.cpu.request_stop()
+
     def _returned(self) -> None:
         if self._replays:
             self._replay = self._replays.pop()
@@ -236,6 +351,7 @@ class Machine:
         """Make `run()` look at its `stop()` soon (any thread): a waiting core at once, a running
         one when its slice ends."""
         self.clock.wake()
+        self.debug_wake()
 
     def reset(self, cause: str, vector_table: int) -> None:
         """A reset of the part with this cause; the core starts from `vector_table` (what MCUboot
@@ -253,6 +369,9 @@ class Machine:
         self._last_idle = None
         self.cpu.reset(vector_table)
         self.reset_at = self.clock.now()
+        with self._debug:
+            self._halt_wanted = self.catch_reset
+            self._steps = 0
 
     def receive(self, data: bytes) -> None:
         """Console bytes at the USART's RX pin (any thread)."""
@@ -261,10 +380,19 @@ class Machine:
 
     def run(self, until: float | None = None, stop: Callable[[], bool] = lambda: False) -> str | None:
         """Execute; returns the cause of a reset the part makes, or None at `until` or `stop()`."""
+        self.running = True
+        try:
+            return self._run(until, stop)
+        finally:
+            self.running = False
+
+    def _run(self, until: float | None, stop: Callable[[], bool]) -> str | None:
         cpu, scs = self.cpu, self.scs
         while True:
             if self._reset_cause is not None:
                 return self._reset_cause
+            if self._halt_wanted and not self._park(stop):
+                return None
             if self.iwdg.expired():
                 return "watchdog"
             if stop() or (until is not None and self.clock.now() >= until):
@@ -297,6 +425,7 @@ class Machine:
             self._due = float("inf") if deadline is None else deadline
             self._last_key = None
             self._drop_stale_code()
+            self._apply_breakpoints()
             usart = self.usart
             if usart.held:
                 # The console's next byte comes in after the part's character time of cycles.
@@ -307,6 +436,16 @@ class Machine:
 
     def _line(self, irq: int) -> bool:
         return irq == self.part.console_irq and self.usart.irq()
+
+
+REGSEL_PC, REGSEL_SPECIAL = 15, 20
+_REGSEL = {**{i: getattr(a, f"UC_ARM_REG_R{i}") for i in range(13)}, 13: a.UC_ARM_REG_SP, 14: a.UC_ARM_REG_LR,
+           16: a.UC_ARM_REG_XPSR, 17: a.UC_ARM_REG_MSP, 18: a.UC_ARM_REG_PSP, 33: a.UC_ARM_REG_FPSCR,
+           **{64 + i: getattr(a, f"UC_ARM_REG_S{i}") for i in range(32)}}
+
+
+def _regsel(sel: int) -> int | None:
+    return _REGSEL.get(sel)
 
 
 def _first(times: tuple[float | None, ...]) -> float | None:

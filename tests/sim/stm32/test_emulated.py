@@ -9,6 +9,8 @@ it - judged by the console and by what the firmware answers over SMP.
 """
 
 import asyncio
+import re
+import subprocess
 
 import pytest
 from smpclient import SMPClient
@@ -73,3 +75,38 @@ def test_firmware_boots_and_updates_itself_over_smp(virtual_stm32, variant):
     state = smp(vb, lambda client: client.request(ImageStatesRead()))
     running = state.images[0]
     assert (running.version, running.active, running.confirmed) == ("2.0.0", True, True)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pyocd_halts_and_steps_the_core_in_slot0(virtual_stm32, variant):
+    vb = virtual_stm32(variant, core="emulated")
+    vb.install(mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse("1.0.0")), vb.signer, "1.0.0"))
+    vb.board.set_power(True)
+    vb.console.expect(r"rig: alive uptime=1")
+    out = vb.cmd("halt", "reg pc", "step", "reg pc", "step", "reg pc").stdout
+    pcs = [int(m, 16) for m in re.findall(r"pc = 0x([0-9a-f]+)", out)]
+    slot0 = (vb.addr("slot0"), vb.addr("slot0") + vb.layout.part("slot0").size)
+    assert len(pcs) == 3, out
+    assert all(slot0[0] <= pc < slot0[1] for pc in pcs), out
+    assert len(set(pcs)) > 1, out  # the core moved
+    vb.console.expect(r"rig: alive uptime=\d+")  # resumed when pyocd let go: it runs on
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pyocd_breakpoint_halts_the_core_there(virtual_stm32, variant):
+    """An FPB breakpoint on the SysTick handler (its address from the build's ELF, as a bench
+    engineer looks it up): the running core halts there, and again after a resume."""
+    vb = virtual_stm32(variant, core="emulated")
+    vb.install(mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse("1.0.0")), vb.signer, "1.0.0"))
+    vb.board.set_power(True)
+    vb.console.expect(r"rig: alive uptime=1")
+    handler = symbol(cache.app(variant, "1.0.0").elf, "SysTick_Handler")
+    out = vb.cmd("halt", f"break 0x{handler:x}", "go", "sleep 300", "reg pc", "go", "sleep 300", "reg pc",
+                 f"rmbreak 0x{handler:x}").stdout
+    assert re.findall(r"pc = 0x([0-9a-f]+)", out) == [f"{handler:08x}"] * 2, out
+    vb.console.expect(r"rig: alive uptime=\d+")  # running again once pyocd let go
+
+
+def symbol(elf, name):
+    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
+    return next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(f" {name}"))
