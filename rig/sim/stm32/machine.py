@@ -190,10 +190,14 @@ class Machine:
         self._access(key, 0, device is self.iwdg and self.iwdg.feed_only(off, value))
 
     # -- the debugger's view (rig.sim.stm32.core drives these from the SWD server's thread)
-    def debug_halt(self) -> None:
+    def debug_halt(self, timeout: float = 1.0) -> None:
+        """Ask the core to halt and wait (up to `timeout`) until it has: a booting board first
+        goes through MCUboot's model, which takes a while in Python."""
         with self._debug:
             self._halt_wanted = True
         self.clock.wake()
+        with self._debug:
+            self._debug.wait_for(lambda: self.halted or not self._halt_wanted, timeout)
 
     def debug_step(self) -> None:
         with self._debug:
@@ -217,12 +221,14 @@ class Machine:
         try:
             with self._debug:
                 self.halted = True
+                self._debug.notify_all()
                 while self._halt_wanted and not stop():
                     if self._steps:
                         self._steps -= 1
                         self.halted = False
                         self._step()
                         self.halted = True
+                        self._debug.notify_all()
                         continue
                     self._debug.wait(0.05)
                 self.halted = False
@@ -370,7 +376,8 @@ class Machine:
         self.cpu.reset(vector_table)
         self.reset_at = self.clock.now()
         with self._debug:
-            self._halt_wanted = self.catch_reset
+            # A debugger's halt request survives the reset (C_HALT lives in the debug domain).
+            self._halt_wanted = self._halt_wanted or self.catch_reset
             self._steps = 0
 
     def receive(self, data: bytes) -> None:
