@@ -10,7 +10,10 @@ it - judged by the console and by what the firmware answers over SMP.
 
 import asyncio
 import re
+import shutil
+import socket
 import subprocess
+import time
 
 import pytest
 from smpclient import SMPClient
@@ -21,7 +24,7 @@ from smpclient.transport.serial import SMPSerialTransport
 
 from rig.build import cache
 from rig.image import mcuboot
-from tests.sim.stm32.conftest import VARIANTS
+from tests.sim.stm32.conftest import PYOCD, VARIANTS
 
 BOOTED = r"rig: boot variant=\S+ version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)\r\n"
 
@@ -110,3 +113,48 @@ def test_pyocd_breakpoint_halts_the_core_there(virtual_stm32, variant):
 def symbol(elf, name):
     nm = subprocess.run(["arm-none-eabi-nm", str(elf)], capture_output=True, text=True, check=True).stdout
     return next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(f" {name}"))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_gdb_breaks_at_main_steps_prints_and_continues(virtual_stm32, variant, tmp_path):
+    """Debian's gdb-multiarch through `pyocd gdbserver`, with the build's ELF, as on a bench."""
+    if shutil.which("gdb-multiarch") is None:
+        pytest.skip("gdb-multiarch is not installed (.ci/setup installs it)")
+    vb = virtual_stm32(variant, core="emulated")
+    built = cache.app(variant, "1.0.0")
+    vb.install(mcuboot.sign(built.bin.read_bytes(), vb.signer, "1.0.0"))
+    vb.board.set_power(True)
+    vb.console.expect(r"rig: alive uptime=1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([PYOCD, "gdbserver", "-u", vb.uid, "-t", vb.target, "-p", str(port), "--persist",
+                               "-O", "telnet_port=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_listening(port, server)
+        gdb = subprocess.run(
+            ["gdb-multiarch", "-batch", "-nx", str(built.elf), "-ex", f"target remote 127.0.0.1:{port}",
+             "-ex", "monitor reset halt", "-ex", "break main", "-ex", "continue", "-ex", "next", "-ex", "next",
+             "-ex", "print rig_ticks_ms", "-ex", "info registers pc", "-ex", "detach"],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
+    assert "Breakpoint 1, main () at firmware/common/main.c" in gdb.stdout, gdb.stdout + gdb.stderr
+    assert re.search(r"^\$1 = \d+$", gdb.stdout, re.M), gdb.stdout
+    pc = int(re.search(r"^pc\s+0x([0-9a-f]+)\s+0x[0-9a-f]+ <main\+\d+>", gdb.stdout, re.M)[1], 16)
+    assert vb.addr("slot0") <= pc < vb.addr("slot0") + vb.layout.part("slot0").size
+    assert "detached" in gdb.stdout
+    vb.console.expect(r"rig: alive uptime=1", timeout=10)  # it continued after the reset gdb asked for
+
+
+def _wait_listening(port, server, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"pyocd gdbserver exited: {server.communicate()[0]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError("pyocd gdbserver did not listen")
