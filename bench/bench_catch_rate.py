@@ -17,7 +17,6 @@ defects (a partial table, for working on one).
 """
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,31 +37,16 @@ from rig.sim.broken import CATALOGUE, Defect, enable
 REPO = Path(__file__).resolve().parent.parent
 GOALS = {"default": 0.90, "nightly": 1.0}
 ONE_WAY_DEFAULT = ("downgraded image",)  # burns a floor: the default run has it on boards set aside
-PORT_RANGE = range(24000, 32000, 10)  # below the ephemeral range (tests/free_ports.py says why)
 Run = tuple[str, str]  # (scenario, variant)
-
-
-def _ports() -> int:
-    """A base port with four free ports from it (power switch, three consoles)."""
-    for base in PORT_RANGE[(os.getpid() * 31) % len(PORT_RANGE) :]:
-        try:
-            for port in range(base, base + 4):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RigError("no four free loopback ports in 24000-31999")
 
 
 def _rack(folder: Path, name: str) -> Path:
     doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    base = _ports()
     targets = {}
     for i, spec in enumerate(doc["targets"].values()):
         res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = base + 1 + i
-        res["NetworkPowerPort"].update(host=f"http://127.0.0.1:{base}/outlet/{{index}}/{{value}}", index=i)
+        res["NetworkSerialPort"]["port"] = 0  # the lab chooses its ports: no collision with other labs
+        res["NetworkPowerPort"].update(host="http://127.0.0.1:0/outlet/{index}/{value}", index=i)
         if "RigDebugProbe" in res:
             res["RigDebugProbe"]["unique_id"] = f"CATCH-{name}-{i}"
         targets[f"{res['RigBoard']['variant']}-catch-{name}"] = spec

@@ -40,7 +40,6 @@ from rig.provision.station import run_units, warm_up
 from rig.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
-PORTS = 23900  # the power switch, consoles after it (tests/racks.py lists who uses which ports)
 OVERHEAD_GOAL = 0.10
 SPEEDUP_GOAL = 2.5
 STATION_STEPS = ("check", "identity")  # steps that are the station's own work, not the device's
@@ -57,8 +56,8 @@ def _rack(folder: Path, same_product: bool) -> Path:
     targets = {}
     for i, spec in enumerate(specs):
         res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = PORTS + 1 + i
-        res["NetworkPowerPort"].update(host=f"http://127.0.0.1:{PORTS}/outlet/{{index}}/{{value}}", index=i)
+        res["NetworkSerialPort"]["port"] = 0  # the lab chooses its ports: no collision with other labs
+        res["NetworkPowerPort"].update(host="http://127.0.0.1:0/outlet/{index}/{value}", index=i)
         if "RigDebugProbe" in res:
             res["RigDebugProbe"]["unique_id"] = f"BENCH-{i}"
         targets[f"{res['RigBoard']['variant']}-bench-{i}"] = spec

@@ -4,22 +4,19 @@ dashboard served by `rig dashboard` as a user starts it.
 Fixtures (import them into a test folder's conftest.py):
     page        a fresh chromium page; at the end of the test a full-page screenshot is kept under
                 the test's tmp path and named in the report (`screenshot` property in JUnit)
-    dashboard   dashboard(*args, env=None) -> base URL of `rig dashboard --port P ARGS`, stopped
-                after the test
+    dashboard   dashboard(*args, env=None) -> base URL of `rig dashboard --port 0 ARGS` (the port it
+                bound, from its first line), stopped after the test
 Launch arguments as BOARD.md fixes them: nothing is downloaded, no network beyond loopback.
 """
 
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-
-from tests.free_ports import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -55,30 +52,21 @@ def page(request, browser, tmp_path):
         context.close()
 
 
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited ({proc.returncode}): {proc.stderr.read()}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
-
-
 @pytest.fixture
 def dashboard(tmp_path):
     started = []
 
     def serve(*args, env=None, cwd=None):
-        port = free_port()
-        proc = subprocess.Popen([RIG, "dashboard", "--port", str(port), *map(str, args)], cwd=cwd or tmp_path,
+        proc = subprocess.Popen([RIG, "dashboard", "--port", "0", *map(str, args)], cwd=cwd or tmp_path,
                                 env=env or os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         started.append(proc)
-        wait_for_port(port, proc)
-        return f"http://127.0.0.1:{port}"
+        first = proc.stdout.readline()  # "rig dashboard on http://127.0.0.1:PORT/ ...", printed once it listens
+        bound = re.search(r"http://127\.0\.0\.1:\d+", first)
+        if bound is None:
+            proc.kill()
+            raise AssertionError(f"the dashboard did not start ({proc.wait()}): {first}{proc.stderr.read()}")
+        return bound.group(0)
 
     yield serve
     for proc in started:

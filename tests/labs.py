@@ -7,6 +7,7 @@ source's own: a process keeps its drivers by board id (rig.drivers.pool), and py
 unique id across every live lab.
 """
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,9 +19,10 @@ VIRTUAL_RACK = REPO / "targets" / "virtual-rack.yaml"
 
 
 def lab_rack(folder, source=VIRTUAL_RACK, name: str | None = None, boards: tuple[str, ...] | None = None,
-             variants: tuple[str, ...] | None = None) -> Path:
+             variants: tuple[str, ...] | None = None, board_ids: bool = True) -> Path:
     """FOLDER/<name or the source's stem>.yaml: the source's boards (only those of `boards` and
-    `variants`, if given) with ports left to the lab, and ids renamed after `name` if given."""
+    `variants`, if given) with ports left to the lab, and ids renamed after `name` if given (probe
+    ids only with board_ids=False: a lab on a runtime folder of its own, whose probes pyocd sees)."""
     doc = yaml.safe_load(Path(source).read_text())
     targets = {}
     for board_id, target in doc["targets"].items():
@@ -36,9 +38,37 @@ def lab_rack(folder, source=VIRTUAL_RACK, name: str | None = None, boards: tuple
             res["NetworkPowerPort"]["host"] = urlunsplit(url._replace(netloc=f"{url.hostname}:0"))
         if name and "RigDebugProbe" in res:
             res["RigDebugProbe"]["unique_id"] = f"{name}-{res['RigDebugProbe']['unique_id']}"
-        targets[f"{board_id}-{name}" if name else board_id] = target
+        targets[f"{board_id}-{name}" if name and board_ids else board_id] = target
     doc["targets"] = targets
     path = Path(folder) / f"{name or Path(source).stem}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def bound_rack(rack, runtime_dir):
+    """The rack as its running lab bound it (rig.lab.Rack with real ports), for a lab started on a
+    runtime folder of its own: its resolved rack, $RIG_RUNTIME_DIR/labs/<lab>.yaml (docs/virtual-lab.md)."""
+    from rig.lab import load_rack
+    from rig.sim.registry import lab_name
+
+    return load_rack(Path(runtime_dir) / "labs" / f"{lab_name(rack)}.yaml")
+
+
+def listening_port(pid: int) -> int | None:
+    """The TCP port process `pid` listens on, read from /proc (for a server told to take port 0
+    that does not say which it got); None while it listens on none."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                return int(fields[1].rsplit(":", 1)[1], 16)
+    return None

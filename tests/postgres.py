@@ -7,10 +7,9 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-
-from tests.free_ports import free_port
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +28,14 @@ def postgres_url():
     data.parent.chmod(0o777)
     subprocess.run([*as_user, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "rig"],
                    check=True, capture_output=True)
-    port = free_port()
     log = data.parent / "pg.log"
+    # A unix socket in the server's own folder and no TCP: servers of parallel runs cannot collide.
     subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(log), "-w", "-o",
-                    f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1", "start"],
+                    f"-k {data.parent} -c listen_addresses=''", "start"],
                    check=True, capture_output=True)
     try:
-        subprocess.run([f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "rig", "records"], check=True)
-        yield f"postgresql+psycopg://rig@127.0.0.1:{port}/records"
+        subprocess.run([f"{bindir}/createdb", "-h", str(data.parent), "-U", "rig", "records"], check=True)
+        yield f"postgresql+psycopg://rig@/records?host={quote(str(data.parent), safe='')}"
     finally:
         subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(data.parent, ignore_errors=True)

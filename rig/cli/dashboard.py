@@ -1,11 +1,13 @@
 """`rig dashboard`: the lab, runs, trends, provisioning and rollouts in a browser, served by rig."""
 
+import socket
 from pathlib import Path
 
 import click
 
 from rig.cli.console import out
 from rig.cli.options import rack_option
+from rig.errors import RigError
 from rig.results.store import default_url, safe_url
 
 DEFAULT_FLEET = Path(".rig/fleet")  # rig.cli.fleet's default folder
@@ -28,7 +30,8 @@ log; updated live). The pages need nothing from the internet. Ctrl-C stops the s
 
 @click.command(help=HELP)
 @rack_option
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="TCP port to listen on; 0: any free port (the first line printed names it).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--results", "results_url", default=None, metavar="URL",
               help="Results store (SQLAlchemy URL).  [default: $RIG_RESULTS or <runtime dir>/results.db]")
@@ -48,6 +51,10 @@ def dashboard(rack, port, host, results_url, fleet, rollouts_url):
     if fleet is None and DEFAULT_FLEET.is_dir():
         fleet = DEFAULT_FLEET
     app = make_app(results=url, rack=rack, fleet=fleet, rollouts=rollouts_url)
-    out.print(f"rig dashboard on http://{host}:{port}/ (results {safe_url(url)}, rack {rack}); Ctrl-C stops it",
-              markup=False)
-    web.run_app(app, host=host, port=port, print=None, handle_signals=True)
+    try:
+        sock = socket.create_server((host, port))  # bound here, so the line below names the real port
+    except OSError as exc:
+        raise RigError(f"--port {port}: cannot listen on {host} ({exc.strerror}); pick another, or 0") from None
+    out.print(f"rig dashboard on http://{host}:{sock.getsockname()[1]}/ (results {safe_url(url)}, rack {rack}); "
+              "Ctrl-C stops it", markup=False)
+    web.run_app(app, sock=sock, print=None, handle_signals=True)

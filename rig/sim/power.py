@@ -1,8 +1,8 @@
 """The rack's network power switch, speaking the `simplerest` protocol labgrid's NetworkPowerDriver uses.
 
-The rack file's URL template, e.g. http://127.0.0.1:22100/outlet/{index}/{value}, is served as is:
-GET with a value of 0 or 1 switches the outlet, GET without it (trailing slash removed, as
-labgrid's client does) answers "1" or "0".
+The rack file's URL template, e.g. http://127.0.0.1:0/outlet/{index}/{value}, is served as is on
+its port (0: one the lab chooses): GET with a value of 0 or 1 switches the outlet, GET without it
+(trailing slash removed, as labgrid's client does) answers "1" or "0".
 """
 
 import logging
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def _path_pattern(template_path: str) -> re.Pattern:
     if "{index}" not in template_path:
         raise RigError(f"power URL path {template_path!r} has no {{index}}; "
-                       "write it like http://127.0.0.1:22100/outlet/{index}/{value}")
+                       "write it like http://127.0.0.1:0/outlet/{index}/{value}")
     pattern = re.escape(template_path).replace(r"\{index\}", r"(?P<index>\d+)")
     pattern = pattern.replace(r"\{value\}", r"(?P<value>[01]?)")
     return re.compile(pattern)

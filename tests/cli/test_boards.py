@@ -15,9 +15,9 @@ def test_lists_the_three_virtual_boards():
     result = rig("boards", "--rack", "targets/virtual-rack.yaml")
     assert result.returncode == 0, result.stderr
     for board, variant, console in (
-        ("esp32-1", "esp32", "rfc2217://127.0.0.1:22101"),
-        ("stm32h7-1", "stm32h7", "rfc2217://127.0.0.1:22102"),
-        ("stm32l0-1", "stm32l0", "rfc2217://127.0.0.1:22103"),
+        ("esp32-1", "esp32", "rfc2217://127.0.0.1:0"),
+        ("stm32h7-1", "stm32h7", "rfc2217://127.0.0.1:0"),
+        ("stm32l0-1", "stm32l0", "rfc2217://127.0.0.1:0"),
     ):
         row = next(line for line in result.stdout.splitlines() if f" {board} " in line)
         assert variant in row and console in row

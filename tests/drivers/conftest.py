@@ -1,4 +1,4 @@
-"""A private virtual lab for driver and bench-verb tests: the shipped virtual rack on free ports.
+"""A private virtual lab for driver and bench-verb tests: the shipped virtual rack, ports chosen by the lab.
 
 Each lab gets its own runtime dir (registry, leases) so labs of parallel test runs never meet, and
 it is started and stopped with `rig lab up|down`, as a user does.
@@ -10,29 +10,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.free_ports import free_port
+from tests.labs import lab_rack
 
-REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
-
-
-def private_rack(path: Path) -> Path:
-    """targets/virtual-rack.yaml with every console and the power switch on free ports."""
-    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    power = free_port()
-    for spec in doc["targets"].values():
-        spec["resources"]["NetworkSerialPort"]["port"] = free_port()
-        spec["resources"]["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{power}/outlet/{{index}}/{{value}}"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
 
 
 class Lab:
     def __init__(self, root: Path):
         self.root = root
-        self.rack = private_rack(root / "rack.yaml")
+        self.rack = lab_rack(root, name="rack", board_ids=False)
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
 
     def rig(self, *args, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -9,16 +9,12 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
 from rig.ota.campaign import Verdict
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
-from tests.racks import rack_copy
+from tests.labs import lab_rack
 
-SIDE_PORT_OFFSET = 300  # side labs listen this far above their rack's first port
-PORTS_PER_WORKER = 100  # each pytest-xdist worker starts its own side labs, four ports each
-PORTS_PER_LAB = 4  # a power switch and three consoles: 25 side labs per worker (one per defect, at most)
 _SIDE_KITS: dict[str, CampaignKit] = {}
 
 
@@ -27,11 +23,6 @@ def ota_kit(request, rig_lab, tmp_path_factory):
     """Keys, an OTA server on loopback and the lab's instruments, for this test process."""
     with CampaignKit(rack_path(request.config), tmp_path_factory.mktemp("ota")) as kit:
         yield kit
-
-
-def first_port(rack: str) -> int:
-    doc = yaml.safe_load(open(rack))
-    return min(t["resources"]["NetworkSerialPort"]["port"] for t in doc["targets"].values()) - 1
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +35,11 @@ def side_labs(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("side-labs")
     kits = _SIDE_KITS  # one registry per process: each test module that imports this fixture gets its own
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    ports = SIDE_PORT_OFFSET + PORTS_PER_WORKER * int(worker.removeprefix("gw") or 0)
 
     def lab(name: str, env: dict[str, str]) -> CampaignKit:
         if name not in kits:
             source = rack_path(request.config)
-            rack = rack_copy(source, f"{name}-{worker}", first_port(source) + ports + PORTS_PER_LAB * len(kits),
-                             folder)
+            rack = str(lab_rack(folder, source, name=f"{name}-{worker}"))
             up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
                                  str(folder / f"state-{name}")], env=dict(os.environ, **env),
                                 capture_output=True, text=True)

@@ -19,11 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.free_ports import free_port
+from tests.labs import lab_rack, listening_port
 
-REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RIG = str(BIN / "rig")
 RACKS = {"rack-a": ("esp32", "stm32h7", "stm32l0"), "rack-b": ("esp32", "stm32l0")}
@@ -32,23 +30,8 @@ START_S = 30.0
 
 
 def rack_file(folder: Path, name: str, variants) -> Path:
-    """targets/virtual-rack.yaml with only `variants`, on free ports, probe ids prefixed by `name`."""
-    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    power = free_port()
-    targets = {}
-    for board_id, spec in doc["targets"].items():
-        res = spec["resources"]
-        if res["RigBoard"]["variant"] not in variants:
-            continue
-        res["NetworkSerialPort"]["port"] = free_port()
-        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{power}/outlet/{{index}}/{{value}}"
-        if "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] = f"{name.upper()}-{res['RigDebugProbe']['unique_id']}"
-        targets[board_id] = spec
-    doc["targets"] = targets
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    """targets/virtual-rack.yaml with only `variants`, ports chosen by its lab, probe ids prefixed by `name`."""
+    return lab_rack(folder, name=name, variants=tuple(variants), board_ids=False)
 
 
 @dataclass
@@ -70,15 +53,17 @@ class MultiHost:
         return self.run(BIN / "labgrid-client", "-x", self.address, *args, timeout=60)
 
     def start_coordinator(self) -> None:
-        port = free_port()
-        self.address = f"127.0.0.1:{port}"
         folder = self.root / "coordinator"
         folder.mkdir(exist_ok=True)
         log = open(self.root / "coordinator.log", "ab")
-        self.procs["coordinator"] = subprocess.Popen(
-            [str(BIN / "labgrid-coordinator"), "-l", self.address], cwd=folder, env=self.env,
+        proc = self.procs["coordinator"] = subprocess.Popen(
+            [str(BIN / "labgrid-coordinator"), "-l", "127.0.0.1:0"], cwd=folder, env=self.env,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_S
+        while (port := listening_port(proc.pid)) is None:  # the port it took, as the kernel lists it
+            assert proc.poll() is None and time.monotonic() < deadline, (self.root / "coordinator.log").read_text()
+            time.sleep(0.2)
+        self.address = f"127.0.0.1:{port}"
         while self.client("places").returncode != 0:
             assert time.monotonic() < deadline, (self.root / "coordinator.log").read_text()[-2000:]
             time.sleep(0.3)

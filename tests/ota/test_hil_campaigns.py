@@ -6,14 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.racks import rack_copy
+from tests.labs import lab_rack
 
 REPO = Path(__file__).resolve().parents[2]
-PRIVATE_PORTS = 22600  # the copy's power switch; consoles follow, its side labs start 300 above
 
 
 def test_ota_sample_passes_on_a_private_rack(tmp_path):
-    rack = rack_copy(str(REPO / "targets" / "virtual-rack.yaml"), "ota-ci", PRIVATE_PORTS, tmp_path)
+    rack = str(lab_rack(tmp_path, name="ota-ci"))
     junit = tmp_path / "ota.xml"
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(REPO / "tests" / "hil" / "test_ota.py"),
            str(REPO / "tests" / "hil" / "test_broken_models.py"), "--rig-rack", rack, "-n", "3", "-q",

@@ -1,7 +1,7 @@
 """A private virtual lab of ESP32 boards for the ESP32 provisioning tests.
 
 Provisioning burns eFuses (one-way), so these boards are never the shared rack's: the lab has
-its own rack file, ports, state folder (fresh eFuses every session) and runtime folder, and is
+its own rack file (ports chosen by the lab), state folder (fresh eFuses every session) and runtime folder, and is
 started and stopped with `rig lab up|down` as a user does. Fixtures live here and are imported by
 the test module (pytest collects them by import).
 """
@@ -14,22 +14,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.labs import bound_rack
+
 RIG = str(Path(sys.executable).parent / "rig")
-# The power switch listens on BASE_PORT, the consoles on the ports after it; each pytest-xdist
-# worker gets its own ten ports. Below 32768, outside Linux's ephemeral range.
-BASE_PORT = 23600
 BOARDS = ("fresh", "garbage", "conflict", "nodl")
 
 
-def esp32_rack(path: Path, base: int) -> Path:
+def esp32_rack(path: Path) -> Path:
     """A rack file of len(BOARDS) virtual ESP32 boards on one power switch."""
     targets = {}
     for i, name in enumerate(BOARDS):
         targets[f"esp32-{name}"] = {"resources": {
             "RigBoard": {"variant": "esp32", "virtual": True},
-            "NetworkSerialPort": {"host": "127.0.0.1", "port": base + 1 + i, "speed": 115200},
+            "NetworkSerialPort": {"host": "127.0.0.1", "port": 0, "speed": 115200},
             "NetworkPowerPort": {"model": "simplerest", "index": i,
-                                 "host": f"http://127.0.0.1:{base}/outlet/{{index}}/{{value}}"},
+                                 "host": "http://127.0.0.1:0/outlet/{index}/{value}"},
         }}
     path.write_text(yaml.safe_dump({"imports": ["rig.lab.resources"], "targets": targets}, sort_keys=False))
     return path
@@ -37,12 +36,9 @@ def esp32_rack(path: Path, base: int) -> Path:
 
 @pytest.fixture(scope="module")
 def esp32_lab(tmp_path_factory):
-    """The running private lab's rack (rig.lab.Rack)."""
-    from rig.lab import load_rack
-
+    """The running private lab's rack (rig.lab.Rack), as the lab bound it."""
     root = tmp_path_factory.mktemp("esp32-lab")
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    rack = esp32_rack(root / "esp32-lab.yaml", BASE_PORT + 10 * worker)
+    rack = esp32_rack(root / "esp32-lab.yaml")
     env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
 
     def rig(*args):
@@ -51,6 +47,6 @@ def esp32_lab(tmp_path_factory):
     up = rig("lab", "up", "--rack", rack, "--state", root / "state")
     assert up.returncode == 0, up.stderr
     try:
-        yield load_rack(rack)
+        yield bound_rack(rack, env["RIG_RUNTIME_DIR"])
     finally:
         rig("lab", "down", "--rack", rack)

@@ -1,8 +1,7 @@
 """A private copy of the whole virtual rack for the station tests, and `rig provision` run on it as
 an operator runs it: a separate process, watched through its output, its database and its files.
 
-The copy listens on ports of its own (PRIVATE_PORTS: the power switch, then the three consoles; no
-other test uses 23800-23899), has other board and probe ids, a runtime folder (leases, lab registry)
+The copy's ports are chosen by its lab; it has other board and probe ids, a runtime folder (leases, lab registry)
 and a state folder of its own - provisioning burns the ESP32's eFuses, so these boards are never
 the shared rack's. A test module gets one lab (fixture `station_lab`, imported by the module) and
 gives each test its own work folder and database: the recipes take a board in any state. The
@@ -22,12 +21,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.racks import rack_copy
+from tests.labs import lab_rack
 
-REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
-WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-PRIVATE_PORTS = 23800 + 10 * WORKER
 SUFFIX = "-station"
 BOARDS = tuple(f"{b}{SUFFIX}" for b in ("esp32-1", "stm32h7-1", "stm32l0-1"))
 OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0")  # units left readable by the probe
@@ -36,7 +32,7 @@ OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0")  # units left 
 class StationLab:
     def __init__(self, root: Path):
         self.root = root
-        self.rack = Path(rack_copy(REPO / "targets" / "virtual-rack.yaml", SUFFIX[1:], PRIVATE_PORTS, root))
+        self.rack = lab_rack(root, name=SUFFIX[1:])
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
         self.env.pop("RIG_RACK", None)
         # One set of firmware keys for every station on this lab: the ESP32's lock burns its digest

@@ -1,11 +1,10 @@
 """A private virtual lab of the two STM32 boards and a hand-built provisioning station for them.
 
-The lab is the shipped virtual rack's STM32 boards on ports of their own (PRIVATE_PORTS: power
-switch, then the consoles), other board and probe ids and its own runtime dir, started and stopped
-with `rig lab up|down` as a user does. The station is built by hand (records in a temporary
-SQLite file, a CA key in a PEM file, device keys in memory, rig firmware 1.0.0 signed by a
-firmware key with the virtual MCUboot trusting it), and `provision` runs one unit the way the
-station's runner does: recipe, then one record in the database.
+The lab is the shipped virtual rack's STM32 boards (ports chosen by the lab), other board and probe
+ids and its own runtime dir, started and stopped with `rig lab up|down` as a user does. The station
+is built by hand (records in a temporary SQLite file, a CA key in a PEM file, device keys in memory,
+rig firmware 1.0.0 signed by a firmware key with the virtual MCUboot trusting it), and `provision`
+runs one unit the way the station's runner does: recipe, then one record in the database.
 """
 
 import os
@@ -23,13 +22,10 @@ from rig.provision import identity, recipe, stm32
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
 from rig.sim.stm32 import vmcuboot
-from tests.racks import rack_copy
+from tests.labs import lab_rack
 
-REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
 PYOCD = str(Path(sys.executable).parent / "pyocd")
-# The power switch, the consoles on the next ports; ten per pytest-xdist worker (no other test uses 23700-23799).
-PRIVATE_PORTS = 23700 + 10 * int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 BOARDS = {"stm32h7": "stm32h7-1-prov", "stm32l0": "stm32l0-1-prov"}
 VERSION = "1.0.0"
 
@@ -37,7 +33,7 @@ VERSION = "1.0.0"
 class Lab:
     def __init__(self, root: Path):
         self.root = root
-        self.rack = Path(rack_copy(REPO / "targets" / "virtual-rack.yaml", "prov", PRIVATE_PORTS, root, tuple(BOARDS)))
+        self.rack = lab_rack(root, name="prov", variants=tuple(BOARDS))
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
 
     def rig(self, *args) -> subprocess.CompletedProcess:

@@ -71,7 +71,7 @@ def test_records_in_postgresql(station_lab, tmp_path, postgres_url):  # noqa: F8
     workdir = tmp_path / "station"
     first = station_lab.provision(workdir, "--tag", "mcuboot", "--db", postgres_url)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "records in postgresql+psycopg://rig@127.0.0.1" in first.stdout
+    assert "records in postgresql+psycopg://rig@/records" in first.stdout
     assert not (workdir / "provisioning.db").exists()
     second = station_lab.provision(workdir, "--tag", "mcuboot", "--db", postgres_url)
     assert second.returncode == 1 and second.stdout.count(": refused: already provisioned as") == 2

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.labs import lab_rack
+
 RIG = str(Path(sys.executable).parent / "rig")
 
 
@@ -51,18 +53,5 @@ def sessions(tmp_path):
 
 
 def private_rack(path: Path) -> Path:
-    """targets/virtual-rack.yaml with every console and the power switch on free ports, probes renamed."""
-    import yaml
-
-    from tests.free_ports import free_port
-
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "targets" / "virtual-rack.yaml").read_text())
-    power = free_port()
-    for spec in doc["targets"].values():
-        res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = free_port()
-        res["NetworkPowerPort"]["host"] = f"http://127.0.0.1:{power}/outlet/{{index}}/{{value}}"
-        if "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] += f"-{path.parent.name}"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    """targets/virtual-rack.yaml as PATH, ports chosen by its lab, probes renamed after PATH's folder."""
+    return lab_rack(path.parent, name=path.parent.name, board_ids=False).rename(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from rig.fleet.broker import read_log
 from rig.fleet.control import Fleet
@@ -59,7 +60,7 @@ def rollout_pg(request):
         c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         c.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return url.rsplit("/", 1)[0] + f"/{name}"
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@ STM32 images crash on boot halts both STM32 tracks at the canary; the ESP32 boar
 ESP32 image and is rolled back with the rest when the operator rolls back. Read back through each
 board's own flasher afterwards (the probe, the ROM loader), every board runs its old image."""
 
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,36 +12,14 @@ from rig.drivers.pool import BoardPool
 from rig.lab import load_rack
 from rig.ota.kit import CampaignKit
 from rig.rollout.kit import make_release
-from tests.free_ports import free_port
-from tests.racks import rack_copy
+from tests.labs import lab_rack
 from tests.rollout.judge import first_offer, updates
 from tests.rollout.scenario import pol
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_run(n: int = 4) -> int:
-    """The first of n consecutive free ports (tests/free_ports.py's range): a rack copy listens on
-    base..base+n-1; fixed ports collide with other labs of the machine."""
-    for _ in range(200):
-        base = free_port()
-        if all(_bindable(base + i) for i in range(1, n)):
-            return base
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @pytest.fixture
 def rack(tmp_path):
-    path = rack_copy(str(REPO / "targets" / "virtual-rack.yaml"), "fleet", free_run(), tmp_path)
+    path = str(lab_rack(tmp_path, name="fleet"))
     lab = [sys.executable, "-m", "rig", "lab"]
     subprocess.run([*lab, "up", "--rack", path, "--state", str(tmp_path / "lab")], check=True, capture_output=True,
                    cwd=tmp_path)
