@@ -296,13 +296,21 @@ def board(request, rig_pool, rig_lab):
     boots = re.findall(r"rig: boot (.*)", text)  # the firmware that ran last in this test says its version
     boot = parse_boot_fields(boots[-1]) if boots else {}
     request.node.user_properties.extend([
+        *board_properties(spec),
+        ("board_firmware_sha256", drivers.firmware_sha256 or "not flashed in this run"),
+        ("board_firmware_version", boot.get("version", "no boot line in this test")),
+    ])
+
+
+def board_properties(spec) -> list[tuple[str, str]]:
+    """The JUnit properties that say which board (rig.lab Board) a test ran on: the `board` fixture
+    records them, and so must a test that takes a board another way (a side lab's)."""
+    return [
         ("board_id", spec.id),
         ("board_host", spec.host or socket.gethostname()),
         ("board_variant", spec.variant),
         ("board_virtual", str(spec.virtual).lower()),
-        ("board_firmware_sha256", drivers.firmware_sha256 or "not flashed in this run"),
-        ("board_firmware_version", boot.get("version", "no boot line in this test")),
-    ])
+    ]
 
 
 @pytest.fixture

@@ -7,12 +7,17 @@ board's own flasher, debug-probe registers. Nothing here imports rig.sim.
 """
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rig.image import esp_app, factory
 from rig.image.layouts import LAYOUTS
+from rig.ota.kit import CampaignKit
+from rig.pytest_plugin import rack_path
+from tests.labs import lab_rack
 
 
 def pytest_ignore_collect(collection_path, config):
@@ -50,3 +55,39 @@ def esp32_app(board, esp32_regions):
     """The ESP32 board with the reference app in place (written only where flash differs)."""
     board.ensure([(region.offset, region.data) for region in esp32_regions])
     return board
+
+
+@pytest.fixture(scope="session")
+def ota_kit(request, rig_lab, tmp_path_factory):
+    """Keys, an OTA server on loopback and the lab's instruments, for this test process."""
+    with CampaignKit(rack_path(request.config), tmp_path_factory.mktemp("ota")) as kit:
+        yield kit
+
+
+@pytest.fixture(scope="session")
+def side_labs(request, tmp_path_factory):
+    """side_labs(name, env) -> CampaignKit on a private copy of the rack's lab, started once with
+    `env` added to `rig lab up`'s environment, stopped at the end of the session. For what must not
+    touch the shared boards: broken models, and scenarios that burn a board's anti-rollback floor."""
+    if request.config.getoption("--rig-coordinator"):
+        pytest.skip("side labs are private copies of a local rack file; boards through a coordinator have none")
+    folder = tmp_path_factory.mktemp("side-labs")
+    kits: dict[str, CampaignKit] = {}
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+    def lab(name: str, env: dict[str, str]) -> CampaignKit:
+        if name not in kits:
+            source = rack_path(request.config)
+            rack = str(lab_rack(folder, source, name=f"{name}-{worker}"))
+            up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
+                                 str(folder / f"state-{name}")], env=dict(os.environ, **env),
+                                capture_output=True, text=True)
+            assert up.returncode == 0, f"side lab {name} did not start: {up.stderr.strip()}"
+            kits[name] = CampaignKit(rack, folder / f"work-{name}").__enter__()
+        return kits[name]
+
+    yield lab
+    while kits:
+        _, kit = kits.popitem()
+        kit.__exit__(None, None, None)
+        subprocess.run([sys.executable, "-m", "rig", "lab", "down", "--rack", str(kit.rack)], capture_output=True)

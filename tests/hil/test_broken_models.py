@@ -17,8 +17,9 @@ import pytest
 
 from rig.lab import load_rack
 from rig.ota import scenarios
+from rig.pytest_plugin import board_properties
 from rig.sim.broken import enable
-from tests.hil.ota_support import report, side_labs  # noqa: F401  (side_labs is a fixture)
+from tests.hil.ota_support import report
 
 VARIANTS = ("esp32", "stm32h7", "stm32l0")
 # Every (scenario, variant, defect) that must fail.
@@ -49,9 +50,10 @@ ONE_WAY = set(scenarios.one_way())
 EVERY = [p for p in PAIRINGS if p not in SAMPLE]
 
 
-def run_broken(request, side_labs, rig_pool, name: str, variant: str, switch: str) -> None:  # noqa: F811
+def run_broken(request, side_labs, rig_pool, name: str, variant: str, switch: str) -> None:
     kit = side_labs(f"broken-{switch}", enable(switch))
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
     report(request, verdict)
     assert verdict.observed != verdict.expected or verdict.reasons, (
@@ -59,13 +61,13 @@ def run_broken(request, side_labs, rig_pool, name: str, variant: str, switch: st
 
 
 @pytest.mark.parametrize("name,variant,switch", SAMPLE, ids=[f"{v}-{n}-{d}" for n, v, d in SAMPLE])
-def test_a_broken_board_fails_the_scenario(request, rig_lab, side_labs, rig_pool, name, variant,  # noqa: F811
+def test_a_broken_board_fails_the_scenario(request, rig_lab, side_labs, rig_pool, name, variant,
                                            switch):
     run_broken(request, side_labs, rig_pool, name, variant, switch)
 
 
 @pytest.mark.nightly
 @pytest.mark.parametrize("name,variant,switch", EVERY, ids=[f"{v}-{n}-{d}" for n, v, d in EVERY])
-def test_every_scenario_fails_on_its_broken_boards(request, rig_lab, side_labs, rig_pool, name,  # noqa: F811
+def test_every_scenario_fails_on_its_broken_boards(request, rig_lab, side_labs, rig_pool, name,
                                                    variant, switch):
     run_broken(request, side_labs, rig_pool, name, variant, switch)

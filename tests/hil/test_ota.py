@@ -12,13 +12,13 @@ import pytest
 
 from rig.lab import load_rack
 from rig.ota import scenarios
-from tests.hil.ota_support import ota_kit, report, side_labs  # noqa: F401  (fixtures)
+from tests.hil.ota_support import report
 
 SAMPLE = scenarios.grouped(sweep=False)
 SWEEP = scenarios.grouped(sweep=True)
 
 
-def run(request, ota_kit, board, name):  # noqa: F811
+def run(request, ota_kit, board, name):
     if scenarios.by_name(name).cut_at_op is not None and board.board.host is not None:
         pytest.skip(f"{name}: a cut at a flash operation is the virtual lab's relay, on {board.board.host}'s "
                     "host only (not reachable through the coordinator)")
@@ -31,24 +31,24 @@ def run(request, ota_kit, board, name):  # noqa: F811
 
 
 @pytest.mark.parametrize("name", SAMPLE["all"])
-def test_update_on_every_board(request, ota_kit, board, name):  # noqa: F811
+def test_update_on_every_board(request, ota_kit, board, name):
     run(request, ota_kit, board, name)
 
 
 @pytest.mark.rig_board(tags=["mcuboot"])
 @pytest.mark.parametrize("name", SAMPLE["mcuboot"])
-def test_update_on_mcuboot_boards(request, ota_kit, board, name):  # noqa: F811
+def test_update_on_mcuboot_boards(request, ota_kit, board, name):
     run(request, ota_kit, board, name)
 
 
 @pytest.mark.rig_board(tags=["ota-http"])
 @pytest.mark.parametrize("name", SAMPLE["http"])
-def test_update_over_http(request, ota_kit, board, name):  # noqa: F811
+def test_update_over_http(request, ota_kit, board, name):
     run(request, ota_kit, board, name)
 
 
 @pytest.mark.rig_board(tags=["ota-http"])
-def test_resume_wastes_at_most_one_chunk_per_interruption(request, ota_kit, board):  # noqa: F811
+def test_resume_wastes_at_most_one_chunk_per_interruption(request, ota_kit, board):
     verdict = run(request, ota_kit, board, "resume after a broken link")
     drops = sum(1 for f in verdict.faults_fired if f.startswith("drop"))
     assert drops == 2
@@ -56,7 +56,7 @@ def test_resume_wastes_at_most_one_chunk_per_interruption(request, ota_kit, boar
 
 
 @pytest.mark.rig_board(tags=["ota-http"])
-def test_a_power_cut_mid_download_resumes_over_https(request, ota_kit, board):  # noqa: F811
+def test_a_power_cut_mid_download_resumes_over_https(request, ota_kit, board):
     verdict = run(request, ota_kit, board, "power cut at 50% of the download")
     begins = [line for line in verdict.console if line.startswith("rig: ota begin")]
     assert len(begins) >= 2 and all(line.endswith("via=https") for line in begins), begins
@@ -65,21 +65,21 @@ def test_a_power_cut_mid_download_resumes_over_https(request, ota_kit, board):  
 
 @pytest.mark.nightly
 @pytest.mark.parametrize("name", SWEEP["all"])
-def test_sweep_on_every_board(request, ota_kit, board, name):  # noqa: F811
+def test_sweep_on_every_board(request, ota_kit, board, name):
     run(request, ota_kit, board, name)
 
 
 @pytest.mark.nightly
 @pytest.mark.rig_board(tags=["mcuboot"])
 @pytest.mark.parametrize("name", SWEEP["mcuboot"])
-def test_sweep_on_mcuboot_boards(request, ota_kit, board, name):  # noqa: F811
+def test_sweep_on_mcuboot_boards(request, ota_kit, board, name):
     run(request, ota_kit, board, name)
 
 
 @pytest.mark.nightly
 @pytest.mark.rig_board(tags=["ota-http"])
 @pytest.mark.parametrize("name", SWEEP["http"])
-def test_sweep_over_http(request, ota_kit, board, name):  # noqa: F811
+def test_sweep_over_http(request, ota_kit, board, name):
     run(request, ota_kit, board, name)
 
 
@@ -89,7 +89,7 @@ BIG = [pytest.param(n, marks=[]) for n in SAMPLE["big-sectors"]] + [
 
 @pytest.mark.parametrize("name", BIG)
 @pytest.mark.parametrize("variant", scenarios.BIG_SECTORS)
-def test_images_spanning_sectors(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
+def test_images_spanning_sectors(request, rig_lab, side_labs, rig_pool, name, variant):
     """Images larger than a sector, on the boards whose sectors hold a default image whole (on a
     side lab: the shared rack's boards are chosen by tag, and no tag says "large sectors")."""
     kit = side_labs("big-sectors", {})
@@ -107,7 +107,7 @@ ONE_WAY = [pytest.param(name, marks=[] if name in ONE_WAY_SAMPLE else [pytest.ma
 
 @pytest.mark.parametrize("name", ONE_WAY)
 @pytest.mark.parametrize("variant", ["esp32", "stm32h7", "stm32l0"])
-def test_one_way_scenarios_on_boards_set_aside(request, rig_lab, side_labs, rig_pool, name, variant):  # noqa: F811
+def test_one_way_scenarios_on_boards_set_aside(request, rig_lab, side_labs, rig_pool, name, variant):
     """Downgrade refusal and a primary below the security counter burn the board's anti-rollback
     floor for good: never on the shared boards, on a side lab of their own."""
     if not scenarios.fits(name, variant):

@@ -4,6 +4,7 @@ private copy of the virtual rack that rig's pytest plugin starts and stops - nev
 
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tests.labs import lab_rack
@@ -24,3 +25,6 @@ def test_ota_sample_passes_on_a_private_rack(tmp_path):
     for scenario in ("crash on boot", "power cut at 50% of the download", "wrongly signed image", "delta patch"):
         assert f'name="ota_scenario" value="{scenario}"' in report
     assert "rolled back to" in report  # the rollbacks are named in the JUnit properties
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    unnamed = [c.get("name") for c in cases if not any(p.get("name") == "board_id" for p in c.iter("property"))]
+    assert cases and not unnamed, f"JUnit records without the board they ran on: {unnamed}"

@@ -3,7 +3,7 @@ an operator runs it: a separate process, watched through its output, its databas
 
 The copy's ports are chosen by its lab; it has other board and probe ids, a runtime folder (leases, lab registry)
 and a state folder of its own - provisioning burns the ESP32's eFuses, so these boards are never
-the shared rack's. A test module gets one lab (fixture `station_lab`, imported by the module) and
+the shared rack's. A test module gets one lab (fixture `station_lab`, tests/provision/conftest.py) and
 gives each test its own work folder and database: the recipes take a board in any state. The
 firmware key is the lab's, though: an ESP32 trusts only the key whose digest its lock burnt.
 """
@@ -60,17 +60,6 @@ class StationLab:
                                  *self.key_args, "--operator", "tester", *map(str, args)],
                                 cwd=self.root, env=self.env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-@pytest.fixture(scope="module")
-def station_lab(tmp_path_factory):
-    lab = StationLab(tmp_path_factory.mktemp("station-lab"))
-    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
-    assert up.returncode == 0, up.stderr
-    try:
-        yield lab
-    finally:
-        lab.rig("lab", "down", "--rack", lab.rack)
 
 
 def wait_for_line(proc: subprocess.Popen, start: str, timeout: float = 120) -> list[str]:

@@ -24,7 +24,6 @@ from rig.provision.identity import KeyMaker, fingerprint, make_ca
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
 from tests.provision import esp32_nvs
-from tests.provision.esp32_lab import esp32_lab  # noqa: F401 - the fixture
 
 LAYOUT = LAYOUTS["esp32-4mb-ota"]
 SECURE_VERSION = 1  # the factory app's anti-rollback version, so the lock burns a floor too
@@ -59,7 +58,7 @@ def station(tmp_path_factory):
 
 
 @pytest.fixture
-def esp32_board(esp32_lab):  # noqa: F811 - the imported fixture
+def esp32_board(esp32_lab):
     """esp32_board(name) -> the bound drivers of esp32-<name>; connections closed after the test."""
     opened = []
 
@@ -97,7 +96,7 @@ def console_tool(tool: str, drivers, *args: str, check: bool = True) -> subproce
 
 # -- a fresh unit, down the line
 @pytest.fixture(scope="module")
-def provisioned(esp32_lab, station):  # noqa: F811
+def provisioned(esp32_lab, station):
     drivers = open_board(esp32_lab.board("esp32-fresh"))
     try:
         return provision(drivers, station()), station()

@@ -9,12 +9,11 @@ import time
 
 import pytest
 
-from tests.provision.station_lab import (  # noqa: F401
+from tests.provision.station_lab import (
     SUFFIX,
     check_consistent,
     kill_group,
     processes_in_group,
-    station_lab,
     wait_for_line,
 )
 
@@ -27,7 +26,7 @@ POINTS = [
 
 
 @pytest.mark.parametrize("which,point", POINTS)
-def test_killed_mid_unit_leaves_nothing_half_and_the_unit_finishes_next_run(station_lab, tmp_path,  # noqa: F811
+def test_killed_mid_unit_leaves_nothing_half_and_the_unit_finishes_next_run(station_lab, tmp_path,
                                                                             which, point):
     board = which + SUFFIX
     workdir = tmp_path / "station"
@@ -45,7 +44,7 @@ def test_killed_mid_unit_leaves_nothing_half_and_the_unit_finishes_next_run(stat
     assert [(a["outcome"], a["forced"]) for a in rows["attempts"]] == [("provisioned", 0)]
 
 
-def test_fixtures_end_with_the_station(station_lab, tmp_path):  # noqa: F811
+def test_fixtures_end_with_the_station(station_lab, tmp_path):
     board = f"stm32h7-1{SUFFIX}"
     station = station_lab.start(tmp_path / "station", "--board", board)
     wait_for_line(station, f"{board}: flash 25%")

@@ -15,10 +15,10 @@ from rig.lab import load_rack
 from rig.provision.identity import fingerprint
 from rig.results.store import Store
 from tests.provision.key_search import leaks, read_back
-from tests.provision.station_lab import BOARDS, OPEN, check_consistent, station_lab  # noqa: F401
+from tests.provision.station_lab import BOARDS, OPEN, check_consistent
 
 
-def test_provision_refuse_then_force_keeps_the_history(station_lab, tmp_path):  # noqa: F811
+def test_provision_refuse_then_force_keeps_the_history(station_lab, tmp_path):
     workdir = tmp_path / "station"
     db = workdir / "provisioning.db"
     batches = ("--results", f"sqlite:///{tmp_path / 'results.db'}")  # each run is a batch in the results store

@@ -11,7 +11,7 @@ from rig.provision import setup, stm32
 from rig.provision.recipe import Recipe, Step
 from rig.provision.station import run_units
 from rig.provision.steps import CHECK
-from tests.provision.station_lab import SUFFIX, check_consistent, station_lab  # noqa: F401
+from tests.provision.station_lab import SUFFIX, check_consistent
 
 IDENTIFY = stm32.STEPS[0]  # the real identification, through the probe
 
@@ -25,7 +25,7 @@ def vanish(unit):
 
 
 @pytest.fixture
-def station(station_lab, tmp_path, monkeypatch):  # noqa: F811
+def station(station_lab, tmp_path, monkeypatch):
     monkeypatch.setenv("RIG_RUNTIME_DIR", station_lab.env["RIG_RUNTIME_DIR"])  # the fixtures reach this lab
     boards = [b for b in load_rack(station_lab.rack).boards if b.variant != "esp32"]
     spec, records = setup.prepare(tmp_path / "station", f"sqlite:///{tmp_path / 'records.db'}", boards,

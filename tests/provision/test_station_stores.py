@@ -14,7 +14,7 @@ from cryptography import x509
 from sqlalchemy import create_engine, text
 
 from rig.provision.records import Records
-from tests.provision.station_lab import check_consistent, station_lab  # noqa: F401
+from tests.provision.station_lab import check_consistent
 
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"  # Debian softhsm2 (.ci/setup installs it)
 HSM_TOOL = Path(__file__).resolve().parents[1] / "image" / "hsm_tool.py"
@@ -48,7 +48,7 @@ def token_objects(env) -> list:
     return json.loads(done.stdout)
 
 
-def test_ca_key_and_device_keys_on_the_hsm(station_lab, tmp_path, token):  # noqa: F811
+def test_ca_key_and_device_keys_on_the_hsm(station_lab, tmp_path, token):
     before = token_objects(token)
     workdir = tmp_path / "station"
     done = station_lab.provision(workdir, "--tag", "mcuboot", "--ca-key", CA_URI, env=token)
@@ -65,7 +65,7 @@ def test_ca_key_and_device_keys_on_the_hsm(station_lab, tmp_path, token):  # noq
     assert token_objects(token) == before  # device keys were session objects, destroyed once read
 
 
-def test_records_in_postgresql(station_lab, tmp_path, postgres_url):  # noqa: F811
+def test_records_in_postgresql(station_lab, tmp_path, postgres_url):
     with Records(postgres_url).engine.begin() as c:  # the server lives for the session: start empty
         c.execute(text("TRUNCATE attempts, audit, units"))
     workdir = tmp_path / "station"

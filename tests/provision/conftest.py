@@ -1,0 +1,40 @@
+"""The provisioning tests' private labs, one per test module: the station's copy of the virtual rack
+(tests/provision/station_lab.py) and a rack of ESP32 boards (tests/provision/esp32_lab.py)."""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.labs import bound_rack
+from tests.provision.esp32_lab import RIG, esp32_rack
+from tests.provision.station_lab import StationLab
+
+
+@pytest.fixture(scope="module")
+def station_lab(tmp_path_factory):
+    lab = StationLab(tmp_path_factory.mktemp("station-lab"))
+    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
+    assert up.returncode == 0, up.stderr
+    try:
+        yield lab
+    finally:
+        lab.rig("lab", "down", "--rack", lab.rack)
+
+
+@pytest.fixture(scope="module")
+def esp32_lab(tmp_path_factory):
+    """The running private lab's rack (rig.lab.Rack), as the lab bound it."""
+    root = tmp_path_factory.mktemp("esp32-lab")
+    rack = esp32_rack(root / "esp32-lab.yaml")
+    env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
+
+    def rig(*args):
+        return subprocess.run([RIG, *map(str, args)], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+
+    up = rig("lab", "up", "--rack", rack, "--state", root / "state")
+    assert up.returncode == 0, up.stderr
+    try:
+        yield bound_rack(rack, env["RIG_RUNTIME_DIR"])
+    finally:
+        rig("lab", "down", "--rack", rack)
