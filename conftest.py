@@ -11,7 +11,7 @@ from rig.cli import main
 
 # Fixtures several folders share, defined once: two definitions of the session-wide browser would
 # start two playwright instances in one xdist worker, and playwright refuses the second one.
-pytest_plugins = ("tests.browser", "tests.postgres")
+pytest_plugins = ("tests.browser", "tests.postgres", "pytester")  # pytester: tests/plugin runs pytest
 
 # Fuzz tests run a bounded number of examples by default and many more in the nightly profile.
 settings.register_profile("default", max_examples=200, deadline=None)

@@ -1,8 +1,6 @@
 """Helpers for running the rig pytest plugin in a child pytest, as a user runs it."""
 
 import os
-import subprocess
-import sys
 import textwrap
 import tty
 import xml.etree.ElementTree as ET
@@ -32,9 +30,14 @@ def _junit_cases(path) -> dict:
 
 
 class Run:
-    def __init__(self, tmp_path):
-        self.dir = tmp_path
-        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(tmp_path / "runtime"))
+    """A child pytest run on racks made here, through pytest's own `pytester` (in a process of its own,
+    as a user runs pytest), with a runtime folder of its own."""
+
+    def __init__(self, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
+        self.pytester = pytester
+        self.dir = pytester.path
+        self.setenv = monkeypatch.setenv
+        self.setenv("RIG_RUNTIME_DIR", str(self.dir / "runtime"))
         self.ptys: dict[str, tuple[int, int]] = {}
 
     def board(self, board_id: str, variant: str, tags=()) -> str:
@@ -60,22 +63,18 @@ class Run:
         path.write_text(RACK_HEAD + "".join(entries))
         return str(path)
 
-    def module(self, source: str, name: str = "test_inner.py") -> str:
-        path = self.dir / name
-        path.write_text(textwrap.dedent(source))
-        return str(path)
+    def module(self, source: str, name: str = "test_inner") -> str:
+        return str(self.pytester.makepyfile(**{name: textwrap.dedent(source)}))
 
     junit = staticmethod(_junit_cases)
 
-    def pytest(self, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    def pytest(self, *args, timeout: float = 120) -> pytest.RunResult:
         # -p no:cacheprovider: the child must not write into the project's .pytest_cache.
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "--rootdir",
-               str(self.dir), *args]
-        return subprocess.run(cmd, cwd=self.dir, env=self.env, capture_output=True, text=True, timeout=timeout)
+        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=", *args, timeout=timeout)
 
 
 @pytest.fixture
-def run(tmp_path):
-    runner = Run(tmp_path)
+def run(pytester, monkeypatch):
+    runner = Run(pytester, monkeypatch)
     yield runner
     runner.close()

@@ -1,5 +1,7 @@
 """Board selection: every matching board of the rack becomes one test, chosen by marker or option."""
 
+import pytest
+
 INNER = """
 import pytest
 
@@ -24,34 +26,35 @@ def test_tests_run_once_per_matching_board(run):
     rack = run.rack(run.board("h7-a", "stm32h7", ["smp"]), run.board("h7-b", "stm32h7"),
                     run.board("esp-a", "esp32", ["wifi"]))
     result = run.pytest(run.module(INNER), "--rig-rack", rack, "-v", "-rs")
-    out = result.stdout
+    out = result.stdout.str()
     for test_id in ("test_any[h7-a]", "test_any[h7-b]", "test_any[esp-a]", "test_h7[h7-a]", "test_h7[h7-b]",
                     "test_smp[h7-a]"):
         assert f"{test_id} PASSED" in out, out
     assert "test_h7[esp-a]" not in out and "test_smp[h7-b]" not in out
     assert "test_nothing_matches[no-board] SKIPPED" in out
     assert "matches variant=esp32 tags=['nope']" in out
-    assert result.returncode == 0, out
+    result.assert_outcomes(passed=6, skipped=1)
 
 
 def test_rig_board_option_narrows_to_named_boards(run):
     rack = run.rack(run.board("h7-a", "stm32h7"), run.board("h7-b", "stm32h7"))
     result = run.pytest(run.module(INNER), "--rig-rack", rack, "--rig-board", "h7-b", "-v", "-k", "test_any")
-    assert "test_any[h7-b] PASSED" in result.stdout
-    assert "h7-a" not in result.stdout
-    assert result.returncode == 0
+    assert "test_any[h7-b] PASSED" in result.stdout.str()
+    assert "h7-a" not in result.stdout.str()
+    result.assert_outcomes(passed=1)
 
 
 def test_a_broken_rack_is_a_usage_error_in_one_line(run):
     rack = run.rack("  bad:\n    resources:\n      RigBoard:\n        variant: esp33\n"
                     "      NetworkSerialPort: {host: 127.0.0.1, port: 9}\n")
     result = run.pytest(run.module(INNER), "--rig-rack", rack)
-    assert result.returncode == 4
-    assert "unknown variant 'esp33'" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown variant 'esp33'" in result.stderr.str()
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
 def test_labgrid_lg_env_names_the_rack_too(run):
     rack = run.rack(run.board("h7-a", "stm32h7"))
     result = run.pytest(run.module(INNER), "--lg-env", rack, "-v", "-k", "test_any")
-    assert "test_any[h7-a] PASSED" in result.stdout, result.stdout
+    assert "test_any[h7-a] PASSED" in result.stdout.str(), result.stdout.str()
+    result.assert_outcomes(passed=1)

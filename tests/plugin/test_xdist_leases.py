@@ -41,10 +41,9 @@ def boards(run, count):
 
 def test_no_two_workers_hold_one_board(run):
     log = run.dir / "hold.log"
-    run.env["HOLD_LOG"] = str(log)
+    run.setenv("HOLD_LOG", str(log))
     result = run.pytest(run.module(INNER), "--rig-rack", boards(run, 2), "-n", "3", "-p", "xdist")
-    assert result.returncode == 0, result.stdout
-    assert "8 passed" in result.stdout
+    result.assert_outcomes(passed=8)
     holder = {}
     seen_workers = collections.defaultdict(set)
     for line in log.read_text().splitlines():
@@ -62,9 +61,9 @@ def test_no_two_workers_hold_one_board(run):
 def test_killing_a_worker_frees_its_board(run):
     result = run.pytest(run.module(CRASH), "--rig-rack", boards(run, 2), "-n", "2", "-p", "xdist",
                         "--rig-lease-timeout", "30", "-rA")
-    out = result.stdout
+    out = result.stdout.str()
     assert "crashed" in out  # xdist saw the worker die in test_a_crash[b1]
     # Every later test on b1 got the board: its lease died with the worker.
     for n in range(3):
         assert f"PASSED test_inner.py::test_b_after[b1-{n}]" in out, out
-    assert "1 failed, 7 passed" in out, out
+    result.assert_outcomes(passed=7, failed=1)
