@@ -24,8 +24,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 RIG = str(Path(sys.executable).parent / "rig")
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # not longer: playwright's sync API keeps an event loop running in this
+def browser():                    # thread, and a later test's asyncio.run() (smpclient) would refuse to start
     if not shutil.which(CHROMIUM):
         message = "Debian chromium is not installed (.ci/setup installs it)"
         if os.environ.get("CI"):

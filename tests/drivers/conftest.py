@@ -54,9 +54,10 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def rack(lab):
-    from rig.lab import load_rack
+    """The lab's rack as it bound it (real ports): boards' consoles are what leases name."""
+    from rig.sim.registry import load_live_rack
 
-    return load_rack(lab.rack)
+    return load_live_rack(lab.rack)
 
 
 @pytest.fixture

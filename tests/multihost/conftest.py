@@ -22,6 +22,7 @@ import pytest
 
 from tests.labs import lab_rack, listening_port
 
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RIG = str(BIN / "rig")
 RACKS = {"rack-a": ("esp32", "stm32h7", "stm32l0"), "rack-b": ("esp32", "stm32l0")}

@@ -11,9 +11,9 @@ import json
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from rig.lab import load_rack
 from rig.provision.identity import fingerprint
 from rig.results.store import Store
+from tests.labs import bound_rack
 from tests.provision.key_search import leaks, read_back
 from tests.provision.station_lab import BOARDS, OPEN, check_consistent
 
@@ -78,7 +78,8 @@ def test_provision_refuse_then_force_keeps_the_history(station_lab, tmp_path):
         ("provisioned", "tester", "station-test"), ("re-provisioned", "tester", "station-test"),
         ("refused", "tester", "station-test")]
 
-    keys = {b.id: read_back(station_lab, b, tmp_path) for b in load_rack(station_lab.rack).boards}
+    bound = bound_rack(station_lab.rack, station_lab.env["RIG_RUNTIME_DIR"])  # esptool needs the real console
+    keys = {b.id: read_back(station_lab, b, tmp_path) for b in bound.boards}
     assert {fingerprint(k.public_key()) for k in keys.values()} == {
         a["key_fingerprint"] for a in rows["attempts"] if a["forced"]}  # the devices hold the last identities
     output = "".join(r.stdout + r.stderr for r in (first, second, third, done, table))
