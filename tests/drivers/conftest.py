@@ -13,6 +13,7 @@ import pytest
 
 from tests.labs import lab_rack
 
+REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
 
 
