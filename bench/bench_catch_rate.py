@@ -76,7 +76,9 @@ def control(runs: set[Run], folder: Path) -> dict[Run, str]:
     """Each killing (scenario, variant) once more on a faithful lab: a kill counts only if the
     scenario passes there (else it failed for another reason: the lab, the load, the scenario).
     Returns the runs that did not pass, with what they observed."""
-    rack = _rack(folder, "control")
+    # Named per process: probes are found by unique id across every live lab, so two catch-rate
+    # runs side by side must not both have a CATCH-control-N probe.
+    rack = _rack(folder, f"control-{os.getpid()}")
     _rig({}, "lab", "up", "--rack", rack, "--state", folder / "state-control")
     failed = {}
     try:
