@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.multihost.conftest import PLACES, REPO, running
-from tests.multihost.test_sessions import properties
+from tests.multihost.test_remote_sessions import properties
 
 pytestmark = pytest.mark.nightly
 EXPIRY_S = 8.0
