@@ -316,9 +316,10 @@ class Campaign:
             with self._step(v, f"damage: {s.damage}") as step:
                 damaged, step.detail = damages.apply(self.d, self.target, s.damage, new_image, old)
                 candidates = {"damaged": damaged, **candidates}
-                mark = len(boots)
+                after_damage = len(boots)
                 lines = self._watch(v, boots, DAMAGE_WATCH_S)
-                step.detail += "; then " + (", ".join(f"{b.version}({b.reset})" for b in boots[mark:]) or "no boot")
+                step.detail += "; then " + (", ".join(f"{b.version}({b.reset})" for b in boots[after_damage:])
+                                            or "no boot")
         with self._step(v, "read back") as step:
             try:
                 self.d.power_on()  # a board that never came back is read as it lies
@@ -327,7 +328,7 @@ class Campaign:
                 rb = ReadBack(None, False, f"read-back failed: {exc}")
             v.read_back = step.detail = f"boot slot holds {rb.holds or 'neither image'}; {rb.detail}"
         if s.damage is not None:
-            v.observed = _damage_outcome(rb, boots[mark:], lines, new_version, old_version, s.damage)
+            v.observed = _damage_outcome(rb, boots[after_damage:], lines, new_version, old_version, s.damage)
         else:
             v.observed = _outcome(rb, boots, new_version, old_version)
         v.rollbacks = _rollbacks(v.board, boots, new_version, old_version)
