@@ -40,8 +40,14 @@ _KINDS = {
     "phy_init": (TYPE_DATA, 0x01),
     "factory": (TYPE_APP, 0x00),
     "identity": (TYPE_DATA, 0x02),
+    "nvs_keys": (TYPE_DATA, 0x04),  # the identity's NVS encryption keys (rig.image.flash_crypt)
     **{f"ota_{n}": (TYPE_APP, SUBTYPE_OTA_0 + n) for n in range(16)},
 }
+
+
+# ESP-IDF requires the nvs_keys partition to be flash-encrypted (NVS encryption's keys would be
+# plaintext otherwise).
+_FLAGS = {"nvs_keys": FLAG_ENCRYPTED}
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ def from_layout(layout: Layout | str | None = None) -> tuple[Entry, ...]:
         if p.name not in _KINDS:
             raise RigError(f"layout {layout.name}: partition {p.name!r} has no ESP-IDF type; "
                            "add it to rig.image.esp_partitions._KINDS")
-        rows.append(Entry(p.name, *_KINDS[p.name], p.offset, p.size))
+        rows.append(Entry(p.name, *_KINDS[p.name], p.offset, p.size, _FLAGS.get(p.name, 0)))
     return tuple(sorted(rows, key=lambda e: e.offset))
 
 

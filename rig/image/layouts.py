@@ -110,6 +110,7 @@ LAYOUTS: dict[str, Layout] = {
                 Partition("ota_0", 0x10000, 0x1E0000),
                 Partition("ota_1", 0x1F0000, 0x1E0000),
                 Partition("identity", 0x3D0000, 0x10000, secret=True),
+                Partition("nvs_keys", 0x3E0000, 0x1000, secret=True),
             ),
         ),
     )

@@ -13,6 +13,13 @@ Options (Station.options["esp32"]; docs/provisioning.md, "ESP32 recipe options")
     disable_download  (False)  burn UART_DOWNLOAD_DIS: the ROM loader stops answering for good, so the
                                unit can never be identified or re-provisioned over serial again
     secure_version    (the factory app's own)  the anti-rollback floor to burn (SECURE_VERSION)
+    flash_encryption  (True)   flash encryption in release mode and NVS encryption of the identity: a
+                               key per unit (never kept) encrypts the bootloader, partition table, app
+                               and nvs_keys as espsecure would, NVS keys encrypt the identity, and
+                               the lock burns the key (read/write-protected), FLASH_CRYPT_CONFIG,
+                               FLASH_CRYPT_CNT (then write-protected) and DISABLE_DL_ENCRYPT/
+                               DECRYPT/CACHE. Such a unit cannot be provisioned again over serial:
+                               nobody holds its key
 
 Re-running a unit is safe at every point: the flash is rewritten whole whatever it held, and the lock
 burns only what is not burnt yet (an eFuse already holding the wanted value is left alone); a value
@@ -27,15 +34,20 @@ from cryptography.hazmat.primitives import serialization
 
 from rig.drivers.console import first_line
 from rig.errors import ConsoleTimeout, RigError
-from rig.image import esp_app, factory, sbv2
+from rig.image import esp_app, factory, flash_crypt, sbv2
 from rig.image.layouts import LAYOUTS
 from rig.provision.recipe import Recipe, Step, Unit
 from rig.provision.steps import CHECK, IDENTITY
 
-OPTIONS = {"disable_jtag": True, "disable_download": False, "secure_version": None}
+OPTIONS = {"disable_jtag": True, "disable_download": False, "secure_version": None, "flash_encryption": True}
 NAMESPACE = "identity"  # the NVS namespace the app opens in the `identity` partition
 # eFuse fields the lock burns and the record keeps (espefuse's names, ESP32).
-LOCK_FIELDS = ("BLOCK2", "WR_DIS", "ABS_DONE_1", "SECURE_VERSION", "JTAG_DISABLE", "UART_DOWNLOAD_DIS")
+LOCK_FIELDS = ("BLOCK2", "WR_DIS", "ABS_DONE_1", "SECURE_VERSION", "JTAG_DISABLE", "UART_DOWNLOAD_DIS",
+               "FLASH_CRYPT_CNT", "FLASH_CRYPT_CONFIG", "DISABLE_DL_ENCRYPT", "DISABLE_DL_DECRYPT", "DISABLE_DL_CACHE")
+# What release mode burns besides the key and FLASH_CRYPT_CNT (ESP-IDF flash_encrypt.c, esp32).
+RELEASE_MODE = {"FLASH_CRYPT_CONFIG": str(flash_crypt.RELEASE_CONFIG), "DISABLE_DL_ENCRYPT": "1",
+                "DISABLE_DL_DECRYPT": "1", "DISABLE_DL_CACHE": "1"}
+FLASH_KEY, NVS_KEYS = "flash_key", "nvs_keys"  # in unit.scratch from flash to lock, never recorded
 DOWNLOAD_BANNER = r"boot:0x[0-9a-f]+ \(DOWNLOAD_BOOT"  # the ROM's first line when reset with GPIO0 low
 DOWNLOAD_READY = "waiting for download"  # ... and its next one, unless UART_DOWNLOAD_DIS is burnt
 SIGNATURE_OK = r"secure_boot_v2: Signature verified successfully!"
@@ -52,7 +64,7 @@ def options(unit: Unit) -> dict:
     if unknown:
         raise RigError(f"esp32 recipe options: {', '.join(unknown)} unknown; known: {', '.join(OPTIONS)}")
     merged = {**OPTIONS, **given}
-    for name in ("disable_jtag", "disable_download"):
+    for name in ("disable_jtag", "disable_download", "flash_encryption"):
         if not isinstance(merged[name], bool):
             raise RigError(f"esp32 option {name}={merged[name]!r}: give true or false")
     return merged
@@ -105,7 +117,14 @@ def _state(efuses) -> dict:
     state = {name: efuses[name].get() for name in LOCK_FIELDS}
     state["BLOCK2"] = state["BLOCK2"].replace(" ", "")
     state["BLOCK2_WRITE_PROTECTED"] = not efuses["BLOCK2"].is_writeable()
+    state["BLOCK1_READ_PROTECTED"] = not efuses["BLOCK1"].is_readable()  # the flash encryption key
+    state["FLASH_CRYPT_CNT_WRITE_PROTECTED"] = not efuses["FLASH_CRYPT_CNT"].is_writeable()
     return state
+
+
+def _encrypted(state: dict) -> bool:
+    """Flash encryption on: an odd number of FLASH_CRYPT_CNT bits."""
+    return bin(state["FLASH_CRYPT_CNT"]).count("1") % 2 == 1
 
 
 def _floor(state: dict) -> int:
@@ -115,6 +134,10 @@ def _floor(state: dict) -> int:
 
 def _conflict(state: dict, digest: bytes, secure_version: int) -> str | None:
     """What burnt already makes this unit unfit for this station's firmware, or None."""
+    if _encrypted(state) or state["BLOCK1_READ_PROTECTED"]:
+        return ("flash encryption key burnt already (eFuse BLOCK1 read-protected" + (", FLASH_CRYPT_CNT odd" if
+                _encrypted(state) else "") + "): nobody holds that key, so no image can be written for this unit "
+                "over serial again; put it aside")
     if int(state["BLOCK2"], 16) and state["BLOCK2"] != digest.hex():
         return (f"eFuse BLOCK2 holds another key's Secure Boot digest ({state['BLOCK2'][:16]}...), not this "
                 f"station's firmware key's ({digest.hex()[:16]}...): the unit boots only images signed with "
@@ -184,6 +207,8 @@ def flash(unit: Unit) -> dict:
     # Writing the gaps as 0xFF is the erase: whatever the flash held (an old identity, a half-written
     # image, noise) goes, without esptool's erase commands, which refuse a chip with Secure Boot on
     # (a re-provisioned unit). The MD5 read-back then covers the erased parts too.
+    if options(unit)["flash_encryption"]:
+        regions = _encrypt(unit, regions, layout)
     image = factory.merge(regions, layout, full=True)
     unit.drivers.write_regions([(image.offset, image.data)], verify=True)
     rec = unit.record
@@ -197,14 +222,32 @@ def flash(unit: Unit) -> dict:
     return measured
 
 
-def nvs_identity(entries: list[tuple[str, str | bytes]], size: int) -> bytes:
+def _encrypt(unit: Unit, regions: list, layout) -> list:
+    """The regions as the chip must find them with flash encryption on: the bootloader, table and
+    app encrypted with a new per-unit key, plus the nvs_keys partition (new NVS keys, encrypted
+    too); otadata stays plaintext. The keys stay in the unit's memory until the lock burns them."""
+    key = unit.scratch[FLASH_KEY] = flash_crypt.new_key()
+    nvs_keys = unit.scratch[NVS_KEYS] = flash_crypt.new_key() + flash_crypt.new_key()
+    part = layout.part("nvs_keys")
+    plain = [*regions, factory.Region("nvs_keys", part.offset, flash_crypt.nvs_keys_image(nvs_keys))]
+    return [factory.Region(r.name, r.offset, flash_crypt.encrypt(key, r.offset, _pad32(r.data)))
+            if r.name != "otadata" else r for r in plain]
+
+
+def _pad32(data: bytes) -> bytes:
+    return data + b"\xff" * (-len(data) % 32)
+
+
+def nvs_identity(entries: list[tuple[str, str | bytes]], size: int, keys: bytes | None = None) -> bytes:
     """An NVS partition image (format version 2) of one namespace, made in memory by Espressif's
-    NVS partition generator; a str value is an NVS string, bytes a blob."""
+    NVS partition generator; a str value is an NVS string, bytes a blob. With `keys` (64 bytes),
+    NVS-encrypted as the generator's `encrypt` command does."""
     from esp_idf_nvs_partition_gen import nvs_partition_gen as gen
 
     out = io.BytesIO()
     # As the generator's CLI (check_size): the last page stays free for NVS's own compaction.
-    nvs = gen.nvs_open(out, size - gen.Page.PAGE_PARAMS["max_size"], gen.Page.VERSION2)
+    nvs = gen.nvs_open(out, size - gen.Page.PAGE_PARAMS["max_size"], gen.Page.VERSION2,
+                       is_encrypt=keys is not None, key=keys)
     try:
         gen.write_entry(nvs, NAMESPACE, "namespace", "", None)
         for key, value in entries:
@@ -236,10 +279,11 @@ def write_identity(unit: Unit) -> dict:
         device_key = unit.device_key.private_bytes(der, serialization.PrivateFormat.PKCS8,
                                                    serialization.NoEncryption())
         image = nvs_identity([("serial", rec.serial), ("device_key", device_key), ("device_cert", cert),
-                              ("ca_cert", ca), ("fw_pubkey", fw_key)], part.size)
+                              ("ca_cert", ca), ("fw_pubkey", fw_key)], part.size, unit.scratch.get(NVS_KEYS))
         unit.drivers.flash(image, part.offset, verify=True)
     finally:
         unit.forget_key()
+        unit.scratch.pop(NVS_KEYS, None)  # on the unit now, in its flash-encrypted nvs_keys partition
     # A hash of the whole partition reveals nothing of the key inside it.
     return {"identity_offset": part.offset, "identity_bytes": len(image),
             "identity_sha256": hashlib.sha256(image).hexdigest(), "device_cert_bytes": len(cert),
@@ -247,8 +291,9 @@ def write_identity(unit: Unit) -> dict:
 
 
 def lock(unit: Unit) -> dict:
-    """Burn the Secure Boot V2 key digest (write-protected), ABS_DONE_1, the secure version and, as
-    the options say, JTAG_DISABLE and UART_DOWNLOAD_DIS - each only if not burnt yet."""
+    """Burn the Secure Boot V2 key digest (write-protected), ABS_DONE_1, the secure version, with
+    flash encryption the unit's key and release mode's eFuses and, as the options say,
+    JTAG_DISABLE and UART_DOWNLOAD_DIS - each only if not burnt yet."""
     opts = options(unit)
     digest, floor = _digest(unit), _secure_version(unit)
     public_pem = _firmware_key(unit).key.public_bytes(
@@ -270,7 +315,13 @@ def lock(unit: Unit) -> dict:
             cmds.efuses["BLOCK2"].disable_write()
             cmds.efuses.burn_all(check_batch_mode=True)
             burnt.append("WR_DIS")
-        flags = {}
+        flags: dict[str, str] = {}
+        key = unit.scratch.pop(FLASH_KEY, None)
+        if key is not None:  # the key this unit's images were encrypted with: burnt, then forgotten
+            cmds.burn_key(["flash_encryption"], [io.BytesIO(key)])  # read- and write-protected, as espefuse does
+            del key
+            burnt.append("BLOCK1")
+            flags.update(RELEASE_MODE, FLASH_CRYPT_CNT="1")
         if not state["ABS_DONE_1"]:
             flags["ABS_DONE_1"] = "1"
         if _floor(state) < floor:  # thermometer code, as esp_efuse_update_secure_version() burns it
@@ -280,6 +331,9 @@ def lock(unit: Unit) -> dict:
         if flags:
             cmds.burn_efuse(flags)
             burnt.extend(flags)
+        if "FLASH_CRYPT_CNT" in flags:  # release mode: encryption can never be switched off again
+            cmds.efuses["FLASH_CRYPT_CNT"].disable_write()
+            cmds.efuses.burn_all(check_batch_mode=True)
         if opts["disable_download"] and not state["UART_DOWNLOAD_DIS"]:
             # Last: from the next reset on, no esptool session reaches this chip again.
             cmds.burn_efuse({"UART_DOWNLOAD_DIS": "1"})
@@ -296,6 +350,12 @@ def _check_in_force(unit: Unit, state: dict) -> None:
         wanted["JTAG_DISABLE"] = True
     if opts["disable_download"]:
         wanted["UART_DOWNLOAD_DIS"] = True
+    if opts["flash_encryption"]:
+        wanted.update({name: True for name in ("BLOCK1_READ_PROTECTED", "FLASH_CRYPT_CNT_WRITE_PROTECTED",
+                                               "DISABLE_DL_ENCRYPT", "DISABLE_DL_DECRYPT", "DISABLE_DL_CACHE")},
+                      FLASH_CRYPT_CONFIG=flash_crypt.RELEASE_CONFIG)
+        if not _encrypted(state):
+            wanted["FLASH_CRYPT_CNT"] = 1
     missing = [f"{name}={state.get(name)!r}" for name, value in wanted.items() if state.get(name) != value]
     if _floor(state) < _secure_version(unit):
         missing.append(f"SECURE_VERSION floor {_floor(state)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 RIG = str(Path(sys.executable).parent / "rig")
-BOARDS = ("fresh", "garbage", "conflict", "nodl")
+BOARDS = ("fresh", "garbage", "conflict", "nodl", "crypt")
 
 
 def esp32_rack(path: Path) -> Path:

@@ -26,7 +26,8 @@ from tests.labs import lab_rack
 RIG = str(Path(sys.executable).parent / "rig")
 SUFFIX = "-station"
 BOARDS = tuple(f"{b}{SUFFIX}" for b in ("esp32-1", "stm32h7-1", "stm32l0-1"))
-OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0")  # units left readable by the probe
+# Units left readable: the STM32s by the probe, the ESP32 by esptool (no flash or NVS encryption).
+OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0", "--option", "esp32.flash_encryption=false")
 
 
 class StationLab:

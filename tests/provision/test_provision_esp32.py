@@ -24,6 +24,7 @@ from rig.provision.identity import KeyMaker, fingerprint, make_ca
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
 from tests.provision import esp32_nvs
+from tests.provision.key_search import forms
 
 LAYOUT = LAYOUTS["esp32-4mb-ota"]
 SECURE_VERSION = 1  # the factory app's anti-rollback version, so the lock burns a floor too
@@ -47,9 +48,11 @@ def station(tmp_path_factory):
     fw_signer = pem_signer(folder / "fw.pem", rsa_3072=True)
     firmware = Firmware(image=sbv2.sign(esp32_image("1.0.0", secure_version=SECURE_VERSION), fw_signer),
                         bootloader=esp_app.bootloader_image())
+    # These units are provisioned without flash encryption, so the tests can read their identity
+    # back with esptool; the encrypted unit (the default) is esp32-crypt, at the end of the module.
     base = dict(name="station-t", operator="tester", records=Records(f"sqlite:///{folder / 'records.db'}"),
                 ca_cert=make_ca(ca_signer), ca_signer=ca_signer, keys=KeyMaker(), firmware_signers={"esp32": fw_signer},
-                firmware={"esp32": firmware})
+                firmware={"esp32": firmware}, options={"esp32": {"flash_encryption": False}})
 
     def make(**changes) -> Station:
         return Station(**{**base, **changes})
@@ -285,3 +288,63 @@ def test_unknown_recipe_options_fail_the_unit_in_one_line(esp32_board, station):
     assert rec.outcome == "failed"
     assert rec.reason == "identify: esp32 recipe options: disable_jtg unknown; known: disable_jtag, " \
                          "disable_download, secure_version"
+
+
+# -- the default: flash encryption (release mode) and NVS encryption
+class RememberingKeyMaker(KeyMaker):
+    """The station's key maker, keeping the device keys it made so the test can search for them."""
+
+    def __init__(self):
+        self.made: list = []
+
+    def generate(self):
+        self.made.append(super().generate())
+        return self.made[-1]
+
+
+@pytest.fixture(scope="module")
+def encrypted_unit(esp32_lab, station):
+    keys = RememberingKeyMaker()
+    st = station(keys=keys, options={})  # the recipe's defaults
+    drivers = open_board(esp32_lab.board("esp32-crypt"))
+    try:
+        return provision(drivers, st), st, keys
+    finally:
+        drivers.close()
+
+
+def test_an_encrypted_unit_holds_no_form_of_its_key_in_a_full_flash_dump(encrypted_unit, esp32_board, tmp_path):
+    rec, _, keys = encrypted_unit
+    assert rec.outcome == "provisioned", rec.reason
+    assert measured(rec, "prove_lock")["booted_version"] == "1.0.0+0"  # it boots through the decryption
+    dump = tmp_path / "flash.bin"
+    console_tool("esptool", esp32_board("crypt"), "read-flash", "0", hex(LAYOUT.geometry.size), str(dump))
+    data = dump.read_bytes()
+    assert len(data) == LAYOUT.geometry.size and len(keys.made) == 1
+    found = [form for form, needle in forms(keys.made[0]).items() if needle in data]
+    assert found == [], f"the device key is readable from flash as {found}"
+    # The search does find the key where it is plaintext: the same identity without NVS encryption.
+    der = keys.made[0].private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption())
+    plain = esp32.nvs_identity([("device_key", der)], LAYOUT.part("identity").size)
+    assert any(needle in plain for needle in forms(keys.made[0]).values())
+    # What esptool reads of the app and the table is ciphertext; the factory app is not in the dump.
+    app = encrypted_unit[1].firmware["esp32"].image
+    assert app[:4096] not in data and app[-4096:] not in data and data[0x8000:0x8002] != b"\xaa\x50"
+
+
+def test_an_encrypted_unit_reads_back_in_release_mode(encrypted_unit, esp32_board):
+    rec, _, _ = encrypted_unit
+    efuses = esp32_board("crypt").powered_flasher().read_efuses()
+    assert bin(efuses["FLASH_CRYPT_CNT"]).count("1") % 2 == 1 and efuses["FLASH_CRYPT_CONFIG"] == 0xF
+    assert efuses["DISABLE_DL_ENCRYPT"] and efuses["DISABLE_DL_DECRYPT"] and efuses["DISABLE_DL_CACHE"]
+    assert set(efuses["BLOCK1"].replace(" ", "")) == {"0"}  # the key is read-protected
+    assert rec.lock_state["BLOCK1_READ_PROTECTED"] and rec.lock_state["FLASH_CRYPT_CNT_WRITE_PROTECTED"]
+    assert "BLOCK1" in measured(rec, "lock")["burnt"]
+
+
+def test_an_encrypted_unit_cannot_be_provisioned_again(encrypted_unit, esp32_board, station):
+    rec, _, _ = encrypted_unit
+    again = provision(esp32_board("crypt"), station(force=True, options={}))
+    assert again.outcome == "failed" and [s["name"] for s in again.steps] == ["identify"]
+    assert "flash encryption key burnt already" in again.reason and "\n" not in again.reason

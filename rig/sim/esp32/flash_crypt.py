@@ -12,41 +12,19 @@ The ROM loader (download mode) is not behind this: it reads and writes the flash
 are - with DISABLE_DL_ENCRYPT/DISABLE_DL_DECRYPT burnt, as release mode burns them, it cannot do
 otherwise - so `esptool read-flash` returns ciphertext and a host writes images encrypted
 beforehand. The cipher here is espsecure's own (`encrypt_flash_data`/`decrypt_flash_data`), so
-the model and `espsecure encrypt-flash-data --flash_crypt_conf` agree byte for byte.
+the model and `espsecure encrypt-flash-data` agree byte for byte (rig.image.flash_crypt).
 
 Other data partitions (otadata, nvs, the identity NVS) and the gaps stay plaintext, as on silicon.
 """
 
-import io
-
 from rig.errors import RigError
 from rig.image import esp_partitions
-from rig.image.layouts import Partition
+from rig.image.flash_crypt import decrypt, encrypt
 from rig.sim.esp32.efuse import Efuses
 
 BLOCK = 32  # the tweak changes every 32 bytes: reads and writes are done in whole blocks
-ENCRYPTED_FLAG = 0x01  # partition table flags bit 0: "encrypted"
 # Encrypted whatever the partition table says: the bootloader (0x1000 up to the table) and the table.
 FIXED = ((0x1000, esp_partitions.OFFSET), (esp_partitions.OFFSET, esp_partitions.OFFSET + esp_partitions.MAX_LENGTH))
-
-
-def _espsecure(operation, key: bytes, offset: int, data: bytes, config: int) -> bytes:
-    out = io.BytesIO()
-    operation(io.BytesIO(key), out, offset, config, False, io.BytesIO(data))
-    return out.getvalue()
-
-
-def encrypt(key: bytes, offset: int, data: bytes, config: int = 0xF) -> bytes:
-    """`espsecure encrypt-flash-data` of `data` for flash `offset` (both multiples of 32 here)."""
-    import espsecure
-
-    return _espsecure(espsecure.encrypt_flash_data, key, offset, data, config)
-
-
-def decrypt(key: bytes, offset: int, data: bytes, config: int = 0xF) -> bytes:
-    import espsecure
-
-    return _espsecure(espsecure.decrypt_flash_data, key, offset, data, config)
 
 
 class EncryptedFlash:
@@ -65,10 +43,7 @@ class EncryptedFlash:
         except RigError:
             return  # no table: the bootloader finds none and says so
         self._regions += [(e.offset, e.offset + e.size) for e in table
-                          if e.type == esp_partitions.TYPE_APP or e.flags & ENCRYPTED_FLAG]
-
-    def encrypted(self, part: Partition) -> bool:
-        return any(start <= part.offset < end for start, end in self._regions)
+                          if e.type == esp_partitions.TYPE_APP or e.flags & esp_partitions.FLAG_ENCRYPTED]
 
     def _crypted(self, offset: int, length: int) -> bool:
         return any(start <= offset < end for start, end in self._regions) and length > 0
