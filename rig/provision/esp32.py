@@ -119,12 +119,8 @@ def _state(efuses) -> dict:
     state["BLOCK2_WRITE_PROTECTED"] = not efuses["BLOCK2"].is_writeable()
     state["BLOCK1_READ_PROTECTED"] = not efuses["BLOCK1"].is_readable()  # the flash encryption key
     state["FLASH_CRYPT_CNT_WRITE_PROTECTED"] = not efuses["FLASH_CRYPT_CNT"].is_writeable()
+    state["FLASH_ENCRYPTED"] = bin(state["FLASH_CRYPT_CNT"]).count("1") % 2 == 1  # an odd count: on
     return state
-
-
-def _encrypted(state: dict) -> bool:
-    """Flash encryption on: an odd number of FLASH_CRYPT_CNT bits."""
-    return bin(state["FLASH_CRYPT_CNT"]).count("1") % 2 == 1
 
 
 def _floor(state: dict) -> int:
@@ -134,10 +130,10 @@ def _floor(state: dict) -> int:
 
 def _conflict(state: dict, digest: bytes, secure_version: int) -> str | None:
     """What burnt already makes this unit unfit for this station's firmware, or None."""
-    if _encrypted(state) or state["BLOCK1_READ_PROTECTED"]:
-        return ("flash encryption key burnt already (eFuse BLOCK1 read-protected" + (", FLASH_CRYPT_CNT odd" if
-                _encrypted(state) else "") + "): nobody holds that key, so no image can be written for this unit "
-                "over serial again; put it aside")
+    if state["FLASH_ENCRYPTED"] or state["BLOCK1_READ_PROTECTED"]:
+        odd = ", FLASH_CRYPT_CNT odd" if state["FLASH_ENCRYPTED"] else ""
+        return (f"flash encryption key burnt already (eFuse BLOCK1 read-protected{odd}): nobody holds that key, "
+                "so no image can be written for this unit over serial again; put it aside")
     if int(state["BLOCK2"], 16) and state["BLOCK2"] != digest.hex():
         return (f"eFuse BLOCK2 holds another key's Secure Boot digest ({state['BLOCK2'][:16]}...), not this "
                 f"station's firmware key's ({digest.hex()[:16]}...): the unit boots only images signed with "
@@ -354,8 +350,7 @@ def _check_in_force(unit: Unit, state: dict) -> None:
         wanted.update({name: True for name in ("BLOCK1_READ_PROTECTED", "FLASH_CRYPT_CNT_WRITE_PROTECTED",
                                                "DISABLE_DL_ENCRYPT", "DISABLE_DL_DECRYPT", "DISABLE_DL_CACHE")},
                       FLASH_CRYPT_CONFIG=flash_crypt.RELEASE_CONFIG)
-        if not _encrypted(state):
-            wanted["FLASH_CRYPT_CNT"] = 1
+        wanted["FLASH_ENCRYPTED"] = True
     missing = [f"{name}={state.get(name)!r}" for name, value in wanted.items() if state.get(name) != value]
     if _floor(state) < _secure_version(unit):
         missing.append(f"SECURE_VERSION floor {_floor(state)}")
