@@ -287,7 +287,7 @@ def test_unknown_recipe_options_fail_the_unit_in_one_line(esp32_board, station):
     rec = provision(esp32_board("conflict"), station(options={"esp32": {"disable_jtg": True}}))
     assert rec.outcome == "failed"
     assert rec.reason == "identify: esp32 recipe options: disable_jtg unknown; known: disable_jtag, " \
-                         "disable_download, secure_version"
+                         "disable_download, secure_version, flash_encryption"
 
 
 # -- the default: flash encryption (release mode) and NVS encryption
