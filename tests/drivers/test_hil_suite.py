@@ -36,8 +36,8 @@ def test_hil_flash_module_on_a_rack_the_plugin_starts(idle_lab, tmp_path, worker
     junit = tmp_path / "report.xml"
     result = run_suite(idle_lab, "test_flash.py", workers, junit)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "9 passed" in result.stdout
-    check_report(junit, 9)
+    assert "12 passed" in result.stdout  # 4 tests x 3 boards
+    check_report(junit, 12)
     # The plugin stopped the lab it started.
     status = json.loads(idle_lab.rig("lab", "status", "--json", "--rack", idle_lab.rack).stdout)
     assert status["running"] is False
