@@ -130,7 +130,7 @@ def _preflight(config) -> None:
         with warnings.catch_warnings():  # the tests' filterwarnings (pytest_configure) are not in force yet
             for api in ("setDaemon", "setName"):
                 warnings.filterwarnings("ignore", rf"{api}\(\) is deprecated", DeprecationWarning)
-            lines = locked(pool, boards)
+            lines = locked(pool, boards, rack_path(config))
     except RigError as exc:  # a board's lease not granted in time
         raise pytest.UsageError(f"rig pre-flight: {exc}") from None
     finally:

@@ -39,7 +39,7 @@ def flash(rack, coordinator, board_id, images, partition, offset, skip_unchanged
       rig flash --board esp32-1 0x1000=bootloader.bin 0x8000=partitions.bin 0x10000=app.bin
     """
     with held_board(rack, board_id, "flash", coordinator) as drivers:
-        locked = drivers.preflight(flashing_only=True)  # else a locked STM32 fails with a probe fault
+        locked = drivers.preflight(rack, flashing_only=True)  # else a locked STM32 fails with a probe fault
         if locked:
             raise RigError(locked)
         layout = LAYOUTS[drivers.board.flash_layout]

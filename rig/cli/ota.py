@@ -215,7 +215,7 @@ def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordin
     try:
         # opened one after the other: the boards' labgrid targets come from one shared environment
         drivers = {b.id: pools[b.id].take(b) for b in boards}
-        preflight.refuse(in_parallel(boards, lambda b: preflight.check(drivers[b.id])), f"rig {kind}")
+        preflight.refuse(in_parallel(boards, lambda b: preflight.check(drivers[b.id], rack)), f"rig {kind}")
         with CampaignKit(rack, work, mcuboot) as kit, Progress(*columns, console=out) as bar:
             tasks = {b.id: bar.add_task("waiting", total=len(jobs[b.id]), board=b.id) for b in boards}
 

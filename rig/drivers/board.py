@@ -109,14 +109,16 @@ class BoardDrivers:
                            "not the ROM loader")
         return flasher
 
-    def preflight(self, flashing_only: bool = False) -> str | None:
+    def preflight(self, rack: str | None = None, flashing_only: bool = False) -> str | None:
         """One line when the board is locked (rig.drivers.protocol.Lock, as its flasher reads it):
         the state and the way out - for a virtual board, factory-fresh boards from `rig lab reset`.
-        None when it is open for development; with flashing_only, unless its flash cannot be written."""
+        None when it is open for development; with flashing_only, unless its flash cannot be written.
+        `rack`: the rack file the user named, for the way out (else the one the board was read from,
+        which for a running lab's board is the lab's own copy)."""
         lock = self.powered_flasher().lock()
         if lock is None or (flashing_only and not lock.blocks_flashing):
             return None
-        way_out = (f"`rig lab reset --rack {self.board.source}` fits factory-fresh virtual boards"
+        way_out = (f"`rig lab reset --rack {rack or self.board.source}` fits factory-fresh virtual boards"
                    if self.board.virtual else lock.way_out)
         return f"{self.board.id} is locked: {lock.state}; way out: {way_out}"
 

@@ -15,20 +15,20 @@ from rig.errors import RigError, RigErrors
 from rig.lab.inventory import Board
 
 
-def check(drivers: BoardDrivers) -> str | None:
+def check(drivers: BoardDrivers, rack: str | None = None) -> str | None:
     """The board's pre-flight line (state and way out), None when it is open - or cannot be
     asked: a board whose probe or ROM loader does not answer shows no lock (download mode
     disabled looks like that too); the health check and the work itself report it in their words,
     and a quarantined board must not stop the others."""
     try:
-        return drivers.preflight()
+        return drivers.preflight(rack)
     except RigError:
         return None
 
 
-def locked(pool: BoardPool, boards: Iterable[Board]) -> list[str]:
-    """One line per locked board, taking each board's lease in turn."""
-    return [line for line in (check(pool.take(board)) for board in boards) if line]
+def locked(pool: BoardPool, boards: Iterable[Board], rack: str | None = None) -> list[str]:
+    """One line per locked board, taking each board's lease in turn; `rack` as the user named it."""
+    return [line for line in (check(pool.take(board), rack) for board in boards) if line]
 
 
 def refuse(lines: list[str | None], what: str) -> None:
