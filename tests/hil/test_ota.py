@@ -59,8 +59,10 @@ def test_resume_wastes_at_most_one_chunk_per_interruption(request, ota_kit, boar
 def test_a_power_cut_mid_download_resumes_over_https(request, ota_kit, board):
     verdict = run(request, ota_kit, board, "power cut at 50% of the download")
     begins = [line for line in verdict.console if line.startswith("rig: ota begin")]
+    # Both downloads over TLS. How much the first one had written when the power went is load
+    # dependent (a server 50 % ahead may be a board a few KiB behind), so where the second one
+    # resumed is checked in-process instead (tests/ota/test_esp32_https.py, a cut at a flash op).
     assert len(begins) >= 2 and all(line.endswith("via=https") for line in begins), begins
-    assert any(" resume=0 " not in line for line in begins[1:]), "the second download did not resume"
 
 
 @pytest.mark.nightly
