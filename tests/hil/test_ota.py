@@ -12,6 +12,7 @@ import pytest
 
 from rig.lab import load_rack
 from rig.ota import scenarios
+from rig.pytest_plugin import board_properties
 from tests.hil.ota_support import report
 
 SAMPLE = scenarios.grouped(sweep=False)
@@ -96,6 +97,7 @@ def test_images_spanning_sectors(request, rig_lab, side_labs, rig_pool, name, va
     side lab: the shared rack's boards are chosen by tag, and no tag says "large sectors")."""
     kit = side_labs("big-sectors", {})
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec)).run(scenarios.by_name(name))
     report(request, verdict)
     assert verdict.ok, verdict.summary()
@@ -116,6 +118,7 @@ def test_one_way_scenarios_on_boards_set_aside(request, rig_lab, side_labs, rig_
         pytest.skip(f"{name} does not apply to {variant}")
     kit = side_labs("set-aside", {})
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
     report(request, verdict)
     assert verdict.ok, verdict.summary()
