@@ -43,8 +43,11 @@ def exporter_config(rack: Rack, lab: dict | None, probe_ports: dict[str, int] | 
     `lab` is the rack's running virtual lab (rig.sim.registry entry) for virtual boards;
     `probe_ports` the port of the pyocd probe server of each real board's probe (by board id).
     """
+    from rig.sim import registry
+
     config: dict = {}
     for board in rack.boards:
+        board = registry.live_board(board)  # a virtual board's power switch on the port its lab bound
         group: dict = {}
         live = (lab or {}).get("boards", {}).get(board.id) if board.virtual else None
         if board.virtual and live is None:
