@@ -7,11 +7,16 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from tests.labs import lab_rack
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Nightly: tox's second command runs this very sample on the virtual rack; this run adds the
+# plugin-started private rack and the JUnit board check at four minutes of the default budget.
+@pytest.mark.nightly
 def test_ota_sample_passes_on_a_private_rack(tmp_path):
     rack = str(lab_rack(tmp_path, name="ota-ci"))
     junit = tmp_path / "ota.xml"
