@@ -6,25 +6,23 @@ smpclient is told and by flash read-back (slot1 bytes, trailer bytes), as on a b
 Full boots across a swap belong to the virtual boards' MCUboot; here the proof ends at the bytes
 MCUboot would find."""
 
-import asyncio
 import random
 import subprocess
 import sys
 
 import firmware_board as fb
 import pytest
-from smpclient import SMPClient
 from smpclient.exceptions import SMPUploadError
 from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageErase, ImageStatesRead, ImageStatesWrite
 from smpclient.requests.os_management import EchoWrite, MCUMgrParametersRead, ResetWrite
-from smpclient.transport.serial import SMPSerialTransport
 
 from rig import delta
 from rig.image import mcuboot
 from rig.image.layouts import MCUBOOT_HEADER_SIZE
 from rig.image.trailer import SwapType, Trailer
 from rig.variants import facts
+from tests.smp_session import smp_session
 
 VARIANTS = ["stm32h7", "stm32l0"]
 OLD, NEW = "1.2.3+4", "2.0.0"  # NEW: the version conftest.built_new is built at
@@ -51,15 +49,7 @@ def boot(built, signer, variant, fault="none"):
 
 def smp(board, work, timeout=20.0):
     """Run work(client) against the board's console pty with a connected smpclient."""
-    async def session():
-        client = SMPClient(SMPSerialTransport(), board.pty(), timeout_s=timeout)
-        await client.connect()
-        try:
-            return await work(client)
-        finally:
-            await client.disconnect()
-
-    return asyncio.run(session())
+    return smp_session(board.pty(), work, timeout)
 
 
 async def upload(client, image):

@@ -8,7 +8,6 @@ model swaps it in, the new firmware runs from slot0 and confirms itself, and a p
 it - judged by the console and by what the firmware answers over SMP.
 """
 
-import asyncio
 import re
 import shutil
 import socket
@@ -16,15 +15,14 @@ import subprocess
 import time
 
 import pytest
-from smpclient import SMPClient
 from smpclient.generics import success
 from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
 from smpclient.requests.os_management import EchoWrite, ResetWrite
-from smpclient.transport.serial import SMPSerialTransport
 
 from rig.build import cache
 from rig.image import mcuboot
 from tests.sim.stm32.conftest import PYOCD, VARIANTS
+from tests.smp_session import smp_session
 
 BOOTED = r"rig: boot variant=\S+ version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)\r\n"
 
@@ -36,15 +34,7 @@ DEBUG_RESUME = pytest.mark.xfail(reason="emulated core may stay halted after the
 
 
 def smp(vb, work, timeout=20.0):
-    async def session():
-        client = SMPClient(SMPSerialTransport(), vb.pty.path, timeout_s=timeout)
-        await client.connect()
-        try:
-            return await work(client)
-        finally:
-            await client.disconnect()
-
-    return asyncio.run(session())
+    return smp_session(vb.pty.path, work, timeout)
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
