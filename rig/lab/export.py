@@ -156,8 +156,11 @@ def run_export(rack: Rack, lab: dict | None, coordinator: str, name: str, hostna
         config = write_config(folder / "exporter.yaml", exporter_config(rack, lab, probe_ports, hostname))
         log_path = folder / "exporter.log"
         with open(log_path, "ab") as log:
-            exporter = subprocess.Popen(exporter_command(config, coordinator, name, hostname),
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            # labgrid starts ser2net in the exporter's working directory, where ser2net leaves its
+            # pid file: the export's own folder, not wherever the user ran `rig lab export`.
+            exporter = subprocess.Popen(exporter_command(config.resolve(), coordinator, name, hostname),
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        cwd=folder)
         children.append(exporter)
         with Coordinator(coordinator, holder=f"export-{name}") as client:
             wait_for_exporter(client, name, [b.id for b in rack.boards], exporter, log_path)
