@@ -9,7 +9,7 @@
   workers queue for a board instead of colliding on it, and a killed worker's boards are free at
   once - no stale locks.
 - Per test, the console lines the host received while the test ran go into the JUnit testcase's
-  system-out, and properties `board_id`, `board_variant`, `board_virtual`, `board_firmware_sha256`,
+  system-out, and properties `board` (its id), `board_variant`, `board_virtual`, `board_firmware_sha256`,
   `board_firmware_version` (and `board_retries` when `board_retry` was used) into its properties.
 - If the rack's boards are virtual and their lab is not running, the plugin starts it with
   `rig lab up` and stops it at the end of the run.
@@ -306,7 +306,7 @@ def board_properties(spec) -> list[tuple[str, str]]:
     """The JUnit properties that say which board (rig.lab Board) a test ran on: the `board` fixture
     records them, and so must a test that takes a board another way (a side lab's)."""
     return [
-        ("board_id", spec.id),
+        ("board", spec.id),
         ("board_host", spec.host or socket.gethostname()),
         ("board_variant", spec.variant),
         ("board_virtual", str(spec.virtual).lower()),

@@ -188,7 +188,7 @@ def pytest_collection_modifyitems(config, items):
         spec = getattr(getattr(item, "callspec", None), "params", {}).get("board")
         q = quarantined.get(getattr(spec, "id", None))
         if q is not None and spec is not None:
-            item.user_properties.append(("board_id", spec.id))
+            item.user_properties.append(("board", spec.id))
             item.user_properties.append(("board_variant", spec.variant))
             item.add_marker(pytest.mark.skip(reason=f"board {spec.id} is quarantined: {q['reason']}"))
 

@@ -24,7 +24,7 @@ def check_report(junit, expected_cases: int) -> None:
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         board_id = case.get("name").split("[")[1].rstrip("]")
-        assert props["board_id"] == board_id
+        assert props["board"] == board_id
         assert props["board_variant"] in ("esp32", "stm32h7", "stm32l0")
         assert len(props["board_firmware_sha256"]) == 64  # every test here flashes
         out = "".join(node.text or "" for node in case.iter("system-out"))

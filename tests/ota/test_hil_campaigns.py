@@ -31,5 +31,5 @@ def test_ota_sample_passes_on_a_private_rack(tmp_path):
         assert f'name="ota_scenario" value="{scenario}"' in report
     assert "rolled back to" in report  # the rollbacks are named in the JUnit properties
     cases = list(ET.parse(junit).getroot().iter("testcase"))
-    unnamed = [c.get("name") for c in cases if not any(p.get("name") == "board_id" for p in c.iter("property"))]
+    unnamed = [c.get("name") for c in cases if not any(p.get("name") == "board" for p in c.iter("property"))]
     assert cases and not unnamed, f"JUnit records without the board they ran on: {unnamed}"

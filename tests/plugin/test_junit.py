@@ -47,13 +47,13 @@ def test_console_slice_and_board_properties_per_testcase(run):
     cases = run.junit(xml)
     props, first, outcome = cases["test_sees_its_line[esp-a]"]
     assert outcome == "passed"
-    assert props["board_id"] == "esp-a" and props["board_variant"] == "esp32"
+    assert props["board"] == "esp-a" and props["board_variant"] == "esp32"
     assert props["board_virtual"] == "false"
     assert {"board_firmware_sha256", "board_firmware_version"} <= set(props)
     assert "console of esp-a during this test" in first
 
     props, second, outcome = cases["test_fails_and_still_reports[esp-a]"]
-    assert outcome == "failed" and props["board_id"] == "esp-a"
+    assert outcome == "failed" and props["board"] == "esp-a"
     # Each testcase holds its own slice of the console, not the whole session's.
     first_lines = set(re.findall(r"uptime=\d+", first))
     second_lines = set(re.findall(r"uptime=\d+", second))

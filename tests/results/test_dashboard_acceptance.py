@@ -21,16 +21,16 @@ SESSIONS = [
 
 
 def junit_counts(path) -> tuple[Counter, dict[str, Counter], dict[str, str]]:
-    """Counts of outcomes, per board (the board_id property), and the failing tests' system-out."""
+    """Counts of outcomes, per board (the board property), and the failing tests' system-out."""
     total, per_board, failing_out = Counter(), defaultdict(Counter), {}
     for case in ET.parse(path).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         outcome = ("failed" if case.find("failure") is not None else "error" if case.find("error") is not None
                    else "skipped" if case.find("skipped") is not None else "passed")
         total[outcome] += 1
-        per_board[props.get("board_id")][outcome] += 1
+        per_board[props.get("board")][outcome] += 1
         if outcome == "failed":
-            failing_out[case.get("name")] = (props.get("board_id"),
+            failing_out[case.get("name")] = (props.get("board"),
                                              "".join(n.text or "" for n in case.iter("system-out")))
     return total, per_board, failing_out
 
