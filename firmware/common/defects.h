@@ -13,6 +13,9 @@
 #ifndef RIG_DEFECT_SMP_MATCH_ALWAYS
 #define RIG_DEFECT_SMP_MATCH_ALWAYS 0 /* the uploaded image's hash is never checked */
 #endif
+#ifndef RIG_DEFECT_SMP_TEST_IS_PERMANENT
+#define RIG_DEFECT_SMP_TEST_IS_PERMANENT 0 /* image state write: a test request is taken as confirm */
+#endif
 #ifndef RIG_DEFECT_CONFIRM_BEFORE_HEALTH
 #define RIG_DEFECT_CONFIRM_BEFORE_HEALTH 0 /* image_ok written before the health check */
 #endif

@@ -133,7 +133,8 @@ int img_state_write(const uint8_t *body, uint32_t len, cbor_out_t *out)
     } else if ((slot = slot_find_by_hash(f[0].ptr)) < 0) {
         return SMP_GROUP_ERR(IMG_HASH_NOT_FOUND);
     }
-    int rc = slot_set_next(slot, confirm);
+    /* the smp-test-is-permanent defect: a test request for a named image marks it permanent */
+    int rc = slot_set_next(slot, confirm || RIG_DEFECT_SMP_TEST_IS_PERMANENT);
     return rc ? SMP_GROUP_ERR(rc) : img_state_read(body, len, out);
 }
 

@@ -16,6 +16,8 @@ DEFECTS: dict[str, str] = {
                            "byte lands a buffer early and the image in slot 1 is broken",
     "smp-match-always": "skips the image hash checks: the last upload reply says match and state write "
                         "marks an image whose bytes do not hash to its SHA256 TLV",
+    "smp-test-is-permanent": "image state write takes a test request for a named image as confirm=true: "
+                             "MCUboot swaps the image in for good and never reverts it",
     "confirm-before-health": "confirms its image before the health check, whatever the verdict: a build "
                              "that fails its health check is kept",
     "watchdog-never-bites": "never starts the independent watchdog: a hung image hangs for ever instead "

@@ -14,7 +14,7 @@ from test_firmware_smp import OLD, signed, smp, tlv_hash
 from rig.build import cache, manifest
 from rig.errors import RigError
 from rig.image.layouts import MCUBOOT_HEADER_SIZE
-from rig.image.trailer import Trailer
+from rig.image.trailer import SwapType, Trailer
 from rig.variants import facts
 
 VARIANTS = ["stm32h7", "stm32l0"]
@@ -75,6 +75,25 @@ def test_smp_match_always_marks_a_corrupt_image(signer, variant):
     board.halt()
     assert success(marked)  # the good build answers IMG_MGMT_ERR_INVALID_HASH and marks nothing
     assert Trailer.for_layout(facts(variant).layout, "slot1").read(board.slot("slot1")).magic.value == "good"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_smp_test_is_permanent_marks_a_test_request_permanent(built_new, signer, variant):
+    board = boot(signer, variant, "smp-test-is-permanent")
+    board.wait_for(b"rig: health")  # RX is on
+    image = signed(built_new(variant), signer, "2.0.0")
+
+    async def work(client):
+        async for _ in client.upload(image, first_timeout_s=30):
+            pass
+        return await client.request(ImageStatesWrite(hash=tlv_hash(image)))  # a test, not a confirm
+
+    marked = smp(board, work)
+    board.halt()
+    # the good build answers pending, not permanent, and leaves image_ok unset (test_firmware_smp.py)
+    assert success(marked) and [(s.slot, s.pending, s.permanent) for s in marked.images][1] == (1, True, True)
+    state = Trailer.for_layout(facts(variant).layout, "slot1").read(board.slot("slot1"))
+    assert (state.magic.value, state.image_ok.value, state.swap_type) == ("good", "set", SwapType.PERM)
 
 
 async def upload_resumed(client, image):
