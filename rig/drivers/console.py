@@ -100,7 +100,9 @@ class RigConsoleDriver(SerialDriver):
         test or command says what the board printed instead.
         """
         start = self.mark()
-        line_re = re.compile(rf"[^\n]*{pattern}[^\n]*\r?\n".encode())
+        # Grouped: a pattern with alternatives must still be followed by the rest of its line (a
+        # board that sends a byte at a time, an emulated core's UART, otherwise matches half lines).
+        line_re = re.compile(rf"[^\n]*(?:{pattern})[^\n]*\r?\n".encode())
         try:
             _, _, match, _ = self.expect(line_re, timeout=timeout)
         except TIMEOUT:
