@@ -34,7 +34,7 @@ from collections.abc import Callable
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
 from unicorn import arm_const as a
 
-from rig.sim.flash import Flash
+from rig.sim.flash import Flash, PowerCut
 from rig.sim.stm32 import rcc
 from rig.sim.stm32.clock import WallClock
 from rig.sim.stm32.cpu import Cpu
@@ -111,6 +111,7 @@ class Machine:
         self._devices: dict[int, list[tuple[int, int, object]]] = {}  # page -> (start, end, device)
         self._unmodelled: dict[int, int] = {}  # registers of a mapped page that belong to no device
         self._stale: list[tuple[int, int]] = []  # flash ranges changed since the last slice
+        self._cut: PowerCut | None = None  # a power cut a flash store of the core ran into
         self._map()
         self.flash.listeners.append(self._flash_changed)
 
@@ -312,7 +313,14 @@ class Machine:
     def _flash_store(self, uc, access, address: int, size: int, value: int, user) -> bool:
         key, repeated = self._repeat(address, value)
         if repeated is None:
-            self.flashctl.store(address - self.flash.geometry.base, size, value)
+            try:
+                self.flashctl.store(address - self.flash.geometry.base, size, value)
+            except PowerCut as cut:
+                # Raised out of this hook, unicorn would take it for a refused store (a bus fault:
+                # UC_ERR_WRITE_PROT, and the exception lost): the core stops here, run() raises it.
+                self._cut = cut
+                uc.emu_stop()
+                return True
             self._access(key, 0, False)
         return True  # the store itself does not reach the array: the controller decided
 
@@ -396,6 +404,9 @@ class Machine:
     def _run(self, until: float | None, stop: Callable[[], bool]) -> str | None:
         cpu, scs = self.cpu, self.scs
         while True:
+            if self._cut is not None:
+                cut, self._cut = self._cut, None
+                raise cut
             if self._reset_cause is not None:
                 return self._reset_cause
             if self._halt_wanted and not self._park(stop):
