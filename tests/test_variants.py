@@ -30,8 +30,6 @@ def _mcuboot(v):
 
 # (module, table) -> which variants it must cover: facts one layer needs for itself.
 PRIVATE_TABLES = {
-    # the size of the synthetic release images a campaign sends (a test-data choice of rig.ota)
-    ("rig/ota/releases.py", "CODE_SIZE"): _every,
     # the flash operation from which the virtual MCUboot's swap is resumable (which sim fault
     # switch a swap-cut scenario must be caught by)
     ("rig/ota/scenarios.py", "_SWAP_RECORDED_FROM"): _mcuboot,

@@ -98,7 +98,7 @@ class Scenario:
     prefill: bool = False  # the staging slot holds unrelated (random) data before the download starts
     damage: str | None = None  # rig.ota.damage: what is damaged once the update settled
     second_update: bool = False  # after the outcome, a clean update to the next version must succeed
-    code_size: int | None = None  # the new image's code bytes (default rig.ota.releases.CODE_SIZE)
+    code_size: int | None = None  # the new image's size at least (rig.ota.releases' size=)
 
     @property
     def burns_otp(self) -> bool:

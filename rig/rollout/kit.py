@@ -20,8 +20,9 @@ from rig.variants import NAMES
 def make_release(folder: Path, version: str, key: Path | None = None, floors: dict[str, int] | None = None,
                  faults: dict[str, str] | None = None, features: list[str] | None = None,
                  rollback: str | None = None, variants=NAMES, code_size: int | None = None) -> Path:
-    """code_size: bytes of code per image (default: releases.CODE_SIZE, as big as the campaigns'
-    images); fleet tests use a few KiB, since a thousand downloads of each cost the machine time."""
+    """code_size: bytes per image (rig.ota.releases' `size`: the ESP32's modelled code, an STM32
+    firmware binary padded up to it; default as big as the campaigns' images); fleet tests use a
+    few KiB, since a thousand downloads of each cost the machine time."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = key or folder.parent / "release-key.pem"
