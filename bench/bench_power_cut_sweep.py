@@ -12,7 +12,6 @@ pyocd or RFC2217 start-up (tests/sim/stm32/test_power_cut.py runs the same sweep
 Baseline: the issue's goal, every cut point of all three variants in under 120 s on 2 cores.
 """
 
-import os
 import re
 import tempfile
 import threading
@@ -24,9 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from rich.console import Console
 from rich.table import Table
 
-from rig.image import appdesc, esp_app, esp_partitions, mcuboot, otadata
+from rig.image import esp_app, esp_partitions, otadata
 from rig.image.keys import load_signer
 from rig.image.trailer import Trailer
+from rig.ota import releases
 from rig.sim import boot
 from rig.sim.board import Board
 from rig.sim.stm32 import vmcuboot
@@ -104,10 +104,7 @@ def _mcuboot_flash(variant: str, signer) -> bytes:
         flash[at : at + len(data)] = data
 
     def image(version: str) -> bytes:
-        v = mcuboot.Version.parse(version)
-        desc = appdesc.AppDescriptor(variant, (v.major, v.minor, v.revision, v.build), "no-confirm").pack()
-        off = facts(variant).appdesc_offset
-        return mcuboot.sign(os.urandom(off) + desc + os.urandom(6000 - off - len(desc)), signer, version)
+        return releases.stm32_image(variant, version, signer, "no-confirm")
 
     put("mcuboot", vmcuboot.build(layout, [signer.public]))
     put("slot0", image("1.0.0"))

@@ -27,7 +27,6 @@ import random
 
 from rig.build import cache
 from rig.image import esp_app, mcuboot
-from rig.errors import RigError
 from rig.image.keys import Signer
 from rig.image.mcuboot import Version
 from rig.variants import Bootloader, facts
@@ -74,10 +73,9 @@ def esp32_image(version: Version | str, fault: str = "none", secure_version: int
 def image(variant: str, version: Version | str, signer: Signer, fault: str = "none", floor: int = 0,
           size: int | None = None, ca: bytes = b"", defect: str | None = None) -> bytes:
     """A release for `variant` at the board's rollback floor (MCUboot security counter, ESP32
-    secure_version): the same floor is always accepted, a lower one is a downgrade."""
-    if facts(variant).bootloader is Bootloader.ESP_IDF:
-        if defect is not None:
-            raise RigError(f"defect {defect!r}: defect builds exist only of the STM32 firmware; the ESP32 is modelled")
+    secure_version): the same floor is always accepted, a lower one is a downgrade. `defect`
+    (rig.build.defects) picks a broken STM32 build; the ESP32's release ignores it."""
+    if facts(variant).bootloader is Bootloader.ESP_IDF:  # modelled: its defects are lab switches (rig.sim.broken)
         return esp32_image(version, fault, secure_version=floor, size=size, ca=ca)
     return stm32_image(variant, version, signer, fault, security_counter=floor, size=size, defect=defect)
 

@@ -1,19 +1,16 @@
 """STM32 boards through their probe and SMP: program MCUboot and an image over SWD, boot it, then
 update it over MCUmgr (upload, test, reset) and see the new version boot and confirm itself."""
 
-import os
-
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from rig.errors import RigError
-from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
 from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Trailer
+from rig.ota import releases
 from rig.sim.stm32 import vmcuboot  # the virtual rack's bootloader binary; a real rack flashes MCUboot's
-from rig.variants import facts
 
 BOARDS = ["stm32h7-1", "stm32l0-1"]
 
@@ -27,10 +24,8 @@ def signer(tmp_path_factory):
 
 
 def signed_app(signer, variant: str, version: str) -> bytes:
-    v = mcuboot.Version.parse(version)
-    desc = appdesc.AppDescriptor(variant, (v.major, v.minor, v.revision, v.build)).pack()
-    binary = os.urandom(facts(variant).appdesc_offset) + desc + os.urandom(5000)
-    return mcuboot.sign(binary, signer, v)
+    """rig's reference firmware at `version`, signed: what the board executes."""
+    return releases.stm32_image(variant, version, signer)
 
 
 @pytest.fixture
