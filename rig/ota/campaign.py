@@ -80,6 +80,10 @@ class Scenario:
     link_faults: tuple[Fault, ...] = ()
     cut: TriggerSpec | None = None  # a power cut on what the rig observes
     cut_at_op: int | None = None  # a power cut at the board's Nth flash operation after the hand-over
+    # Where the bootloader installs the update at the next reset (MCUboot), cut_at_op counts from
+    # that reset unless this is set: then from the hand-over, so the cut lands in the app's own
+    # writes as it takes the update (a delta applied while it arrives), and the upload dies with it.
+    cut_while_receiving: bool = False
     link: str = "loopback"  # OTA server link profile (HTTP boards)
     # HTTP boards: the certificate the OTA server presents (rig.ota.tls.SERVER_CERTS), "none" for
     # plain HTTP; None is the campaign's default (HTTPS with the certificate its firmware trusts)
@@ -245,13 +249,16 @@ class Campaign:
             self._cut_requested.clear()
             self._power_cycle()
 
-    def _artefact(self, s: Scenario, old: bytes, floor: int) -> bytes:
+    def _artefact(self, s: Scenario, old: bytes, floor: int) -> tuple[bytes, bytes]:
+        """What the board is sent, and the image it should end up with: the same bytes, except for
+        a delta, which is made from that image (signed once: an ECDSA signature differs per call)."""
         variant = self.d.board.variant
         new_floor = floor + s.floor_step
         if new_floor < 0:
             raise RigError(f"scenario {s.name}: the board's floor is {floor}; a downgrade below 0 is impossible")
         if s.artefact == "wrong-variant":
-            return releases.image(foreign(variant), s.version, self.signer, s.fault, new_floor, ca=self.firmware_ca)
+            image = releases.image(foreign(variant), s.version, self.signer, s.fault, new_floor, ca=self.firmware_ca)
+            return image, image
         signer = self.signer
         if s.artefact == "unknown-key":
             if self.other_signer is None:
@@ -261,9 +268,8 @@ class Campaign:
         if s.artefact == "bad-signature":
             new = _spoil_signature(new)
         if s.artefact == "delta":
-            made = delta.make(old, new, facts(variant).delta_profile)
-            return made.data
-        return new
+            return delta.make(old, new, facts(variant).delta_profile).data, new
+        return new, new
 
     def run(self, s: Scenario) -> Verdict:
         if s.burns_otp and not self.allow_otp_burn:
@@ -289,9 +295,7 @@ class Campaign:
             if i:  # the next update of a series starts from the one before
                 old, old_version = new_image, new_version
                 s = replace(s, version=_bump(s.version, minor=1))
-            artefact = self._artefact(s, old, floor)
-            new_image = artefact if s.artefact != "delta" else releases.image(
-                self.d.board.variant, s.version, self.signer, s.fault, floor + s.floor_step, ca=self.firmware_ca)
+            artefact, new_image = self._artefact(s, old, floor)
             v.artefact_size = len(artefact)
             new_version = str(Version.parse(s.version))
             if i == 0 and s.prefill:
@@ -438,16 +442,22 @@ class Campaign:
                      timeout=SETTLE_S)
         return f"{boots[-1].version} ({boots[-1].reset})" if len(boots) > n else "no boot"
 
-    def _handover(self, v: Verdict, s: Scenario, artefact: bytes, boots, plan: Plan) -> None:
+    def _cuts_receiving(self, s: Scenario) -> bool:
+        """Whether s.cut_at_op lands while the board takes the update (not in the install at reset)."""
+        return s.cut_at_op is not None and (s.cut_while_receiving or not self.target.installs_at_reset)
+
+    def _handover(self, v: Verdict, s: Scenario, artefact: bytes, boots, plan: Plan, again: bool = False) -> None:
+        """Hand the update over (`again`: after a power cut broke the first hand-over, whose cut
+        is not armed a second time)."""
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
-        if s.cut_at_op is not None and not self.target.installs_at_reset:
+        if self._cuts_receiving(s) and not again:
             self._arm_cut(s.cut_at_op, s)
         if s.flip_at_write is not None:
             self.instruments.arm_flip(self.d.board.id, s.flip_at_write, self._region("staging"))
         self.target.start(artefact, plan)
         if self.target.installs_at_reset:
-            if s.cut_at_op is not None:
+            if s.cut_at_op is not None and not self._cuts_receiving(s):
                 self._arm_cut(s.cut_at_op, s)
             self._power_cycle()  # e.g. MCUboot swaps the tested image in at this boot
 
@@ -506,17 +516,21 @@ class Campaign:
     def _handover_with_retry(self, v, s, artefact, boots, plan, trigger) -> bool:
         """Start the delivery; if a power cut broke it (SMP push), restart the board and hand over
         again. False when the board refused the update at the hand-over (nothing to settle)."""
+        relay_cycles = self._relay_cycles()
         try:
             self._handover(v, s, artefact, boots, plan)
             return True
         except PowerCutDuringUpload:
             pass  # the upload died with the board
         except HandoverRefused as exc:
-            v.faults_fired.append(f"hand-over refused: {exc}")
-            return False
+            # An SMP upload the lab's relay cut (at the app's Nth flash operation) dies as the board
+            # does: no reply. Only a cut the scenario planned is taken for one; else the board refused.
+            if not (self.target.pushes and self._cuts_receiving(s) and self._relay_cycles() > relay_cycles):
+                v.faults_fired.append(f"hand-over refused: {exc}")
+                return False
         self._boot_to_app(v, boots)
         try:
-            self._handover(v, s, artefact, boots, plan)
+            self._handover(v, s, artefact, boots, plan, again=True)
         except HandoverRefused as exc:
             v.faults_fired.append(f"hand-over refused: {exc}")
             return False

@@ -51,7 +51,7 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
     (Scenario("full image", "updated"), ALL, True),
     (Scenario("delta patch", "updated", artefact="delta", version="1.0.1"), HTTP, True),
     (Scenario("delta patch, power cut while applying", "updated", artefact="delta", version="1.0.2",
-              cut_at_op=20), HTTP, True),
+              cut_at_op=20, cut_while_receiving=True), HTTP, True),
     (_cut(50), ALL, True),
     (Scenario("power cut during the flash write", "updated", cut_at_op=12), HTTP, True),
     (Scenario("power cut during the swap", "updated", cut_at_op=40), MCUBOOT, True),
@@ -125,7 +125,7 @@ def _swap_op(n: int) -> Scenario:
 
 def _delta_op(n: int) -> Scenario:
     return Scenario(f"delta patch, power cut at apply flash operation {n}", "updated", artefact="delta",
-                    version="1.0.3", cut_at_op=n)
+                    version="1.0.3", cut_at_op=n, cut_while_receiving=True)
 
 
 _REVERT_OPS = (1, 2, 5, 10, 40, 80, 160)
