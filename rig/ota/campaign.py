@@ -451,7 +451,7 @@ class Campaign:
         is not armed a second time)."""
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
-        if self._cuts_receiving(s) and not again:
+        if s.cut_at_op is not None and self._cuts_receiving(s) and not again:
             self._arm_cut(s.cut_at_op, s)
         if s.flip_at_write is not None:
             self.instruments.arm_flip(self.d.board.id, s.flip_at_write, self._region("staging"))
