@@ -22,5 +22,8 @@
 #ifndef RIG_DEFECT_WATCHDOG_NEVER_BITES
 #define RIG_DEFECT_WATCHDOG_NEVER_BITES 0 /* the independent watchdog is never started */
 #endif
+#ifndef RIG_DEFECT_INTERRUPTED_UPLOAD_BLOCKS_SLOT
+#define RIG_DEFECT_INTERRUPTED_UPLOAD_BLOCKS_SLOT 0 /* a half-written slot 1 refuses every new upload */
+#endif
 
 #endif

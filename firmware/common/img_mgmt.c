@@ -202,6 +202,13 @@ static int inspect_first(const cbor_field_t *f, int *delta)
     if (slot_in_use(SLOT_UPLOAD)) {
         return SMP_GROUP_ERR(IMG_NO_FREE_SLOT);
     }
+#if RIG_DEFECT_INTERRUPTED_UPLOAD_BLOCKS_SLOT
+    /* the defect: what an interrupted upload left (a header, no valid image) is taken for a slot in use */
+    image_info_t left;
+    if (slot_read_info(SLOT_UPLOAD, &left) != IMG_NO_IMAGE && slot_check_hash(SLOT_UPLOAD) != IMG_OK) {
+        return SMP_GROUP_ERR(IMG_NO_FREE_SLOT);
+    }
+#endif
     /* a patch's result is bounded by the applier (new_capacity) once its header is read */
     if (!*delta && len->u > slot_max_image(SLOT_UPLOAD)) {
         return SMP_GROUP_ERR(IMG_INVALID_IMAGE_TOO_LARGE);

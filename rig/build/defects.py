@@ -22,6 +22,9 @@ DEFECTS: dict[str, str] = {
                              "that fails its health check is kept",
     "watchdog-never-bites": "never starts the independent watchdog: a hung image hangs for ever instead "
                             "of being reset and rolled back",
+    "interrupted-upload-blocks-slot": "takes what an interrupted upload left in slot 1 (an image header, no "
+                                      "valid image) for a slot in use: after a power cut mid-upload every new "
+                                      "upload is refused (NO_FREE_SLOT) instead of erasing and writing it over",
 }
 
 
