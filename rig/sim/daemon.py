@@ -45,7 +45,8 @@ PORTS_FILE = "ports.json"  # in the state folder: the ports the lab bound in its
 
 class Lab:
     def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float, timing: str = "none",
-                 stm32_core: str = "model"):
+                 stm32_core: str = "model", *, name: str):
+        self.name = name  # the lab's name in the registry: its probes' ids carry it
         virtual = virtual_boards(rack_path)
         self._closers = []
         self.boards: dict[str, Board] = {}
@@ -97,7 +98,7 @@ class Lab:
             swd = _probe_server(board, host)
             if swd is not None:
                 self._closers.append(swd.close)
-                entry["swd"] = {"host": host, "port": swd.port, "unique_id": spec.probe}
+                entry["swd"] = {"host": host, "port": swd.port, "unique_id": registry.probe_id(spec.probe, self.name)}
         return entry
 
     def close(self) -> None:
@@ -171,7 +172,7 @@ def _remember_ports(state: Path, entry: dict) -> None:
 
 def resolved_rack(rack_path: Path, entry: dict, name: str) -> str:
     """The rack as this lab serves it: one labgrid environment file (a folder's files merged) whose
-    virtual boards' console ports and power switch URL are the ones bound."""
+    virtual boards' console ports, power switch URL and probe ids are the ones the lab serves."""
     files = sorted(rack_path.glob("*.yaml")) if rack_path.is_dir() else [rack_path]
     doc: dict = {}
     for f in files:
@@ -195,6 +196,9 @@ def resolved_rack(rack_path: Path, entry: dict, name: str) -> str:
         if power is not None and "power" in entry:
             parts = urlsplit(power["host"])
             power["host"] = urlunsplit(parts._replace(netloc=f"{parts.hostname}:{entry['power']['port']}"))
+        probe = _resource(target, "RigDebugProbe")
+        if probe is not None and "swd" in served:
+            probe["unique_id"] = served["swd"]["unique_id"]
     header = (f"# The rack {rack_path} as lab {name} (pid {entry['pid']}) serves it: the ports it bound.\n"
               "# Written by the lab when it came up, removed when it stops; edit the rack, not this file.\n")
     return header + yaml.safe_dump(doc, sort_keys=False)
@@ -234,7 +238,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        lab = Lab(args.rack, args.state, args.watchdog, args.timing, args.stm32_core)
+        lab = Lab(args.rack, args.state, args.watchdog, args.timing, args.stm32_core, name=args.name)
     except RigError as exc:
         print(f"rig: error: {exc}", file=sys.stderr, flush=True)
         return 2

@@ -5,7 +5,8 @@ chooses), a labgrid environment file every rig verb and the pytest plugin read f
     {"rack": abs path, "pid": n, "state": abs path, "log": abs path, "timing": "none"|"datasheet",
      "power": {"host", "port"}, "control": {"host", "port"},
      "boards": {id: {"variant", "console": {"rfc2217": port, "host": host, "pty": "/dev/pts/N"},
-                     "swd": {"host", "port", "unique_id"}  (STM32 boards with a probe server)}}}
+                     "swd": {"host", "port", "unique_id"}  (STM32 boards with a probe server; the
+                             rack's probe id qualified with the lab's name, probe_id())}}}
 
 The pyocd probe plugin and `rig lab status` read these files; a file whose pid is gone is stale.
 """
@@ -26,6 +27,14 @@ def lab_name(rack) -> str:
     path = Path(rack).resolve()
     stem = path.stem if path.is_file() else path.name
     return f"{stem}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+
+
+def probe_id(rack_id: str, lab: str) -> str:
+    """The unique id a lab's virtual probe is served under: the rack's id, qualified with the lab's name.
+    A real probe's serial number is unique; two labs of one rack (two checkouts, one runtime folder)
+    would otherwise both offer RIGVIRT-H7-0001 and pyocd would open whichever it found first. pyocd
+    matches `-u` by substring, so the rack's id still picks the probe while one lab serves it."""
+    return f"{rack_id}@{lab}"
 
 
 def path_for(name: str) -> Path:

@@ -18,10 +18,18 @@ from labgrid.driver import NetworkPowerDriver, SerialDriver
 
 from rig.image import esp_app, factory
 from rig.sim import registry
+from rig.variants import facts
 from tests.labs import lab_rack
 from tests.sim.conftest import Lab
 
 ESPTOOL = str(Path(sys.executable).parent / "esptool")
+PYOCD = str(Path(sys.executable).parent / "pyocd")
+
+
+def pyocd(env: dict, *args) -> str:
+    proc = subprocess.run([PYOCD, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def esptool(console: str, *args) -> subprocess.CompletedProcess:
@@ -54,9 +62,12 @@ def test_up_status_down_as_a_user(lab_factory):
         probe = resources.get("RigDebugProbe")
         assert (board["probe"], board["target"]) == ((probe["unique_id"], probe["target_type"]) if probe
                                                      else (None, None))
-        ports = ("NetworkSerialPort", "NetworkPowerPort")  # all else is the rack's, as written
-        assert {k: v for k, v in resources.items() if k not in ports} == \
-            {k: v for k, v in rack[board["id"]]["resources"].items() if k not in ports}
+        if probe:  # the lab serves the rack's probe under an id of its own (two labs of one rack)
+            written = rack[board["id"]]["resources"]["RigDebugProbe"]
+            assert probe == {**written, "unique_id": registry.probe_id(written["unique_id"], status["lab"])}
+        served = ("NetworkSerialPort", "NetworkPowerPort", "RigDebugProbe")  # all else is the rack's, as written
+        assert {k: v for k, v in resources.items() if k not in served} == \
+            {k: v for k, v in rack[board["id"]]["resources"].items() if k not in served}
     assert len({b["console"] for b in status["boards"]}) == len(rack)
     assert all(b["id"] in first.stdout for b in status["boards"])  # `up` shows the status table
 
@@ -100,10 +111,11 @@ def test_a_restarted_lab_keeps_its_ports(lab_factory):
 
 def test_two_checkouts_with_racks_of_one_name_run_two_labs(tmp_path, open_console):
     """Labs are named by their rack's path: two copies of targets/virtual-rack.yaml in two folders
-    (two clones) run side by side under one runtime folder, each board on ports of its own."""
+    (two clones) run side by side under one runtime folder, each board on ports of its own and each
+    probe under an id of its own (pyocd opens the probe whose id it is given, not the first alike)."""
     env = os.environ | {"RIG_RUNTIME_DIR": str(tmp_path / "run")}
-    labs = [Lab(lab_rack(tmp_path / clone / "targets", boards=("esp32-1",)), tmp_path / clone / "state", env)
-            for clone in ("cloneA", "cloneB")]
+    labs = [Lab(lab_rack(tmp_path / clone / "targets", boards=("esp32-1", "stm32l0-1")), tmp_path / clone / "state",
+                env) for clone in ("cloneA", "cloneB")]
     assert labs[0].rack.name == labs[1].rack.name
     try:
         for lab in labs:
@@ -118,6 +130,18 @@ def test_two_checkouts_with_racks_of_one_name_run_two_labs(tmp_path, open_consol
                 urllib.request.urlopen(f"{labs[cycled].url('esp32-1', 'power')}/{value}").close()
             consoles[cycled].expect(r"rst:0x1 \(POWERON_RESET\)")
             assert not any("rst:" in line for line in consoles[other].lines_for(0.5))
+        probes = [lab.board("stm32l0-1")["probe"] for lab in labs]  # as the resolved racks name them
+        assert len(set(probes)) == 2 and all(p.startswith("RIGVIRT-L0-0001") for p in probes)
+        listed = pyocd(env, "list")
+        assert all(p in listed for p in probes)
+        layout = facts("stm32l0").layout
+        slot1 = layout.geometry.base + layout.part("slot1").offset
+        data = os.urandom(layout.geometry.sector_size)
+        (tmp_path / "data.bin").write_bytes(data)
+        pyocd(env, "load", "-u", probes[0], "--base-address", hex(slot1), tmp_path / "data.bin")
+        for probe, written in zip(probes, (True, False), strict=True):  # written through A's probe, on A's board only
+            pyocd(env, "cmd", "-u", probe, "-c", f"savemem 0x{slot1:x} {len(data)} {tmp_path / 'back.bin'}")
+            assert ((tmp_path / "back.bin").read_bytes() == data) is written
     finally:
         for lab in labs:
             lab.stop()

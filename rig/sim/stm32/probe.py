@@ -41,12 +41,13 @@ class VirtualSwdProbe(TCPClientProbe):
 
     @classmethod
     def get_all_connected_probes(cls, unique_id=None, is_explicit=False):
-        return [cls(e) for e in registered_probes() if unique_id is None or e["unique_id"] == unique_id]
+        # pyocd filters these by a part of the id (`-u RIGVIRT-H7-0001` finds RIGVIRT-H7-0001@<lab>)
+        return [cls(e) for e in registered_probes()]
 
     @classmethod
     def get_probe_with_id(cls, unique_id, is_explicit=False):
-        probes = cls.get_all_connected_probes(unique_id)
-        return probes[0] if probes else None
+        """The probe with exactly this id (a lab's probe ids are unique: rig.sim.registry.probe_id)."""
+        return next((cls(e) for e in registered_probes() if e["unique_id"] == unique_id), None)
 
     @property
     def unique_id(self):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 
+from rig.lab import load_rack
 from rig.variants import facts
 from tests.sim.stm32.conftest import PYOCD
 
@@ -26,5 +27,8 @@ def test_rig_lab_up_serves_each_stm32_board_to_pyocd(lab_factory, tmp_path):
     data = os.urandom(3000)
     (tmp_path / "data.bin").write_bytes(data)
     pyocd("load", "-u", probe, "--base-address", hex(slot1), tmp_path / "data.bin")
-    pyocd("cmd", "-u", probe, "-c", f"savemem 0x{slot1:x} {len(data)} {tmp_path / 'back.bin'}")
+    # read back by the id the rack file gives, as a user types it (the lab serves it qualified)
+    written = load_rack(lab.rack).board("stm32l0-1").probe
+    assert probe != written and probe.startswith(written)
+    pyocd("cmd", "-u", written, "-c", f"savemem 0x{slot1:x} {len(data)} {tmp_path / 'back.bin'}")
     assert (tmp_path / "back.bin").read_bytes() == data
