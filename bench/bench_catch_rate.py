@@ -1,7 +1,8 @@
 """Catch rate: how many of the defect catalogue's bugs the OTA suite catches, per profile.
 
 For every defect of rig/sim/broken.py's CATALOGUE a private virtual lab is started with that
-defect switched on (`rig lab up` with rig.sim.broken.enable's environment), and the scenarios of
+defect (rig.sim.broken.enable: a switch in the environment of `rig lab up` for the lab's models,
+and for a firmware defect of the STM32s every release a defect build of rig's C app), and the scenarios of
 rig.ota.scenarios run on its boards through rig.ota.campaign - the same runs as the HIL suite -
 until one of them fails (a verdict other than the expected outcome, or a missing proof). The
 default profile is what CI runs (the default sample, and the downgrade on boards set aside); the
@@ -108,13 +109,14 @@ def hunt(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | N
     """The killing run per profile (scenario, variant), None when the defect survived it;
     why[defect] is what the killing run observed."""
     rack = _rack(folder, defect.switch)
-    env = enable(defect.switch)
+    breakage = enable(defect.switch)
+    env = breakage.env
     _rig(env, "lab", "up", "--rack", rack, "--state", folder / f"state-{defect.switch}")
     found: dict[str, Run | None] = {"default": None, "nightly": None}
     try:
         boards = {b.variant: b for b in load_rack(rack).boards}
         pool = BoardPool(f"catch-rate-{defect.switch}", lease_timeout=60)
-        with CampaignKit(rack, folder / f"work-{defect.switch}") as kit:
+        with CampaignKit(rack, folder / f"work-{defect.switch}", defect=breakage.build) as kit:
             done: set[tuple[str, str]] = set()
             for profile in ("default", "nightly"):
                 for name, variant in plan(defect, sorted(boards), nightly=profile == "nightly"):
@@ -147,7 +149,7 @@ def main() -> None:
     catalogue = [d for d in CATALOGUE if not only or d.switch in only]
     console = Console(width=160)  # the table reads in a log file too
     table = Table(title="defects and the scenario that caught each (default profile, else nightly)")
-    for column in ("defect", "kind", "component", "default", "nightly"):
+    for column in ("defect", "kind", "stm32 build", "component", "default", "nightly"):
         table.add_column(column)
     killed = {"default": 0, "nightly": 0}
     start = time.monotonic()
@@ -174,7 +176,8 @@ def main() -> None:
                 found[profile] = None  # the scenario fails on a faithful board too: no proof
                 killed[profile] -= 1
                 survivors[profile].append(f"{defect.switch} (its killer {_say(run)} also failed on a faithful board)")
-        table.add_row(defect.switch, defect.kind.value, defect.component, _say(found["default"]),
+        table.add_row(defect.switch, defect.kind.value, "yes" if enable(defect.switch).build else "-", defect.component,
+                      _say(found["default"]),
                       _say(found["nightly"]) if found["default"] is None else "(default)")
     console.print(table)
     for (name, variant), summary in sorted(unconfirmed.items()):

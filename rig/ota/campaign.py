@@ -264,7 +264,8 @@ class Campaign:
             if self.other_signer is None:
                 raise RigError(f"scenario {s.name}: needs a second signing key the board does not trust")
             signer = self.other_signer
-        new = releases.image(variant, s.version, signer, s.fault, new_floor, size=s.code_size, ca=self.firmware_ca)
+        new = releases.image(variant, s.version, signer, s.fault, new_floor, size=s.code_size, ca=self.firmware_ca,
+                             defect=self.target.defect)
         if s.artefact == "bad-signature":
             new = _spoil_signature(new)
         if s.artefact == "delta":
@@ -354,7 +355,7 @@ class Campaign:
         """A clean update to the next version after the scenario's outcome: it must end running it."""
         s2 = Scenario(f"{s.name} (second update)", "updated", version=_bump(s.version, minor=1))
         image = releases.image(self.d.board.variant, s2.version, self.signer, "none", floor + s.floor_step,
-                               ca=self.firmware_ca)
+                               ca=self.firmware_ca, defect=self.target.defect)
         version = str(Version.parse(s2.version))
         self._deliver(v, s2, image, boots)
         try:
@@ -425,7 +426,8 @@ class Campaign:
         MCUboot and the ESP-IDF bootloader store the new floor)."""
         pre = replace(s, name=f"{s.name} (raise floor)", version=_bump(BASELINE_VERSION, minor=5), artefact="full",
                       fault="none", floor_step=0, link_faults=(), cut=None, cut_at_op=None)
-        image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1, ca=self.firmware_ca)
+        image = releases.image(self.d.board.variant, pre.version, self.signer, "none", floor + 1, ca=self.firmware_ca,
+                               defect=self.target.defect)
         plan = Plan(name="raise-floor.bin")
         self._handover(v, pre, image, boots, plan)
         self._settle(v, pre, image, boots, plan, None)

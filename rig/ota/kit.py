@@ -19,6 +19,10 @@ MCUboot for the STM32 boards: on a real rack, pass the MCUboot binary built with
 (`mcuboot=` a file per variant). A virtual board's bootloader is the virtual lab's MCUboot binary
 (rig/sim/stm32/vmcuboot.py: a file format carrying the trusted keys, made here like any build
 artefact; no running sim object is touched).
+
+`defect=` makes every STM32 release of the kit - the baseline a board starts from and each
+update - a defect build of rig's C app (rig.build.defects; rig.sim.broken.enable says which
+defects are builds): a lab that proves the suite catches a broken firmware.
 """
 
 import threading
@@ -49,8 +53,9 @@ def make_keys(workdir: Path) -> tuple:
 
 class CampaignKit:
     def __init__(self, rack: str | Path, workdir: Path, mcuboot: dict[str, Path] | None = None,
-                 host: str = "127.0.0.1", https: bool = True):
+                 host: str = "127.0.0.1", https: bool = True, defect: str | None = None):
         self.rack = rack
+        self.defect = defect
         self.workdir = Path(workdir)
         self.artefacts = self.workdir / "artefacts"
         self.artefacts.mkdir(parents=True, exist_ok=True)
@@ -102,7 +107,7 @@ class CampaignKit:
         return vmcuboot.build(LAYOUTS[board.flash_layout], [self.signer.public])
 
     def campaign(self, drivers, on_step=None, allow_otp_burn: bool = False) -> Campaign:
-        target = for_board(drivers, self.artefacts, self.server, self.bootloader, self.firmware_ca)
+        target = for_board(drivers, self.artefacts, self.server, self.bootloader, self.firmware_ca, self.defect)
         # The lab's relay and counters are served on the virtual lab's own host: a board reached
         # through a coordinator (board.host) has none here.
         instruments = self.instruments if drivers.board.virtual and drivers.board.host is None else None

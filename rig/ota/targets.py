@@ -21,6 +21,7 @@ board's delivery (rig.variants):
     finish(plan) -> None                             the delivery is over: its counts are in plan
     read_back(candidates) -> ReadBack                what flash says now
     pushes, installs_at_reset                        how the delivery behaves (UpdateTarget)
+    defect                                           the defect build its releases are (UpdateTarget)
 
 `candidates` maps a name ("old", "new") to the image bytes it may hold; the read-back names the
 one found in the slot the bootloader boots.
@@ -106,6 +107,10 @@ class UpdateTarget(Protocol):
     layout: "Layout"
     staging: str  # the partition an update is written to
     running: str  # the partition the updated image runs from
+    # The defect build of rig's C app (rig.build.defects) the board's releases are made from, for
+    # a lab that proves a broken firmware is caught (rig.sim.broken); None: the good firmware, and
+    # always on a board whose firmware is modelled (the ESP32's defects are switches of its model).
+    defect: str | None
 
     def baseline(self, version: str, signer: "Signer") -> "Installed": ...
 
@@ -122,14 +127,15 @@ class UpdateTarget(Protocol):
 
 
 def for_board(drivers: "BoardDrivers", artefacts: Path, servers: "Callable[[str], OtaServer]",
-              bootloader: "Callable[[Board], bytes]", firmware_ca: bytes = b"") -> UpdateTarget:
+              bootloader: "Callable[[Board], bytes]", firmware_ca: bytes = b"", defect: str | None = None) -> UpdateTarget:
     """The target for `drivers.board`, by how its variant takes updates (rig.variants.Delivery);
     `bootloader(board)` gives the MCUboot binary an SMP board's baseline installs; `servers(tls)`
     the OTA server presenting that certificate ("none": plain HTTP) to a board that pulls, whose
-    firmware trusts `firmware_ca` (empty: it fetches over plain HTTP by default)."""
+    firmware trusts `firmware_ca` (empty: it fetches over plain HTTP by default); `defect` is the
+    defect build (rig.build.defects) an SMP board's releases are - the boards that run rig's C app."""
     if drivers.board.facts.delivery is Delivery.HTTP_PULL:
         return Esp32Target(drivers, servers, artefacts, firmware_ca)
-    return McubootTarget(drivers, bootloader(drivers.board), artefacts)
+    return McubootTarget(drivers, bootloader(drivers.board), artefacts, defect)
 
 
 class McubootTarget:
@@ -140,8 +146,9 @@ class McubootTarget:
     staging = "slot1"
     running = "slot0"  # the swap moves the new image there
 
-    def __init__(self, drivers: "BoardDrivers", bootloader: bytes, artefacts: Path):
+    def __init__(self, drivers: "BoardDrivers", bootloader: bytes, artefacts: Path, defect: str | None = None):
         self.d = drivers
+        self.defect = defect
         self.layout = LAYOUTS[drivers.board.flash_layout]
         self.bootloader = bootloader
         self.artefacts = artefacts
@@ -171,7 +178,7 @@ class McubootTarget:
 
     def baseline(self, version: str, signer: "Signer") -> Installed:
         floor = self.floor()
-        image = releases.stm32_image(self.d.board.variant, version, signer, security_counter=floor)
+        image = releases.stm32_image(self.d.board.variant, version, signer, security_counter=floor, defect=self.defect)
         flasher = self.d.powered_flasher()
         self.d.ensure([(self.layout.part("mcuboot").offset, self.bootloader)])
         # Erase what decides the next boot, not whole slots (an L0 slot is 600 pages): both
@@ -274,6 +281,7 @@ class Esp32Target:
     installs_at_reset = False
     staging = "ota_1"  # the baseline runs from ota_0; the client writes the other slot
     running = "ota_1"  # ... and the bootloader boots it from there
+    defect = None  # the ESP32's firmware is modelled: its defects are lab switches
 
     def __init__(self, drivers: "BoardDrivers", servers: "Callable[[str], OtaServer]", artefacts: Path,
                  firmware_ca: bytes = b""):

@@ -13,21 +13,27 @@ docs/scenarios.md says which scenario kills which.
 
 A defect's kind says where it lives: MODEL - in a chip or bootloader model of the lab (MCUboot,
 the ESP32 ROM and second-stage bootloader); FIRMWARE - in what runs on the board (the app, its
-OTA client, its SMP server). Firmware defects are switches of the Python app model today; once the
-virtual boards execute rig's C firmware they become defect builds (`rig build --defect`), and
-`enable` is the one place that changes.
+OTA client, its SMP server). `enable` is the one place that says how a lab gets one (a Breakage):
+a model's defect is a switch in the environment of `rig lab up`; a firmware defect is, on the
+STM32s, a defect build of rig's C app (`rig build --defect`, rig/build/defects.py) that the board
+starts from and is updated to, and, on the ESP32, which stays modelled (no Xtensa toolchain), a
+switch of its app and OTA client models.
 """
 
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from rig.build import defects as builds
 
 ENV = "RIG_SIM_BROKEN"
 
 
 class Kind(enum.Enum):
     MODEL = "model"  # a switch of a chip / bootloader model
-    FIRMWARE = "firmware"  # a switch of the app model, standing in for a defect build of the firmware
+    # what the board runs: a defect build of rig's C app on the STM32s, a switch of the ESP32's
+    # modelled app / OTA client
+    FIRMWARE = "firmware"
 
 
 @dataclass(frozen=True)
@@ -152,8 +158,20 @@ def broken(switch: str) -> bool:
     return switch in os.environ.get(ENV, "").split(",")
 
 
-def enable(switch: str) -> dict[str, str]:
-    """The environment of `rig lab up` for a lab whose boards carry this defect."""
+@dataclass(frozen=True)
+class Breakage:
+    """How a lab's boards carry one defect."""
+
+    # added to the environment of `rig lab up`: the lab's models that implement the switch carry
+    # it (chips, bootloaders, the ESP32's app and OTA client); the STM32 firmware is not a model
+    env: dict[str, str] = field(default_factory=dict)
+    # the defect build of rig's C app (rig.build.defects) every STM32 release is made from - the
+    # image the board starts from and every update (rig.ota.kit.CampaignKit's defect)
+    build: str | None = None
+
+
+def enable(switch: str) -> Breakage:
+    """How a lab's boards come to carry this defect."""
     if switch not in BY_SWITCH:
         raise KeyError(f"no defect {switch!r} in rig.sim.broken.CATALOGUE")
-    return {ENV: switch}
+    return Breakage(env={ENV: switch}, build=switch if switch in builds.DEFECTS else None)

@@ -66,16 +66,17 @@ def ota_kit(request, rig_lab, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def side_labs(request, tmp_path_factory):
-    """side_labs(name, env) -> CampaignKit on a private copy of the rack's lab, started once with
-    `env` added to `rig lab up`'s environment, stopped at the end of the session. For what must not
-    touch the shared boards: broken models, and scenarios that burn a board's anti-rollback floor."""
+    """side_labs(name, env, defect=None) -> CampaignKit on a private copy of the rack's lab, started
+    once with `env` added to `rig lab up`'s environment, stopped at the end of the session; `defect`
+    makes the kit's STM32 releases that defect build (rig.sim.broken.Breakage). For what must not
+    touch the shared boards: broken boards, and scenarios that burn a board's anti-rollback floor."""
     if request.config.getoption("--rig-coordinator"):
         pytest.skip("side labs are private copies of a local rack file; boards through a coordinator have none")
     folder = tmp_path_factory.mktemp("side-labs")
     kits: dict[str, CampaignKit] = {}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 
-    def lab(name: str, env: dict[str, str]) -> CampaignKit:
+    def lab(name: str, env: dict[str, str], defect: str | None = None) -> CampaignKit:
         if name not in kits:
             source = rack_path(request.config)
             rack = str(lab_rack(folder, source, name=f"{name}-{worker}"))
@@ -83,7 +84,7 @@ def side_labs(request, tmp_path_factory):
                                  str(folder / f"state-{name}")], env=dict(os.environ, **env),
                                 capture_output=True, text=True)
             assert up.returncode == 0, f"side lab {name} did not start: {up.stderr.strip()}"
-            kits[name] = CampaignKit(rack, folder / f"work-{name}").__enter__()
+            kits[name] = CampaignKit(rack, folder / f"work-{name}", defect=defect).__enter__()
         return kits[name]
 
     yield lab

@@ -48,7 +48,8 @@ EVERY = [p for p in PAIRINGS if p not in SAMPLE]
 
 
 def run_broken(request, side_labs, rig_pool, name: str, variant: str, switch: str) -> None:
-    kit = side_labs(f"broken-{switch}", enable(switch))
+    breakage = enable(switch)
+    kit = side_labs(f"broken-{switch}", breakage.env, breakage.build)
     spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
     request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
