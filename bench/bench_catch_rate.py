@@ -8,6 +8,8 @@ until one of them fails (a verdict other than the expected outcome, or a missing
 default profile is what CI runs (the default sample, and the downgrade on boards set aside); the
 nightly profile adds the sweeps and everything else. Scenarios that BROKEN_BY names for the defect
 run first, so a caught defect usually costs one or two runs; a survivor costs the whole profile.
+A firmware defect of the STM32s (a defect build of rig's C app) is hunted on the STM32 boards,
+which run that build: the ESP32's model switch of the same bug must not stand in for it.
 
 Prints per defect the scenario and board that killed it (or "survived") and what that run observed,
 then killed/total and the rate for each profile. Each killing scenario then runs once more on a
@@ -34,6 +36,7 @@ from rig.lab import load_rack
 from rig.ota import scenarios
 from rig.ota.kit import CampaignKit
 from rig.sim.broken import CATALOGUE, Defect, enable
+from rig.variants import Family, facts
 
 REPO = Path(__file__).resolve().parent.parent
 GOALS = {"default": 0.90, "nightly": 1.0}
@@ -115,11 +118,12 @@ def hunt(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | N
     found: dict[str, Run | None] = {"default": None, "nightly": None}
     try:
         boards = {b.variant: b for b in load_rack(rack).boards}
+        variants = sorted(v for v in boards if not breakage.build or facts(v).family is Family.STM32)
         pool = BoardPool(f"catch-rate-{defect.switch}", lease_timeout=60)
         with CampaignKit(rack, folder / f"work-{defect.switch}", defect=breakage.build) as kit:
             done: set[tuple[str, str]] = set()
             for profile in ("default", "nightly"):
-                for name, variant in plan(defect, sorted(boards), nightly=profile == "nightly"):
+                for name, variant in plan(defect, variants, nightly=profile == "nightly"):
                     if (name, variant) in done:
                         continue
                     done.add((name, variant))

@@ -127,7 +127,8 @@ class UpdateTarget(Protocol):
 
 
 def for_board(drivers: "BoardDrivers", artefacts: Path, servers: "Callable[[str], OtaServer]",
-              bootloader: "Callable[[Board], bytes]", firmware_ca: bytes = b"", defect: str | None = None) -> UpdateTarget:
+              bootloader: "Callable[[Board], bytes]", firmware_ca: bytes = b"",
+              defect: str | None = None) -> UpdateTarget:
     """The target for `drivers.board`, by how its variant takes updates (rig.variants.Delivery);
     `bootloader(board)` gives the MCUboot binary an SMP board's baseline installs; `servers(tls)`
     the OTA server presenting that certificate ("none": plain HTTP) to a board that pulls, whose
@@ -281,7 +282,7 @@ class Esp32Target:
     installs_at_reset = False
     staging = "ota_1"  # the baseline runs from ota_0; the client writes the other slot
     running = "ota_1"  # ... and the bootloader boots it from there
-    defect = None  # the ESP32's firmware is modelled: its defects are lab switches
+    defect: str | None = None  # the ESP32's firmware is modelled: its defects are lab switches
 
     def __init__(self, drivers: "BoardDrivers", servers: "Callable[[str], OtaServer]", artefacts: Path,
                  firmware_ca: bytes = b""):

@@ -1,7 +1,9 @@
 """Every scenario can fail: run it on a deliberately broken virtual board and see it reported.
 
-A second virtual lab is started from a copy of the rack (ota_support.side_labs) with one defect
-of the catalogue (rig/sim/broken.py) switched on: MCUboot without signature checks, without
+A second virtual lab is started from a copy of the rack (conftest.side_labs) with one defect of
+the catalogue (rig/sim/broken.py; `enable` says how: a switch of the lab's models, and for a
+firmware defect of the STM32s a defect build of rig's C app, which the side lab's campaigns install
+and update to, so the suite proves it catches a broken firmware): MCUboot without signature checks, without
 primary validation, or that mishandles a swap or revert a power cut interrupted; bootloaders that
 never revert, never fall back or trust an otadata copy without its CRC; transfers that resume at
 the wrong offset or without erasing; OTA clients that skip a check of the HTTPS server's
