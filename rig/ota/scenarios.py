@@ -194,7 +194,9 @@ def _swap_cut_broken_by(op: int) -> dict[str, tuple[str, ...]]:
 
 
 def _download_cut_broken_by(percent: int) -> dict[str, tuple[str, ...]]:
-    return {"mcuboot": ("resume-wrong-offset",) if percent < 100 else ("confirm-not-persisted",),
+    # rig's C firmware starts an upload cut by a power loss over from 0 (its upload state is in
+    # RAM), so a wrong resume offset cannot show there; an upload that leaves a slot blocked can.
+    return {"mcuboot": ("interrupted-upload-blocks-slot",) if 0 < percent < 100 else ("confirm-not-persisted",),
             "http": ("resume-wrong-offset",) if 10 <= percent <= 80 else ("confirm-not-persisted",)}
 
 

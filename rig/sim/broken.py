@@ -137,6 +137,11 @@ CATALOGUE: tuple[Defect, ...] = (
     Defect("smp-test-is-permanent", Kind.FIRMWARE, SMP,
            "image state write treats a test request as confirm=true: MCUboot swaps the image in "
            "permanently and never reverts it"),
+    Defect("interrupted-upload-blocks-slot", Kind.FIRMWARE, SMP,
+           "what an interrupted upload left in the secondary slot (an image header, no valid image) "
+           "is taken for a slot in use: after a power cut mid-upload every new upload is refused "
+           "with NO_FREE_SLOT instead of erasing the slot and writing it over",
+           "apache/mynewt-mcumgr#97, #98 (upload refused after an interrupted one)"),
     # -- the app
     Defect("confirm-not-persisted", Kind.FIRMWARE, APP,
            "the app prints `rig: confirmed` but its confirm never reaches flash (a settings write "
