@@ -15,6 +15,7 @@ import pytest
 
 from rig.image import esp_app, factory
 from rig.image.layouts import LAYOUTS
+from rig.lab import Board, load_rack
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
 from tests.labs import lab_rack
@@ -65,30 +66,53 @@ def ota_kit(request, rig_lab, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def side_labs(request, tmp_path_factory):
-    """side_labs(name, env, defect=None) -> CampaignKit on a private copy of the rack's lab, started
-    once with `env` added to `rig lab up`'s environment, stopped at the end of the session; `defect`
-    makes the kit's STM32 releases that defect build (rig.sim.broken.Breakage). For what must not
-    touch the shared boards: broken boards, and scenarios that burn a board's anti-rollback floor."""
+def side_labs(request, rig_rack, rig_pool, tmp_path_factory):
+    """side_labs(name, env, variant, defect=None) -> (CampaignKit, board): a private lab of the rack's
+    `variant` board alone, started with `env` added to `rig lab up`'s environment; `defect` makes the
+    kit's STM32 releases that defect build (rig.sim.broken.Breakage). For what must not touch the
+    shared boards: broken boards, and scenarios that burn a board's anti-rollback floor.
+
+    Only the board a test uses is brought up (a lab's start and its idle boards cost CPU the other
+    workers need), and a process runs one side lab at a time: asking for another stops it. Tests
+    on the same side lab share it when they run one after the other (test_broken_models.py orders
+    its pairings by lab); the last one stops at the end of the session."""
     if request.config.getoption("--rig-coordinator"):
         pytest.skip("side labs are private copies of a local rack file; boards through a coordinator have none")
     folder = tmp_path_factory.mktemp("side-labs")
-    kits: dict[str, CampaignKit] = {}
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    running: dict[tuple[str, str], tuple[CampaignKit, Board]] = {}  # (name, variant) -> its lab's kit, board
+    stopping: dict[tuple[str, str], subprocess.Popen] = {}  # (name, variant) -> its `rig lab down`
 
-    def lab(name: str, env: dict[str, str], defect: str | None = None) -> CampaignKit:
-        if name not in kits:
-            source = rack_path(request.config)
-            rack = str(lab_rack(folder, source, name=f"{name}-{worker}"))
+    def stop(key: tuple[str, str]) -> None:
+        kit, board = running.pop(key)
+        if rig_pool.held == board.id:  # its connections closed while the lab still serves them
+            rig_pool.release()
+        kit.__exit__(None, None, None)
+        # In the background: the next test's lab starts meanwhile.
+        stopping[key] = subprocess.Popen([sys.executable, "-m", "rig", "lab", "down", "--rack", str(kit.rack)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def lab(name: str, env: dict[str, str], variant: str, defect: str | None = None) -> tuple[CampaignKit, Board]:
+        key = (name, variant)
+        if key not in running:
+            for other in list(running):
+                stop(other)
+            if key in stopping:  # the same lab again: its last stop must be over, or `up` finds it up
+                stopping.pop(key).wait()
+            if not any(b.variant == variant for b in rig_rack.boards):
+                pytest.skip(f"{rack_path(request.config)} has no {variant} board to copy")
+            label = f"{name}-{variant}-{worker}"
+            rack = str(lab_rack(folder, rack_path(request.config), name=label, variants=(variant,)))
             up = subprocess.run([sys.executable, "-m", "rig", "lab", "up", "--rack", rack, "--state",
-                                 str(folder / f"state-{name}")], env=dict(os.environ, **env),
+                                 str(folder / f"state-{label}")], env=dict(os.environ, **env),
                                 capture_output=True, text=True)
-            assert up.returncode == 0, f"side lab {name} did not start: {up.stderr.strip()}"
-            kits[name] = CampaignKit(rack, folder / f"work-{name}", defect=defect).__enter__()
-        return kits[name]
+            assert up.returncode == 0, f"side lab {label} did not start: {up.stderr.strip()}"
+            kit = CampaignKit(rack, folder / f"work-{label}", defect=defect).__enter__()
+            running[key] = kit, load_rack(rack).boards[0]
+        return running[key]
 
     yield lab
-    while kits:
-        _, kit = kits.popitem()
-        kit.__exit__(None, None, None)
-        subprocess.run([sys.executable, "-m", "rig", "lab", "down", "--rack", str(kit.rack)], capture_output=True)
+    for key in list(running):
+        stop(key)
+    for proc in stopping.values():
+        proc.wait()

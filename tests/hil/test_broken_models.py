@@ -1,6 +1,6 @@
 """Every scenario can fail: run it on a deliberately broken virtual board and see it reported.
 
-A second virtual lab is started from a copy of the rack (conftest.side_labs) with one defect of
+A second virtual lab is started from a copy of the rack's board (conftest.side_labs) with one defect of
 the catalogue (rig/sim/broken.py; `enable` says how: a switch of the lab's models, and for a
 firmware defect of the STM32s a defect build of rig's C app, which the side lab's campaigns install
 and update to, so the suite proves it catches a broken firmware): MCUboot without signature checks, without
@@ -17,7 +17,6 @@ rack of real boards there is nothing to break.
 
 import pytest
 
-from rig.lab import load_rack
 from rig.ota import scenarios
 from rig.pytest_plugin import board_properties
 from rig.sim.broken import enable
@@ -46,13 +45,13 @@ SAMPLE = [("wrongly signed image", "stm32h7", "no-signature-check"), ("crash on 
           ("hang, power cut before the reverted image confirms", "stm32h7", "revert-no-image-ok"),
           ("crash on boot, power cut in the swap's exchange phase", "stm32h7", "swap-status-not-written")]
 ONE_WAY = set(scenarios.one_way())
-EVERY = [p for p in PAIRINGS if p not in SAMPLE]
+# Ordered by side lab (defect, variant): a process keeps one side lab up, and runs one after the other share it.
+EVERY = sorted((p for p in PAIRINGS if p not in SAMPLE), key=lambda p: (p[2], p[1]))
 
 
 def run_broken(request, side_labs, rig_pool, name: str, variant: str, switch: str) -> None:
     breakage = enable(switch)
-    kit = side_labs(f"broken-{switch}", breakage.env, breakage.build)
-    spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    kit, spec = side_labs(f"broken-{switch}", breakage.env, variant, breakage.build)
     request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
     report(request, verdict)

@@ -10,7 +10,6 @@ rollback kind, survival and series) carry the `nightly` marker.
 
 import pytest
 
-from rig.lab import load_rack
 from rig.ota import scenarios
 from rig.pytest_plugin import board_properties
 from tests.hil.ota_support import report
@@ -95,8 +94,7 @@ BIG = [pytest.param(n, marks=[]) for n in SAMPLE["big-sectors"]] + [
 def test_images_spanning_sectors(request, rig_lab, side_labs, rig_pool, name, variant):
     """Images larger than a sector, on the boards whose sectors hold a default image whole (on a
     side lab: the shared rack's boards are chosen by tag, and no tag says "large sectors")."""
-    kit = side_labs("big-sectors", {})
-    spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    kit, spec = side_labs("big-sectors", {}, variant)
     request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec)).run(scenarios.by_name(name))
     report(request, verdict)
@@ -116,8 +114,7 @@ def test_one_way_scenarios_on_boards_set_aside(request, rig_lab, side_labs, rig_
     floor for good: never on the shared boards, on a side lab of their own."""
     if not scenarios.fits(name, variant):
         pytest.skip(f"{name} does not apply to {variant}")
-    kit = side_labs("set-aside", {})
-    spec = next(b for b in load_rack(kit.rack).boards if b.variant == variant)
+    kit, spec = side_labs("set-aside", {}, variant)
     request.node.user_properties.extend(board_properties(spec))
     verdict = kit.campaign(rig_pool.take(spec), allow_otp_burn=True).run(scenarios.by_name(name))
     report(request, verdict)
