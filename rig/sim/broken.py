@@ -1,8 +1,9 @@
-"""Test-only fault switches: the defect catalogue, and a lab whose boards carry one of its defects.
+"""Test-only defects: the defect catalogue, and a lab whose boards carry one of them.
 
-The HIL suite proves that its scenarios can fail: it starts a second virtual lab with
-`RIG_SIM_BROKEN=<switch>[,<switch>...]` in the environment of `rig lab up` (the daemon inherits
-it) and checks that the scenario reports the misbehaviour. Nothing outside the sim reads this, and
+The HIL suite proves that its scenarios can fail: it starts a second virtual lab whose boards carry
+one defect (`enable`: `RIG_SIM_BROKEN=<switch>[,<switch>...]` in the environment of `rig lab up`,
+which the daemon inherits, and for the STM32s' firmware a defect build its campaigns install) and
+checks that the scenario reports the misbehaviour. Nothing outside the sim reads the switch, and
 no verdict depends on it: verdicts come from console, flash read-back and protocol replies only.
 
 Each switch is one defect of CATALOGUE: a bug of the kind real bootloaders and update clients have
