@@ -92,6 +92,10 @@ class RigConsoleDriver(SerialDriver):
                 while True:
                     self._read(size=1, timeout=0.05)
         self._expect.buffer = self._expect.string_type()
+        # pexpect 4.9 keeps what the last match left in `_before` too, and the next expect refills
+        # an emptier buffer from it (Expecter.existing_data): clear that as well, or a line read
+        # before the drain still satisfies the next wait.
+        self._expect._before = self._expect.buffer_type()
 
     def expect_line(self, pattern: str, timeout: float = 10.0) -> re.Match:
         """Wait for a console line matching the regex `pattern`; return its match.

@@ -23,7 +23,7 @@ from labgrid.strategy import Strategy
 
 from rig.errors import RigError
 
-BOOT_LINE = r"rig: boot (?P<fields>.*?)\r?$"
+BOOT_LINE = r"rig: boot (?P<fields>[^\r\n]*)"
 
 
 class Status(enum.Enum):

@@ -51,7 +51,7 @@ FLASH_KEY, NVS_KEYS = "flash_key", "nvs_keys"  # in unit.scratch from flash to l
 DOWNLOAD_BANNER = r"boot:0x[0-9a-f]+ \(DOWNLOAD_BOOT"  # the ROM's first line when reset with GPIO0 low
 DOWNLOAD_READY = "waiting for download"  # ... and its next one, unless UART_DOWNLOAD_DIS is burnt
 SIGNATURE_OK = r"secure_boot_v2: Signature verified successfully!"
-BOOT_LINE = r"rig: boot (?P<fields>.*?)\r?$"  # docs/console.md
+BOOT_LINE = r"rig: boot (?P<fields>[^\r\n]*)"  # docs/console.md
 BOOT_TIMEOUT = 10.0
 DOWNLOAD_DISABLED = ("download mode is disabled on this unit (eFuse UART_DOWNLOAD_DIS): its ROM prints the "
                      "download banner but never answers esptool, so it cannot be identified or provisioned "

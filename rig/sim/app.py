@@ -44,6 +44,10 @@ def run(ctx: BoardContext, booted: BootedImage) -> None:
         ctx.reset("software")
     ctx.log(f"rig: boot variant={desc.variant} version={desc.version_str} slot={booted.slot} "
             f"reset={ctx.reset_cause} boots={boots} fault={desc.fault}")
+    if facts(ctx.variant).bootloader is Bootloader.ESP_IDF:
+        from rig.sim.esp32 import identity
+
+        identity.announce(ctx)  # the identity the provisioning station wrote into NVS, if any
     if desc.fault == "crash-on-boot":
         ctx.sleep(CRASH_DELAY)
         ctx.log("rig: hardfault")

@@ -131,6 +131,11 @@ CATALOGUE: tuple[Defect, ...] = (
     Defect("verify-from-ram", Kind.FIRMWARE, ESP_CLIENT,
            "esp_ota_end's check hashes the bytes received, not the bytes read back from flash, so "
            "a bad write to flash is never noticed"),
+    Defect("ota-plaintext-write", Kind.FIRMWARE, ESP_CLIENT,
+           "on a flash-encrypted chip the client writes the new image past the flash cache "
+           "(esp_partition_write_raw / esp_flash_write instead of esp_partition_write), so the slot "
+           "holds plaintext the chip decrypts into noise (ESP-IDF's flash encryption guide: encrypted "
+           "partitions must be written with the encrypted write API)"),
     # -- MCUmgr img_mgmt (the STM32 firmware's SMP server)
     Defect("smp-match-always", Kind.FIRMWARE, SMP,
            "the last upload reply says `match: true` whatever the slot holds (the image check "

@@ -1,6 +1,7 @@
 """The provisioning tests' private labs, one per test module: the station's copy of the virtual rack
 (tests/provision/station_lab.py) and a rack of ESP32 boards (tests/provision/esp32_lab.py)."""
 
+import contextlib
 import os
 import subprocess
 
@@ -22,12 +23,12 @@ def station_lab(tmp_path_factory):
         lab.rig("lab", "down", "--rack", lab.rack)
 
 
-@pytest.fixture(scope="module")
-def esp32_lab(tmp_path_factory):
-    """The running private lab's rack (rig.lab.Rack), as the lab bound it."""
-    root = tmp_path_factory.mktemp("esp32-lab")
+@contextlib.contextmanager
+def esp32_lab_up(root, env: dict[str, str] | None = None):
+    """A private lab of ESP32 boards in folder `root` (the daemon inherits `env`, e.g. a defect
+    switch of rig/sim/broken.py); yields its rack (rig.lab.Rack) as the lab bound it."""
     rack = esp32_rack(root / "esp32-lab.yaml")
-    env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
+    env = dict(os.environ, **(env or {}), RIG_RUNTIME_DIR=str(root / "runtime"))
 
     def rig(*args):
         return subprocess.run([RIG, *map(str, args)], cwd=root, env=env, capture_output=True, text=True, timeout=120)
@@ -38,3 +39,10 @@ def esp32_lab(tmp_path_factory):
         yield bound_rack(rack, env["RIG_RUNTIME_DIR"])
     finally:
         rig("lab", "down", "--rack", rack)
+
+
+@pytest.fixture(scope="module")
+def esp32_lab(tmp_path_factory):
+    """The running private lab's rack (rig.lab.Rack), as the lab bound it."""
+    with esp32_lab_up(tmp_path_factory.mktemp("esp32-lab")) as rack:
+        yield rack

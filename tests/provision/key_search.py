@@ -14,11 +14,23 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from rig.image import nvs as esp32_nvs
 from rig.image.layouts import LAYOUTS
 from rig.provision import keyarea
-from tests.provision import esp32_nvs
+from rig.provision.identity import KeyMaker
 
 BIN = Path(sys.executable).parent
+
+
+class RememberingKeyMaker(KeyMaker):
+    """The station's key maker, keeping the device keys it made so a test can search for them."""
+
+    def __init__(self):
+        self.made: list = []
+
+    def generate(self):
+        self.made.append(super().generate())
+        return self.made[-1]
 
 
 def read_back(lab, board, tmp_path: Path) -> ec.EllipticCurvePrivateKey:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rig.drivers import open_board
 from rig.image import esp_app, otadata, sbv2
+from rig.image import nvs as esp32_nvs
 from rig.image.keys import PemSigner, PublicKey
 from rig.image.layouts import LAYOUTS
 from rig.ota.releases import esp32_image
@@ -23,8 +24,7 @@ from rig.provision import esp32, recipe
 from rig.provision.identity import KeyMaker, fingerprint, make_ca
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
-from tests.provision import esp32_nvs
-from tests.provision.key_search import forms
+from tests.provision.key_search import RememberingKeyMaker, forms
 
 LAYOUT = LAYOUTS["esp32-4mb-ota"]
 SECURE_VERSION = 1  # the factory app's anti-rollback version, so the lock burns a floor too
@@ -291,17 +291,6 @@ def test_unknown_recipe_options_fail_the_unit_in_one_line(esp32_board, station):
 
 
 # -- the default: flash encryption (release mode) and NVS encryption
-class RememberingKeyMaker(KeyMaker):
-    """The station's key maker, keeping the device keys it made so the test can search for them."""
-
-    def __init__(self):
-        self.made: list = []
-
-    def generate(self):
-        self.made.append(super().generate())
-        return self.made[-1]
-
-
 @pytest.fixture(scope="module")
 def encrypted_unit(esp32_lab, station):
     keys = RememberingKeyMaker()

@@ -105,6 +105,21 @@ def _usage(entry: esp_partitions.Entry) -> str:
                      else "Unknown data")
 
 
+def verify_signature(flash, offset: int, size: int, image_len: int, efuses: Efuses) -> None:
+    """Secure Boot V2 (the bootloader before it boots an app, and esp_ota_end before it accepts
+    one): the 4 KiB signature sector after the `image_len`-byte image padded to 4 KiB, in the
+    partition at `offset`, must hold an RSA-3072 block whose key digest is the one burnt in BLOCK2
+    and whose signature verifies; sbv2.SignatureBlockError if not."""
+    signed = image_len + (-image_len % sbv2.SECTOR) + sbv2.SECTOR
+    if signed > size:
+        raise sbv2.SignatureBlockError(f"no room for a signature sector in the {size}-byte partition")
+    data = flash.read(offset, signed)
+    _, blocks = sbv2.parse(data)
+    digest = efuses.secure_boot_key_digest()
+    trusted = [b.public_key() for b in blocks if b.key_digest == digest and b.kind in SB_SCHEMES]
+    sbv2.verify(data, trusted, SB_SCHEMES)
+
+
 class SecondStage:
     def __init__(self, ctx):
         self.ctx = ctx
@@ -221,19 +236,10 @@ class SecondStage:
         return None
 
     def _signature_ok(self, part: esp_partitions.Entry, image: bytes) -> bool:
-        """Secure Boot V2: the 4 KiB signature sector after the image padded to 4 KiB must hold an
-        RSA-3072 block whose key digest is the one burnt in BLOCK2 and whose signature verifies."""
         self.log.info(appimage.TAG, "Verifying image signature...")
         self.log.info(SB_TAG, "Verifying with RSA-PSS...")
-        signed = len(image) + (-len(image) % sbv2.SECTOR) + sbv2.SECTOR
-        digest = self.efuses.secure_boot_key_digest()
         try:
-            if signed > part.size:
-                raise sbv2.SignatureBlockError(f"no room for a signature sector in the {part.size}-byte partition")
-            data = self.flash.read(part.offset, signed)
-            _, blocks = sbv2.parse(data)
-            trusted = [b.public_key() for b in blocks if b.key_digest == digest and b.kind in SB_SCHEMES]
-            sbv2.verify(data, trusted, SB_SCHEMES)
+            verify_signature(self.flash, part.offset, part.size, len(image), self.efuses)
         except sbv2.SignatureBlockError:
             # The chip says no more than this, whatever failed (no block, another key, an ECDSA block).
             self.log.error(SB_TAG, "Secure Boot V2 verification failed.")

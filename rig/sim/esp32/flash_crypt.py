@@ -68,6 +68,11 @@ class EncryptedFlash:
     def erase(self, offset: int, length: int) -> None:
         self._flash.erase(offset, length)
 
+    @property
+    def raw(self):
+        """The flash cells without the cache: what esp_partition_write_raw / a plain SPI write reaches."""
+        return self._flash
+
 
 def flash_of(ctx):
     """The flash as the bootloader and app of this boot see it: behind flash encryption when the

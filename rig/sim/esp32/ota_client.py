@@ -8,14 +8,17 @@ enabled) and esp_delta_ota, as the app model runs it:
    this app embeds (rig.image.esp_app.embedded_ca: the running image's own .rodata, as
    `cert_pem` is in the real app), is valid now and names the URL's host - else `ota refused`;
 2. a full image (first byte 0xE9) is written to the other OTA slot a 4 KiB sector at a time
-   (erase, write); a delta container (magic "RDLT", docs/delta-format.md: a patch, or the new
-   image compressed when no patch beat it) is applied by the device's own C applier
-   (rig.delta.native.apply_stream) reading the running slot (a patch) and writing the other;
+   (erase, write) through the flash cache, so on a flash-encrypted chip it lands encrypted
+   (esp_partition_write; the ROM loader then reads ciphertext there); a delta container (magic
+   "RDLT", docs/delta-format.md: a patch, or the new image compressed when no patch beat it) is
+   applied by the device's own C applier (rig.delta.native.apply_stream) reading the running
+   slot (a patch) and writing the other;
 3. after each sector a progress record goes to flash, so after a power cut the next `ota` of the
    same URL resumes: a full image at the first sector not recorded (the Range request starts
    there), a container by decoding from its start again without rewriting recorded sectors;
-4. the written image is read back and checked as esp_ota_end does (header, checksum, SHA-256),
-   its secure_version against the eFuse (anti-rollback); a refused image leaves otadata alone;
+4. the written image is read back and checked as esp_ota_end does (header, checksum, SHA-256,
+   and with Secure Boot V2 on the signature sector against the eFuse key digest), its
+   secure_version against the eFuse (anti-rollback); a refused image leaves otadata alone;
 5. esp_ota_set_boot_partition (otadata entry NEW), then esp_restart.
 
 The progress record is this firmware's own (ESP-IDF would keep it in NVS): 32-byte records
@@ -35,13 +38,16 @@ from rig.delta import native
 from rig.delta.container import MAGIC as DELTA_MAGIC
 from rig.errors import RigError
 from rig.image import esp_app, otadata
+from rig.image.sbv2 import SignatureBlockError
 from rig.sim.board import BoardContext, BootedImage
 from rig.sim.broken import broken
+from rig.sim.esp32.bootloader import verify_signature
 from rig.sim.esp32.efuse import Efuses
 from rig.sim.esp32.http_fetch import Download
 from rig.sim.flash import PowerCut
 
 PAGE = 0x1000  # one SPI flash sector: the unit of writing and of resuming
+ENCRYPTED_WRITE = 16  # esp_ota_write's block with flash encryption on (also a multiple of the 4-byte word)
 RECORD = struct.Struct("<4sIIBB2xI")
 RECORD_SIZE = 32
 RECORD_MAGIC = b"RGOT"
@@ -150,7 +156,7 @@ def _update(ctx: BoardContext, booted: BootedImage, url: str) -> str:
         image = writer.received(image)
     if broken("set-boot-before-verify"):  # test-only fault switch (rig/sim/broken.py)
         _set_boot(ctx, target)
-    app = _check(ctx, image)
+    app = _check(ctx, image, part)
     _set_boot(ctx, target)
     log.clear()
     return app.version
@@ -177,11 +183,17 @@ class _SlotWriter:
             raise RigError(f"ota: the image does not fit the {self._size}-byte slot")
         if broken("verify-from-ram"):
             self._ram[at] = data
+        flash = self._ctx.flash
+        if broken("ota-plaintext-write"):  # test-only fault switch (rig/sim/broken.py): past the flash cache
+            flash = getattr(flash, "raw", flash)
         _powered(self._ctx)
         if at != self.erased_before:
-            self._ctx.flash.erase(self._offset + at, PAGE)
+            flash.erase(self._offset + at, PAGE)
         _powered(self._ctx)
-        self._ctx.flash.write(self._offset + at, data + b"\xff" * (-len(data) % 4))
+        # esp_ota_write on a flash-encrypted chip writes whole 16-byte blocks and esp_ota_end pads
+        # the last with 0xFF; the cache (rig.sim.esp32.flash_crypt) encrypts whole 32-byte blocks
+        # and pads them so too. A sector starts aligned, so only the image's last write is short.
+        flash.write(self._offset + at, data + b"\xff" * (-len(data) % ENCRYPTED_WRITE))
         url_crc, slot, kind = self._record
         self._log.append(Progress(url_crc, at + len(data), slot, kind))
 
@@ -218,15 +230,22 @@ class _SlotWriter:
         return written[0]
 
 
-def _check(ctx: BoardContext, image: bytes) -> esp_app.EspApp:
-    """esp_ota_end + the anti-rollback check of esp_https_ota_finish."""
+def _check(ctx: BoardContext, image: bytes, part) -> esp_app.EspApp:
+    """esp_ota_end (image, and with Secure Boot V2 on its signature: esp_image_verify) + the
+    anti-rollback check of esp_https_ota_finish."""
     try:
         app = esp_app.parse(image)
     except RigError as exc:
         if not broken("no-image-check"):
             raise RigError(f"ota: {exc}") from None
         return esp_app.EspApp("unknown", "", 0, "", 0, 0, len(image), None)
-    floor = Efuses(ctx.state_dir, ctx.board_id).secure_version()
+    efuses = Efuses(ctx.state_dir, ctx.board_id)
+    if efuses.secure_boot_v2() and not broken("no-image-check"):
+        try:
+            verify_signature(ctx.flash, part.offset, part.size, app.size, efuses)
+        except SignatureBlockError:
+            raise RigError("ota: Secure Boot V2 signature not verified with the key this chip trusts") from None
+    floor = efuses.secure_version()
     if app.secure_version < floor and not broken("no-image-check") and not broken("client-no-anti-rollback"):
         raise RigError(f"ota: secure_version {app.secure_version} is below the eFuse's {floor} (anti-rollback)")
     return app

@@ -1,6 +1,6 @@
 """A reader of ESP-IDF NVS partitions (format version 2), written from ESP-IDF's documented layout
-(nvs_flash: "NVS internals") so the tests read an identity partition back the way the device's
-nvs_flash would, independently of the generator that made it.
+(nvs_flash: "NVS internals"), independently of Espressif's generator that makes them: what the
+ESP32 app model's nvs_flash reads its identity with, and what the tests read one back with.
 
 Page (4 KiB): header {state u32, seq u32, version u8, 19 reserved, crc32 u32 of bytes 4..28}, an
 entry-state bitmap (2 bits per entry: 11 empty, 10 written, 00 erased), then 126 entries of 32
@@ -9,10 +9,17 @@ key char[16], data 8 bytes}. A string (or a blob's data chunk) keeps {size u16, 
 u32 of the payload} in its data field and the payload in the span-1 entries after it; a blob's
 index entry holds {size u32, chunk count u8, first chunk u8}. Namespaces are U8 entries of
 namespace 0 whose value is the namespace's index.
+
+NVS encryption (nvs_flash_secure_init; "NVS Encryption" in ESP-IDF's docs): each 32-byte entry is
+XTS-AES-256 encrypted with the 64 bytes of NVS keys (encryption key, then tweak key), the tweak
+being the entry's offset in the partition as a 16-byte little-endian number; page headers and
+entry-state bitmaps stay plain. The keys come from the `nvs_keys` partition (rig.image.flash_crypt).
 """
 
 import struct
 import zlib
+
+from rig.errors import RigError
 
 PAGE = 4096
 ENTRIES = 126
@@ -27,8 +34,8 @@ def _crc(data: bytes) -> int:
     return zlib.crc32(data, 0xFFFFFFFF) & 0xFFFFFFFF
 
 
-class NvsError(AssertionError):
-    pass
+class NvsError(RigError):
+    """The partition is not a readable NVS (a CRC, version or size is wrong)."""
 
 
 def _entries(page: bytes):
@@ -49,8 +56,32 @@ def _entries(page: bytes):
         i += max(span, 1)
 
 
-def read(image: bytes) -> dict[str, dict[str, bytes | str | int]]:
-    """{namespace: {key: value}}: strings as str, blobs as bytes, U8 as int."""
+def keys_from(partition: bytes) -> bytes:
+    """The 64 bytes of NVS keys in an nvs_keys partition's plaintext (nvs_flash_read_security_cfg):
+    NvsError when their CRC32 does not match (an erased or unreadable partition)."""
+    keys, (crc,) = partition[:64], struct.unpack_from("<I", partition, 64)
+    if zlib.crc32(keys, 0xFFFFFFFF) != crc:
+        raise NvsError("nvs_keys: the keys' CRC does not match (no NVS keys, or read without flash decryption)")
+    return keys
+
+
+def decrypt(image: bytes, keys: bytes) -> bytes:
+    """An encrypted NVS partition's image with its entries decrypted (headers and bitmaps as they are)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    out = bytearray(image)
+    for page in range(0, len(image) - len(image) % PAGE, PAGE):
+        for at in range(page + 64, page + PAGE, 32):
+            tweak = at.to_bytes(16, "little")
+            out[at : at + 32] = Cipher(algorithms.AES(keys), modes.XTS(tweak)).decryptor().update(image[at : at + 32])
+    return bytes(out)
+
+
+def read(image: bytes, keys: bytes | None = None) -> dict[str, dict[str, bytes | str | int]]:
+    """{namespace: {key: value}}: strings as str, blobs as bytes, U8 as int; with `keys`, of an
+    encrypted partition."""
+    if keys is not None:
+        image = decrypt(image, keys)
     pages = []
     for offset in range(0, len(image), PAGE):
         page = image[offset : offset + PAGE]
