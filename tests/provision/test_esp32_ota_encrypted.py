@@ -177,7 +177,7 @@ def test_a_power_cut_mid_download_resumes_and_the_update_installs(line):
 def test_an_ota_client_writing_past_the_flash_encryption_does_not_install(tmp_path):
     """The defect switch the tests above must catch: the update lands as plaintext in an encrypted
     slot, which the chip reads back as noise."""
-    with esp32_lab_up(tmp_path, enable("ota-plaintext-write")) as rack:
+    with esp32_lab_up(tmp_path, enable("ota-plaintext-write").env) as rack:
         broken = Line(tmp_path / "line", rack, "esp32-fresh")
         try:
             assert broken.record.outcome == "provisioned", broken.record.reason
