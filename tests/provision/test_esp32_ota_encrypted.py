@@ -5,8 +5,9 @@ Secure Boot V2 with the station's RSA-3072 key - judged as a real board is judge
 One unit, provisioned once per module (per xdist worker), takes each test from whatever it runs:
 an update over HTTPS with a release signed with the station's key (installed, identity kept, no
 form of its key in what the update wrote), a release signed with another key (refused, kept), an
-update with a power cut mid-download (resumes, installed, identity kept). A second lab's board carries an OTA client that
-writes past the flash cache (defect `ota-plaintext-write`): the same update must then not be installed.
+update with a power cut mid-download (resumes, installed, identity kept). A second lab's board
+carries an OTA client that writes past the flash cache (defect `ota-plaintext-write`): the same
+update must then not be installed.
 """
 
 import hashlib
