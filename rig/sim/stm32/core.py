@@ -12,15 +12,15 @@ contract is the documented, stable interface between pyocd and the algorithm, so
 of it - loading, buffering, page layout, verify, error reporting - runs unchanged.
 
 Resuming anywhere else starts the firmware: the board's own thread boots it (bootloader model,
-then app model). Halting stops that thread; a later resume reboots the firmware with the cause of
-the last reset, since the models' RAM state cannot be frozen mid-instruction.
+then the firmware on the emulated core). Halting stops that thread; a later resume reboots the
+firmware with the cause of the last reset, since MCUboot's model cannot be frozen mid-instruction.
 
-On a board whose firmware runs on the emulated core (`--stm32-core emulated`,
-rig.sim.stm32.machine) the debug registers act on that core instead: C_HALT parks it where it is,
-C_STEP executes one instruction, registers go through DCRSR/DCRDR, the FPB's comparators are
-hardware breakpoints, and a reset with DEMCR.VC_CORERESET halts it at the reset vector of the
-image MCUboot's model hands over to (the model itself has no instructions to halt in). The
-flash algorithm contract above still serves pyocd's flash programming while that core is halted.
+Once the firmware runs on the emulated core (rig.sim.stm32.machine) the debug registers act on
+that core instead: C_HALT parks it where it is, C_STEP executes one instruction, registers go
+through DCRSR/DCRDR, the FPB's comparators are hardware breakpoints, and a reset with
+DEMCR.VC_CORERESET halts it at the reset vector of the image MCUboot's model hands over to (the
+model itself has no instructions to halt in). The flash algorithm contract above still serves
+pyocd's flash programming while that core is halted.
 """
 
 import struct
@@ -79,7 +79,7 @@ class Core:
     def reset(self, cause: str) -> None:
         """A system reset (SYSRESETREQ, nRST released, option byte load): catch it or boot."""
         self._algorithm = False
-        machine = self.chip.board.devices.get(DEVICE)
+        machine = self._machine()
         if machine is not None:
             # The emulated core boots through MCUboot's model again and, with vector catch,
             # halts at the reset vector of the image it is handed.
@@ -116,9 +116,14 @@ class Core:
 
     # -- debug registers
     def _machine(self):
-        """The board's emulated core, if its firmware runs on one (and no flash algorithm does)."""
+        """The board's emulated core while firmware runs or is halted on it (and no flash algorithm
+        does). A machine left from an earlier boot is not the core's state once MCUboot's model
+        boots nothing (slot0 unbootable, a board held): halts, registers and resets then take the
+        model's path, which holds the board as silicon's core halts in the bootloader."""
         machine = self.chip.board.devices.get(DEVICE)
-        return machine if machine is not None and not self._algorithm else None
+        if machine is None or self._algorithm or not (machine.running or machine.halted):
+            return None
+        return machine
 
     def _catch(self) -> bool:
         # C_HALT survives a system reset, and vector catch halts at the reset vector.

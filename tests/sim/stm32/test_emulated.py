@@ -76,6 +76,27 @@ def test_firmware_boots_and_updates_itself_over_smp(virtual_stm32, variant):
     assert (running.version, running.active, running.confirmed) == ("2.0.0", True, True)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_pyocd_flashes_a_board_whose_slot0_boots_nothing(virtual_stm32, variant):
+    """After firmware ran, an image MCUboot refuses leaves no firmware running: pyocd halts the
+    core in the bootloader (as on silicon) and programs good firmware again."""
+    vb = virtual_stm32(variant, core="emulated")
+    good = mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse("1.0.0")), vb.signer, "1.0.0")
+    vb.install(good)
+    vb.board.set_power(True)
+    vb.console.expect(r"rig: alive uptime=1")
+    damaged = bytearray(good)
+    damaged[0x300] ^= 0x01  # a byte of code: the image's hash no longer matches
+    vb.install(bytes(damaged))
+    vb.board.set_power(True)
+    vb.console.expect(r"I: Starting bootloader")
+    with pytest.raises(AssertionError):
+        vb.console.expect(BOOTED, timeout=3)
+    vb.install(good)
+    vb.board.set_power(True)
+    assert vb.console.expect(BOOTED).groups()[:2] == ("1.0.0+0", "power-on")
+
+
 def halt_and_step(vb) -> str:
     vb.install(mcuboot.sign(cache.binary(vb.variant, "none", mcuboot.Version.parse("1.0.0")), vb.signer, "1.0.0"))
     vb.board.set_power(True)
