@@ -18,6 +18,7 @@ from rig.drivers.pool import BoardPool
 from rig.errors import RigError
 from rig.lab import load_rack
 from rig.ota import faults, scenarios, triggers
+from rig.ota import kit as kit_mod
 from rig.ota.campaign import FIRMWARE_FAULTS, OUTCOMES, Scenario, Verdict
 from rig.ota.kit import CampaignKit
 
@@ -69,13 +70,17 @@ Exit status: 0 when every verdict is as expected, 1 when one is not, 2 on bad in
               help="MCUboot binary built with the campaign key, for a variant of real boards (repeatable).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WORK, show_default=True,
               help="Folder for keys and artefacts (kept: boards' bootloaders trust the key in it).")
+@click.option("--firmware-key", metavar="KEY", default=None,
+              help="Sign ESP32 releases with this Secure Boot V2 key (RSA-3072 PEM file or pkcs11: URI): the "
+                   "key a provisioned board's station signed with. Default, when a board has Secure Boot "
+                   "on: the station's own .rig/provision/firmware-key-rsa-3072.pem.")
 @click.option("--burn-otp", is_flag=True,
               help="Allow scenarios that raise a board's anti-rollback floor for good (downgrade tests burn "
                    "the ESP32 eFuse and MCUboot's NV counter; older releases never boot there again).")
 @click.option("--list", "list_only", is_flag=True, help="List the named scenarios and exit.")
 @results_option
 def ota(rack, coordinator, select, board_ids, names, sweep, fault_specs, cut_spec, firmware_fault, expect, mcuboot,
-        work, burn_otp, list_only, results_url):
+        work, firmware_key, burn_otp, list_only, results_url):
     if list_only:
         _list()
         return
@@ -83,14 +88,14 @@ def ota(rack, coordinator, select, board_ids, names, sweep, fault_specs, cut_spe
     cut = triggers.parse(cut_spec) if cut_spec else None
     with board_source(rack, coordinator, select, holder="rig-ota") as (inventory, client, where):
         verdicts = _ota(inventory, client, where, board_ids, names, sweep, link_faults, cut, firmware_fault, expect,
-                        mcuboot, work, burn_otp, results_url)
+                        mcuboot, work, burn_otp, results_url, firmware_key)
     out.print(summary_table(verdicts))
     if not all(v.ok for v in verdicts):
         raise SystemExit(1)
 
 
 def _ota(inventory, client, where, board_ids, names, sweep, link_faults, cut, firmware_fault, expect, mcuboot, work,
-         burn_otp, results_url) -> list[Verdict]:
+         burn_otp, results_url, firmware_key=None) -> list[Verdict]:
     boards = [inventory.board(b) for b in board_ids] if board_ids else list(inventory.boards)
     plan = []
     for board in boards:
@@ -111,7 +116,7 @@ def _ota(inventory, client, where, board_ids, names, sweep, link_faults, cut, fi
                                f"relay, which only {board.host}'s own host reaches; run it there")
             plan.append((board, _customise(s, link_faults, cut, firmware_fault, expect)))
     return run_plan(where, plan, work, _mcuboot_files(mcuboot), allow_otp_burn=burn_otp, results=results_url,
-                    coordinator=client)
+                    coordinator=client, firmware_key=firmware_key)
 
 
 def _customise(s: Scenario, link_faults, cut, firmware_fault, expect) -> Scenario:
@@ -156,18 +161,19 @@ def ensure_lab(rack: str) -> None:
 
 def run_plan(rack: str, plan: list, work: Path, mcuboot: dict[str, Path] | None = None,
              allow_otp_burn: bool = False, results: str | None = None, kind: str = "ota",
-             coordinator=None) -> list[Verdict]:
+             coordinator=None, firmware_key: str | None = None) -> list[Verdict]:
     """Run (board, scenario) pairs - the boards at once, each board's scenarios one after the
     other - with a progress bar per board; the campaign is a run of the results store (`results`
     URL, default store), each verdict a result. With a coordinator client (rig.lab.coordinator)
-    the boards are its places, all reserved for the run."""
+    the boards are its places, all reserved for the run. `firmware_key`: rig.ota.kit.firmware_key."""
     import sys
 
     from rig.results.record import Recorder
 
     recorder = Recorder(kind, results, rack=rack, command=" ".join(["rig", *sys.argv[1:]]))
     try:
-        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordinator)
+        verdicts = _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordinator,
+                             firmware_key)
     except KeyboardInterrupt:
         recorder.finish("interrupted", note="interrupted from the keyboard; verdicts not reached have no result")
         raise
@@ -193,7 +199,8 @@ def record_verdict(recorder, board, verdict: Verdict, seconds: float) -> None:
         facts={"artefact_bytes": verdict.artefact_size, "reasons": verdict.reasons})
 
 
-def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordinator=None) -> list[Verdict]:
+def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordinator=None,
+              firmware_key=None) -> list[Verdict]:
     """The boards at once, a thread each, each running its own scenarios in order; the verdicts
     in plan order. Each board's progress bar and verdict lines carry its id."""
     if coordinator is None:
@@ -215,8 +222,15 @@ def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordin
     try:
         # opened one after the other: the boards' labgrid targets come from one shared environment
         drivers = {b.id: pools[b.id].take(b) for b in boards}
-        preflight.refuse(in_parallel(boards, lambda b: preflight.check(drivers[b.id], rack)), f"rig {kind}")
-        with CampaignKit(rack, work, mcuboot) as kit, Progress(*columns, console=out) as bar:
+        lines = in_parallel(boards, lambda b: preflight.check(drivers[b.id], rack))
+        # A board locked with Secure Boot V2 boots what its station's key signs: with that key
+        # (given, or the station's own by default) it is no obstacle; open boards need no key.
+        secure = {b.id for b, line in zip(boards, lines, strict=True)
+                  if line and b.variant in kit_mod.SBV2_VARIANTS and "Secure Boot V2" in line}
+        signer = kit_mod.firmware_key(firmware_key) if firmware_key or secure else None
+        preflight.refuse([kit_mod.lock_refusal(drivers[b.id], signer) if b.id in secure else line
+                          for b, line in zip(boards, lines, strict=True)], f"rig {kind}")
+        with CampaignKit(rack, work, mcuboot, firmware_signer=signer) as kit, Progress(*columns, console=out) as bar:
             tasks = {b.id: bar.add_task("waiting", total=len(jobs[b.id]), board=b.id) for b in boards}
 
             def on_step(board_id, step):

@@ -31,6 +31,11 @@ FLASH_CRYPT_CNT_SHIFT, FLASH_CRYPT_CNT_MASK = 20, 0x7F
 ABS_DONE_0, ABS_DONE_1 = 1 << 4, 1 << 5
 
 
+def flash_encrypted(word0: int) -> bool:
+    """Flash encryption on, from EFUSE_BLK0_RDATA0: an odd number of FLASH_CRYPT_CNT bits burnt."""
+    return bin(word0 >> FLASH_CRYPT_CNT_SHIFT & FLASH_CRYPT_CNT_MASK).count("1") % 2 == 1
+
+
 @target_factory.reg_driver
 @attr.s(eq=False)
 class EsptoolDriver(Driver, FlashProtocol):
@@ -202,7 +207,7 @@ class EsptoolDriver(Driver, FlashProtocol):
                           "the key whose digest is burnt in BLOCK2)")
         elif word6 & ABS_DONE_0:
             states.append("Secure Boot V1 enabled in eFuse (ABS_DONE_0)")
-        if bin(word0 >> FLASH_CRYPT_CNT_SHIFT & FLASH_CRYPT_CNT_MASK).count("1") % 2:
+        if flash_encrypted(word0):
             states.append("flash encryption enabled (FLASH_CRYPT_CNT odd: images written in plain text do not boot)")
         if not states:
             return None

@@ -29,7 +29,8 @@ import threading
 from pathlib import Path
 
 from rig.errors import RigError
-from rig.image.keys import load_signer, make_p256_pem
+from rig.image import sbv2
+from rig.image.keys import Signer, load_signer, make_p256_pem, make_pem
 from rig.image.layouts import LAYOUTS
 from rig.ota.campaign import Campaign
 from rig.ota.instruments import LabInstruments
@@ -37,6 +38,11 @@ from rig.ota.links import PROFILES
 from rig.ota.server import OtaServer
 from rig.ota.targets import for_board
 from rig.ota.tls import HOSTS, SERVER_CERTS, campaign_certs
+from rig.variants import NAMES, Bootloader, facts
+
+# The variants whose ROM verifies Secure Boot V2 blocks (the ESP32): their releases are signed with
+# the firmware key when there is one, in the scheme their ROM verifies (rig.variants).
+SBV2_VARIANTS = tuple(n for n in NAMES if facts(n).bootloader is Bootloader.ESP_IDF)
 
 
 def _key(path: Path):
@@ -51,15 +57,55 @@ def make_keys(workdir: Path) -> tuple:
     return _key(Path(workdir) / "keys" / "campaign-p256.pem"), _key(Path(workdir) / "keys" / "untrusted-p256.pem")
 
 
+def firmware_key(spec: str | Path | None) -> Signer | None:
+    """The key ESP32 releases are signed with (Secure Boot V2): `spec` (PEM file or pkcs11: URI),
+    else the provisioning station's own key in its default work folder (`rig provision run` makes
+    it there) if there is one; None: releases go unsigned, for boards without Secure Boot."""
+    if spec is None:
+        from rig.provision import setup
+
+        default = setup.firmware_key_path(setup.DEFAULT_WORKDIR, facts(SBV2_VARIANTS[0]).signing_keys[0])
+        if not default.is_file():
+            return None
+        spec = default
+    signer = load_signer(spec)
+    for variant in SBV2_VARIANTS:
+        facts(variant).check_signing_key(signer.public, f"--firmware-key {signer.source}")
+    return signer
+
+
+def lock_refusal(drivers, signer: Signer | None) -> str | None:
+    """For a board whose eFuses enable Secure Boot V2: None when it boots what `signer` signs (the
+    key digest burnt in BLOCK2, read through the ROM loader, is the key's), else the line that
+    says why every release would be refused."""
+    if signer is None:
+        return (f"{drivers.board.id} has Secure Boot V2 on (eFuse ABS_DONE_1): give rig ota --firmware-key the key "
+                "its provisioning station signed with")
+    burnt = drivers.powered_flasher().read_efuses()["BLOCK2"].replace(" ", "")
+    ours = sbv2.key_digest(signer.public).hex()
+    if burnt == ours:
+        return None
+    return (f"{drivers.board.id} trusts the Secure Boot V2 key with digest {burnt[:16]}..., not --firmware-key "
+            f"{signer.source} ({ours[:16]}...): it would refuse every release; give the key its station signed with")
+
+
 class CampaignKit:
     def __init__(self, rack: str | Path, workdir: Path, mcuboot: dict[str, Path] | None = None,
-                 host: str = "127.0.0.1", https: bool = True, defect: str | None = None):
+                 host: str = "127.0.0.1", https: bool = True, defect: str | None = None,
+                 firmware_signer: Signer | None = None):
         self.rack = rack
         self.defect = defect
         self.workdir = Path(workdir)
         self.artefacts = self.workdir / "artefacts"
         self.artefacts.mkdir(parents=True, exist_ok=True)
         self.signer, self.stranger = make_keys(self.workdir)
+        # ESP32 releases: signed with the boards' Secure Boot V2 key (a provisioned board's station
+        # key, rig.ota.kit.firmware_key), the unknown-key scenario with another key of that kind.
+        self.firmware_signer = firmware_signer
+        if firmware_signer is not None:
+            other = self.workdir / "keys" / f"untrusted-{firmware_signer.public.kind}.pem"
+            make_pem(other, firmware_signer.public.kind)
+            self.firmware_stranger = load_signer(other)
         self.mcuboot = mcuboot or {}
         self.host = host
         self.certs = campaign_certs(self.workdir / "tls", (host, *(h for h in HOSTS if h != host))) if https else None
@@ -111,5 +157,8 @@ class CampaignKit:
         # The lab's relay and counters are served on the virtual lab's own host: a board reached
         # through a coordinator (board.host) has none here.
         instruments = self.instruments if drivers.board.virtual and drivers.board.host is None else None
-        return Campaign(drivers, target, self.signer, self.stranger, instruments, on_step, allow_otp_burn,
+        signer, stranger = self.signer, self.stranger
+        if self.firmware_signer is not None and drivers.board.variant in SBV2_VARIANTS:
+            signer, stranger = self.firmware_signer, self.firmware_stranger
+        return Campaign(drivers, target, signer, stranger, instruments, on_step, allow_otp_burn,
                         firmware_ca=self.firmware_ca)

@@ -26,7 +26,7 @@ built into the app, as ESP-IDF apps embed theirs, so every release of a campaign
 import random
 
 from rig.build import cache
-from rig.image import esp_app, mcuboot
+from rig.image import esp_app, mcuboot, sbv2
 from rig.image.keys import Signer
 from rig.image.mcuboot import Version
 from rig.variants import Bootloader, facts
@@ -76,6 +76,9 @@ def image(variant: str, version: Version | str, signer: Signer, fault: str = "no
     secure_version): the same floor is always accepted, a lower one is a downgrade. `defect`
     (rig.build.defects) picks a broken STM32 build; the ESP32's release ignores it."""
     if facts(variant).bootloader is Bootloader.ESP_IDF:  # modelled: its defects are lab switches (rig.sim.broken)
-        return esp32_image(version, fault, secure_version=floor, size=size, ca=ca)
+        app = esp32_image(version, fault, secure_version=floor, size=size, ca=ca)
+        # Signed (Secure Boot V2) when the signer is a key its ROM verifies: a provisioned board's
+        # station key (rig.ota.kit.firmware_key); the campaign's MCUboot key leaves it unsigned.
+        return sbv2.sign(app, signer) if signer.public.kind in facts(variant).signing_keys else app
     return stm32_image(variant, version, signer, fault, security_counter=floor, size=size, defect=defect)
 

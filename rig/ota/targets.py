@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 # ESP32 TRM, eFuse controller: EFUSE_BLK3_RDATA4_REG, the word ESP-IDF keeps SECURE_VERSION in
 # (esp_efuse_table.csv: BLK3 bits 128..159). The anti-rollback floor is its popcount.
 EFUSE_BLK3_RDATA4 = 0x3FF5A088
+BASELINE_TIMEOUT_S = 60.0  # a flash-encrypted ESP32's baseline over the air: per boot or download
 SMP_TIMEOUT_S = 2.0  # per SMP reply (the first upload chunk, which may erase, gets 20 s)
 TLV_ROOM = 1024  # enough for the unprotected TLVs of an ECDSA-P256 or RSA-2048 image
 
@@ -295,6 +296,7 @@ class Esp32Target:
         self.artefacts = artefacts
         self._plan: Plan | None = None  # the delivery in progress, for the server's byte listener
         self._url = ""
+        self.encrypted = False  # flash encryption on (eFuse), as the baseline read it
 
     def _use(self, tls: str) -> OtaServer:
         server = self._servers(tls)
@@ -308,15 +310,58 @@ class Esp32Target:
             plan.on_progress(end, plan.total)
 
     def baseline(self, version: str, signer: "Signer | None" = None) -> Installed:
-        """One ROM-loader session: read the eFuse floor, write the whole boot chain at its level."""
+        """One ROM-loader session: read the eFuse floor, write the whole boot chain at its level
+        (the app signed with `signer` when it is a Secure Boot V2 key, rig.ota.releases.image).
+        A flash-encrypted board takes no plaintext over the ROM loader and nobody holds its key:
+        its baseline is installed over the air instead (_baseline_over_the_air)."""
         from esptool.cmds import write_flash
+
+        from rig.drivers.espflash import EFUSE_BLK0_RDATA0, flash_encrypted
 
         with self.d.powered_rom_loader().loader(after="no-reset") as esp:
             floor = bin(esp.read_reg(EFUSE_BLK3_RDATA4)).count("1")
-            image = releases.esp32_image(version, secure_version=floor, ca=self.firmware_ca)
-            merged = factory.merge(factory.esp32_regions(image), self.layout)
-            write_flash(esp, [(merged.offset, merged.data)], force=True, no_progress=True)
+            self.encrypted = flash_encrypted(esp.read_reg(EFUSE_BLK0_RDATA0))
+            ca, variant = self.firmware_ca, self.d.board.variant
+            image = (releases.image(variant, version, signer, floor=floor, ca=ca) if signer is not None
+                     else releases.esp32_image(version, secure_version=floor, ca=ca))
+            if not self.encrypted:
+                merged = factory.merge(factory.esp32_regions(image), self.layout)
+                write_flash(esp, [(merged.offset, merged.data)], force=True, no_progress=True)
+        if self.encrypted:
+            self._baseline_over_the_air(image, version)
         return Installed(image, version, floor)
+
+    def _baseline_over_the_air(self, image: bytes, version: str) -> None:
+        """Update the board to `image` until it runs it, confirmed, from ota_0 (the slot the
+        scenarios start from): one update, or two when the first lands in ota_0's sibling. Over HTTPS,
+        else plain HTTP when the running app refuses the server (it embeds no CA - a factory app
+        made so - or another campaign's)."""
+        from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
+
+        name = f"{self.d.board.id}-{hashlib.sha256(image).hexdigest()[:16]}-baseline.bin"
+        (self.artefacts / name).write_bytes(image)
+        console, board = self.d.console, self.d.board.id
+        for round_ in range(3):
+            self.d.target.activate(console)
+            console.drain()
+            self.d.power_cycle()
+            boot = parse_boot_fields(console.expect_line(BOOT_LINE, timeout=BASELINE_TIMEOUT_S).group("fields"))
+            console.expect_line(r"rig: health ", timeout=BASELINE_TIMEOUT_S)
+            # Whatever ran before may carry the same version (a factory app): only what this loop
+            # installed is known to be `image`.
+            if round_ and boot.get("slot") == "0" and boot.get("version", "").split("+")[0] == version:
+                return
+            for tls in dict.fromkeys((self.default_tls, "none")):
+                console.drain()
+                console.send_line(f"ota {self._use(tls).url(name, device=board)}")
+                said = console.expect_line(r"rig: ota (done|refused)[^\r\n]*", timeout=BASELINE_TIMEOUT_S).group(0)
+                if "done" in said:
+                    break  # else over plain HTTP: the running app may trust no CA, or another one
+            if "refused" in said:
+                raise RigError(f"board {board} is flash-encrypted, so its baseline goes over the air, and it "
+                               f"refused it: {said.strip()}")
+            console.expect_line(r"rig: confirmed", timeout=BASELINE_TIMEOUT_S)
+        raise RigError(f"board {board}: the baseline {version} over the air never ran from ota_0")
 
     def start(self, artefact: bytes, plan: Plan) -> None:
         name = f"{self.d.board.id}-{hashlib.sha256(artefact).hexdigest()[:16]}-{plan.name}"
@@ -357,22 +402,32 @@ class Esp32Target:
         part = self.layout.part("otadata")
         with self.d.powered_rom_loader().loader() as esp:
             table = otadata.parse(read_flash(esp, part.offset, otadata.SIZE, no_progress=True))
-            slots = esp_partitions.ota_slots(esp_partitions.parse(
-                read_flash(esp, esp_partitions.OFFSET, esp_partitions.MAX_LENGTH, no_progress=True),
-                self.layout.geometry.size))
             index = table.active()
-            slot = table.active_slot(len(slots))
             found = None
-            for name, image in candidates.items():
-                md5 = esp.flash_md5sum(slots[slot].offset, len(image))
-                md5 = md5 if isinstance(md5, str) else md5.hex()
-                if md5 == hashlib.md5(image).hexdigest():
-                    found = name
-                    break
+            if self.encrypted:
+                # The table and the slots read back as ciphertext and nobody holds the key: otadata
+                # (plaintext) says which slot boots, and each candidate is named by the slot it
+                # was written to - the baseline ota_0, the update the staging slot.
+                slot = table.active_slot(sum(1 for p in self.layout.partitions if p.name.startswith("ota_")))
+                written = {"ota_0": "old", self.staging: "new"}.get(f"ota_{slot}")
+                found = written if written in candidates else None
+            else:
+                slots = esp_partitions.ota_slots(esp_partitions.parse(
+                    read_flash(esp, esp_partitions.OFFSET, esp_partitions.MAX_LENGTH, no_progress=True),
+                    self.layout.geometry.size))
+                slot = table.active_slot(len(slots))
+                for name, image in candidates.items():
+                    md5 = esp.flash_md5sum(slots[slot].offset, len(image))
+                    md5 = md5 if isinstance(md5, str) else md5.hex()
+                    if md5 == hashlib.md5(image).hexdigest():
+                        found = name
+                        break
         state = "blank" if index is None else table.entries[index].state_name()
         entries = ", ".join(f"seq={e.seq if not e.erased else '-'} {e.state_name()}" for e in table.entries)
         # With rollback enabled (rig's ESP32 firmware) an app that confirmed itself is VALID; an
         # entry in any other state (UNDEFINED: written without a trial) is not a settled update.
         stable = index is None or table.entries[index].state == otadata.State.VALID
-        return ReadBack(found, stable, f"otadata boots ota_{slot} ({state}); entries: {entries}")
+        crypt = "; flash-encrypted: the slot is named by what was written there, its cells are ciphertext" \
+            if self.encrypted else ""
+        return ReadBack(found, stable, f"otadata boots ota_{slot} ({state}); entries: {entries}{crypt}")
 

@@ -173,11 +173,15 @@ def _own_key(path: Path, what: str, why: str, note, kind: str = ECDSA_P256) -> s
     return str(path)
 
 
+def firmware_key_path(workdir: Path, kind: str) -> Path:
+    """Where the work folder keeps its firmware-signing key of `kind` (firmware-key.pem for EC P-256, as ever)."""
+    return Path(workdir) / ("firmware-key.pem" if kind == ECDSA_P256 else f"firmware-key-{kind}.pem")
+
+
 def _firmware_key(workdir: Path, kind: str, note) -> str:
-    """The work folder's firmware-signing key of `kind` (firmware-key.pem for EC P-256, as ever)."""
-    name = "firmware-key.pem" if kind == ECDSA_P256 else f"firmware-key-{kind}.pem"
-    return _own_key(workdir / name, f"the {KINDS[kind]} firmware-signing key", "the devices' bootloaders trust it",
-                    note, kind)
+    """The work folder's firmware-signing key of `kind`, made on first use."""
+    return _own_key(firmware_key_path(workdir, kind), f"the {KINDS[kind]} firmware-signing key",
+                    "the devices' bootloaders trust it", note, kind)
 
 
 def _ca_cert(path: Path, signer, station: str, note) -> None:

@@ -27,6 +27,7 @@ def station_lab(tmp_path_factory):
 def esp32_lab_up(root, env: dict[str, str] | None = None):
     """A private lab of ESP32 boards in folder `root` (the daemon inherits `env`, e.g. a defect
     switch of rig/sim/broken.py); yields its rack (rig.lab.Rack) as the lab bound it."""
+    root.mkdir(parents=True, exist_ok=True)
     rack = esp32_rack(root / "esp32-lab.yaml")
     env = dict(os.environ, **(env or {}), RIG_RUNTIME_DIR=str(root / "runtime"))
 

@@ -1,0 +1,82 @@
+"""OTA campaigns on a provisioned ESP32 - Secure Boot V2 with the station's RSA-3072 key, flash
+encryption in release mode - as `rig ota --firmware-key` runs them: the campaign signs its releases
+with the station's key, installs its baseline over the air (an encrypted board takes no plaintext
+over the ROM loader), and reads back what a bench can read of such a board (otadata; the slots are
+ciphertext). A key the board does not trust stops the campaign before it starts, in one line.
+"""
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from rig.drivers import open_board
+from rig.image import esp_app, sbv2
+from rig.image.keys import load_signer
+from rig.ota import scenarios
+from rig.ota.kit import CampaignKit, firmware_key
+from rig.ota.releases import esp32_image
+from rig.provision import esp32, recipe
+from rig.provision.identity import KeyMaker, make_ca
+from rig.provision.records import Records, UnitRecord, now
+from rig.provision.station import Firmware, Station
+from tests.provision.conftest import esp32_lab_up
+from tests.provision.test_provision_esp32 import pem_signer
+
+BOARD = "esp32-crypt"
+
+
+@pytest.fixture(scope="module")
+def provisioned(tmp_path_factory):
+    """(lab folder, rack, the station's firmware key file): one unit provisioned with the recipe's
+    defaults and a factory app that embeds no update CA, as `rig provision run` makes it."""
+    root = tmp_path_factory.mktemp("provisioned-esp32")
+    fw_key = root / "fw.pem"
+    fw, ca = pem_signer(fw_key, rsa_3072=True), pem_signer(root / "ca.pem")
+    station = Station(name="station-ota", operator="tester", records=Records(f"sqlite:///{root / 'records.db'}"),
+                      ca_cert=make_ca(ca), ca_signer=ca, keys=KeyMaker(), firmware_signers={"esp32": fw},
+                      firmware={"esp32": Firmware(image=sbv2.sign(esp32_image("1.0.0"), fw),
+                                                  bootloader=esp_app.bootloader_image())})
+    with esp32_lab_up(root / "lab") as rack:
+        drivers = open_board(rack.board(BOARD))
+        try:
+            rec = UnitRecord(chip_id="", variant="esp32", outcome="", operator="tester", station="station-ota",
+                             started_at=now(), finished_at="")
+            recipe.run(esp32.RECIPES["esp32"], recipe.Unit(drivers.board, drivers, station, rec))
+            assert rec.outcome == "provisioned", rec.reason
+            assert rec.lock_state["FLASH_ENCRYPTED"] and rec.lock_state["ABS_DONE_1"]
+        finally:
+            drivers.close()
+        yield root / "lab", rack, fw_key
+
+
+@pytest.mark.parametrize("name", ["full image", "power cut at 50% of the download", "corrupt image"])
+def test_a_campaign_signed_with_the_station_key_runs_on_the_provisioned_board(provisioned, name, monkeypatch):
+    lab, rack, fw_key = provisioned
+    monkeypatch.setenv("RIG_RUNTIME_DIR", str(lab / "runtime"))  # where the lab announced its relay
+    drivers = open_board(rack.board(BOARD))
+    try:
+        with CampaignKit(lab / "esp32-lab.yaml", lab / "work", firmware_signer=firmware_key(str(fw_key))) as kit:
+            verdict = kit.campaign(drivers).run(scenarios.by_name(name))
+    finally:
+        drivers.close()
+    assert verdict.ok, verdict.summary()
+    assert "flash-encrypted" in verdict.read_back
+
+
+def test_a_key_the_board_does_not_trust_stops_rig_ota_in_one_line(provisioned, rig_cli, monkeypatch, tmp_path):
+    lab, _, _ = provisioned
+    monkeypatch.setenv("RIG_RUNTIME_DIR", str(lab / "runtime"))
+    other = tmp_path / "other.pem"
+    pem_signer(other, rsa_3072=True)
+    done = rig_cli("ota", "--rack", lab / "esp32-lab.yaml", "--board", BOARD, "--work", tmp_path / "work",
+                   "--firmware-key", other)
+    assert done.returncode != 0
+    assert f"{BOARD} trusts the Secure Boot V2 key with digest" in done.stderr
+    assert f"not --firmware-key {other}" in done.stderr and "would refuse every release" in done.stderr
+    # An EC key is no Secure Boot V2 key for this chip: refused before any board is touched.
+    ec_key = tmp_path / "ec.pem"
+    ec_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    with pytest.raises(Exception, match="verifies RSA-3072 signatures only"):
+        firmware_key(str(ec_key))
+    assert load_signer(str(ec_key)).public.kind == "ecdsa-p256"
