@@ -7,17 +7,21 @@ is asyncio; each public method runs one short event loop, so callers stay synchr
 """
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import attr
+import serial
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 from labgrid.step import step
 
+from rig.drivers.strategy import BOOT_LINE
 from rig.errors import RigError
 
 Progress = Callable[[int, int], None]
+BOOTED = re.compile(BOOT_LINE.encode())
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,31 @@ class SlotState:
     confirmed: bool
     pending: bool
     permanent: bool
+
+
+class _BootWatch:
+    """The lent console port, watched for the app's boot line while smpclient reads it: a board
+    that restarts (power lost, reset) never answers the request it had, so the session ends at
+    once instead of after the reply timeout - from the line a bench sees on the console too."""
+
+    def __init__(self, port):
+        object.__setattr__(self, "_port", port)
+        object.__setattr__(self, "_tail", b"")
+
+    def read_all(self) -> bytes:
+        data = self._port.read_all() or b""
+        seen = self._tail + data
+        object.__setattr__(self, "_tail", seen[-200:])  # a boot line may come in pieces
+        if (m := BOOTED.search(seen)) is not None and b"\n" in seen[m.end():]:
+            raise serial.SerialException("the board restarted before it answered (its console: "
+                                         f"{m.group(0).decode(errors='replace').strip()!r})")
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._port, name, value)
 
 
 @target_factory.reg_driver
@@ -46,6 +75,7 @@ class SMPDriver(Driver):
     def _run(self, work):
         # smpclient (with pydantic) takes half a second to import: only when SMP is used.
         from smpclient import SMPClient
+        from smpclient.transport import SMPTransportDisconnected
         from smpclient.transport.serial import SMPSerialTransport
 
         async def session():
@@ -53,7 +83,7 @@ class SMPDriver(Driver):
                 transport = SMPSerialTransport()
                 # smpclient opens `serial.Serial(device path)` itself; give it the console's open
                 # port instead (any pyserial URL, and no reconnect that would lose boot lines).
-                transport._conn = port  # type: ignore[misc]  # smpclient marks it Final
+                transport._conn = _BootWatch(port)  # type: ignore[misc]  # smpclient marks it Final
                 client = SMPClient(transport, self.console.url, timeout_s=self.timeout)
                 try:
                     await client.connect()
@@ -61,6 +91,8 @@ class SMPDriver(Driver):
                 except TimeoutError:
                     raise RigError(f"SMP: no reply from the board on {self.console.url} within "
                                    f"{self.timeout:g} s; is the app (not the bootloader) running?") from None
+                except SMPTransportDisconnected as exc:
+                    raise RigError(f"SMP: {exc}") from None
                 finally:
                     await client.disconnect()
 

@@ -1,14 +1,19 @@
-"""RigConsoleDriver.expect_line waits for whole lines, however the board's bytes trickle in."""
+"""The console as the host reads it: expect_line waits for whole lines, however the board's bytes
+trickle in; an SMP session lent the port ends when the board's boot line shows it restarted."""
 
 import os
+import select
 import threading
 import time
 import tty
 
+import pytest
 from labgrid import Target
 from labgrid.resource import RawSerialPort
 
 from rig.drivers.console import RigConsoleDriver
+from rig.drivers.smp import SMPDriver
+from rig.errors import RigError
 from rig.ota.campaign import APP_LINE
 
 
@@ -32,6 +37,38 @@ def test_a_pattern_with_alternatives_matches_only_a_whole_line():
         assert console.expect_line(APP_LINE, timeout=5).group(0) == "rig: alive uptime=54"
     finally:
         sender.join()
+        target.deactivate(console)
+        os.close(master)
+        os.close(slave)
+
+
+def test_an_smp_request_the_board_restarts_during_ends_at_its_boot_line():
+    # The board takes the request, then loses power: it never answers, and its boot line comes.
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    target = Target("smp-restart")
+    RawSerialPort(target, name=None, port=os.ttyname(slave), speed=115200)
+    console = RigConsoleDriver(target, name=None)
+    smp = SMPDriver(target, name=None, timeout=60.0)
+    target.activate(console)
+    stop = threading.Event()
+
+    def board():
+        while not stop.is_set():
+            ready, _, _ = select.select([master], [], [], 0.05)
+            if ready and b"\n" in os.read(master, 4096):  # an SMP frame ends its line
+                os.write(master, b"I: Starting bootloader\r\nrig: boot variant=stm32l0 version=1.0.0+0 "
+                                 b"slot=0 reset=power-on boots=1 fault=none\r\n")
+
+    thread = threading.Thread(target=board)
+    thread.start()
+    try:
+        target.activate(smp)
+        with pytest.raises(RigError, match="restarted before it answered"):
+            smp.echo("hello")
+    finally:
+        stop.set()
+        thread.join()
         target.deactivate(console)
         os.close(master)
         os.close(slave)
