@@ -49,7 +49,10 @@ def provisioned(tmp_path_factory):
         yield root / "lab", rack, fw_key
 
 
-@pytest.mark.parametrize("name", ["full image", "power cut at 50% of the download", "corrupt image"])
+# The default run takes one; tests/provision/test_esp32_ota_encrypted.py covers a power cut and a
+# refusal on such a unit at the console already.
+@pytest.mark.parametrize("name", ["full image", *(pytest.param(n, marks=pytest.mark.nightly) for n in (
+    "power cut at 50% of the download", "power cut during the flash write", "corrupt image"))])
 def test_a_campaign_signed_with_the_station_key_runs_on_the_provisioned_board(provisioned, name, monkeypatch):
     lab, rack, fw_key = provisioned
     monkeypatch.setenv("RIG_RUNTIME_DIR", str(lab / "runtime"))  # where the lab announced its relay
