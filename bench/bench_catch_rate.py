@@ -76,6 +76,17 @@ def plan(defect: Defect, variants: list[str], nightly: bool) -> list[tuple[str, 
     return sorted(runs, key=lambda r: (defect.switch not in scenarios.breakers(*r), r[0] in scenarios.one_way()))
 
 
+def _run(kit: CampaignKit, pool: BoardPool, board, name: str):
+    """One scenario on one board, through rig.ota.campaign; the board is powered off afterwards: a
+    defect may leave it in a crash or hang loop (an image made permanent that resets and boots
+    again), and an emulated core that never waits would starve the lab's other boards of CPU."""
+    drivers = pool.take(board)
+    try:
+        return kit.campaign(drivers, allow_otp_burn=True).run(scenarios.by_name(name))
+    finally:
+        drivers.power_off()
+
+
 def control(runs: set[Run], folder: Path) -> dict[Run, str]:
     """Each killing (scenario, variant) once more on a faithful lab: a kill counts only if the
     scenario passes there (else it failed for another reason: the lab, the load, the scenario).
@@ -92,8 +103,7 @@ def control(runs: set[Run], folder: Path) -> dict[Run, str]:
             # One-way runs last: they raise the board's floor for good.
             for name, variant in sorted(runs, key=lambda r: (r[0] in scenarios.one_way(), r)):
                 try:
-                    verdict = kit.campaign(pool.take(boards[variant]), allow_otp_burn=True).run(
-                        scenarios.by_name(name))
+                    verdict = _run(kit, pool, boards[variant], name)
                     if not verdict.ok:
                         failed[(name, variant)] = verdict.summary()
                 except RigError as exc:
@@ -128,8 +138,7 @@ def hunt(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | N
                         continue
                     done.add((name, variant))
                     try:
-                        verdict = kit.campaign(pool.take(boards[variant]), allow_otp_burn=True).run(
-                            scenarios.by_name(name))
+                        verdict = _run(kit, pool, boards[variant], name)
                         killed = not verdict.ok
                         seen = f"observed {verdict.observed}" + "".join(f"; {r}" for r in verdict.reasons)
                     except RigError as exc:  # the run could not finish: the suite reports an error
