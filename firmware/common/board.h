@@ -16,8 +16,11 @@ void board_init(void);
 void board_putc(char c);
 /* Wait until the last byte has left the shift register (before a reset cuts it off). */
 void board_console_drain(void);
-/* Console receive by interrupt: each byte goes to console_rx() (console.h). */
-void board_console_rx_start(void);
+/* Console receive by DMA: each byte the USART receives goes into `ring` (circular, `size`
+ * bytes), no interrupt per byte; the USART's idle-line and the DMA's half/full interrupts wake
+ * the core. board_console_rx_left() is the DMA's count of transfers left before it wraps. */
+void board_console_rx_start(volatile uint8_t *ring, uint32_t size);
+uint32_t board_console_rx_left(void);
 
 /* Reset cause from the RCC reset flags; the flags are then cleared so the next reset reports
  * only its own cause. main.c prints them with docs/console.md's words. */

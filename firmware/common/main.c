@@ -153,7 +153,7 @@ int main(void)
         }
     }
 
-    board_console_rx_start();
+    console_rx_start();
     if (RIG_DEFECT_CONFIRM_BEFORE_HEALTH && RIG_FAULT != RIG_FAULT_NO_CONFIRM && slot_confirm_running()) {
         put("rig: confirmed\r\n");
     }

@@ -21,9 +21,11 @@ void SVC_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void DebugMon_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void PendSV_Handler(void) __attribute__((weak, alias("Default_Handler")));
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
-void Console_IRQHandler(void); /* the console USART's RX interrupt, in board.c */
+void Console_IRQHandler(void); /* the console USART's interrupt, in board.c */
+void Console_DMA_IRQHandler(void); /* the interrupt of its RX DMA channel, in board.c */
 
 typedef void (*vector_t)(void);
+_Static_assert(CHIP_CONSOLE_DMA_IRQ < CHIP_CONSOLE_IRQ, "the vector table below lists them in this order");
 
 /* 16 core entries then every peripheral IRQ of the part, so the table has the part's real size
  * (0x298 bytes on the STM32H743, 0xC0 on the STM32L073) and rig/image/appdesc.py's offset holds.
@@ -40,7 +42,9 @@ __attribute__((section(".isr_vector"), used)) const vector_t vectors[16 + CHIP_I
     [12] = DebugMon_Handler,
     [14] = PendSV_Handler,
     [15] = SysTick_Handler,
-    [16 ... 16 + CHIP_CONSOLE_IRQ - 1] = Default_Handler,
+    [16 ... 16 + CHIP_CONSOLE_DMA_IRQ - 1] = Default_Handler,
+    [16 + CHIP_CONSOLE_DMA_IRQ] = Console_DMA_IRQHandler,
+    [16 + CHIP_CONSOLE_DMA_IRQ + 1 ... 16 + CHIP_CONSOLE_IRQ - 1] = Default_Handler,
     [16 + CHIP_CONSOLE_IRQ] = Console_IRQHandler,
     [16 + CHIP_CONSOLE_IRQ + 1 ... 16 + CHIP_IRQ_COUNT - 1] = Default_Handler,
 };

@@ -7,6 +7,7 @@
 #include "cortexm.h"
 
 #define USART_CR1(b) REG32((b) + 0x00u)
+#define USART_CR3(b) REG32((b) + 0x08u)
 #define USART_BRR(b) REG32((b) + 0x0Cu)
 #define USART_ISR(b) REG32((b) + 0x1Cu)
 #define USART_ICR(b) REG32((b) + 0x20u)
@@ -15,12 +16,12 @@
 #define USART_CR1_UE (1u << 0)
 #define USART_CR1_RE (1u << 2)
 #define USART_CR1_TE (1u << 3)
-#define USART_CR1_RXNEIE (1u << 5)
-#define USART_ISR_ORE (1u << 3)
-#define USART_ISR_RXNE (1u << 5)
+#define USART_CR1_IDLEIE (1u << 4)
+#define USART_CR3_DMAR (1u << 6)
 #define USART_ISR_TC (1u << 6)
 #define USART_ISR_TXE (1u << 7)
 #define USART_ICR_ORECF (1u << 3)
+#define USART_ICR_IDLECF (1u << 4)
 
 #define IWDG_KR REG32(IWDG_BASE + 0x00u)
 #define IWDG_PR REG32(IWDG_BASE + 0x04u)

@@ -3,7 +3,6 @@
 
 #include "board.h"
 #include "chip.h"
-#include "console.h"
 #include "rig_layout.h"
 
 _Static_assert(RIG_WRITE_SIZE == 32, "the STM32H7 programs 256-bit flash words");
@@ -36,21 +35,35 @@ void board_console_drain(void)
     }
 }
 
-void board_console_rx_start(void)
+void board_console_rx_start(volatile uint8_t *ring, uint32_t size)
 {
-    USART_CR1(USART3_BASE) |= USART_CR1_RE | USART_CR1_RXNEIE;
+    RCC_AHB1ENR |= RCC_AHB1ENR_DMA1EN;
+    (void)RCC_AHB1ENR;
+    DMAMUX1_C0CR = DMAMUX_REQ_USART3_RX;
+    DMA1_S0PAR = (uint32_t)&USART_RDR(USART3_BASE);
+    DMA1_S0M0AR = (uint32_t)ring;
+    DMA1_S0NDTR = size;
+    DMA1_S0CR = DMA_SCR_MINC | DMA_SCR_CIRC | DMA_SCR_HTIE | DMA_SCR_TCIE | DMA_SCR_EN; /* 8-bit, to memory */
+    USART_CR3(USART3_BASE) |= USART_CR3_DMAR;
+    USART_CR1(USART3_BASE) |= USART_CR1_RE | USART_CR1_IDLEIE;
+    nvic_enable(CHIP_CONSOLE_DMA_IRQ);
     nvic_enable(CHIP_CONSOLE_IRQ);
 }
 
+uint32_t board_console_rx_left(void)
+{
+    return DMA1_S0NDTR;
+}
+
+/* Both interrupts only wake the main loop (console_idle's WFI): it reads what the DMA wrote. */
 void Console_IRQHandler(void)
 {
-    uint32_t isr = USART_ISR(USART3_BASE);
-    if (isr & USART_ISR_RXNE) {
-        console_rx((uint8_t)USART_RDR(USART3_BASE)); /* reading RDR clears RXNE */
-    }
-    if (isr & USART_ISR_ORE) {
-        USART_ICR(USART3_BASE) = USART_ICR_ORECF; /* a byte was lost: SMP's CRC will notice */
-    }
+    USART_ICR(USART3_BASE) = USART_ICR_IDLECF | USART_ICR_ORECF; /* ORE: a byte lost, SMP's CRC notices */
+}
+
+void Console_DMA_IRQHandler(void)
+{
+    DMA1_LIFCR = DMA_LIFCR_STREAM0;
 }
 
 enum reset_cause board_reset_cause(void)

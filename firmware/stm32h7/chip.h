@@ -7,6 +7,9 @@
 
 #define CHIP_IRQ_COUNT 150 /* 16 + 150 vectors = 0x298 bytes */
 #define CHIP_CONSOLE_IRQ 39 /* USART3 global interrupt */
+#define CHIP_CONSOLE_DMA_IRQ 11 /* DMA1_Stream0 */
+/* DMA1 cannot reach the TCMs (RM0433 Table 3): its buffers go to AXI SRAM (link.ld). */
+#define CHIP_DMA_RAM __attribute__((section(".dma_ram")))
 
 /* Reset values: HSI 64 MHz drives SYSCLK, all prescalers /1, so PCLK1 = 64 MHz. */
 #define CHIP_CORE_HZ 64000000u
@@ -16,7 +19,9 @@
 /* RCC (D3 domain, AHB4) */
 #define RCC_BASE 0x58024400u
 #define RCC_RSR REG32(RCC_BASE + 0x0D0u)
+#define RCC_AHB1ENR REG32(RCC_BASE + 0x0D8u)
 #define RCC_AHB4ENR REG32(RCC_BASE + 0x0E0u)
+#define RCC_AHB1ENR_DMA1EN (1u << 0)
 #define RCC_APB1LENR REG32(RCC_BASE + 0x0E8u)
 #define RCC_AHB4ENR_GPIODEN (1u << 3)
 #define RCC_APB1LENR_USART3EN (1u << 18)
@@ -34,6 +39,22 @@
 
 /* USART3 */
 #define USART3_BASE 0x40004800u
+
+/* DMA1 stream 0, fed by DMAMUX1 channel 0 with request 45 = usart3_rx_dma (RM0433 §15, §17, Table 121) */
+#define DMA1_BASE 0x40020000u
+#define DMA1_LIFCR REG32(DMA1_BASE + 0x08u)
+#define DMA1_S0CR REG32(DMA1_BASE + 0x10u)
+#define DMA1_S0NDTR REG32(DMA1_BASE + 0x14u)
+#define DMA1_S0PAR REG32(DMA1_BASE + 0x18u)
+#define DMA1_S0M0AR REG32(DMA1_BASE + 0x1Cu)
+#define DMAMUX1_C0CR REG32(0x40020800u)
+#define DMAMUX_REQ_USART3_RX 45u
+#define DMA_SCR_EN (1u << 0)
+#define DMA_SCR_HTIE (1u << 3)
+#define DMA_SCR_TCIE (1u << 4)
+#define DMA_SCR_CIRC (1u << 8)
+#define DMA_SCR_MINC (1u << 10)
+#define DMA_LIFCR_STREAM0 0x3Du /* CFEIF0 CDMEIF0 CTEIF0 CHTIF0 CTCIF0 */
 
 /* IWDG1 */
 #define IWDG_BASE 0x58004800u

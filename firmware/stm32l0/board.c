@@ -3,7 +3,6 @@
 
 #include "board.h"
 #include "chip.h"
-#include "console.h"
 #include "rig_layout.h"
 
 _Static_assert(RIG_WRITE_SIZE == 4, "the STM32L0 programs 32-bit words");
@@ -46,21 +45,35 @@ void board_console_drain(void)
     }
 }
 
-void board_console_rx_start(void)
+void board_console_rx_start(volatile uint8_t *ring, uint32_t size)
 {
-    USART_CR1(USART2_BASE) |= USART_CR1_RE | USART_CR1_RXNEIE;
+    RCC_AHBENR |= RCC_AHBENR_DMAEN;
+    (void)RCC_AHBENR;
+    DMA1_CSELR = (DMA1_CSELR & ~(0xFu << 16)) | DMA1_CSELR_C5S_USART2_RX;
+    DMA1_CPAR5 = (uint32_t)&USART_RDR(USART2_BASE);
+    DMA1_CMAR5 = (uint32_t)ring;
+    DMA1_CNDTR5 = size;
+    DMA1_CCR5 = DMA_CCR_MINC | DMA_CCR_CIRC | DMA_CCR_HTIE | DMA_CCR_TCIE | DMA_CCR_EN; /* 8-bit, from the USART */
+    USART_CR3(USART2_BASE) |= USART_CR3_DMAR;
+    USART_CR1(USART2_BASE) |= USART_CR1_RE | USART_CR1_IDLEIE;
+    nvic_enable(CHIP_CONSOLE_DMA_IRQ);
     nvic_enable(CHIP_CONSOLE_IRQ);
 }
 
+uint32_t board_console_rx_left(void)
+{
+    return DMA1_CNDTR5;
+}
+
+/* Both interrupts only wake the main loop (console_idle's WFI): it reads what the DMA wrote. */
 void Console_IRQHandler(void)
 {
-    uint32_t isr = USART_ISR(USART2_BASE);
-    if (isr & USART_ISR_RXNE) {
-        console_rx((uint8_t)USART_RDR(USART2_BASE)); /* reading RDR clears RXNE */
-    }
-    if (isr & USART_ISR_ORE) {
-        USART_ICR(USART2_BASE) = USART_ICR_ORECF; /* a byte was lost: SMP's CRC will notice */
-    }
+    USART_ICR(USART2_BASE) = USART_ICR_IDLECF | USART_ICR_ORECF; /* ORE: a byte lost, SMP's CRC notices */
+}
+
+void Console_DMA_IRQHandler(void)
+{
+    DMA1_IFCR = DMA_IFCR_CGIF5;
 }
 
 enum reset_cause board_reset_cause(void)

@@ -7,6 +7,8 @@
 
 #define CHIP_IRQ_COUNT 32 /* 16 + 32 vectors = 0xC0 bytes */
 #define CHIP_CONSOLE_IRQ 28 /* USART2 global interrupt */
+#define CHIP_CONSOLE_DMA_IRQ 11 /* DMA1_Channel4_5_6_7 */
+#define CHIP_DMA_RAM /* DMA1 reaches all of the SRAM */
 
 /* board_init() switches SYSCLK from the 2.1 MHz MSI to HSI16 for an accurate 115200 baud. */
 #define CHIP_CORE_HZ 16000000u
@@ -19,7 +21,9 @@
 #define RCC_CFGR REG32(RCC_BASE + 0x0Cu)
 #define RCC_IOPENR REG32(RCC_BASE + 0x2Cu)
 #define RCC_APB1ENR REG32(RCC_BASE + 0x38u)
+#define RCC_AHBENR REG32(RCC_BASE + 0x30u)
 #define RCC_CSR REG32(RCC_BASE + 0x50u)
+#define RCC_AHBENR_DMAEN (1u << 0)
 #define RCC_CR_HSI16ON (1u << 0)
 #define RCC_CR_HSI16RDYF (1u << 2)
 #define RCC_CFGR_SW_MASK (3u << 0)
@@ -41,6 +45,22 @@
 
 /* USART2 (same USART block as the H7's) */
 #define USART2_BASE 0x40004400u
+
+/* DMA1 channel 5 with request 4 (CSELR C5S) = USART2_RX (RM0367 §11, Table 51) */
+#define DMA1_BASE 0x40020000u
+#define DMA1_IFCR REG32(DMA1_BASE + 0x04u)
+#define DMA1_CCR5 REG32(DMA1_BASE + 0x58u)
+#define DMA1_CNDTR5 REG32(DMA1_BASE + 0x5Cu)
+#define DMA1_CPAR5 REG32(DMA1_BASE + 0x60u)
+#define DMA1_CMAR5 REG32(DMA1_BASE + 0x64u)
+#define DMA1_CSELR REG32(DMA1_BASE + 0xA8u)
+#define DMA1_CSELR_C5S_USART2_RX (4u << 16)
+#define DMA_CCR_EN (1u << 0)
+#define DMA_CCR_TCIE (1u << 1)
+#define DMA_CCR_HTIE (1u << 2)
+#define DMA_CCR_CIRC (1u << 5)
+#define DMA_CCR_MINC (1u << 7)
+#define DMA_IFCR_CGIF5 (1u << 16) /* clears all of channel 5's flags */
 
 /* IWDG */
 #define IWDG_BASE 0x40003000u

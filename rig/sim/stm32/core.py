@@ -83,7 +83,6 @@ class Core:
         if machine is not None:
             # The emulated core boots through MCUboot's model again and, with vector catch,
             # halts at the reset vector of the image it is handed.
-            machine.catch_reset = self._catch()
             self.halted = False
             self._reset_seen = True
             self.chip.board.hold("debug")
@@ -123,6 +122,7 @@ class Core:
         machine = self.chip.board.devices.get(DEVICE)
         if machine is None or self._algorithm or not (machine.running or machine.halted):
             return None
+        machine.catch_reset = self._catch  # a machine of a new power-on learns of this debugger too
         return machine
 
     def _catch(self) -> bool:
@@ -155,6 +155,9 @@ class Core:
         if machine is not None:
             self._debug_emulated(machine, value)
             return
+        idle = self.chip.board.devices.get(DEVICE)
+        if idle is not None and not self._algorithm and not (value & C_DEBUGEN and value & C_HALT):
+            idle.debug_resume()  # a core not executing now: no halt left pending for when it does
         if value & C_DEBUGEN and value & C_HALT:
             if not self.halted:
                 self.halted = True

@@ -38,6 +38,7 @@ from rig.sim.flash import Flash, PowerCut
 from rig.sim.stm32 import rcc
 from rig.sim.stm32.clock import WallClock
 from rig.sim.stm32.cpu import Cpu
+from rig.sim.stm32.dma import ChannelDma, Dmamux, StreamDma
 from rig.sim.stm32.flashctl import FlashController
 from rig.sim.stm32.iwdg import Iwdg
 from rig.sim.stm32.parts import Part
@@ -46,6 +47,7 @@ from rig.sim.stm32.usart import Usart
 
 PAGE = 0x1000
 SCS_BASE = 0xE000_E000
+DEBUG_TIMEOUT = 5.0  # seconds a debugger's request waits for the core (a loaded host is slow to get there)
 SLICE = 100_000  # instructions at most between two looks at the clock (a few ms of the core's time)
 RAM_NOISE = 0xA5  # what a cold SRAM reads here: never a valid magic
 # The registers a waiting loop leaves unchanged from one idle access to the next.
@@ -83,6 +85,15 @@ class Machine:
         self.iwdg = Iwdg(part.lsi_hz, clock.now)
         self._transmit = transmit
         self.usart = Usart(lambda data: self._transmit(data), clock.now, self.rcc.core_hz)
+        self.dmamux = Dmamux() if part.dmamux is not None else None
+        if self.dmamux is not None:
+            self.dma: ChannelDma | StreamDma = StreamDma(self._dma_write, self._dma_reaches, part.dma_irqs,
+                                                         self.dmamux)
+        else:
+            self.dma = ChannelDma(self._dma_write, self._dma_reaches, part.dma_irqs)
+        self.usart.dma_serves = lambda: self._rx_stream() is not None
+        # Instructions the core executed since the DMA last took a console byte (inf: it waited).
+        self._rx_credit = float("inf")
         self.cpu = Cpu(part.cpu, lambda: self.scs.vtor)
         self.cpu.exception_due = lambda: self.scs.pending(self._line) is not None
         self.cpu.returned = self._returned
@@ -104,7 +115,9 @@ class Machine:
         self._stepping_from: int | None = None  # the breakpoint the core resumes from
         self._wanted_breakpoints: set[int] | None = None
         self.breakpoint_hit = False  # DFSR.BKPT for the debugger
-        self.catch_reset = False  # DEMCR.VC_CORERESET with a debugger attached: halt at the reset vector
+        # Whether a reset halts the core at the reset vector (C_HALT kept, or DEMCR.VC_CORERESET,
+        # with C_DEBUGEN): asked at each reset, whoever makes it, as the debug logic is on silicon.
+        self.catch_reset: Callable[[], bool] = lambda: False
         self._last_idle: tuple | None = None
         self._last_key: tuple | None = None  # the previous access of the running slice
         self._idle = False
@@ -133,6 +146,8 @@ class Machine:
                                     (p.iwdg, 0x400, self.iwdg), (p.flash_ctl, 0x400, self.flashctl),
                                     (p.gpio[0], p.gpio[1], _Plain()),
                                     (p.dbgmcu_idcode_addr, 0x400, _Dbgmcu(p.dbgmcu_idcode)),
+                                    (p.dma, 0x400, self.dma),
+                                    *(((p.dmamux, 0x400, self.dmamux),) if p.dmamux is not None else ()),
                                     (SCS_BASE, PAGE, self.scs)):
             for page in range(start & ~(PAGE - 1), start + size, PAGE):
                 if page not in self._devices:
@@ -191,24 +206,30 @@ class Machine:
         self._access(key, 0, device is self.iwdg and self.iwdg.feed_only(off, value))
 
     # -- the debugger's view (rig.sim.stm32.core drives these from the SWD server's thread)
-    def debug_halt(self, timeout: float = 1.0) -> None:
-        """Ask the core to halt and wait (up to `timeout`) until it has: a booting board first
-        goes through MCUboot's model, which takes a while in Python."""
+    # Each request returns once the core has done it (up to `timeout`, for a loaded host), as on
+    # silicon, where it is done before the debugger's next transfer: a debugger that reads DHCSR
+    # next sees the state it asked for, never the one before (a resume that still reads S_HALT, a
+    # step still to come), and does not act on it (pyocd's resume skips a core it finds running).
+    # A core that is not executing (its board in MCUboot's model, or off) halts when it starts.
+    def debug_halt(self, timeout: float = DEBUG_TIMEOUT) -> None:
         with self._debug:
             self._halt_wanted = True
         self.clock.wake()
         with self._debug:
-            self._debug.wait_for(lambda: self.halted or not self._halt_wanted, timeout)
+            self._debug.wait_for(lambda: self.halted or not self._halt_wanted or not self.running, timeout)
 
-    def debug_step(self) -> None:
+    def debug_step(self, timeout: float = DEBUG_TIMEOUT) -> None:
         with self._debug:
             self._steps += 1
             self._debug.notify_all()
+            self._debug.wait_for(lambda: not self._steps or not self.running, timeout)
 
-    def debug_resume(self) -> None:
+    def debug_resume(self, timeout: float = DEBUG_TIMEOUT) -> None:
         with self._debug:
             self._halt_wanted = False
+            self._steps = 0
             self._debug.notify_all()
+            self._debug.wait_for(lambda: not self.halted, timeout)
 
     def debug_wake(self) -> None:
         """Power or reset changed: a parked core looks at its stop() again."""
@@ -225,14 +246,16 @@ class Machine:
                 self._debug.notify_all()
                 while self._halt_wanted and not stop():
                     if self._steps:
-                        self._steps -= 1
                         self.halted = False
                         self._step()
+                        self._steps -= 1  # done: debug_step returns
                         self.halted = True
                         self._debug.notify_all()
                         continue
                     self._debug.wait(0.05)
                 self.halted = False
+                self._steps = 0
+                self._debug.notify_all()
                 self._stepping_from = self.cpu.pc  # resuming: the instruction here runs first
         finally:
             self.clock.resume()
@@ -374,6 +397,10 @@ class Machine:
         self.scs.reset()
         self.iwdg.reset()
         self.usart.reset()
+        self.dma.reset()
+        if self.dmamux is not None:
+            self.dmamux.reset()
+        self._rx_credit = float("inf")
         self.flashctl.reset()
         self._unmodelled.clear()
         self._reset_cause = None
@@ -385,7 +412,7 @@ class Machine:
         self.reset_at = self.clock.now()
         with self._debug:
             # A debugger's halt request survives the reset (C_HALT lives in the debug domain).
-            self._halt_wanted = self._halt_wanted or self.catch_reset
+            self._halt_wanted = self._halt_wanted or self.catch_reset()
             self._steps = 0
 
     def receive(self, data: bytes) -> None:
@@ -415,6 +442,10 @@ class Machine:
                 return "watchdog"
             if stop() or (until is not None and self.clock.now() >= until):
                 return None
+            usart = self.usart
+            by_dma = usart.by_dma()
+            if by_dma:
+                self._feed_dma()
             pending = scs.pending(self._line)
             takes = cpu.can_take_exception()
             if pending is not None:
@@ -428,10 +459,14 @@ class Machine:
                     cpu.take(pending)
                     scs.taken(pending)
             if cpu.sleeping or self._idle:
-                self.usart.release()  # a waiting core has spent its character time
+                usart.release()  # a waiting core has spent its character time
+                self._rx_credit = float("inf")
             # An interrupt wakes a waiting core even while masked; a running core is stopped for one
             # only when it could take it (else it waits for the core to return to thread mode).
-            irqs = (scs.systick_deadline(), self.usart.rx_ready_at)
+            # With the DMA, a running core gets the bytes at its slice's end (slices are short while
+            # bytes come in): stopping it at a register access would not give them sooner.
+            rx = self._dma_event() if by_dma else usart.rx_ready_at
+            irqs = (scs.systick_deadline(), rx)
             others = (self.iwdg.expires_at, until)
             if cpu.lockup or cpu.sleeping or self._idle:
                 self.waits += 1
@@ -439,13 +474,17 @@ class Machine:
                 self._idle = False
                 self._last_idle = None
                 continue
-            deadline = _first(irqs + others if takes else others)
+            deadline = _first(irqs[: 1 if by_dma else 2] + others if takes else others)
             self._due = float("inf") if deadline is None else deadline
             self._last_key = None
             self._drop_stale_code()
             self._apply_breakpoints()
-            usart = self.usart
-            if usart.held:
+            if by_dma and usart.pending_rx():
+                # The DMA takes the bytes complete by now once the core had their character times.
+                count = min(SLICE, usart.cycles_per_char() * max(1, usart.complete(self.clock.now())))
+                if cpu.run(count):
+                    self._rx_credit += count
+            elif usart.held:
                 # The console's next byte comes in after the part's character time of cycles.
                 if cpu.run(min(SLICE, usart.cycles_per_char())) or cpu.sleeping:
                     usart.release()
@@ -453,7 +492,50 @@ class Machine:
                 cpu.run(SLICE)
 
     def _line(self, irq: int) -> bool:
-        return irq == self.part.console_irq and self.usart.irq()
+        if irq == self.part.console_irq:
+            return self.usart.irq()
+        return irq in self.part.dma_irqs and self.dma.irq(irq)
+
+    # -- the console's receiver by DMA
+    def _rx_stream(self) -> int | None:
+        return self.dma.serving(self.part.console_rx_requests)
+
+    def _dma_write(self, addr: int, data: bytes) -> None:
+        self.cpu.uc.mem_write(addr, data)
+
+    def _dma_reaches(self, addr: int, size: int) -> bool:
+        return any(start <= addr and addr + size <= start + length for start, length in self.part.dma_ram)
+
+    def _feed_dma(self) -> None:
+        """Hand the DMA the console bytes the line completed, as many as the core had the
+        character times for. A core that waited takes them up to the next half or end of the
+        DMA's count (the interrupt that wakes it on silicon, where the rest would come in while
+        it runs)."""
+        usart = self.usart
+        due = usart.complete(self.clock.now())
+        stream = self._rx_stream()
+        if not due or stream is None:
+            return
+        per_char = usart.cycles_per_char()
+        if self._rx_credit == float("inf"):
+            allowed = min(due, self.dma.landmark(stream))
+        else:
+            allowed = min(due, int(self._rx_credit // per_char))
+        if not allowed:
+            return
+        taken = self.dma.transfer(stream, usart.peek(allowed))
+        usart.take(taken)
+        self._rx_credit = 0 if self._rx_credit == float("inf") else self._rx_credit - taken * per_char
+
+    def _dma_event(self) -> float | None:
+        """When the console's bytes next make an interrupt: the DMA reaching half or end of its
+        count, the last byte on the line (then the line goes idle), or the idle line itself."""
+        usart = self.usart
+        if not usart.pending_rx():
+            return usart.idle_at
+        stream = self._rx_stream()
+        landmark = self.dma.landmark(stream) if stream is not None else usart.pending_rx()
+        return _first((usart.complete_at(landmark), usart.complete_at(usart.pending_rx())))
 
 
 REGSEL_PC, REGSEL_SPECIAL = 15, 20

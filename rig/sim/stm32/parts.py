@@ -37,6 +37,11 @@ class Part:
     iwdg: int  # bus address of the independent watchdog (IWDG1 on the H7)
     lsi_hz: int  # the LSI oscillator that clocks the IWDG (typical)
     gpio: tuple[int, int]  # (bus address, size) of the GPIO ports: plain registers here
+    dma: int  # bus address of DMA1
+    dmamux: int | None  # bus address of DMAMUX1 (the H7's request router), None: CSELR routes (the L0)
+    dma_irqs: tuple[int, ...]  # NVIC line of each DMA1 channel (L0: 1-7) or stream (H7: 0-7)
+    console_rx_requests: tuple  # what routes the console USART's RX request to a channel: rig.sim.stm32.dma
+    dma_ram: tuple[tuple[int, int], ...]  # the RAM blocks DMA1 reaches
 
 
 STM32H743 = Part(
@@ -70,6 +75,12 @@ STM32H743 = Part(
     iwdg=0x5800_4800,
     lsi_hz=32_000,
     gpio=(0x5802_0000, 0x2C00),  # GPIOA..GPIOK, 1 KiB each
+    dma=0x4002_0000,
+    dmamux=0x4002_0800,
+    dma_irqs=(11, 12, 13, 14, 15, 16, 17, 47),  # DMA1_Stream0..7
+    console_rx_requests=(45,),  # DMAMUX1 input usart3_rx_dma (RM0433 Table 121)
+    # DMA1 sits in D2: AXI SRAM, SRAM1..3 and SRAM4, not the TCMs (RM0433 Table 3, bus matrix)
+    dma_ram=((0x2400_0000, 512 * 1024), (0x3000_0000, 288 * 1024), (0x3800_0000, 64 * 1024)),
 )
 
 STM32L073 = Part(
@@ -97,6 +108,11 @@ STM32L073 = Part(
     iwdg=0x4000_3000,
     lsi_hz=37_000,
     gpio=(0x5000_0000, 0x2000),  # IOPORT: GPIOA..GPIOH
+    dma=0x4002_0000,
+    dmamux=None,
+    dma_irqs=(9, 10, 10, 11, 11, 11, 11),  # DMA1_Channel1, DMA1_Channel2_3, DMA1_Channel4_5_6_7
+    console_rx_requests=((5, 4), (6, 4)),  # (channel, CSELR CxS): USART2_RX on channel 5 or 6 (RM0367 Table 51)
+    dma_ram=((0x2000_0000, 20 * 1024),),
 )
 
 PARTS = {p.variant: p for p in (STM32H743, STM32L073)}

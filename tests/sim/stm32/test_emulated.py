@@ -26,12 +26,6 @@ from tests.smp_session import smp_session
 
 BOOTED = r"rig: boot variant=\S+ version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)\r\n"
 
-# Known defect, found by the lead on the integrated tree (not fixed in this session): after pyocd
-# or gdb lets go, the emulated core sometimes stays halted (no console output for 30 s), on both
-# parts, also at the commit that added these tests. Non-strict so a fix shows as XPASS.
-DEBUG_RESUME = pytest.mark.xfail(reason="emulated core may stay halted after the debugger detaches", strict=False)
-
-
 
 def smp(vb, work, timeout=20.0):
     return smp_session(vb.pty.path, work, timeout)
@@ -115,7 +109,6 @@ def test_pyocd_halts_and_steps_the_core_in_slot0(virtual_stm32, variant):
     assert len(set(pcs)) > 1, out  # the core moved
 
 
-@DEBUG_RESUME
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_the_core_runs_on_once_pyocd_lets_go(virtual_stm32, variant):
     vb = virtual_stm32(variant, core="emulated")
@@ -142,7 +135,6 @@ def symbol(elf, name):
     return next(int(line.split()[0], 16) for line in nm.splitlines() if line.endswith(f" {name}"))
 
 
-@DEBUG_RESUME
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_gdb_breaks_at_main_steps_prints_and_continues(virtual_stm32, variant, tmp_path):
     """Debian's gdb-multiarch through `pyocd gdbserver`, with the build's ELF, as on a bench."""
