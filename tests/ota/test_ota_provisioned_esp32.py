@@ -5,7 +5,10 @@ over the ROM loader), and reads back what a bench can read of such a board (otad
 ciphertext). A key the board does not trust stops the campaign before it starts, in one line.
 """
 
+import hashlib
+
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -27,8 +30,9 @@ BOARD = "esp32-crypt"
 
 @pytest.fixture(scope="module")
 def provisioned(tmp_path_factory):
-    """(lab folder, rack, the station's firmware key file): one unit provisioned with the recipe's
-    defaults and a factory app that embeds no update CA, as `rig provision run` makes it."""
+    """(lab folder, rack, the station's firmware key file, the unit's record): one unit provisioned
+    with the recipe's defaults and a factory app that embeds no update CA, as `rig provision run`
+    makes it."""
     root = tmp_path_factory.mktemp("provisioned-esp32")
     fw_key = root / "fw.pem"
     fw, ca = pem_signer(fw_key, rsa_3072=True), pem_signer(root / "ca.pem")
@@ -46,7 +50,7 @@ def provisioned(tmp_path_factory):
             assert rec.lock_state["FLASH_ENCRYPTED"] and rec.lock_state["ABS_DONE_1"]
         finally:
             drivers.close()
-        yield root / "lab", rack, fw_key
+        yield root / "lab", rack, fw_key, rec
 
 
 # The default run takes one; tests/provision/test_esp32_ota_encrypted.py covers a power cut and a
@@ -54,20 +58,27 @@ def provisioned(tmp_path_factory):
 @pytest.mark.parametrize("name", ["full image", *(pytest.param(n, marks=pytest.mark.nightly) for n in (
     "power cut at 50% of the download", "power cut during the flash write", "corrupt image"))])
 def test_a_campaign_signed_with_the_station_key_runs_on_the_provisioned_board(provisioned, name, monkeypatch):
-    lab, rack, fw_key = provisioned
+    lab, rack, fw_key, rec = provisioned
     monkeypatch.setenv("RIG_RUNTIME_DIR", str(lab / "runtime"))  # where the lab announced its relay
     drivers = open_board(rack.board(BOARD))
     try:
         with CampaignKit(lab / "esp32-lab.yaml", lab / "work", firmware_signer=firmware_key(str(fw_key))) as kit:
             verdict = kit.campaign(drivers).run(scenarios.by_name(name))
+        # The unit still says who it is, as its station made it (the app reads its encrypted NVS).
+        console = drivers.console
+        console.drain()
+        drivers.power_cycle()
+        identity = console.expect_line(r"rig: identity (?P<fields>[^\r\n]*)", timeout=30).group("fields")
     finally:
         drivers.close()
     assert verdict.ok, verdict.summary()
     assert "flash-encrypted" in verdict.read_back
+    cert = x509.load_pem_x509_certificate(rec.certificate.encode()).public_bytes(serialization.Encoding.DER)
+    assert identity == f"serial={rec.serial} cert_sha256={hashlib.sha256(cert).hexdigest()}"
 
 
 def test_a_key_the_board_does_not_trust_stops_rig_ota_in_one_line(provisioned, rig_cli, monkeypatch, tmp_path):
-    lab, _, _ = provisioned
+    lab, _, _, _ = provisioned
     monkeypatch.setenv("RIG_RUNTIME_DIR", str(lab / "runtime"))
     other = tmp_path / "other.pem"
     pem_signer(other, rsa_3072=True)
