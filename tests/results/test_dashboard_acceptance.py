@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from tests.results.conftest import private_rack
 
 HIL = "tests/hil"
-# A handful of quick tests: a flash read-back on every board, one OTA scenario on the ESP32. Under
+# A handful of quick tests: a flash read-back on each of two boards, one OTA scenario on the ESP32. Under
 # RIG_SIM_BROKEN=no-revert the ESP32 bootloader never rolls the crashing image back: that fails.
 FLASH, OTA, QUICK = "test_flash.py::test_flash_read_back", "test_ota.py::test_update_on_every_board", \
     "read_back or (crash and esp32)"
@@ -42,7 +42,7 @@ def shown_counts(row) -> dict[str, int]:
 def test_three_sessions_on_the_dashboard_and_the_report_offline(sessions, dashboard, page, browser, tmp_path):
     import os
 
-    rack = private_rack(tmp_path / "rack.yaml")
+    rack = private_rack(tmp_path / "rack.yaml", ("esp32-1", "stm32l0-1"))  # two boards: two rows per run
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     expected = []
     for i, (what, env, tests, selection) in enumerate(SESSIONS, start=1):

@@ -23,7 +23,7 @@ def console_wires(sessions, rack, board: str, state: str) -> None:
 
 @pytest.fixture
 def rack(sessions, tmp_path):
-    rack = private_rack(tmp_path / "rack.yaml")
+    rack = private_rack(tmp_path / "rack.yaml", ("esp32-1", "stm32l0-1"))
     yield rack
     sessions.rig("lab", "down", "--rack", rack)
 
