@@ -18,9 +18,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from rig.image.keys import ECDSA_P256, RSA_3072
+from tests import keys
 from tests.labs import lab_rack
 
 RIG = str(Path(sys.executable).parent / "rig")
@@ -37,13 +37,12 @@ class StationLab:
         self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
         self.env.pop("RIG_RACK", None)
         # One set of firmware keys for every station on this lab: the ESP32's lock burns its digest
-        # for good. EC P-256 for the STM32s' MCUboot, RSA-3072 for the ESP32's Secure Boot V2.
+        # for good. EC P-256 for the STM32s' MCUboot, RSA-3072 for the ESP32's Secure Boot V2; made once per
+        # test process (tests/keys.py), as each lab's ESP32 has eFuses of its own.
         self.firmware_key = root / "firmware-key.pem"
-        self.firmware_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.firmware_key.write_bytes(keys.pem("station firmware", ECDSA_P256))
         self.esp32_key = root / "firmware-key-rsa-3072.pem"
-        self.esp32_key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=3072).private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        self.esp32_key.write_bytes(keys.pem("station firmware", RSA_3072))
         self.key_args = ("--firmware-key", str(self.firmware_key), "--firmware-key", str(self.esp32_key))
 
     def rig(self, *args, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:

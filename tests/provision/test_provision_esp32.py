@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from rig.drivers import open_board
 from rig.image import esp_app, otadata, sbv2
 from rig.image import nvs as esp32_nvs
-from rig.image.keys import PemSigner, PublicKey
+from rig.image.keys import ECDSA_P256, RSA_3072, PemSigner, PublicKey
 from rig.image.layouts import LAYOUTS
 from rig.ota.releases import esp32_image
 from rig.provision import esp32, recipe
 from rig.provision.identity import KeyMaker, fingerprint, make_ca
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
+from tests import keys
 from tests.provision.key_search import RememberingKeyMaker, forms
 
 LAYOUT = LAYOUTS["esp32-4mb-ota"]
@@ -32,11 +32,9 @@ TOOLS = Path(sys.executable).parent
 
 
 def pem_signer(path: Path, rsa_3072: bool = False) -> PemSigner:
-    """A new key in a PEM file: EC P-256 (the CA), or RSA-3072 as the ESP32's Secure Boot V2 needs."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072) if rsa_3072 else ec.generate_private_key(
-        ec.SECP256R1())
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    """Test key `path.stem` (tests/keys.py) in a PEM file: EC P-256 (the CA), or RSA-3072 as the ESP32's
+    Secure Boot V2 needs."""
+    path.write_bytes(keys.pem(path.stem, RSA_3072 if rsa_3072 else ECDSA_P256))
     return PemSigner(path)
 
 
