@@ -34,6 +34,25 @@ def pytest_ignore_collect(collection_path, config):
     return None if named or rack else True
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """Under xdist's default (load) scheduling, a shared board's tests go to one worker as a whole -
+    xdist's loadscope scheduling with the board the test id names as the scope - and the side-lab
+    tests to whichever worker runs short. With plain load scheduling, workers sat for half a minute
+    in the `board` fixture, queued for the lease of a board another worker was using."""
+    if config.getvalue("dist") != "load" or config.getoption("--rig-coordinator"):
+        return None  # another scheduling asked for, or boards that are places: xdist's own
+    from xdist.scheduler import LoadScopeScheduling
+
+    boards = [b.id for b in load_rack(rack_path(config)).boards]
+
+    class ByBoard(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            params = nodeid.rpartition("[")[2].rstrip("]")  # the board's id comes first (rig's plugin)
+            return next((b for b in boards if params == b or params.startswith(f"{b}-")), nodeid)
+
+    return ByBoard(config, log)
+
+
 # A partition each variant's tests may overwrite freely: never the one the app boots from.
 SCRATCH = {"esp32": "ota_1", "stm32h7": "slot1", "stm32l0": "slot1"}
 
