@@ -343,7 +343,8 @@ class Campaign:
                 step.detail = self._second_update(v, s, floor, boots)
         if (s.cut is not None or s.cut_at_op is not None or s.revert_cut_at_op is not None) and not fired:
             v.reasons.append("the planned power cut never fired")
-        if v.wire_bytes == 0 and any(f.startswith("hand-over refused") for f in v.faults_fired):
+        # (A cut that fired landed in the board's own writes of the update: it had the bytes.)
+        if v.wire_bytes == 0 and not fired and any(f.startswith("hand-over refused") for f in v.faults_fired):
             v.reasons.append("the update never reached the board: the host refused to send it")
         for kind in {f.kind for f in s.link_faults}:
             planned = sum(f.kind == kind for f in s.link_faults)
