@@ -2,7 +2,7 @@
 
 - instructions per second: a loop of loads, stores, ALU operations and a branch, executed by each
   part's core model for two seconds (unicorn's own speed plus rig's per-slice work);
-- boot: a lab board (rig.sim.board.Board, `--stm32-core emulated`) from power-on through MCUboot's
+- boot: a lab board (rig.sim.board.Board, as the lab runs it) from power-on through MCUboot's
   model to the firmware's first line and to `rig: alive uptime=1` (the firmware prints it after
   one second of its own time);
 - idle CPU: three boards running the reference firmware (which waits in WFI between SysTick
@@ -16,7 +16,6 @@ Figures vary with the host's load; nothing here is a verdict.
 """
 
 import asyncio
-import functools
 import shutil
 import tempfile
 import threading
@@ -73,7 +72,7 @@ def _instructions_per_second(variant: str, tmp: Path) -> float:
 
 def _board(variant: str, tmp: Path, signer, name: str) -> tuple[Board, bytes]:
     layout = facts(variant).layout
-    board = Board(name, variant, layout, tmp / name, functools.partial(boot.run, stm32_core="emulated"))
+    board = Board(name, variant, layout, tmp / name, boot.run)
     g = layout.geometry
 
     def put(off: int, data: bytes) -> None:

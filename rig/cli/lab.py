@@ -20,7 +20,6 @@ from rig.errors import RigError
 from rig.lab import load_rack
 from rig.sim import registry
 from rig.sim.board import DEFAULT_WATCHDOG_TIMEOUT
-from rig.sim.boot import STM32_CORES
 from rig.sim.daemon import virtual_boards
 from rig.sim.timing import MODELS
 
@@ -66,14 +65,11 @@ def lab():
               help="none (the default): flash, console and SWD take no time of their own; datasheet: each flash "
                    "erase and program, console byte and SWD transfer takes the part's typical time "
                    "(docs/virtual-lab.md).")
-@click.option("--stm32-core", type=click.Choice(STM32_CORES), default=None,
-              help="model (the default): the STM32 boards run the app model; emulated: they execute the "
-                   "flashed image's machine code on an emulated Cortex-M core (docs/virtual-lab.md).")
-def up(rack, state, watchdog, timing, stm32_core):
+def up(rack, state, watchdog, timing):
     """Start the rack daemon in the background; returns once every board's ports listen.
 
-    Running it again while the lab is up changes nothing (a --timing or --stm32-core other than
-    the running lab's is refused). The daemon's log is daemon.log in the state folder.
+    Running it again while the lab is up changes nothing (a --timing other than the running lab's
+    is refused). The daemon's log is daemon.log in the state folder.
     """
     rack_path, name = _identify(rack)
     virtual_boards(rack_path)  # every problem of the file, reported before anything starts
@@ -83,13 +79,9 @@ def up(rack, state, watchdog, timing, stm32_core):
         if timing is not None and entry.get("timing", "none") != timing:
             raise RigError(f"lab {name} is up with --timing {entry.get('timing', 'none')}; stop it with "
                            f"`rig lab down --rack {rack}` to start it with --timing {timing}")
-        if stm32_core is not None and entry.get("stm32_core", "model") != stm32_core:
-            raise RigError(f"lab {name} is up with --stm32-core {entry.get('stm32_core', 'model')}; stop it with "
-                           f"`rig lab down --rack {rack}` to start it with --stm32-core {stm32_core}")
         out.print(f"lab {name} is already up (pid {entry['pid']}); see `rig lab status --rack {rack}`")
         return
     timing = timing or "none"
-    stm32_core = stm32_core or "model"
     state = (state or Path(".rig/lab") / name).resolve()
     log_path = state / "daemon.log"
     try:
@@ -98,13 +90,13 @@ def up(rack, state, watchdog, timing, stm32_core):
             log_start = log.tell()
             proc = subprocess.Popen(
                 [sys.executable, "-m", "rig.sim.daemon", "--rack", str(rack_path), "--state", str(state),
-                 "--name", name, "--watchdog", str(watchdog), "--timing", timing, "--stm32-core", stm32_core],
+                 "--name", name, "--watchdog", str(watchdog), "--timing", timing],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
     except OSError as exc:
         raise RigError(f"state folder {state}: {exc.strerror}; pass a writable folder with --state DIR") from exc
     entry = _wait_for_daemon(proc, name, log_path, log_start)
-    out.print(f"lab {name} up (pid {entry['pid']}), timing {timing}, stm32 core {stm32_core}, state in {state}, "
+    out.print(f"lab {name} up (pid {entry['pid']}), timing {timing}, state in {state}, "
               f"log {log_path}")
     _print_table(name, entry, rack_path)
 
@@ -153,7 +145,7 @@ def status(rack, as_json):
     """Show whether the lab is up and, per board, power, console URL, pty path and probe.
 
     \b
-    --json prints {"lab", "running", "pid", "control", "timing", "stm32_core", "resolved_rack" (the rack
+    --json prints {"lab", "running", "pid", "control", "timing", "resolved_rack" (the rack
     as the lab bound it: a labgrid environment file with the real ports), "boards": [{"id", "variant",
     "console" (rfc2217:// URL), "pty", "power" ("on"/"off"), "outlet" (its simplerest URL),
     "probe", "target", "swd", "flash_ops", "power_cycles", "charged_seconds"}]};
@@ -170,7 +162,6 @@ def status(rack, as_json):
         if entry:
             doc |= {"pid": entry["pid"], "state": entry.get("state"),
                     "control": _url(entry["control"]), "timing": entry.get("timing", "none"),
-                    "stm32_core": entry.get("stm32_core", "model"),
                     "resolved_rack": str(registry.resolved_path(name))}
         click.echo(json.dumps(doc, indent=2))
         return
@@ -178,7 +169,7 @@ def status(rack, as_json):
         out.print(f"lab {name} is not up; start it with `rig lab up --rack {rack}`")
         return
     out.print(f"lab {name} up (pid {entry['pid']}), timing {entry.get('timing', 'none')}, "
-              f"stm32 core {entry.get('stm32_core', 'model')}, state in {entry.get('state')}")
+              f"state in {entry.get('state')}")
     _print_table(name, entry, rack_path)
 
 

@@ -1,6 +1,6 @@
 """A virtual board: the context its firmware models run in, and the runner that powers and resets it.
 
-The chip models (ROM loader, bootloaders, the app model, the SMP server) see the hardware only
+The chip models (ROM loader, bootloaders, the ESP32's app model, the STM32's emulated core) see the hardware only
 through `BoardContext`: the console UART, the flash, the reset controller and a clock. They run in
 the board's own thread. Power loss and resets are cooperative, as they must be in Python: the
 runner bumps a run number, and the next `ctx.read`, `ctx.sleep`, `ctx.write` or flash operation

@@ -13,7 +13,6 @@ datasheet timing model (rig.sim.timing) one board's flash and UART waits never h
 """
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -44,20 +43,19 @@ PORTS_FILE = "ports.json"  # in the state folder: the ports the lab bound in its
 
 
 class Lab:
-    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float, timing: str = "none",
-                 stm32_core: str = "model", *, name: str):
+    def __init__(self, rack_path: Path, state: Path, watchdog_timeout: float, timing: str = "none", *, name: str):
         self.name = name  # the lab's name in the registry: its probes' ids carry it
         virtual = virtual_boards(rack_path)
         self._closers = []
         self.boards: dict[str, Board] = {}
         self.entry: dict = {"rack": str(rack_path.resolve()), "pid": os.getpid(), "state": str(state.resolve()),
-                            "timing": timing, "stm32_core": stm32_core, "boards": {}}
+                            "timing": timing, "boards": {}}
         outlets: dict[str, dict[int, Board]] = {}
         last = _last_ports(state)
         try:
             for spec in virtual:
                 board = Board(spec.id, spec.variant, LAYOUTS[spec.flash_layout], state / spec.id,
-                              functools.partial(boot.run, stm32_core=stm32_core), watchdog_timeout, timing)
+                              boot.run, watchdog_timeout, timing)
                 self.boards[spec.id] = board
                 board.set_power(True)  # the rack's outlets come up on, before the probe attaches
                 self.entry["boards"][spec.id] = self._serve_board(spec, board, last["consoles"].get(spec.id))
@@ -230,7 +228,6 @@ def main(argv=None) -> int:
     parser.add_argument("--name", required=True)
     parser.add_argument("--watchdog", type=float, default=DEFAULT_WATCHDOG_TIMEOUT)
     parser.add_argument("--timing", choices=MODELS, default="none")
-    parser.add_argument("--stm32-core", choices=boot.STM32_CORES, default="model")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -238,7 +235,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        lab = Lab(args.rack, args.state, args.watchdog, args.timing, args.stm32_core, name=args.name)
+        lab = Lab(args.rack, args.state, args.watchdog, args.timing, name=args.name)
     except RigError as exc:
         print(f"rig: error: {exc}", file=sys.stderr, flush=True)
         return 2

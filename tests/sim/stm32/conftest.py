@@ -1,13 +1,12 @@
 """A served virtual STM32 board for the SWD and MCUboot tests, reached the way a user reaches one.
 
 Each board is rig.sim.board.Board running the real boot flow (rig.sim.boot: this MCUboot model,
-then sim-core's app model), with its SWD server and a pty console, announced in a private lab
+then rig's reference firmware on the emulated core), with its SWD server and a pty console, announced in a private lab
 registry (RIG_RUNTIME_DIR) so that pyocd - as a subprocess or through its Python API - finds the
 probe by its unique id through the plugin. Verdicts come from the console (the pty, read with
 pyserial) and from flash read back through pyocd. Power is the lab's switch (Board.set_power).
 """
 
-import functools
 import json
 import os
 import re
@@ -22,9 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from intelhex import IntelHex
 
-from rig.image import appdesc, mcuboot
 from rig.image.keys import load_signer
 from rig.image.trailer import Trailer
+from rig.ota import releases
 from rig.sim import boot
 from rig.sim.board import Board
 from rig.sim.pty_console import PtyConsole
@@ -84,7 +83,7 @@ class Console:
 
 
 class VirtualStm32:
-    def __init__(self, variant: str, root: Path, signer, core: str = "model"):
+    def __init__(self, variant: str, root: Path, signer):
         self.variant = variant
         self.layout = facts(variant).layout
         self.geometry = self.layout.geometry
@@ -93,8 +92,7 @@ class VirtualStm32:
         self.signer = signer
         self.root = root / variant
         self.root.mkdir()
-        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state",
-                           functools.partial(boot.run, stm32_core=core))
+        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state", boot.run)
         self.swd = SwdServer(self.board)
         self.pty = PtyConsole(self.board)
         self.console = Console(self.pty.path)
@@ -133,16 +131,11 @@ class VirtualStm32:
         return out.read_bytes()
 
     # -- images
-    def app(self, version: str, fault: str = "no-confirm", size: int = 6000) -> bytes:
-        v = mcuboot.Version.parse(version)
-        desc = appdesc.AppDescriptor(self.variant, (v.major, v.minor, v.revision, v.build), fault).pack()
-        off = facts(self.variant).appdesc_offset
-        return os.urandom(off) + desc + os.urandom(size - off - len(desc))
-
     def image(self, version: str, fault: str = "no-confirm", security_counter: int | None = None,
               signer=None) -> bytes:
-        return mcuboot.sign(self.app(version, fault), signer or self.signer, version,
-                            security_counter=security_counter)
+        """rig's reference firmware at `version`, signed: the board executes it."""
+        return releases.stm32_image(self.variant, version, signer or self.signer, fault,
+                                    security_counter=security_counter)
 
     def flash_hex(self, parts: dict[int, bytes]) -> None:
         """Program several regions in one `pyocd load` of an Intel HEX file."""
@@ -183,8 +176,8 @@ def virtual_stm32(tmp_path, monkeypatch, signer):
     boards = []
     monkeypatch.setenv("RIG_RUNTIME_DIR", str(tmp_path / "runtime"))
 
-    def make(variant: str, core: str = "model") -> VirtualStm32:
-        vb = VirtualStm32(variant, tmp_path, signer, core)
+    def make(variant: str) -> VirtualStm32:
+        vb = VirtualStm32(variant, tmp_path, signer)
         boards.append(vb)
         vb.board.set_power(True)
         return vb

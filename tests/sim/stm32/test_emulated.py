@@ -1,4 +1,4 @@
-"""A virtual STM32 with the emulated core (`rig lab up --stm32-core emulated`): MCUboot's model
+"""A virtual STM32 as the lab runs it, its firmware on the emulated core: MCUboot's model
 hands over to rig's reference firmware itself, which serves MCUmgr SMP on the console.
 
 As a bench engineer would: pyocd loads the virtual MCUboot and a signed build of rig's firmware
@@ -33,7 +33,7 @@ def smp(vb, work, timeout=20.0):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_firmware_boots_and_updates_itself_over_smp(virtual_stm32, variant):
-    vb = virtual_stm32(variant, core="emulated")
+    vb = virtual_stm32(variant)
     old, new = (mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse(v)), vb.signer, v)
                 for v in ("1.0.0", "2.0.0"))
     vb.install(old)
@@ -74,8 +74,8 @@ def test_firmware_boots_and_updates_itself_over_smp(virtual_stm32, variant):
 def test_pyocd_flashes_a_board_whose_slot0_boots_nothing(virtual_stm32, variant):
     """After firmware ran, an image MCUboot refuses leaves no firmware running: pyocd halts the
     core in the bootloader (as on silicon) and programs good firmware again."""
-    vb = virtual_stm32(variant, core="emulated")
-    good = mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse("1.0.0")), vb.signer, "1.0.0")
+    vb = virtual_stm32(variant)
+    good = vb.image("1.0.0", fault="none")
     vb.install(good)
     vb.board.set_power(True)
     vb.console.expect(r"rig: alive uptime=1")
@@ -100,7 +100,7 @@ def halt_and_step(vb) -> str:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pyocd_halts_and_steps_the_core_in_slot0(virtual_stm32, variant):
-    vb = virtual_stm32(variant, core="emulated")
+    vb = virtual_stm32(variant)
     out = halt_and_step(vb)
     pcs = [int(m, 16) for m in re.findall(r"pc = 0x([0-9a-f]+)", out)]
     slot0 = (vb.addr("slot0"), vb.addr("slot0") + vb.layout.part("slot0").size)
@@ -111,7 +111,7 @@ def test_pyocd_halts_and_steps_the_core_in_slot0(virtual_stm32, variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_the_core_runs_on_once_pyocd_lets_go(virtual_stm32, variant):
-    vb = virtual_stm32(variant, core="emulated")
+    vb = virtual_stm32(variant)
     halt_and_step(vb)
     vb.console.expect(r"rig: alive uptime=\d+")
 
@@ -120,7 +120,7 @@ def test_the_core_runs_on_once_pyocd_lets_go(virtual_stm32, variant):
 def test_pyocd_breakpoint_halts_the_core_there(virtual_stm32, variant):
     """An FPB breakpoint on the SysTick handler (its address from the build's ELF, as a bench
     engineer looks it up): the running core halts there, and again after a resume."""
-    vb = virtual_stm32(variant, core="emulated")
+    vb = virtual_stm32(variant)
     vb.install(mcuboot.sign(cache.binary(variant, "none", mcuboot.Version.parse("1.0.0")), vb.signer, "1.0.0"))
     vb.board.set_power(True)
     vb.console.expect(r"rig: alive uptime=1")
@@ -140,7 +140,7 @@ def test_gdb_breaks_at_main_steps_prints_and_continues(virtual_stm32, variant, t
     """Debian's gdb-multiarch through `pyocd gdbserver`, with the build's ELF, as on a bench."""
     if shutil.which("gdb-multiarch") is None:
         pytest.skip("gdb-multiarch is not installed (.ci/setup installs it)")
-    vb = virtual_stm32(variant, core="emulated")
+    vb = virtual_stm32(variant)
     built = cache.app(variant, "1.0.0")
     vb.install(mcuboot.sign(built.bin.read_bytes(), vb.signer, "1.0.0"))
     vb.board.set_power(True)
