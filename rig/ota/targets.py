@@ -56,7 +56,12 @@ if TYPE_CHECKING:
 # (esp_efuse_table.csv: BLK3 bits 128..159). The anti-rollback floor is its popcount.
 EFUSE_BLK3_RDATA4 = 0x3FF5A088
 BASELINE_TIMEOUT_S = 60.0  # a flash-encrypted ESP32's baseline over the air: per boot or download
-SMP_TIMEOUT_S = 2.0  # per SMP reply (the first upload chunk, which may erase, gets 20 s)
+# Per SMP reply (the first upload chunk, which may erase, gets 20 s). A reply to an upload chunk
+# costs the part the chunk's bytes at the line rate plus its flash writes: well under a second on
+# silicon, up to a few seconds on an emulated core on a loaded host (it executes the part's
+# instructions per character before it takes the next). A board that restarted mid-upload ends
+# the session at its boot line (rig.drivers.smp), so this wait is never the way a cut is noticed.
+SMP_TIMEOUT_S = 10.0
 TLV_ROOM = 1024  # enough for the unprotected TLVs of an ECDSA-P256 or RSA-2048 image
 
 
@@ -158,7 +163,6 @@ class McubootTarget:
         if drivers.smp is None:
             raise RigError(f"board {drivers.board.id}: no SMP driver bound; it does not take SMP pushes")
         self.smp = drivers.smp
-        # A board that lost power mid-upload never answers; the push notices in seconds, not five.
         self.smp.timeout = SMP_TIMEOUT_S
 
     def _slot(self, name: str):
