@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from bench.racks import private_rack
 from rig.drivers.pool import BoardPool
 from rig.errors import RigError
 from rig.lab import load_rack
@@ -38,26 +38,13 @@ from rig.ota.kit import CampaignKit
 from rig.sim.broken import CATALOGUE, Defect, enable
 from rig.variants import Family, facts
 
-REPO = Path(__file__).resolve().parent.parent
 GOALS = {"default": 0.90, "nightly": 1.0}
 ONE_WAY_DEFAULT = ("downgraded image",)  # burns a floor: the default run has it on boards set aside
 Run = tuple[str, str]  # (scenario, variant)
 
 
 def _rack(folder: Path, name: str) -> Path:
-    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    targets = {}
-    for i, spec in enumerate(doc["targets"].values()):
-        res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = 0  # the lab chooses its ports: no collision with other labs
-        res["NetworkPowerPort"].update(host="http://127.0.0.1:0/outlet/{index}/{value}", index=i)
-        if "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] = f"CATCH-{name}-{i}"
-        targets[f"{res['RigBoard']['variant']}-catch-{name}"] = spec
-    doc["targets"] = targets
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    return private_rack(folder / f"{name}.yaml", f"catch-{name}")
 
 
 def _rig(env: dict[str, str], *args, check: bool = True) -> None:

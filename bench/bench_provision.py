@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
+from bench.racks import private_rack, virtual_specs
 from rig.image.keys import make_pem
 from rig.lab import load_rack
 from rig.provision import setup
@@ -39,7 +39,6 @@ from rig.provision.recipe import Recipe, Step
 from rig.provision.station import run_units, warm_up
 from rig.variants import VARIANTS
 
-REPO = Path(__file__).resolve().parents[1]
 OVERHEAD_GOAL = 0.10
 SPEEDUP_GOAL = 2.5
 STATION_STEPS = ("check", "identity")  # steps that are the station's own work, not the device's
@@ -48,23 +47,10 @@ FLASH_ONLY = "same-product, flash only"
 
 
 def _rack(folder: Path, same_product: bool) -> Path:
-    doc = yaml.safe_load((REPO / "targets" / "virtual-rack.yaml").read_text())
-    specs = list(doc["targets"].values())
+    specs = virtual_specs()
     if same_product:
-        h7 = next(s for s in specs if s["resources"]["RigBoard"]["variant"] == "stm32h7")
-        specs = [yaml.safe_load(yaml.safe_dump(h7)) for _ in range(3)]
-    targets = {}
-    for i, spec in enumerate(specs):
-        res = spec["resources"]
-        res["NetworkSerialPort"]["port"] = 0  # the lab chooses its ports: no collision with other labs
-        res["NetworkPowerPort"].update(host="http://127.0.0.1:0/outlet/{index}/{value}", index=i)
-        if "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] = f"BENCH-{i}"
-        targets[f"{res['RigBoard']['variant']}-bench-{i}"] = spec
-    doc["targets"] = targets
-    path = folder / ("same-product.yaml" if same_product else "virtual-rack.yaml")
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+        specs = [next(s for s in specs if s["resources"]["RigBoard"]["variant"] == "stm32h7")] * 3
+    return private_rack(folder / ("same-product.yaml" if same_product else "virtual-rack.yaml"), "bench", specs)
 
 
 def _rig(*args) -> None:
