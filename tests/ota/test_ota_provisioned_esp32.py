@@ -6,6 +6,10 @@ ciphertext). A key the board does not trust stops the campaign before it starts,
 """
 
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -26,6 +30,9 @@ from tests.provision.conftest import esp32_lab_up
 from tests.provision.test_provision_esp32 import pem_signer
 
 BOARD = "esp32-crypt"
+RIG = str(Path(sys.executable).parent / "rig")
+HSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"  # Debian softhsm2 (.ci/setup installs it)
+HSM_TOOL = str(Path(__file__).resolve().parents[1] / "image" / "hsm_tool.py")
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +101,31 @@ def test_a_key_the_board_does_not_trust_stops_rig_ota_in_one_line(provisioned, r
     with pytest.raises(Exception, match="verifies RSA-3072 signatures only"):
         firmware_key(str(ec_key))
     assert load_signer(str(ec_key)).public.kind == "ecdsa-p256"
+
+
+# Nightly: a second unit through the station's CLI and a campaign's CLI, about two minutes.
+@pytest.mark.nightly
+def test_station_and_campaign_sign_with_one_rsa_3072_key_on_a_softhsm_token(provisioned, tmp_path):
+    """The user's path end to end: `rig provision run --firmware-key pkcs11:...` with the RSA-3072
+    key of a SoftHSM2 token (the key never leaves it), then `rig ota --firmware-key` the same URI."""
+    lab, _, _, _ = provisioned
+    (tmp_path / "tokens").mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf), "RIG_PKCS11_PIN": "1234", "RIG_RUNTIME_DIR": str(lab / "runtime")}
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "rig", "--pin", "1234", "--so-pin", "5678"],
+                   env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, HSM_TOOL, HSM_MODULE, "genkeys"], env=env, check=True)  # fw-sb: RSA-3072
+    key = f"pkcs11:token=rig;object=fw-sb?module-path={HSM_MODULE}&pin-source=env:RIG_PKCS11_PIN"
+    rack = str(lab / "esp32-lab.yaml")
+
+    def rig(*args):
+        return subprocess.run([RIG, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+
+    done = rig("provision", "run", "--rack", rack, "--board", "esp32-fresh", "--workdir", str(tmp_path / "station"),
+               "--firmware-key", key)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = rig("ota", "--rack", rack, "--board", "esp32-fresh", "--work", str(tmp_path / "work"),
+               "--firmware-key", key, "--scenario", "full image")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "esp32-fresh: full image -> updated" in done.stdout
