@@ -185,4 +185,7 @@ def enable(switch: str) -> Breakage:
     """How a lab's boards come to carry this defect."""
     if switch not in BY_SWITCH:
         raise KeyError(f"no defect {switch!r} in rig.sim.broken.CATALOGUE")
-    return Breakage(env={ENV: switch}, build=switch if switch in builds.DEFECTS else None)
+    defect = BY_SWITCH[switch]
+    # img_mgmt is the STM32s' SMP server, in their C firmware alone: no model of the lab has one
+    modelled = not set(defect.component.split(",")) <= {SMP}
+    return Breakage(env={ENV: switch} if modelled else {}, build=switch if switch in builds.DEFECTS else None)

@@ -28,8 +28,12 @@ def test_every_defect_build_is_a_firmware_defect_of_the_catalogue():
 def test_enable_builds_the_firmware_defects_and_switches_the_models():
     for defect in broken.CATALOGUE:
         breakage = broken.enable(defect.switch)
-        assert breakage.env == {broken.ENV: defect.switch}  # read only by models that implement it
+        # img_mgmt is only the STM32s' C firmware: no model to switch
+        assert breakage.env == ({} if components(defect) == {broken.SMP} else {broken.ENV: defect.switch})
         assert breakage.build == (defect.switch if defect.switch in builds.DEFECTS else None)
     assert broken.enable("no-revert").build is None  # MCUboot and the ESP-IDF bootloader are models
     assert broken.enable("no-cert-check").build is None  # the ESP32's OTA client is modelled
-    assert broken.enable("smp-test-is-permanent").build == "smp-test-is-permanent"
+    assert broken.enable("smp-test-is-permanent") == broken.Breakage({}, "smp-test-is-permanent")
+    # the app's defects are the STM32 build and a switch of the ESP32's modelled app
+    assert broken.enable("confirm-not-persisted") == broken.Breakage({broken.ENV: "confirm-not-persisted"},
+                                                                     "confirm-not-persisted")
