@@ -46,12 +46,19 @@ def _cut(percent: float) -> Scenario:
                     cut=TriggerSpec("bytes", at_percent=percent), link=CUT_LINK)
 
 
-# (scenario, variants it fits, in the default sample)
+DELTA = Scenario("delta patch", "updated", artefact="delta", version="1.0.1")
+# (scenario, variants it fits, in the default sample); a scenario listed twice is in the sample
+# for some boards only
 _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
     (Scenario("full image", "updated"), ALL, True),
-    (Scenario("delta patch", "updated", artefact="delta", version="1.0.1"), HTTP, True),
+    # A delta container the board applies as it arrives (the ESP32's OTA client; the STM32 app's
+    # SMP upload, docs/firmware.md). The cut lands in the board's own writes of the new image: on
+    # an STM32 its 20th flash operation in slot 1 of the apply (L0: a word, H7: a 32-byte flash
+    # word; either way after the new image's header), not in MCUboot's swap at the next reset.
+    (DELTA, HTTP, True),
+    (DELTA, MCUBOOT, False),  # the cut one below also applies a clean patch (its second push)
     (Scenario("delta patch, power cut while applying", "updated", artefact="delta", version="1.0.2",
-              cut_at_op=20, cut_while_receiving=True), HTTP, True),
+              cut_at_op=20, cut_while_receiving=True), ALL, True),
     (_cut(50), ALL, True),
     (Scenario("power cut during the flash write", "updated", cut_at_op=12), HTTP, True),
     (Scenario("power cut during the swap", "updated", cut_at_op=40), MCUBOOT, True),
@@ -117,6 +124,9 @@ _LIBRARY: list[tuple[Scenario, tuple[str, ...], bool]] = [
 _CUT_PERCENTS = range(0, 101, 10)
 _SWAP_OPS = (1, 2, 5, 10, 20, 80, 120, 160, 240, 320)
 _DELTA_OPS = (1, 2, 3, 8, 30, 50, 70)
+# An STM32's apply takes more flash operations (H7: ~470 flash words, L0: ~3,600 words and page
+# erases for a 14 KiB image): two cuts further in, still before the apply's end on both.
+_DELTA_DEEP_OPS = (200, 400)
 
 
 def _swap_op(n: int) -> Scenario:
@@ -156,7 +166,8 @@ def _torn_write(k: int) -> Scenario:
 _SWEEP: list[tuple[Scenario, tuple[str, ...]]] = (
     [(_cut(p), ALL) for p in _CUT_PERCENTS if p != 50]
     + [(_swap_op(n), MCUBOOT) for n in _SWAP_OPS]
-    + [(_delta_op(n), HTTP) for n in _DELTA_OPS]
+    + [(_delta_op(n), ALL) for n in _DELTA_OPS]
+    + [(_delta_op(n), MCUBOOT) for n in _DELTA_DEEP_OPS]
     + [(_revert_op(n), MCUBOOT) for n in _REVERT_OPS]
     + [(_otadata_op(n), HTTP) for n in _OTADATA_OPS]
     + [(_erase_cut(k), HTTP) for k in _ESP_SECTORS]
@@ -176,7 +187,9 @@ _SWEEP: list[tuple[Scenario, tuple[str, ...]]] = (
 #   page (nothing to resume yet); at 90 % or 100 % after the last byte arrived (the campaign makes
 #   the cut when it next looks, about LINE_POLL_S after the trigger: at 90 % the link leaves a
 #   quarter of a second, too little margin on a loaded machine); an SMP upload at 100 % is complete
-#   before its cut; a delta apply cut at flash operation 1-3 precedes the first progress record;
+#   before its cut; a delta apply cut at flash operation 1-3 precedes the first progress record
+#   (ESP32), and on an STM32 a cut after operation 1 (the erase of slot 1's first sector) leaves
+#   no image header behind for interrupted-upload-blocks-slot to trip over;
 # - no switch breaks only the second or later update of a series: each bug in these models that
 #   the series would find already breaks the first update.
 # A swap cut before the primary's trailer records the swap (the H7 erases one 128 KiB sector and
@@ -211,8 +224,9 @@ def _both(*switches: str) -> dict[str, tuple[str, ...]]:
 # the rest erased, which a resume without an erase writes correctly: resume-wrong-offset shows it.
 BROKEN_BY: dict[str, dict[str, tuple[str, ...]]] = {
     "full image": _both("confirm-not-persisted"),
-    "delta patch": {"http": ("confirm-not-persisted",)},
-    "delta patch, power cut while applying": {"http": ("resume-wrong-offset",)},
+    "delta patch": _both("confirm-not-persisted"),
+    "delta patch, power cut while applying": {"http": ("resume-wrong-offset",),
+                                              "mcuboot": ("interrupted-upload-blocks-slot",)},
     "power cut during the flash write": {"http": ("resume-wrong-offset",)},
     "power cut during the swap": _swap_cut_broken_by(40),
     "wrongly signed image": {"mcuboot": ("no-signature-check",)},
@@ -256,8 +270,10 @@ BROKEN_BY: dict[str, dict[str, tuple[str, ...]]] = {
     "ten updates in a row": _both("confirm-not-persisted"),
     **{_cut(p).name: _download_cut_broken_by(p) for p in _CUT_PERCENTS},
     **{_swap_op(n).name: _swap_cut_broken_by(n) for n in _SWAP_OPS},
-    **{_delta_op(n).name: {"http": ("resume-wrong-offset",) if n > 3 else ("confirm-not-persisted",)}
+    **{_delta_op(n).name: {"http": ("resume-wrong-offset",) if n > 3 else ("confirm-not-persisted",),
+                           "mcuboot": ("interrupted-upload-blocks-slot",) if n > 1 else ("confirm-not-persisted",)}
        for n in _DELTA_OPS},
+    **{_delta_op(n).name: {"mcuboot": ("interrupted-upload-blocks-slot",)} for n in _DELTA_DEEP_OPS},
     **{_revert_op(n).name: {"mcuboot": ("no-revert",)} for n in _REVERT_OPS},
     **{_otadata_op(n).name: {"http": ("otadata-crc-unchecked",)} for n in _OTADATA_OPS},
     **{_erase_cut(k).name: {"http": ("resume-no-erase", "resume-wrong-offset") if k in ESP_CODE_PAGES
@@ -307,7 +323,8 @@ def by_name(name: str) -> Scenario:
 
 
 def names(sweep: bool = True) -> list[str]:
-    return [s.name for s, _, sample in _LIBRARY if sample or sweep] + ([s.name for s, _ in _SWEEP] if sweep else [])
+    listed = [s.name for s, _, sample in _LIBRARY if sample or sweep] + ([s.name for s, _ in _SWEEP] if sweep else [])
+    return list(dict.fromkeys(listed))
 
 
 def grouped(sweep: bool) -> dict[str, list[str]]:
