@@ -111,6 +111,7 @@ class Machine:
         self._halt_wanted = False
         self._steps = 0  # single steps asked for while halted
         self.halted = False  # parked in debug state: registers and memory may be touched
+        self._parks = 0  # times the core left debug state
         self._breakpoints: dict[int, int] = {}  # address -> unicorn hook
         self._stepping_from: int | None = None  # the breakpoint the core resumes from
         self._wanted_breakpoints: set[int] | None = None
@@ -228,8 +229,10 @@ class Machine:
         with self._debug:
             self._halt_wanted = False
             self._steps = 0
+            parks = self._parks
             self._debug.notify_all()
-            self._debug.wait_for(lambda: not self.halted, timeout)
+            # Left the park since: it may be halted again already (a breakpoint right after).
+            self._debug.wait_for(lambda: not self.halted or self._parks != parks, timeout)
 
     def debug_wake(self) -> None:
         """Power or reset changed: a parked core looks at its stop() again."""
@@ -255,6 +258,7 @@ class Machine:
                     self._debug.wait(0.05)
                 self.halted = False
                 self._steps = 0
+                self._parks += 1
                 self._debug.notify_all()
                 self._stepping_from = self.cpu.pc  # resuming: the instruction here runs first
         finally:
