@@ -228,7 +228,7 @@ def _run_plan(rack, plan, work, mcuboot, allow_otp_burn, recorder, kind, coordin
         secure = {b.id for b, line in zip(boards, lines, strict=True)
                   if line and b.variant in kit_mod.SBV2_VARIANTS and "Secure Boot V2" in line}
         signer = kit_mod.firmware_key(firmware_key) if firmware_key or secure else None
-        preflight.refuse([kit_mod.lock_refusal(drivers[b.id], signer) if b.id in secure else line
+        preflight.refuse([kit_mod.lock_refusal(drivers[b.id], signer, line) if b.id in secure else line
                           for b, line in zip(boards, lines, strict=True)], f"rig {kind}")
         with CampaignKit(rack, work, mcuboot, firmware_signer=signer) as kit, Progress(*columns, console=out) as bar:
             tasks = {b.id: bar.add_task("waiting", total=len(jobs[b.id]), board=b.id) for b in boards}

@@ -74,13 +74,12 @@ def firmware_key(spec: str | Path | None) -> Signer | None:
     return signer
 
 
-def lock_refusal(drivers, signer: Signer | None) -> str | None:
-    """For a board whose eFuses enable Secure Boot V2: None when it boots what `signer` signs (the
-    key digest burnt in BLOCK2, read through the ROM loader, is the key's), else the line that
-    says why every release would be refused."""
+def lock_refusal(drivers, signer: Signer | None, line: str) -> str | None:
+    """For a board whose eFuses enable Secure Boot V2 (its pre-flight `line` says so): None when it
+    boots what `signer` signs (the key digest burnt in BLOCK2, read through the ROM loader, is the
+    key's), else the line that says why every release would be refused and the ways out."""
     if signer is None:
-        return (f"{drivers.board.id} has Secure Boot V2 on (eFuse ABS_DONE_1): give rig ota --firmware-key the key "
-                "its provisioning station signed with")
+        return line.replace("; way out: ", "; way out: give --firmware-key the key its station signed with, or ", 1)
     burnt = drivers.powered_flasher().read_efuses()["BLOCK2"].replace(" ", "")
     ours = sbv2.key_digest(signer.public).hex()
     if burnt == ours:
