@@ -1,7 +1,8 @@
 """The ESP32 recipe on a private virtual lab, judged only through esptool/espefuse and the console.
 
-The tests of one board run in file order and build on each other (provisioned -> locked ->
-rejects a foreign image -> refused again -> re-provisioned with force), as a unit goes down a line.
+The fresh unit is provisioned once per module (a module-scoped fixture); the tests after it only
+look at it, except one that runs it down the line again (refused, then re-provisioned with force)
+as one story, so no test depends on another having run in the same worker first.
 """
 
 import hashlib
@@ -201,26 +202,26 @@ def test_the_locked_unit_boots_only_images_signed_with_the_firmware_key(provisio
     assert "rig: boot variant=esp32 version=2.0.0+0 slot=1" in log
 
 
-def test_a_second_run_refuses_the_unit(provisioned, esp32_board):
+def test_a_second_run_refuses_the_unit_and_force_reprovisions_it_keeping_the_history(provisioned, esp32_board,
+                                                                                      station):
+    # One test, not two: the history it checks is the story of both runs, and xdist may hand two tests
+    # of this module to two workers, each with its own module-scoped lab and records.
     rec, st = provisioned
     again = provision(esp32_board("fresh"), st)
     assert again.outcome == "refused"
     assert again.reason.startswith(f"already provisioned as {rec.serial} on ")
     assert [s["name"] for s in again.steps] == ["identify", "check"]
 
-
-def test_force_reprovisions_with_a_new_identity_and_keeps_the_history(provisioned, esp32_board, station):
-    rec, _ = provisioned
     drivers = esp32_board("fresh")
-    again = provision(drivers, station(force=True))
-    assert again.outcome == "provisioned", again.reason
-    assert again.forced and again.serial == rec.serial and again.key_fingerprint != rec.key_fingerprint
-    assert measured(again, "lock")["burnt"] == []  # everything already burnt: the lock is a no-op
-    assert measured(again, "prove_lock")["booted_version"] == "1.0.0+0"  # erased and reflashed
+    forced = provision(drivers, station(force=True))
+    assert forced.outcome == "provisioned", forced.reason
+    assert forced.forced and forced.serial == rec.serial and forced.key_fingerprint != rec.key_fingerprint
+    assert measured(forced, "lock")["burnt"] == []  # everything already burnt: the lock is a no-op
+    assert measured(forced, "prove_lock")["booted_version"] == "1.0.0+0"  # erased and reflashed
     part = LAYOUT.part("identity")
     cert = x509.load_der_x509_certificate(esp32_nvs.read(drivers.read_flash(part.offset, part.size))
                                           ["identity"]["device_cert"])
-    assert fingerprint(cert.public_key()) == again.key_fingerprint
+    assert fingerprint(cert.public_key()) == forced.key_fingerprint
     outcomes = [(h["outcome"], h["forced"]) for h in station().records.history(rec.chip_id)]
     assert outcomes == [("provisioned", False), ("refused", False), ("provisioned", True)]
 
