@@ -11,7 +11,9 @@ due event. Two kinds:
   test of a 2 s watchdog takes the milliseconds the core needs to execute, not 2 s.
 
 While a debugger holds the core halted the time stands still (`pause`/`resume`): the Cortex-M
-SysTick stops in debug state, and a halted core would otherwise find every timer expired.
+SysTick stops in debug state, and a halted core would otherwise find every timer expired. So it
+does (`skip`) for stretches in which a loaded host did not let the core execute: the firmware
+would otherwise find its watchdog expired without having had the chance to feed it.
 """
 
 import threading
@@ -37,6 +39,10 @@ class WallClock:
         if self._paused_at is not None:
             self._origin += time.monotonic() - self._paused_at
             self._paused_at = None
+
+    def skip(self, seconds: float) -> None:
+        """The last `seconds` did not happen for the part (its host starved it): time stood still."""
+        self._origin += seconds
 
     def wake(self) -> None:
         """End a `wait_until` early: something the core must see has happened."""

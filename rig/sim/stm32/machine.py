@@ -29,6 +29,7 @@ interrupt handler changes is not seen as waiting: it runs until the next interru
 """
 
 import threading
+import time
 from collections.abc import Callable
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
@@ -48,6 +49,10 @@ from rig.sim.stm32.usart import Usart
 PAGE = 0x1000
 SCS_BASE = 0xE000_E000
 DEBUG_TIMEOUT = 5.0  # seconds a debugger's request waits for the core (a loaded host is slow to get there)
+# A host that leaves the core this much longer than its work needs (load: the thread not
+# scheduled, a wait that woke late) has starved it: the part's time does not run meanwhile, so its
+# timers (SysTick, IWDG) never count time in which the firmware could not execute.
+STARVED = 0.1
 SLICE = 100_000  # instructions at most between two looks at the clock (a few ms of the core's time)
 RAM_NOISE = 0xA5  # what a cold SRAM reads here: never a valid magic
 # The registers a waiting loop leaves unchanged from one idle access to the next.
@@ -474,7 +479,10 @@ class Machine:
             others = (self.iwdg.expires_at, until)
             if cpu.lockup or cpu.sleeping or self._idle:
                 self.waits += 1
-                self.clock.wait_until(_first(others if cpu.lockup else irqs + others))
+                wake = _first(others if cpu.lockup else irqs + others)
+                self.clock.wait_until(wake)
+                if wake is not None:
+                    self._starved(self.clock.now() - wake)
                 self._idle = False
                 self._last_idle = None
                 continue
@@ -483,6 +491,7 @@ class Machine:
             self._last_key = None
             self._drop_stale_code()
             self._apply_breakpoints()
+            started = time.monotonic()
             if by_dma and usart.pending_rx():
                 # The DMA takes the bytes complete by now once the core had their character times.
                 count = min(SLICE, usart.cycles_per_char() * max(1, usart.complete(self.clock.now())))
@@ -490,10 +499,18 @@ class Machine:
                     self._rx_credit += count
             elif usart.held:
                 # The console's next byte comes in after the part's character time of cycles.
-                if cpu.run(min(SLICE, usart.cycles_per_char())) or cpu.sleeping:
+                count = min(SLICE, usart.cycles_per_char())
+                if cpu.run(count) or cpu.sleeping:
                     usart.release()
             else:
-                cpu.run(SLICE)
+                count = SLICE
+                cpu.run(count)
+            # At most `count` instructions ran: the part needs count cycles for them at the most.
+            self._starved(time.monotonic() - started - count / self.rcc.core_hz())
+
+    def _starved(self, late: float) -> None:
+        if late > STARVED:
+            self.clock.skip(late)
 
     def _line(self, irq: int) -> bool:
         if irq == self.part.console_irq:
