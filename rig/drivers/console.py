@@ -11,6 +11,7 @@ back after.
 
 import contextlib
 import re
+import time
 
 import attr
 import serial
@@ -22,6 +23,9 @@ from pexpect import TIMEOUT
 from rig.errors import ConsoleTimeout, RigError
 
 TAIL_LINES = 8  # lines quoted in a failed expectation
+# drain() reads until the board pauses; one that never pauses (a boot loop printing its crash and
+# banner over and over) is read this long, and what it sends afterwards is new output.
+DRAIN_LIMIT_S = 2.0
 
 
 @target_factory.reg_driver
@@ -85,11 +89,13 @@ class RigConsoleDriver(SerialDriver):
         """Read what the board has sent so far into the transcript and mark it all as seen.
 
         Later expectations then match only newer output; an old boot line left in the expect
-        buffer would otherwise satisfy the wait for the next one.
+        buffer would otherwise satisfy the wait for the next one. A board that never pauses is read
+        for DRAIN_LIMIT_S (before, the read of a crash-looping ESP32 never ended).
         """
         if self.status:
+            deadline = time.monotonic() + DRAIN_LIMIT_S
             with contextlib.suppress(TIMEOUT):
-                while True:
+                while time.monotonic() < deadline:
                     self._read(size=1, timeout=0.05)
         self._expect.buffer = self._expect.string_type()
         # pexpect 4.9 keeps what the last match left in `_before` too, and the next expect refills

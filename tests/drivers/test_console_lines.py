@@ -1,15 +1,18 @@
 """The console as the host reads it: expect_line waits for whole lines, however the board's bytes
-trickle in; an SMP session lent the port ends when the board's boot line shows it restarted."""
+trickle in; drain ends on a board that never stops talking; an SMP session lent the port ends when
+the board's boot line shows it restarted."""
 
 import os
 import select
+import subprocess
+import sys
 import threading
 import time
 import tty
 
 import pytest
 from labgrid import Target
-from labgrid.resource import RawSerialPort
+from labgrid.resource import NetworkSerialPort, RawSerialPort
 
 from rig.drivers.console import RigConsoleDriver
 from rig.drivers.smp import SMPDriver
@@ -40,6 +43,40 @@ def test_a_pattern_with_alternatives_matches_only_a_whole_line():
         target.deactivate(console)
         os.close(master)
         os.close(slave)
+
+
+# A board in a boot loop, behind a raw TCP serial server: a process of its own that sends without
+# a pause and stays ahead of the reader (the socket buffers hold seconds of its output).
+BOOT_LOOP = """
+import socket, sys
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+conn, _ = server.accept()
+line = b"rst:0x1 (POWERON_RESET)\\r\\nGuru Meditation Error: Core 0 panic'ed\\r\\n"
+while True:
+    conn.sendall(line * 1000)
+"""
+
+
+def test_drain_ends_on_a_board_in_a_boot_loop():
+    # A board that crashes on boot and restarts at once prints without a pause; the campaign
+    # drains its console before each step (lending the port to esptool for the read-back).
+    board = subprocess.Popen([sys.executable, "-c", BOOT_LOOP], stdout=subprocess.PIPE, text=True)
+    target = Target("boot-loop")
+    NetworkSerialPort(target, name=None, host="127.0.0.1", port=int(board.stdout.readline()), protocol="raw")
+    console = RigConsoleDriver(target, name=None)
+    drainer = threading.Thread(target=console.drain, daemon=True)  # a drain that never ends fails, not hangs
+    try:
+        target.activate(console)
+        drainer.start()
+        drainer.join(timeout=60)  # a liveness bound, far above DRAIN_LIMIT_S: it ends, not how fast
+        assert not drainer.is_alive()
+        console.expect_line("Guru Meditation Error", timeout=5)  # the loop goes on after the drain
+    finally:
+        board.kill()
+        board.wait()
+        if not drainer.is_alive():
+            target.deactivate(console)
 
 
 def test_an_smp_request_the_board_restarts_during_ends_at_its_boot_line():
