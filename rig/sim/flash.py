@@ -133,6 +133,8 @@ class Flash:
             self._map.flush()
             raise PowerCut(f"power cut at flash operation {self.ops} (0x{offset:x})")
         spend(offset, len(new))  # the part is busy, then the cells hold the new bytes
+        if self.guard is not None:
+            self.guard()  # power that went while the part was busy leaves the cells as they were
         self._map[offset : offset + len(new)] = new
         self.ops += 1
         self._changed(offset, len(new))

@@ -26,8 +26,8 @@ def test_hil_flash_tests_run_on_boards_of_both_exporters(multihost, tmp_path):
     junit = tmp_path / "hil.xml"
     result = hil(multihost, junit, "-n", "2", "-q", "-k", "read_back", tests="tests/hil/test_flash.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    props = [p for p in properties(junit) if "board_id" in p]
-    assert sorted({p["board_id"] for p in props}) == PLACES
+    props = [p for p in properties(junit) if "board" in p]
+    assert sorted({p["board"] for p in props}) == PLACES
     assert {p["board_host"] for p in props} == {"rack-a", "rack-b"}
     # Every place is free again once the session ended.
     assert "acquired: None" in multihost.client("-v", "places").stdout
@@ -62,8 +62,8 @@ def test_a_rack_file_may_name_remote_places(multihost, tmp_path):
     junit = tmp_path / "remote.xml"
     result = hil(multihost, junit, "--rig-rack", str(rack), "-q", "-k", "read_back", tests="tests/hil/test_flash.py")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    props = [p for p in properties(junit) if "board_id" in p]
-    assert {(p["board_id"], p["board_host"]) for p in props} == {("h7-over-there", "rack-a"),
+    props = [p for p in properties(junit) if "board" in p]
+    assert {(p["board"], p["board_host"]) for p in props} == {("h7-over-there", "rack-a"),
                                                                  ("esp-over-there", "rack-b")}
     power = multihost.rig("power", "cycle", "--rack", rack, "--rig-coordinator", multihost.address,
                           "--board", "h7-over-there")

@@ -44,7 +44,7 @@ def test_two_sessions_at_once_share_the_boards_and_never_hold_one_together(multi
     for session, output in zip(sessions, outputs, strict=True):
         assert session.returncode == 0, output[-3000:]
     for i in range(2):
-        assert sorted({p["board_id"] for p in properties(tmp_path / f"s{i}.xml") if "board_id" in p}) == PLACES
+        assert sorted({p["board"] for p in properties(tmp_path / f"s{i}.xml") if "board" in p}) == PLACES
     # Per place, the coordinator saw acquire, release, acquire, release...: never two holders at once.
     holders = set()
     for place, records in acquisitions(multihost).items():
@@ -74,7 +74,7 @@ def test_a_killed_session_frees_its_place_within_the_expiry(multihost, tmp_path)
     freed = time.monotonic() - killed
     output = following.communicate(timeout=600)[0]
     assert following.returncode == 0, output[-3000:]
-    ran_on = [p["board_id"] for p in properties(tmp_path / "next.xml") if "board_id" in p]
+    ran_on = [p["board"] for p in properties(tmp_path / "next.xml") if "board" in p]
     assert ran_on and set(ran_on) == {"rack-a-stm32h7-1"}
     print(f"the killed session's place was free {freed:.1f} s after SIGKILL (expiry {EXPIRY_S} s)")
 
@@ -100,7 +100,7 @@ def test_an_exporter_that_stops_fails_its_boards_tests_in_one_line(multihost, tm
         multihost.start_exporter("rack-b")
     cases = properties(tmp_path / "run.xml")
     # The other exporter's board carried on: every one of its tests passed.
-    carried_on = [p.get("board_id") for p in cases].count("rack-a-stm32l0-1")
+    carried_on = [p.get("board") for p in cases].count("rack-a-stm32l0-1")
     failures = re.findall(r"^(place rack-b-stm32l0-1: exporter rack-b left .*)$", output, re.M)
     assert carried_on and failures, output[-3000:]
     assert "Traceback" not in output and f"{carried_on} passed" in output, output[-3000:]
