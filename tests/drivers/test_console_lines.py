@@ -20,13 +20,19 @@ from rig.errors import RigError
 from rig.ota.campaign import APP_LINE
 
 
-def test_a_pattern_with_alternatives_matches_only_a_whole_line():
-    # An emulated core's UART sends one byte at a time; the campaign's APP_LINE has alternatives.
+def pty_board(name: str):
+    """(master fd, slave fd, target, console): a raw pty whose master end plays the board, the slave
+    end the target's RawSerialPort, and the target's console driver (not yet activated)."""
     master, slave = os.openpty()
     tty.setraw(slave)
-    target = Target("console-lines")
+    target = Target(name)
     RawSerialPort(target, name=None, port=os.ttyname(slave), speed=115200)
-    console = RigConsoleDriver(target, name=None)
+    return master, slave, target, RigConsoleDriver(target, name=None)
+
+
+def test_a_pattern_with_alternatives_matches_only_a_whole_line():
+    # An emulated core's UART sends one byte at a time; the campaign's APP_LINE has alternatives.
+    master, slave, target, console = pty_board("console-lines")
     target.activate(console)
 
     def trickle():
@@ -81,11 +87,7 @@ def test_drain_ends_on_a_board_in_a_boot_loop():
 
 def test_an_smp_request_the_board_restarts_during_ends_at_its_boot_line():
     # The board takes the request, then loses power: it never answers, and its boot line comes.
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    target = Target("smp-restart")
-    RawSerialPort(target, name=None, port=os.ttyname(slave), speed=115200)
-    console = RigConsoleDriver(target, name=None)
+    master, slave, target, console = pty_board("smp-restart")
     smp = SMPDriver(target, name=None, timeout=60.0)
     target.activate(console)
     stop = threading.Event()
