@@ -67,11 +67,13 @@ def test_release_lets_the_next_holder_in_and_other_boards_are_independent():
 
 
 def test_one_id_in_two_racks_is_two_boards():
-    with leases.acquire("esp32-1", where="rfc2217://127.0.0.1:5001"):
-        with leases.acquire("esp32-1", where="rfc2217://127.0.0.1:6001") as other:
+    # `where` is the board's console as the inventory describes it (rig.lab.Board.console): here two
+    # USB adapters of two benches, told apart by their serial numbers.
+    with leases.acquire("esp32-1", where="udev ID_SERIAL_SHORT=A1"):
+        with leases.acquire("esp32-1", where="udev ID_SERIAL_SHORT=B2") as other:
             assert other.held
         with pytest.raises(RigError):
-            leases.acquire("esp32-1", where="rfc2217://127.0.0.1:5001")
+            leases.acquire("esp32-1", where="udev ID_SERIAL_SHORT=A1")
 
 
 def test_board_ids_cannot_escape_the_lease_folder(tmp_path):

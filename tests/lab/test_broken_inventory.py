@@ -10,9 +10,12 @@ from rig.errors import RigErrors
 from rig.lab import load_rack
 
 HEAD = "imports: [rig.lab.resources]\ntargets:\n"
+# These racks are only read, never served: a console port the lab would choose (0), or where two
+# boards must share one, port 9 (discard), as the outlets' URLs use it - a port no lab binds.
+SHARED_PORT = 9
 
 
-def board(name="b1", variant="esp32", port=5001, outlet=0, extra=""):
+def board(name="b1", variant="esp32", port=0, outlet=0, extra=""):
     return textwrap.indent(textwrap.dedent(f"""\
         {name}:
           resources:
@@ -32,9 +35,9 @@ CASES = {
         "board b1: console", "missing serial port",
     ),
     "two boards on one outlet": (
-        HEAD + board("b1") + board("b2", port=5002), "board b2: NetworkPowerPort", "outlet already used by board b1",
+        HEAD + board("b1") + board("b2"), "board b2: NetworkPowerPort", "outlet already used by board b1",
     ),
-    "duplicate board id": (HEAD + board("b1") + board("b1", port=5002, outlet=1), "duplicate key 'b1'", "line"),
+    "duplicate board id": (HEAD + board("b1") + board("b1", outlet=1), "duplicate key 'b1'", "line"),
     "stm32 without probe": (HEAD + board(variant="stm32h7"), "board b1: RigDebugProbe", "missing"),
     "unknown resource": (
         HEAD + board(extra="    NetworkSerialPrt: {host: a, port: 1}\n"),
@@ -59,7 +62,8 @@ CASES = {
         "imports: [rig.lab.resources]\ntarget:\n" + board(), "top-level key 'target'", "did you mean 'targets'",
     ),
     "two boards on one console": (
-        HEAD + board("b1") + board("b2", outlet=1), "board b2: console", "already used by board b1",
+        HEAD + board("b1", port=SHARED_PORT) + board("b2", port=SHARED_PORT, outlet=1),
+        "board b2: console", "already used by board b1",
     ),
     "tags not strings": (
         HEAD + board().replace("variant: esp32", "variant: esp32, tags: [1, {a: b}]"),
@@ -86,7 +90,7 @@ def test_each_problem_is_one_line(tmp_path, name):
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path):
     f = tmp_path / "rack.yaml"
-    f.write_text(HEAD + board("b1", variant="esp33") + board("b2", variant="stm32h7", port=5002, outlet=1))
+    f.write_text(HEAD + board("b1", variant="esp33") + board("b2", variant="stm32h7", outlet=1))
     with pytest.raises(RigErrors) as exc:
         load_rack(f)
     assert len(exc.value.lines) == 2
@@ -94,7 +98,7 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path):
 
 def test_duplicate_ids_across_files_of_a_rack_folder(tmp_path):
     (tmp_path / "a.yaml").write_text(HEAD + board("b1"))
-    (tmp_path / "b.yaml").write_text(HEAD + board("b1", port=5002, outlet=1))
+    (tmp_path / "b.yaml").write_text(HEAD + board("b1", outlet=1))
     with pytest.raises(RigErrors, match="board b1: duplicate board id"):
         load_rack(tmp_path)
 
