@@ -2,9 +2,9 @@
 
 Every port of the copy is 0: its lab binds free ports and publishes them (rig.sim.registry), so labs
 of parallel tests, xdist workers and checkouts never collide and no test names a port. Given a
-`name`, board ids become BOARD-NAME and probe ids NAME-ID, so the copy's lab runs beside the
-source's own: a process keeps its drivers by board id (rig.drivers.pool), and pyocd finds probes by
-unique id across every live lab.
+`name`, board ids become BOARD-NAME, so the copy's lab runs beside the source's own: a process keeps
+its drivers by board id (rig.drivers.pool). Probe ids stay as they are: every lab serves its probes
+under ids qualified with its own name (rig.sim.registry.probe_id), which tell them apart for pyocd.
 """
 
 import os
@@ -21,8 +21,8 @@ VIRTUAL_RACK = REPO / "targets" / "virtual-rack.yaml"
 def lab_rack(folder, source=VIRTUAL_RACK, name: str | None = None, boards: tuple[str, ...] | None = None,
              variants: tuple[str, ...] | None = None, board_ids: bool = True) -> Path:
     """FOLDER/<name or the source's stem>.yaml: the source's boards (only those of `boards` and
-    `variants`, if given) with ports left to the lab, and ids renamed after `name` if given (probe
-    ids only with board_ids=False: a lab on a runtime folder of its own, whose probes pyocd sees)."""
+    `variants`, if given) with ports left to the lab, and board ids renamed after `name` if given
+    (not with board_ids=False: a lab on a runtime folder of its own, which no other lab shares)."""
     doc = yaml.safe_load(Path(source).read_text())
     targets = {}
     for board_id, target in doc["targets"].items():
@@ -36,8 +36,6 @@ def lab_rack(folder, source=VIRTUAL_RACK, name: str | None = None, boards: tuple
         if "NetworkPowerPort" in res:
             url = urlsplit(res["NetworkPowerPort"]["host"])
             res["NetworkPowerPort"]["host"] = urlunsplit(url._replace(netloc=f"{url.hostname}:0"))
-        if name and "RigDebugProbe" in res:
-            res["RigDebugProbe"]["unique_id"] = f"{name}-{res['RigDebugProbe']['unique_id']}"
         targets[f"{board_id}-{name}" if name and board_ids else board_id] = target
     doc["targets"] = targets
     path = Path(folder) / f"{name or Path(source).stem}.yaml"

@@ -4,7 +4,7 @@
     rig lab export --name rack-a            esp32, stm32h7, stm32l0  (virtual lab rack-a)
     rig lab export --name rack-b            esp32, stm32l0           (virtual lab rack-b)
 
-Each rack is the shipped virtual rack on free ports with probe ids of its own, served by its own
+Each rack is the shipped virtual rack on free ports (probe ids qualified by its lab), served by its own
 `rig lab up`; each exporter is the real `labgrid-exporter` that `rig lab export` runs. Everything
 runs in one runtime folder of the test's own, and is stopped at the end.
 """
@@ -31,7 +31,7 @@ START_S = 30.0
 
 
 def rack_file(folder: Path, name: str, variants) -> Path:
-    """targets/virtual-rack.yaml with only `variants`, ports chosen by its lab, probe ids prefixed by `name`."""
+    """targets/virtual-rack.yaml with only `variants` as FOLDER/NAME.yaml, ports chosen by its lab."""
     return lab_rack(folder, name=name, variants=tuple(variants), board_ids=False)
 
 

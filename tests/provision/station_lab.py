@@ -1,7 +1,7 @@
 """A private copy of the whole virtual rack for the station tests, and `rig provision` run on it as
 an operator runs it: a separate process, watched through its output, its database and its files.
 
-The copy's ports are chosen by its lab; it has other board and probe ids, a runtime folder (leases, lab registry)
+The copy's ports are chosen by its lab; it has other board ids, a runtime folder (leases, lab registry)
 and a state folder of its own - provisioning burns the ESP32's eFuses, so these boards are never
 the shared rack's. A test module gets one lab (fixture `station_lab`, tests/provision/conftest.py) and
 gives each test its own work folder and database: the recipes take a board in any state. The

@@ -1,7 +1,7 @@
 """A private virtual lab of the two STM32 boards and a hand-built provisioning station for them.
 
-The lab is the shipped virtual rack's STM32 boards (ports chosen by the lab), other board and probe
-ids and its own runtime dir, started and stopped with `rig lab up|down` as a user does. The station
+The lab is the shipped virtual rack's STM32 boards (ports chosen by the lab), other board ids and its
+own runtime dir, started and stopped with `rig lab up|down` as a user does. The station
 is built by hand (records in a temporary SQLite file, a CA key in a PEM file, device keys in memory,
 rig firmware 1.0.0 signed by a firmware key with the virtual MCUboot trusting it), and `provision`
 runs one unit the way the station's runner does: recipe, then one record in the database.

@@ -53,6 +53,6 @@ def sessions(tmp_path):
 
 
 def private_rack(path: Path, boards: tuple[str, ...]) -> Path:
-    """The boards `boards` of targets/virtual-rack.yaml as PATH, ports chosen by its lab, probes renamed
-    after PATH's folder (only the boards a test uses: a lab's start and its idle boards cost CPU)."""
+    """The boards `boards` of targets/virtual-rack.yaml as PATH, ports chosen by its lab (only the
+    boards a test uses: a lab's start and its idle boards cost CPU)."""
     return lab_rack(path.parent, name=path.parent.name, boards=boards, board_ids=False).rename(path)
