@@ -9,7 +9,9 @@ default profile is what CI runs (the default sample, and the downgrade on boards
 nightly profile adds the sweeps and everything else. Scenarios that BROKEN_BY names for the defect
 run first, so a caught defect usually costs one or two runs; a survivor costs the whole profile.
 A firmware defect of the STM32s (a defect build of rig's C app) is hunted on the STM32 boards,
-which run that build: the ESP32's model switch of the same bug must not stand in for it.
+which run that build: the ESP32's model switch of the same bug must not stand in for it. A defect
+only a board in another state can show (rig.sim.broken.PROVED_BY_TEST: a flash-encrypted ESP32) is
+hunted by the pytest test that catches it, in the profile its markers put it in.
 
 Prints per defect the scenario and board that killed it (or "survived") and what that run observed,
 then killed/total and the rate for each profile. Each killing scenario then runs once more on a
@@ -29,18 +31,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench.racks import private_rack
+from bench.racks import REPO, private_rack
 from rig.drivers.pool import BoardPool
 from rig.errors import RigError
 from rig.lab import load_rack
 from rig.ota import scenarios
 from rig.ota.kit import CampaignKit
-from rig.sim.broken import CATALOGUE, Defect, enable
+from rig.sim.broken import CATALOGUE, PROVED_BY_TEST, Defect, enable
 from rig.variants import Family, facts
 
 GOALS = {"default": 0.90, "nightly": 1.0}
 ONE_WAY_DEFAULT = ("downgraded image",)  # burns a floor: the default run has it on boards set aside
-Run = tuple[str, str]  # (scenario, variant)
+Run = tuple[str, str]  # (scenario, variant), or (test node, PYTEST) for a defect PROVED_BY_TEST
+PYTEST = "pytest"
+# The tests of each profile, as tox selects them (pyproject's addopts deselect the nightly ones).
+MARKERS = {"default": "not nightly", "nightly": "nightly or not nightly"}
+NO_TESTS = 5  # pytest's exit code when the selection is empty: the test is not in that profile
 
 
 def _rack(folder: Path, name: str) -> Path:
@@ -50,6 +56,11 @@ def _rack(folder: Path, name: str) -> Path:
 def _rig(env: dict[str, str], *args, check: bool = True) -> None:
     subprocess.run([sys.executable, "-m", "rig", *map(str, args)], check=check, capture_output=True,
                    env=dict(os.environ, **env))
+
+
+def _pytest(node: str, profile: str, folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", MARKERS[profile],
+                           "--basetemp", folder, node], cwd=REPO, capture_output=True, text=True)
 
 
 def plan(defect: Defect, variants: list[str], nightly: bool) -> list[tuple[str, str]]:
@@ -78,11 +89,17 @@ def control(runs: set[Run], folder: Path) -> dict[Run, str]:
     """Each killing (scenario, variant) once more on a faithful lab: a kill counts only if the
     scenario passes there (else it failed for another reason: the lab, the load, the scenario).
     Returns the runs that did not pass, with what they observed."""
-    # Named per process: probes are found by unique id across every live lab, so two catch-rate
-    # runs side by side must not both have a CATCH-control-N probe.
-    rack = _rack(folder, f"control-{os.getpid()}")
-    _rig({}, "lab", "up", "--rack", rack, "--state", folder / "state-control")
     failed = {}
+    controls = {kill: faithful for kill, faithful in PROVED_BY_TEST.values()}
+    for name, _ in sorted(r for r in runs if r[1] == PYTEST):
+        done = _pytest(controls[name], "nightly", folder / "pytest-control")
+        if done.returncode:
+            failed[(name, PYTEST)] = _last_line(done.stdout)
+    runs = {r for r in runs if r[1] != PYTEST}
+    if not runs:
+        return failed
+    rack = _rack(folder, "control")
+    _rig({}, "lab", "up", "--rack", rack, "--state", folder / "state-control")
     try:
         boards = {b.variant: b for b in load_rack(rack).boards}
         pool = BoardPool("catch-rate-control", lease_timeout=60)
@@ -102,12 +119,35 @@ def control(runs: set[Run], folder: Path) -> dict[Run, str]:
 
 
 def _say(run: Run | None) -> str:
+    if run and run[1] == PYTEST:
+        return f"{run[0].split('::')[-1]} (pytest)"
     return f"{run[0]} on {run[1]}" if run else "survived"
+
+
+def _last_line(output: str) -> str:
+    return (output.strip().splitlines() or [""])[-1]
+
+
+def hunt_by_test(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | None]:
+    """hunt() for a defect PROVED_BY_TEST: its test, in the first profile that selects it."""
+    node = PROVED_BY_TEST[defect.switch][0]
+    found: dict[str, Run | None] = {"default": None, "nightly": None}
+    for profile in ("default", "nightly"):
+        done = _pytest(node, profile, folder / f"pytest-{defect.switch}")
+        if done.returncode == NO_TESTS:
+            continue
+        why[defect.switch] = _last_line(done.stdout)
+        if done.returncode == 0:  # the test passes: it caught the defect
+            found[profile] = found["nightly"] = (node, PYTEST)
+        break
+    return found
 
 
 def hunt(defect: Defect, folder: Path, why: dict[str, str]) -> dict[str, Run | None]:
     """The killing run per profile (scenario, variant), None when the defect survived it;
     why[defect] is what the killing run observed."""
+    if defect.switch in PROVED_BY_TEST:
+        return hunt_by_test(defect, folder, why)
     rack = _rack(folder, defect.switch)
     breakage = enable(defect.switch)
     env = breakage.env

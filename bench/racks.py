@@ -18,8 +18,9 @@ def virtual_specs() -> list[dict]:
 
 def private_rack(path: Path, name: str, specs: list[dict] | None = None) -> Path:
     """PATH: the boards `specs` (default: the virtual rack's) with every port left to the lab, board i
-    on outlet i, ids <variant>-<name>-<i> and probe ids <name>-<i> (pyocd finds a probe by its unique
-    id across every live lab, so two benches side by side need names of their own)."""
+    on outlet i, ids <variant>-<name>-<i> and probe ids <name>-<i> (readable in `rig lab status`; two
+    labs of one name still serve distinct probes: a lab qualifies its probe ids with its own name,
+    rig.sim.registry.probe_id)."""
     doc = yaml.safe_load(VIRTUAL_RACK.read_text())
     targets = {}
     for i, spec in enumerate(specs if specs is not None else virtual_specs()):

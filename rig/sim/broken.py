@@ -162,6 +162,16 @@ CATALOGUE: tuple[Defect, ...] = (
 SWITCHES = tuple(d.switch for d in CATALOGUE)
 BY_SWITCH = {d.switch: d for d in CATALOGUE}
 
+# Defects only a board in another state can show (on the shared rack's boards they change nothing,
+# so no campaign scenario can): switch -> (the pytest test that catches it, the test that makes the
+# same update on a faithful board of that state - the control `bench catch-rate` runs).
+_ENCRYPTED_OTA = "tests/provision/test_esp32_ota_encrypted.py::"
+PROVED_BY_TEST: dict[str, tuple[str, str]] = {
+    "ota-plaintext-write": (  # a flash-encrypted ESP32
+        _ENCRYPTED_OTA + "test_an_ota_client_writing_past_the_flash_encryption_does_not_install",
+        _ENCRYPTED_OTA + "test_an_update_signed_with_the_station_key_installs_and_keeps_the_identity"),
+}
+
 
 def broken(switch: str) -> bool:
     """True when the lab was started with this fault switch."""

@@ -9,7 +9,7 @@ without a lab.
 from pathlib import Path
 
 from rig.ota import scenarios
-from rig.sim.broken import CATALOGUE, SWITCHES, Kind
+from rig.sim.broken import CATALOGUE, PROVED_BY_TEST, SWITCHES, Kind
 from tests.hil.test_broken_models import EVERY, PAIRINGS, SAMPLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,17 +28,17 @@ def test_broken_by_names_only_scenarios_that_exist():
     assert set(scenarios.BROKEN_BY) <= set(scenarios.names())
 
 
-# Defects only a board in another state can show, proved by the tests of that state instead of a
-# campaign scenario on the shared rack (where they change nothing): switch -> the test module.
-PROVED_ELSEWHERE = {
-    "ota-plaintext-write": "tests/provision/test_esp32_ota_encrypted.py",  # a flash-encrypted ESP32
-}
-
-
 def test_every_defect_of_the_catalogue_is_named_by_a_scenario():
-    named = {switch for _, _, switch in PAIRINGS} | set(PROVED_ELSEWHERE)
+    named = {switch for _, _, switch in PAIRINGS} | set(PROVED_BY_TEST)
     assert set(SWITCHES) <= named, f"no scenario names {sorted(set(SWITCHES) - named)}"
-    for switch, module in PROVED_ELSEWHERE.items():
+
+
+def test_a_defect_proved_by_a_test_is_run_by_that_test_which_has_its_control():
+    for switch, nodes in PROVED_BY_TEST.items():
+        for node in nodes:
+            module, function = node.split("::")
+            assert f"def {function}(" in (REPO / module).read_text(), f"{module} has no {function}"
+        module = nodes[0].split("::")[0]
         assert f'enable("{switch}")' in (REPO / module).read_text(), f"{module} does not run {switch}"
 
 
