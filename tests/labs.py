@@ -7,7 +7,9 @@ its drivers by board id (rig.drivers.pool). Probe ids stay as they are: every la
 under ids qualified with its own name (rig.sim.registry.probe_id), which tell them apart for pyocd.
 """
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +44,22 @@ def lab_rack(folder, source=VIRTUAL_RACK, name: str | None = None, boards: tuple
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def running_lab(rig: Callable, rack, state, runtime_dir: str | None = None):
+    """The rack's lab up for the block (`rig lab up --rack RACK --state STATE`, as a user starts it)
+    and down after it; `rig(*args)` runs the rig CLI in the lab's environment. Given `runtime_dir`,
+    this process sees the lab meanwhile (pyocd's probe plugin reads the lab registry from it)."""
+    up = rig("lab", "up", "--rack", rack, "--state", state)
+    assert up.returncode == 0, up.stderr
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            if runtime_dir is not None:
+                mp.setenv("RIG_RUNTIME_DIR", runtime_dir)
+            yield
+    finally:
+        rig("lab", "down", "--rack", rack)
 
 
 def bound_rack(rack, runtime_dir):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.labs import lab_rack
+from tests.labs import lab_rack, running_lab
 
 REPO = Path(__file__).resolve().parents[2]
 RIG = str(Path(sys.executable).parent / "rig")
@@ -41,16 +41,8 @@ def idle_lab(tmp_path):
 def lab(tmp_path_factory):
     """A running private lab; this process sees it (pyocd's probe plugin reads its registry)."""
     lab = Lab(tmp_path_factory.mktemp("lab"))
-    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
-    assert up.returncode == 0, up.stderr
-    saved = os.environ.get("RIG_RUNTIME_DIR")
-    os.environ["RIG_RUNTIME_DIR"] = lab.env["RIG_RUNTIME_DIR"]
-    yield lab
-    if saved is None:
-        del os.environ["RIG_RUNTIME_DIR"]
-    else:
-        os.environ["RIG_RUNTIME_DIR"] = saved
-    lab.rig("lab", "down", "--rack", lab.rack)
+    with running_lab(lab.rig, lab.rack, lab.root / "state", runtime_dir=lab.env["RIG_RUNTIME_DIR"]):
+        yield lab
 
 
 @pytest.fixture(scope="session")

@@ -14,26 +14,24 @@ import pytest
 from rig.drivers import open_board
 from rig.lab import load_rack
 from tests.drivers.conftest import REPO, Lab
+from tests.labs import running_lab
 
 
 @pytest.fixture
-def locked_lab(tmp_path, monkeypatch):
+def locked_lab(tmp_path):
     """A private lab whose esp32-1 has Secure Boot V2 on and whose stm32h7-1 is at RDP level 1."""
     lab = Lab(tmp_path)
-    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", tmp_path / "state")
-    assert up.returncode == 0, up.stderr
-    monkeypatch.setenv("RIG_RUNTIME_DIR", lab.env["RIG_RUNTIME_DIR"])  # pyocd's probe plugin finds the lab
-    rack = load_rack(lab.rack)
-    esp, stm = open_board(rack.board("esp32-1")), open_board(rack.board("stm32h7-1"))
-    try:
-        assert esp.preflight() is None and stm.preflight() is None  # factory-fresh boards are open
-        esp.powered_rom_loader().burn_efuses({"ABS_DONE_1": 1})
-        stm.powered_probe().set_rdp_level(1)
-    finally:
-        esp.close()
-        stm.close()
-    yield lab
-    lab.rig("lab", "down", "--rack", lab.rack)
+    with running_lab(lab.rig, lab.rack, tmp_path / "state", runtime_dir=lab.env["RIG_RUNTIME_DIR"]):
+        rack = load_rack(lab.rack)
+        esp, stm = open_board(rack.board("esp32-1")), open_board(rack.board("stm32h7-1"))
+        try:
+            assert esp.preflight() is None and stm.preflight() is None  # factory-fresh boards are open
+            esp.powered_rom_loader().burn_efuses({"ABS_DONE_1": 1})
+            stm.powered_probe().set_rdp_level(1)
+        finally:
+            esp.close()
+            stm.close()
+        yield lab
 
 
 def lines(stderr: str) -> list[str]:

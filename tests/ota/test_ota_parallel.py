@@ -10,17 +10,15 @@ import datetime
 import sqlite3
 
 from tests.drivers.conftest import Lab
+from tests.labs import running_lab
 
 
 def test_rig_ota_updates_the_boards_of_a_rack_at_once(tmp_path):
     lab = Lab(tmp_path)
-    assert lab.rig("lab", "up", "--rack", lab.rack, "--state", tmp_path / "state").returncode == 0
-    try:
-        db = tmp_path / "results.db"
+    db = tmp_path / "results.db"
+    with running_lab(lab.rig, lab.rack, tmp_path / "state"):
         done = lab.rig("ota", "--rack", lab.rack, "--scenario", "full image", "--work", tmp_path / "ota",
                        "--results", f"sqlite:///{db}", timeout=600)
-    finally:
-        lab.rig("lab", "down", "--rack", lab.rack)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     for board in ("esp32-1", "stm32h7-1", "stm32l0-1"):
         assert f"ok {board}: full image -> updated" in done.stdout

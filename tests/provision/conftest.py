@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.labs import bound_rack
+from tests.labs import bound_rack, running_lab
 from tests.provision.esp32_lab import RIG, esp32_rack
 from tests.provision.station_lab import StationLab
 
@@ -15,12 +15,8 @@ from tests.provision.station_lab import StationLab
 @pytest.fixture(scope="module")
 def station_lab(tmp_path_factory):
     lab = StationLab(tmp_path_factory.mktemp("station-lab"))
-    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
-    assert up.returncode == 0, up.stderr
-    try:
+    with running_lab(lab.rig, lab.rack, lab.root / "state"):
         yield lab
-    finally:
-        lab.rig("lab", "down", "--rack", lab.rack)
 
 
 @contextlib.contextmanager
@@ -34,12 +30,8 @@ def esp32_lab_up(root, env: dict[str, str] | None = None):
     def rig(*args):
         return subprocess.run([RIG, *map(str, args)], cwd=root, env=env, capture_output=True, text=True, timeout=120)
 
-    up = rig("lab", "up", "--rack", rack, "--state", root / "state")
-    assert up.returncode == 0, up.stderr
-    try:
+    with running_lab(rig, rack, root / "state"):
         yield bound_rack(rack, env["RIG_RUNTIME_DIR"])
-    finally:
-        rig("lab", "down", "--rack", rack)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from rig.image import factory
 from rig.image.layouts import LAYOUTS, STM32H7, STM32L0
 from rig.provision import keyarea, stm32
 from rig.provision.steps import serial_of
+from tests.labs import running_lab
 from tests.provision.stm32_lab import BOARDS, VERSION, Lab, make_station, provision
 
 VARIANTS = tuple(BOARDS)
@@ -29,14 +30,8 @@ STEPS = ["identify", "check", "flash", "identity", "write_identity", "lock", "pr
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     lab = Lab(tmp_path_factory.mktemp("prov-stm32"))
-    up = lab.rig("lab", "up", "--rack", lab.rack, "--state", lab.root / "state")
-    assert up.returncode == 0, up.stderr
-    try:
-        with pytest.MonkeyPatch.context() as mp:  # pyocd's probe plugin finds the lab through its registry
-            mp.setenv("RIG_RUNTIME_DIR", lab.env["RIG_RUNTIME_DIR"])
-            yield lab
-    finally:
-        lab.rig("lab", "down", "--rack", lab.rack)
+    with running_lab(lab.rig, lab.rack, lab.root / "state", runtime_dir=lab.env["RIG_RUNTIME_DIR"]):
+        yield lab
 
 
 @pytest.fixture(scope="module")
