@@ -1,7 +1,7 @@
 """DMA1 at register level, as far as the console's receiver uses it: peripheral-to-memory
 transfers the USART asks for (CR3.DMAR), one per received byte.
 
-Two register layouts:
+Two register layouts, each a Layout record below (one controller, Dma, reads either):
 - the STM32L0's channel DMA (RM0367 §11): ISR/IFCR with four flags per channel, CCRx, CNDTRx,
   CPARx, CMARx per channel (20 bytes apart from 0x08), CSELR choosing each channel's request;
 - the STM32H7's stream DMA (RM0433 §15) with DMAMUX1 in front (§17): LISR/HISR and LIFCR/HIFCR,
@@ -19,58 +19,114 @@ modes, priorities between streams, peripheral addresses other than the request's
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # Flags, in each part's own bit order within a channel's/stream's group.
 TCIF, HTIF, TEIF = "tc", "ht", "te"
 
 
-class _Channel:
-    """One channel or stream's transfer state (the registers both layouts share in meaning)."""
+@dataclass(frozen=True)
+class Layout:
+    """One part's DMA1 register layout, as data (esptool's way with chips): one controller reads it."""
 
-    def __init__(self) -> None:
-        self.cr = 0
-        self.ndtr = 0  # transfers left
+    channels: int  # channels or streams
+    first: int  # offset of channel/stream 0's register block
+    stride: int  # bytes from one block to the next
+    registers: tuple[tuple[str, int, int], ...]  # a block's registers in order: (name, write mask, reset value)
+    status: tuple[int, ...]  # flag status registers (ISR; LISR, HISR), each holding len(groups) channels
+    clear: tuple[int, ...]  # their flag clear registers, in the same order (IFCR; LIFCR, HIFCR)
+    groups: tuple[int, ...]  # where each channel's flag group starts within a status/clear register
+    bits: dict[str, int]  # each flag's bit within its group
+    global_bit: int | None  # a group's "any flag" bit (the L0's GIFx; clearing it clears all), if any
+    # CR bits
+    tcie: int
+    htie: int
+    teie: int
+    circ: int
+    minc: int
+    dir_mask: int
+    dir_p2m: int
+    msize_shift: int
+    cselr: int | None = None  # offset of CSELR, which routes requests to channels (the L0; the H7: DMAMUX1)
+
+
+FULL = 0xFFFF_FFFF
+
+# STM32L0 DMA1 (RM0367 §11.4): channels 1-7 at index 0-6, 20 bytes apart; CSELR at 0xA8.
+CHANNEL = Layout(
+    channels=7, first=0x08, stride=20,
+    registers=(("cr", 0x7FFF, 0), ("ndtr", 0xFFFF, 0), ("par", FULL, 0), ("mar", FULL, 0)),
+    status=(0x00,), clear=(0x04,), groups=tuple(4 * n for n in range(7)),
+    bits={TCIF: 1, HTIF: 2, TEIF: 3}, global_bit=0,
+    tcie=1 << 1, htie=1 << 2, teie=1 << 3, circ=1 << 5, minc=1 << 7,
+    dir_mask=1 << 4, dir_p2m=0,  # DIR=0: read from the peripheral
+    msize_shift=10, cselr=0xA8,
+)
+
+# STM32H7 DMA1 (RM0433 §15.5): streams 0-7, 24 bytes apart; requests come through DMAMUX1.
+STREAM = Layout(
+    channels=8, first=0x10, stride=24,
+    registers=(("cr", 0x01FF_FFFF, 0), ("ndtr", 0xFFFF, 0), ("par", FULL, 0), ("mar", FULL, 0),
+               ("m1ar", FULL, 0), ("fcr", 0xBF, 0x21)),  # SxFCR resets to direct mode
+    status=(0x00, 0x04), clear=(0x08, 0x0C), groups=(0, 6, 16, 22),
+    bits={TEIF: 3, HTIF: 4, TCIF: 5}, global_bit=None,
+    tcie=1 << 4, htie=1 << 3, teie=1 << 2, circ=1 << 8, minc=1 << 10,
+    dir_mask=3 << 6, dir_p2m=0,
+    msize_shift=13,
+)
+
+
+class _Channel:
+    """One channel or stream's transfer state: its registers by their layout's names (a transfer uses
+    cr, ndtr and mar; the others are only stored), NDTR as programmed, and its flags."""
+
+    cr: int
+    ndtr: int
+    mar: int
+
+    def __init__(self, layout: Layout) -> None:
+        for name, _, reset in layout.registers:
+            setattr(self, name, reset)
         self.reload = 0  # NDTR as programmed (circular mode reloads it)
-        self.par = 0
-        self.mar = 0
         self.flags: set[str] = set()
 
 
-class _Dma:
-    """What both layouts do; subclasses map registers and bits."""
+class Dma:
+    """DMA1 of either layout; `mux` is the DMAMUX1 in front of a stream DMA."""
 
     EN = 1 << 0
-    CHANNELS = 0
-    # CR bits, per layout
-    TCIE = HTIE = TEIE = CIRC = MINC = 0
-    MSIZE_SHIFT = 0
-    DIR_MASK = DIR_P2M = 0
 
-    def __init__(self, mem_write: Callable[[int, bytes], None], reachable: Callable[[int, int], bool],
-                 irqs: tuple[int, ...]):
+    def __init__(self, layout: Layout, mem_write: Callable[[int, bytes], None],
+                 reachable: Callable[[int, int], bool], irqs: tuple[int, ...], mux: "Dmamux | None" = None):
+        self.layout = layout
+        self.mux = mux
         self._mem_write = mem_write
         self._reachable = reachable
         self._irqs = irqs  # NVIC line per channel/stream
         self.reset()
 
     def reset(self) -> None:
-        self.ch = [_Channel() for _ in range(self.CHANNELS)]
+        self.ch = [_Channel(self.layout) for _ in range(self.layout.channels)]
+        self._cselr = 0
 
     def serving(self, requests: tuple) -> int | None:
         """The enabled peripheral-to-memory channel/stream one of `requests` is routed to, if any."""
+        lay = self.layout
         for n, ch in enumerate(self.ch):
-            if ch.cr & self.EN and ch.cr & self.DIR_MASK == self.DIR_P2M and self._routes(n) in requests:
+            if ch.cr & self.EN and ch.cr & lay.dir_mask == lay.dir_p2m and self._routes(n) in requests:
                 return n
         return None
 
     def _routes(self, n: int):
-        raise NotImplementedError
+        if self.mux is not None:
+            return self.mux.request(n)
+        return n + 1, self._cselr >> 4 * n & 0xF  # (channel number, its CxS request)
 
     def transfer(self, n: int, data: bytes) -> int:
         """Received bytes, one request each, on channel/stream n: how many it took (it stops at the
         end of a non-circular transfer or at an error)."""
-        ch = self.ch[n]
-        width = 1 << (ch.cr >> self.MSIZE_SHIFT & 3)
+        lay, ch = self.layout, self.ch[n]
+        width = 1 << (ch.cr >> lay.msize_shift & 3)
         taken = 0
         while taken < len(data) and ch.cr & self.EN and ch.ndtr:
             # As many bytes as fit before NDTR's next landmark (half, end): one memory write.
@@ -78,7 +134,7 @@ class _Dma:
             stop = ch.ndtr - half if ch.ndtr > half else ch.ndtr
             run = data[taken : taken + min(stop, len(data) - taken)]
             done = ch.reload - ch.ndtr  # transfers since the (re)load
-            if ch.cr & self.MINC:
+            if ch.cr & lay.minc:
                 addr = ch.mar + done * width
                 payload = b"".join(bytes([b]) + bytes(width - 1) for b in run) if width > 1 else run
             else:
@@ -94,7 +150,7 @@ class _Dma:
                 ch.flags.add(HTIF)
             if ch.ndtr == 0:
                 ch.flags.add(TCIF)
-                if ch.cr & self.CIRC:
+                if ch.cr & lay.circ:
                     ch.ndtr = ch.reload
                 else:
                     ch.cr &= ~self.EN
@@ -114,142 +170,63 @@ class _Dma:
         return False
 
     def _interrupting(self, ch: _Channel) -> bool:
-        return bool((TCIF in ch.flags and ch.cr & self.TCIE) or (HTIF in ch.flags and ch.cr & self.HTIE)
-                    or (TEIF in ch.flags and ch.cr & self.TEIE))
-
-    def _write_cr(self, ch: _Channel, value: int) -> None:
-        if value & self.EN and not ch.cr & self.EN:
-            ch.reload = ch.ndtr  # the count programmed while disabled
-        ch.cr = value
-
-    def _write_ndtr(self, ch: _Channel, value: int) -> None:
-        if not ch.cr & self.EN:  # read-only while enabled
-            ch.ndtr = ch.reload = value & 0xFFFF
-
-
-class ChannelDma(_Dma):
-    """STM32L0 DMA1 (RM0367 §11.4): channels 1-7 at index 0-6, CSELR at 0xA8."""
-
-    CHANNELS = 7
-    TCIE, HTIE, TEIE, CIRC, MINC = 1 << 1, 1 << 2, 1 << 3, 1 << 5, 1 << 7
-    DIR_MASK, DIR_P2M = 1 << 4, 0  # DIR=0: read from the peripheral
-    MSIZE_SHIFT = 10
-    ISR, IFCR, CSELR = 0x00, 0x04, 0xA8
-    _BITS = {TCIF: 1, HTIF: 2, TEIF: 3}  # GIFx is bit 0 of each 4-bit group
-
-    def reset(self) -> None:
-        super().reset()
-        self._cselr = 0
-
-    def _routes(self, n: int):
-        return n + 1, self._cselr >> 4 * n & 0xF  # (channel number, its CxS request)
+        lay = self.layout
+        return bool((TCIF in ch.flags and ch.cr & lay.tcie) or (HTIF in ch.flags and ch.cr & lay.htie)
+                    or (TEIF in ch.flags and ch.cr & lay.teie))
 
     def read(self, off: int) -> int:
-        if off == self.ISR:
+        lay = self.layout
+        if off in lay.status:
             value = 0
-            for n, each in enumerate(self.ch):
-                group = sum(1 << self._BITS[f] for f in each.flags)
-                value |= (group | (1 if group else 0)) << 4 * n
+            for ch, shift in self._grouped(lay.status.index(off)):
+                group = sum(1 << lay.bits[f] for f in ch.flags)
+                if group and lay.global_bit is not None:
+                    group |= 1 << lay.global_bit
+                value |= group << shift
             return value
-        if off == self.CSELR:
+        if off == lay.cselr:
             return self._cselr
-        ch, reg = self._register(off)
-        if ch is None:
-            return 0
-        return (ch.cr, ch.ndtr, ch.par, ch.mar)[reg]
+        ch, (name, _, _) = self._register(off)
+        return 0 if ch is None else getattr(ch, name)
 
     def write(self, off: int, value: int) -> None:
-        if off == self.IFCR:
-            for n, each in enumerate(self.ch):
-                group = value >> 4 * n & 0xF
-                each.flags -= {f for f, bit in self._BITS.items() if group & 1 or group >> bit & 1}
+        lay = self.layout
+        if off in lay.clear:
+            anything = 1 << lay.global_bit if lay.global_bit is not None else 0
+            for ch, shift in self._grouped(lay.clear.index(off)):
+                group = value >> shift
+                ch.flags -= {f for f, bit in lay.bits.items() if group & anything or group >> bit & 1}
             return
-        if off == self.CSELR:
+        if off == lay.cselr:
             self._cselr = value & 0x0FFF_FFFF
             return
-        ch, reg = self._register(off)
+        ch, (name, mask, _) = self._register(off)
         if ch is None:
             return
-        if reg == 0:
-            self._write_cr(ch, value & 0x7FFF)
-        elif reg == 1:
-            self._write_ndtr(ch, value)
-        elif reg == 2:
-            ch.par = value
+        if name == "cr":
+            value &= mask
+            if value & self.EN and not ch.cr & self.EN:
+                ch.reload = ch.ndtr  # the count programmed while disabled
+            ch.cr = value
+        elif name == "ndtr":
+            if not ch.cr & self.EN:  # read-only while enabled
+                ch.ndtr = ch.reload = value & mask
         else:
-            ch.mar = value
+            setattr(ch, name, value & mask)
 
-    def _register(self, off: int) -> tuple[_Channel | None, int]:
-        if not 0x08 <= off < 0x08 + 20 * self.CHANNELS:
-            return None, 0
-        n, reg = divmod(off - 0x08, 20)
-        return (self.ch[n], reg // 4) if reg < 16 else (None, 0)
+    def _grouped(self, register: int):
+        """(channel, its group's shift) for each channel whose flags status/clear register `register` holds."""
+        per = len(self.layout.groups)
+        return zip(self.ch[register * per : (register + 1) * per], self.layout.groups, strict=True)
 
-
-class StreamDma(_Dma):
-    """STM32H7 DMA1 (RM0433 §15.5): streams 0-7; requests come through DMAMUX1 (`mux`)."""
-
-    CHANNELS = 8
-    TEIE, HTIE, TCIE, CIRC, MINC = 1 << 2, 1 << 3, 1 << 4, 1 << 8, 1 << 10
-    DIR_MASK, DIR_P2M = 3 << 6, 0
-    MSIZE_SHIFT = 13
-    LISR, HISR, LIFCR, HIFCR = 0x00, 0x04, 0x08, 0x0C
-    _SHIFT = (0, 6, 16, 22)  # each stream's flag group within LISR/HISR
-    _BITS = {TEIF: 3, HTIF: 4, TCIF: 5}
-
-    def __init__(self, mem_write, reachable, irqs, mux: "Dmamux"):
-        self.mux = mux
-        super().__init__(mem_write, reachable, irqs)
-
-    def reset(self) -> None:
-        super().reset()
-        self._fcr = [0x21] * self.CHANNELS  # SxFCR's reset value (direct mode)
-        self._m1ar = [0] * self.CHANNELS
-
-    def _routes(self, n: int):
-        return self.mux.request(n)
-
-    def read(self, off: int) -> int:
-        if off in (self.LISR, self.HISR):
-            value, first = 0, 0 if off == self.LISR else 4
-            for i, shift in enumerate(self._SHIFT):
-                for f in self.ch[first + i].flags:
-                    value |= 1 << (shift + self._BITS[f])
-            return value
-        n, reg = self._register(off)
-        if n is None:
-            return 0
-        ch = self.ch[n]
-        return (ch.cr, ch.ndtr, ch.par, ch.mar, self._m1ar[n], self._fcr[n])[reg]
-
-    def write(self, off: int, value: int) -> None:
-        if off in (self.LIFCR, self.HIFCR):
-            first = 0 if off == self.LIFCR else 4
-            for i, shift in enumerate(self._SHIFT):
-                self.ch[first + i].flags -= {f for f, bit in self._BITS.items() if value >> (shift + bit) & 1}
-            return
-        n, reg = self._register(off)
-        if n is None:
-            return
-        ch = self.ch[n]
-        if reg == 0:
-            self._write_cr(ch, value & 0x01FF_FFFF)
-        elif reg == 1:
-            self._write_ndtr(ch, value)
-        elif reg == 2:
-            ch.par = value
-        elif reg == 3:
-            ch.mar = value
-        elif reg == 4:
-            self._m1ar[n] = value
-        else:
-            self._fcr[n] = value & 0xBF
-
-    def _register(self, off: int) -> tuple[int | None, int]:
-        if not 0x10 <= off < 0x10 + 24 * self.CHANNELS:
-            return None, 0
-        n, reg = divmod(off - 0x10, 24)
-        return n, reg // 4
+    def _register(self, off: int) -> tuple[_Channel | None, tuple[str, int, int]]:
+        """The channel/stream and register (name, write mask, reset value) at `off`; None: no such register."""
+        lay = self.layout
+        if lay.first <= off < lay.first + lay.stride * lay.channels:
+            n, at = divmod(off - lay.first, lay.stride)
+            if at // 4 < len(lay.registers):
+                return self.ch[n], lay.registers[at // 4]
+        return None, ("", 0, 0)
 
 
 class Dmamux:

@@ -36,10 +36,9 @@ from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_
 from unicorn import arm_const as a
 
 from rig.sim.flash import Flash, PowerCut
-from rig.sim.stm32 import rcc
+from rig.sim.stm32 import dma, rcc
 from rig.sim.stm32.clock import WallClock
 from rig.sim.stm32.cpu import Cpu
-from rig.sim.stm32.dma import ChannelDma, Dmamux, StreamDma
 from rig.sim.stm32.flashctl import FlashController
 from rig.sim.stm32.iwdg import Iwdg
 from rig.sim.stm32.parts import Part
@@ -90,12 +89,10 @@ class Machine:
         self.iwdg = Iwdg(part.lsi_hz, clock.now)
         self._transmit = transmit
         self.usart = Usart(lambda data: self._transmit(data), clock.now, self.rcc.core_hz)
-        self.dmamux = Dmamux() if part.dmamux is not None else None
-        if self.dmamux is not None:
-            self.dma: ChannelDma | StreamDma = StreamDma(self._dma_write, self._dma_reaches, part.dma_irqs,
-                                                         self.dmamux)
-        else:
-            self.dma = ChannelDma(self._dma_write, self._dma_reaches, part.dma_irqs)
+        # A DMAMUX1 in front: the H7's stream DMA; else the L0's channel DMA, routed by its CSELR.
+        self.dmamux = dma.Dmamux() if part.dmamux is not None else None
+        self.dma = dma.Dma(dma.STREAM if self.dmamux is not None else dma.CHANNEL, self._dma_write,
+                           self._dma_reaches, part.dma_irqs, self.dmamux)
         self.usart.dma_serves = lambda: self._rx_stream() is not None
         # Instructions the core executed since the DMA last took a console byte (inf: it waited).
         self._rx_credit = float("inf")
