@@ -324,16 +324,17 @@ def lock(unit: Unit) -> dict:
             flags["SECURE_VERSION"] = str(state["SECURE_VERSION"] | (1 << floor) - 1)
         if opts["disable_jtag"] and not state["JTAG_DISABLE"]:
             flags["JTAG_DISABLE"] = "1"
+        if opts["disable_download"] and not state["UART_DOWNLOAD_DIS"]:
+            # Last of the batch: from the next reset on, no esptool session reaches this chip
+            # again. Before FLASH_CRYPT_CNT's write protection below: on the ESP32 one WR_DIS
+            # bit (2) guards both, so afterwards this bit can never be burnt.
+            flags["UART_DOWNLOAD_DIS"] = "1"
         if flags:
             cmds.burn_efuse(flags)
             burnt.extend(flags)
         if "FLASH_CRYPT_CNT" in flags:  # release mode: encryption can never be switched off again
             cmds.efuses["FLASH_CRYPT_CNT"].disable_write()
             cmds.efuses.burn_all(check_batch_mode=True)
-        if opts["disable_download"] and not state["UART_DOWNLOAD_DIS"]:
-            # Last: from the next reset on, no esptool session reaches this chip again.
-            cmds.burn_efuse({"UART_DOWNLOAD_DIS": "1"})
-            burnt.append("UART_DOWNLOAD_DIS")
         unit.record.lock_state = _state(_commands(esp).efuses)  # read back from the chip
     _check_in_force(unit, unit.record.lock_state)
     return {"burnt": burnt, **{f"efuse_{k}": v for k, v in unit.record.lock_state.items()}}
