@@ -8,7 +8,8 @@ The health check uses only what a bench sees of a board, in this order:
                   and passes this step on that evidence
     probe / ROM   STM32: the debug probe connects and reads the readout-protection level;
                   ESP32: esptool reaches the ROM loader over the console and names the chip
-    flash read    the first 4 KiB of the bootloader's area, through the board's own flasher
+    flash read    the first 4 KiB of the bootloader's area, through the board's own flasher (not
+                  tried when the probe or ROM loader did not answer: it goes the same way)
 
 A board that fails any step is quarantined with the reason (rig.results.store records the check and
 the quarantine in one transaction). So is a board that fails QUARANTINE_AFTER different tests in a
@@ -74,11 +75,17 @@ def check(drivers) -> Health:
     drivers.forget_state()
     banner = _wait_banner(console, mark)
     if board.facts.flasher is Flasher.ROM_LOADER:
-        step("ROM loader", lambda: _rom_loader(drivers))
+        reached = step("ROM loader", lambda: _rom_loader(drivers))
+        channel = "the ROM loader"
     else:
-        step("probe", lambda: _probe(drivers))
+        reached = step("probe", lambda: _probe(drivers))
+        channel = "the probe"
     flash: dict[str, bool] = {}
-    step("flash read", lambda: _flash_read(drivers, flash))
+    if reached:
+        step("flash read", lambda: _flash_read(drivers, flash))
+    else:  # the read goes through the same channel: a second attempt would only wait out its timeouts again
+        health.steps.append({"name": "flash read", "ok": False, "seconds": 0.0,
+                             "detail": f"not tried: {channel} did not answer"})
     health.steps.insert(1, _banner_step(banner, flash.get("blank")))
     health.ok = all(s["ok"] for s in health.steps)
     console.drain()

@@ -12,8 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_suite(lab, module: str, workers: str, junit) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(REPO / "tests" / "hil" / module),
+def run_suite(lab, tests: str, workers: str, junit) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(REPO / "tests" / "hil" / tests),
            "--rig-rack", str(lab.rack), "-n", workers, f"--junitxml={junit}", "-q"]
     return subprocess.run(cmd, cwd=lab.root, env=lab.env, capture_output=True, text=True, timeout=600)
 
@@ -33,11 +33,13 @@ def check_report(junit, expected_cases: int) -> None:
 
 @pytest.mark.parametrize("workers", ["3", pytest.param("0", marks=pytest.mark.nightly)])
 def test_hil_flash_module_on_a_rack_the_plugin_starts(idle_lab, tmp_path, workers):
+    # One test per board: the rest of test_flash.py adds nothing to what this proves of the plugin,
+    # and the default `tox` runs all of tests/hil on the virtual rack anyway.
     junit = tmp_path / "report.xml"
-    result = run_suite(idle_lab, "test_flash.py", workers, junit)
+    result = run_suite(idle_lab, "test_flash.py::test_flash_read_back", workers, junit)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "12 passed" in result.stdout  # 4 tests x 3 boards
-    check_report(junit, 12)
+    assert "3 passed" in result.stdout  # one per board
+    check_report(junit, 3)
     # The plugin stopped the lab it started.
     status = json.loads(idle_lab.rig("lab", "status", "--json", "--rack", idle_lab.rack).stdout)
     assert status["running"] is False

@@ -45,12 +45,23 @@ def test_three_sessions_on_the_dashboard_and_the_report_offline(sessions, dashbo
     rack = private_rack(tmp_path / "rack.yaml", ("esp32-1", "stm32l0-1"))  # two boards: two rows per run
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     expected = []
-    for i, (what, env, tests, selection) in enumerate(SESSIONS, start=1):
-        junit = tmp_path / f"session-{i}.xml"
-        args = [f"{repo}/{HIL}/{t}" for t in tests] + (["-k", selection] if selection else [])
-        done = sessions.pytest(*args, "--rig-rack", rack, f"--junitxml={junit}", env=env, timeout=900)
-        assert done.returncode == (1 if env else 0), f"session {what}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
-        expected.append(junit_counts(junit))
+    # The sessions on faithful boards share one lab, started here: a session leaves running a lab it
+    # did not start. The broken models need a lab of their own, which that session's plugin starts with
+    # RIG_SIM_BROKEN in its environment, and stops.
+    up = sessions.rig("lab", "up", "--rack", rack)
+    assert up.returncode == 0, up.stderr
+    try:
+        for i, (what, env, tests, selection) in enumerate(SESSIONS, start=1):
+            if env:
+                sessions.rig("lab", "down", "--rack", rack)
+            junit = tmp_path / f"session-{i}.xml"
+            args = [f"{repo}/{HIL}/{t}" for t in tests] + (["-k", selection] if selection else [])
+            done = sessions.pytest(*args, "--rig-rack", rack, f"--junitxml={junit}", env=env, timeout=900)
+            assert done.returncode == (1 if env else 0), f"session {what}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}"
+            expected.append(junit_counts(junit))
+    except BaseException:
+        sessions.rig("lab", "down", "--rack", rack)
+        raise
     broken_total, _, failing_out = expected[-1]
     assert broken_total["failed"] >= 1 and broken_total["passed"] >= 1  # the broken models did break something
 

@@ -39,6 +39,7 @@ def test_a_silent_board_is_quarantined_skipped_and_released(sessions, rack):
     assert sick.returncode == 1
     assert "esp32-1 quarantined: banner: nothing on the console" in sick.stdout
     assert "ROM loader" in sick.stdout  # esptool cannot reach the ROM loader over cut wires either
+    assert "flash read: not tried: the ROM loader did not answer" in sick.stdout  # nor read its flash that way
     listed = sessions.rig("health", "--results", sessions.url)
     assert "esp32-1" in listed.stdout and "health check failed" in listed.stdout
 
