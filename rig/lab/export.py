@@ -14,9 +14,10 @@ How each part of a board crosses the network:
 - power: NetworkPowerPort (and the other power resources) as labgrid exports them.
 - debug probe: pyocd's own remote probe protocol, so pyocd on the client runs unchanged with the
   unique id `remote:HOST:PORT` (its built-in `remote` probe type). A real probe gets a
-  `pyocd server --uid ID --port PORT --allow-remote` started by the export; a virtual board's
-  SWD port already speaks that protocol and is exported as it is. Chosen over a USB/IP export of
-  the ST-LINK because it needs no kernel module on the client and works for virtual probes alike.
+  `pyocd server --uid ID --port 0 --allow-remote` started by the export, which announces the port
+  the server bound; a virtual board's SWD port already speaks that protocol and is exported as it
+  is. Chosen over a USB/IP export of the ST-LINK because it needs no kernel module on the client
+  and works for virtual probes alike.
 - RigBoard is not exported (labgrid's wire format carries no lists, and its tags are a list): its
   facts become the place's tags, and a client makes the RigBoard of a remote board from them.
 """
@@ -122,13 +123,34 @@ def wait_for_exporter(coordinator, name: str, groups, proc: subprocess.Popen, lo
                    f"within {START_TIMEOUT_S:.0f} s; see {log}")
 
 
-def free_port() -> int:
-    """A port the OS says is free now, for a probe server started right after."""
-    import socket
+def start_probe_server(unique_id: str, log_path: Path,
+                       timeout: float = START_TIMEOUT_S) -> tuple[subprocess.Popen, int]:
+    """`pyocd server` for probe `unique_id` on a port it binds itself (port 0), and that port, read from
+    the line pyocd logs once it serves ("Serving debug probe ... on port N"). A port picked here and
+    handed on could be taken by another process before pyocd binds it. pyocd binds only once it has
+    the probe (it waits for one to be plugged in), so a probe not there within `timeout` s is a RigError."""
+    import re
 
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
+    serving = re.compile(rf"Serving debug probe .* \({re.escape(unique_id)}\) on port (\d+)".encode())
+    with open(log_path, "ab") as log:
+        start = log.tell()  # the log of earlier runs is kept: read only this server's lines
+        proc = subprocess.Popen(probe_server_command(unique_id, 0), stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(log_path, "rb") as log:
+            log.seek(start)
+            found = serving.search(log.read())
+        if found:
+            return proc, int(found.group(1))
+        if proc.poll() is not None:
+            raise RigError(f"pyocd server for probe {unique_id} exited with status {proc.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise RigError(f"pyocd server for probe {unique_id} is not serving after {timeout:g} s "
+                           f"(is the probe connected?); see {log_path}")
+        time.sleep(0.1)
 
 
 def run_export(rack: Rack, lab: dict | None, coordinator: str, name: str, hostname: str, folder: Path,
@@ -149,10 +171,8 @@ def run_export(rack: Rack, lab: dict | None, coordinator: str, name: str, hostna
         probe_ports = {}
         for board in rack.boards:
             if board.probe and not board.virtual:
-                probe_ports[board.id] = free_port()
-                with open(folder / f"pyocd-{board.id}.log", "ab") as log:
-                    children.append(subprocess.Popen(probe_server_command(board.probe, probe_ports[board.id]),
-                                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
+                server, probe_ports[board.id] = start_probe_server(board.probe, folder / f"pyocd-{board.id}.log")
+                children.append(server)
         config = write_config(folder / "exporter.yaml", exporter_config(rack, lab, probe_ports, hostname))
         log_path = folder / "exporter.log"
         with open(log_path, "ab") as log:
