@@ -10,7 +10,8 @@ module defines
 and renders with `await render(request, "runs.html", **context)`. Options given to make_app
 (`make_app(results=URL, rack=FILE, broker=...)`) are in `app[OPTIONS]`; blocking work (database
 queries, reading the lab) goes through `await blocking(fn, *args)` so one slow query never stalls
-the other pages or a server-sent-events stream. An area whose module is not installed is left out.
+the other pages or a server-sent-events stream; a query of the results store is
+`await blocking(in_store, url, fn, *args)`. An area whose module is not installed is left out.
 """
 
 import asyncio
@@ -84,3 +85,15 @@ async def render(request: web.Request, template: str, status: int = 200, **conte
 async def blocking(fn, *args, **kwargs):
     """Run a blocking call (a database query, a lab read) off the event loop."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def in_store(url: str | None, fn, *args):
+    """fn(store, *args) on the results store at `url`, opened for the call and closed after (a page's
+    query, for blocking()). Opening reaps runs whose process is gone, so what a page lists is current."""
+    from rig.results.store import Store
+
+    store = Store(url)
+    try:
+        return fn(store, *args)
+    finally:
+        store.close()

@@ -3,9 +3,8 @@
 from aiohttp import web
 
 from rig.results import views
-from rig.results.store import Store
 from rig.web import svg
-from rig.web.app import OPTIONS, blocking, render
+from rig.web.app import OPTIONS, blocking, in_store, render
 
 TITLE = "Provisioning"
 PATH = "/provisioning"
@@ -15,16 +14,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get(PATH, page)
 
 
-def _provisioning(url):
-    store = Store(url)
-    try:
-        return views.provisioning(store)
-    finally:
-        store.close()
-
-
 async def page(request: web.Request) -> web.Response:
-    data = await blocking(_provisioning, request.app[OPTIONS].get("results"))
+    data = await blocking(in_store, request.app[OPTIONS].get("results"), views.provisioning)
     chart = svg.stacked_bars([(f"#{b['run']['id']}", {"passed": b["provisioned"], "skipped": b["refused"],
                                                       "failed": b["failed"]}) for b in reversed(data["batches"])],
                              ("passed", "failed", "skipped"), "units per batch (provisioned, failed, refused)")

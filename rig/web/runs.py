@@ -3,9 +3,8 @@
 from aiohttp import web
 
 from rig.results import views
-from rig.results.store import Store
 from rig.web import svg
-from rig.web.app import OPTIONS, blocking, render
+from rig.web.app import OPTIONS, blocking, in_store, render
 
 TITLE = "Runs"
 PATH = "/runs"
@@ -17,23 +16,15 @@ def setup(app: web.Application) -> None:
     app.router.add_get(PATH + "/{run_id:\\d+}", run)
 
 
-def _with_store(url, fn, *args):
-    store = Store(url)  # opening reaps runs whose process is gone, so the list is current
-    try:
-        return fn(store, *args)
-    finally:
-        store.close()
-
-
 async def history(request: web.Request) -> web.Response:
-    runs = await blocking(_with_store, request.app[OPTIONS].get("results"), lambda s: s.runs(limit=HISTORY))
+    runs = await blocking(in_store, request.app[OPTIONS].get("results"), lambda s: s.runs(limit=HISTORY))
     chart = svg.stacked_bars(views.per_day(runs), ("passed", "failed", "error", "skipped"), "results per day")
     return await render(request, "runs.html", runs=runs, per_day=chart)
 
 
 async def run(request: web.Request) -> web.Response:
     run_id = int(request.match_info["run_id"])
-    view = await blocking(_with_store, request.app[OPTIONS].get("results"), views.run_view, run_id)
+    view = await blocking(in_store, request.app[OPTIONS].get("results"), views.run_view, run_id)
     if view is None:
         raise web.HTTPNotFound(text=f"no run {run_id} in the results store")
     return await render(request, "run.html", **view)

@@ -3,9 +3,8 @@
 from aiohttp import web
 
 from rig.results import views
-from rig.results.store import Store
 from rig.web import svg
-from rig.web.app import OPTIONS, blocking, render
+from rig.web.app import OPTIONS, blocking, in_store, render
 
 TITLE = "Trends"
 PATH = "/trends"
@@ -15,16 +14,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get(PATH, page)
 
 
-def _trends(url):
-    store = Store(url)
-    try:
-        return views.trends(store)
-    finally:
-        store.close()
-
-
 async def page(request: web.Request) -> web.Response:
-    data = await blocking(_trends, request.app[OPTIONS].get("results"))
+    data = await blocking(in_store, request.app[OPTIONS].get("results"), views.trends)
     runs = data["runs"]
     outcomes = ("passed", "failed", "error", "skipped")
     return await render(
