@@ -7,8 +7,9 @@ import click
 
 from rig.cli.console import out
 from rig.cli.options import rack_option
+from rig.database import safe_url
 from rig.errors import RigError
-from rig.results.store import default_url, safe_url
+from rig.results.store import default_url
 
 DEFAULT_FLEET = Path(".rig/fleet")  # rig.cli.fleet's default folder
 

@@ -6,8 +6,9 @@ import click
 from rich.table import Table
 
 from rig.cli.console import out
+from rig.database import safe_url
 from rig.errors import RigError
-from rig.results.store import Store, safe_url
+from rig.results.store import Store
 
 results_option = click.option("--results", "results_url", default=None, metavar="URL",
                               help="Results store (SQLAlchemy URL).  [default: $RIG_RESULTS or "

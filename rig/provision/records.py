@@ -13,9 +13,10 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, select
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.exc import IntegrityError
 
+from rig.database import open_engine
 from rig.errors import RigError
 
 OUTCOMES = ("provisioned", "refused", "failed")
@@ -91,15 +92,7 @@ class UnitRecord:
 
 class Records:
     def __init__(self, url: str = DEFAULT_URL):
-        try:
-            self.engine = create_engine(url)
-            meta.create_all(self.engine)
-        except (ArgumentError, NoSuchModuleError) as exc:
-            raise RigError(f"records database URL {url!r} is not usable: {exc}; "
-                           "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB") from None
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0]
-            raise RigError(f"records database {url!r} cannot be opened: {reason}") from None
+        self.engine = open_engine(url, meta, "records database")
 
     def provisioned(self, chip_id: str) -> dict | None:
         """The unit row if this chip was provisioned before, else None."""

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rig.database import safe_url
 from rig.errors import RigError
-from rig.results.store import Store, safe_url
+from rig.results.store import Store
 
 
 def git_revision(where: Path | str = ".") -> str | None:

@@ -27,12 +27,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     func,
     select,
 )
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
+from rig.database import open_engine, safe_url
 from rig.errors import RigError
 from rig.lab.runtime import runtime_dir
 
@@ -142,16 +142,6 @@ def process_started(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]  # fields after the command name; starttime is the 20th
 
 
-def safe_url(url: str) -> str:
-    """The URL without its password, for output."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
-
-
 class Store:
     def __init__(self, url: str | None = None):
         self.url = url or default_url()
@@ -159,15 +149,7 @@ class Store:
             from pathlib import Path
 
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.engine = create_engine(self.url)
-            meta.create_all(self.engine)
-        except (ArgumentError, NoSuchModuleError) as exc:
-            raise RigError(f"results store URL {safe_url(self.url)!r} is not usable: {exc}; "
-                           "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB") from None
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0]
-            raise RigError(f"results store {safe_url(self.url)!r} cannot be opened: {reason}") from None
+        self.engine = open_engine(self.url, meta, "results store")
         self.reap()
 
     def close(self) -> None:

@@ -21,15 +21,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     event,
     insert,
     select,
     update,
 )
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-from rig.errors import RigError
+from rig.database import open_engine
 
 DEFAULT_URL = "sqlite:///.rig/fleet/rollouts.db"
 
@@ -139,25 +137,19 @@ def put_setting(engine, key: str, value: str) -> None:
 
 
 def open_db(url: str):
-    try:
-        engine = create_engine(url)
-        if engine.dialect.name == "sqlite":
-            @event.listens_for(engine, "connect")
-            def _wal(dbapi, _record):
-                # WAL lets `rig rollout status` read while the engine writes; NORMAL sync keeps each
-                # commit atomic and durable against a killed process (what we promise) at a fraction
-                # of the fsyncs
-                dbapi.execute("PRAGMA journal_mode=WAL")
-                dbapi.execute("PRAGMA synchronous=NORMAL")
-                dbapi.execute("PRAGMA busy_timeout=10000")
-        meta.create_all(engine)
-        return engine
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise RigError(f"rollout database URL {url!r} is not usable: {exc}; "
-                       "use sqlite:///FILE or postgresql+psycopg://USER@HOST/DB") from None
-    except OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0]
-        raise RigError(f"rollout database {url!r} cannot be opened: {reason}") from None
+    return open_engine(url, meta, "rollout database", configure=_sqlite_wal)
+
+
+def _sqlite_wal(engine) -> None:
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi, _record):
+            # WAL lets `rig rollout status` read while the engine writes; NORMAL sync keeps each
+            # commit atomic and durable against a killed process (what we promise) at a fraction
+            # of the fsyncs
+            dbapi.execute("PRAGMA journal_mode=WAL")
+            dbapi.execute("PRAGMA synchronous=NORMAL")
+            dbapi.execute("PRAGMA busy_timeout=10000")
 
 
 def add_event(conn, rollout_id: int | None, kind: str, message: str, variant: str | None = None,
