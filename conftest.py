@@ -2,6 +2,7 @@
 
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -37,3 +38,33 @@ def rig_cli(monkeypatch, capsys):
         return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
     return run
+
+
+
+MODULE_SECONDS = Path(__file__).parent / "tests" / "module_seconds.txt"
+
+
+@pytest.hookimpl(trylast=True)  # after tests/hil/conftest.py's: a HIL run is scheduled by board
+def pytest_xdist_make_scheduler(config, log):
+    """Under xdist's default scheduling (load): whole test modules to a worker (a module's labs start
+    once), in collection order, which puts the longest modules first (pytest_collection_modifyitems
+    below) - the greedy longest-first order, so no long module starts late and runs on alone while
+    the other workers sit idle. (xdist's load scheduling hands out runs of consecutive tests: the
+    longest modules, collected first, would all go to one worker.)"""
+    if config.getvalue("dist") != "load" or config.getoption("--rig-coordinator"):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False  # as collected: xdist would put the modules of most tests first
+    return LoadFileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items):
+    """The longest test modules first, by the seconds tests/module_seconds.txt records of a measured
+    run; within a module, and among modules not recorded, the order stays as collected (a stable sort)."""
+    seconds = {}
+    for line in MODULE_SECONDS.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            value, module = line.split()
+            seconds[module] = float(value)
+    items.sort(key=lambda item: -seconds.get(item.nodeid.partition("::")[0], 0.0))
