@@ -9,6 +9,8 @@ under ids qualified with its own name (rig.sim.registry.probe_id), which tell th
 
 import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +20,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 VIRTUAL_RACK = REPO / "targets" / "virtual-rack.yaml"
+RIG = str(Path(sys.executable).parent / "rig")
 
 
 def lab_rack(folder, source=VIRTUAL_RACK, name: str | None = None, boards: tuple[str, ...] | None = None,
@@ -60,6 +63,26 @@ def running_lab(rig: Callable, rack, state, runtime_dir: str | None = None):
             yield
     finally:
         rig("lab", "down", "--rack", rack)
+
+
+class PrivateLab:
+    """A lab of its own in folder `root`: a copy of a rack (lab_rack(root, **copy)), a runtime folder
+    (lab registry, leases) and a state folder, driven through the rig CLI as a user drives it."""
+
+    def __init__(self, root: Path, **copy):
+        self.root = root
+        self.rack = lab_rack(root, **copy)
+        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
+        self.env.pop("RIG_RACK", None)  # every verb is given this lab's rack
+
+    def rig(self, *args, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run([RIG, *map(str, args)], cwd=self.root, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+
+    def running(self, seen_here: bool = False):
+        """The lab up for a `with` block (running_lab); with seen_here, this process sees it too."""
+        return running_lab(self.rig, self.rack, self.root / "state",
+                           runtime_dir=self.env["RIG_RUNTIME_DIR"] if seen_here else None)
 
 
 def bound_rack(rack, runtime_dir):

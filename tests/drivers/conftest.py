@@ -4,28 +4,20 @@ Each lab gets its own runtime dir (registry, leases) so labs of parallel test ru
 it is started and stopped with `rig lab up|down`, as a user does.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.labs import lab_rack, running_lab
+from tests.labs import PrivateLab
 
 REPO = Path(__file__).resolve().parents[2]
-RIG = str(Path(sys.executable).parent / "rig")
 
 
-class Lab:
+class Lab(PrivateLab):
+    """The whole virtual rack in a lab of its own."""
+
     def __init__(self, root: Path):
-        self.root = root
-        self.rack = lab_rack(root, name="rack", board_ids=False)
-        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
-
-    def rig(self, *args, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([RIG, *map(str, args)], cwd=self.root, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        super().__init__(root, name="rack", board_ids=False)
 
 
 @pytest.fixture
@@ -41,7 +33,7 @@ def idle_lab(tmp_path):
 def lab(tmp_path_factory):
     """A running private lab; this process sees it (pyocd's probe plugin reads its registry)."""
     lab = Lab(tmp_path_factory.mktemp("lab"))
-    with running_lab(lab.rig, lab.rack, lab.root / "state", runtime_dir=lab.env["RIG_RUNTIME_DIR"]):
+    with lab.running(seen_here=True):
         yield lab
 
 

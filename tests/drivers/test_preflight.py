@@ -14,14 +14,13 @@ import pytest
 from rig.drivers import open_board
 from rig.lab import load_rack
 from tests.drivers.conftest import REPO, Lab
-from tests.labs import running_lab
 
 
 @pytest.fixture
 def locked_lab(tmp_path):
     """A private lab whose esp32-1 has Secure Boot V2 on and whose stm32h7-1 is at RDP level 1."""
     lab = Lab(tmp_path)
-    with running_lab(lab.rig, lab.rack, tmp_path / "state", runtime_dir=lab.env["RIG_RUNTIME_DIR"]):
+    with lab.running(seen_here=True):
         rack = load_rack(lab.rack)
         esp, stm = open_board(rack.board("esp32-1")), open_board(rack.board("stm32h7-1"))
         try:

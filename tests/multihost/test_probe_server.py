@@ -6,7 +6,6 @@ A virtual board's probe stands in for a real one: pyocd finds it through rig's p
 does, through pyocd's `remote:HOST:PORT` probe, and reads the part's DBGMCU_IDCODE.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from rig.errors import RigError
 from rig.lab.export import start_probe_server
 from rig.provision.stm32 import PARTS
-from tests.labs import bound_rack, lab_rack, running_lab
+from tests.labs import PrivateLab, bound_rack
 
 BIN = Path(sys.executable).parent
 
@@ -25,15 +24,9 @@ BIN = Path(sys.executable).parent
 def probes(tmp_path_factory):
     """The STM32 boards of a private lab as it bound them (rig.lab.Board), its registry seen by this
     process and so by the pyocd servers it starts."""
-    root = tmp_path_factory.mktemp("probe-servers")
-    rack = lab_rack(root, name="probes", variants=tuple(PARTS))
-    env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
-
-    def rig(*args):
-        return subprocess.run([BIN / "rig", *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
-
-    with running_lab(rig, rack, root / "state", runtime_dir=env["RIG_RUNTIME_DIR"]):
-        yield bound_rack(rack, env["RIG_RUNTIME_DIR"]).boards
+    lab = PrivateLab(tmp_path_factory.mktemp("probe-servers"), name="probes", variants=tuple(PARTS))
+    with lab.running(seen_here=True):
+        yield bound_rack(lab.rack, lab.env["RIG_RUNTIME_DIR"]).boards
 
 
 def idcode_through(port: int, board) -> int:

@@ -10,13 +10,12 @@ import datetime
 import sqlite3
 
 from tests.drivers.conftest import Lab
-from tests.labs import running_lab
 
 
 def test_rig_ota_updates_the_boards_of_a_rack_at_once(tmp_path):
     lab = Lab(tmp_path)
     db = tmp_path / "results.db"
-    with running_lab(lab.rig, lab.rack, tmp_path / "state"):
+    with lab.running():
         done = lab.rig("ota", "--rack", lab.rack, "--scenario", "full image", "--work", tmp_path / "ota",
                        "--results", f"sqlite:///{db}", timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]

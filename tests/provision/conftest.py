@@ -15,7 +15,7 @@ from tests.provision.station_lab import StationLab
 @pytest.fixture(scope="module")
 def station_lab(tmp_path_factory):
     lab = StationLab(tmp_path_factory.mktemp("station-lab"))
-    with running_lab(lab.rig, lab.rack, lab.root / "state"):
+    with lab.running():
         yield lab
 
 

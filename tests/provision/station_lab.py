@@ -13,7 +13,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -21,21 +20,17 @@ import pytest
 
 from rig.image.keys import ECDSA_P256, RSA_3072
 from tests import keys
-from tests.labs import lab_rack
+from tests.labs import RIG, PrivateLab
 
-RIG = str(Path(sys.executable).parent / "rig")
 SUFFIX = "-station"
 BOARDS = tuple(f"{b}{SUFFIX}" for b in ("esp32-1", "stm32h7-1", "stm32l0-1"))
 # Units left readable: the STM32s by the probe, the ESP32 by esptool (no flash or NVS encryption).
 OPEN = ("--option", "stm32h7.rdp=0", "--option", "stm32l0.rdp=0", "--option", "esp32.flash_encryption=false")
 
 
-class StationLab:
+class StationLab(PrivateLab):
     def __init__(self, root: Path):
-        self.root = root
-        self.rack = lab_rack(root, name=SUFFIX[1:])
-        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
-        self.env.pop("RIG_RACK", None)
+        super().__init__(root, name=SUFFIX[1:])
         # One set of firmware keys for every station on this lab: the ESP32's lock burns its digest
         # for good. EC P-256 for the STM32s' MCUboot, RSA-3072 for the ESP32's Secure Boot V2; made once per
         # test process (tests/keys.py), as each lab's ESP32 has eFuses of its own.
@@ -44,10 +39,6 @@ class StationLab:
         self.esp32_key = root / "firmware-key-rsa-3072.pem"
         self.esp32_key.write_bytes(keys.pem("station firmware", RSA_3072))
         self.key_args = ("--firmware-key", str(self.firmware_key), "--firmware-key", str(self.esp32_key))
-
-    def rig(self, *args, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-        return subprocess.run([RIG, *map(str, args)], cwd=self.root, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=timeout)
 
     def provision(self, workdir: Path, *args, env: dict | None = None) -> subprocess.CompletedProcess:
         """`rig provision run` on this lab's rack with `workdir` (records in workdir by default)."""

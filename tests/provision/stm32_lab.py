@@ -7,7 +7,6 @@ rig firmware 1.0.0 signed by a firmware key with the virtual MCUboot trusting it
 runs one unit the way the station's runner does: recipe, then one record in the database.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,23 +21,16 @@ from rig.provision import identity, recipe, stm32
 from rig.provision.records import Records, UnitRecord, now
 from rig.provision.station import Firmware, Station
 from rig.sim.stm32 import vmcuboot
-from tests.labs import lab_rack
+from tests.labs import PrivateLab
 
-RIG = str(Path(sys.executable).parent / "rig")
 PYOCD = str(Path(sys.executable).parent / "pyocd")
 BOARDS = {"stm32h7": "stm32h7-1-prov", "stm32l0": "stm32l0-1-prov"}
 VERSION = "1.0.0"
 
 
-class Lab:
+class Lab(PrivateLab):
     def __init__(self, root: Path):
-        self.root = root
-        self.rack = lab_rack(root, name="prov", variants=tuple(BOARDS))
-        self.env = dict(os.environ, RIG_RUNTIME_DIR=str(root / "runtime"))
-
-    def rig(self, *args) -> subprocess.CompletedProcess:
-        return subprocess.run([RIG, *map(str, args)], cwd=self.root, env=self.env, capture_output=True, text=True,
-                              timeout=120)
+        super().__init__(root, name="prov", variants=tuple(BOARDS))
 
     def pyocd_cmd(self, board, *commands: str) -> subprocess.CompletedProcess:
         """`pyocd cmd` on a board's probe, as a user runs it (not checked: refusals are the point)."""

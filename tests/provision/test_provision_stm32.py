@@ -20,7 +20,6 @@ from rig.image import factory
 from rig.image.layouts import LAYOUTS, STM32H7, STM32L0
 from rig.provision import keyarea, stm32
 from rig.provision.steps import serial_of
-from tests.labs import running_lab
 from tests.provision.stm32_lab import BOARDS, VERSION, Lab, make_station, provision
 
 VARIANTS = tuple(BOARDS)
@@ -30,7 +29,7 @@ STEPS = ["identify", "check", "flash", "identity", "write_identity", "lock", "pr
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     lab = Lab(tmp_path_factory.mktemp("prov-stm32"))
-    with running_lab(lab.rig, lab.rack, lab.root / "state", runtime_dir=lab.env["RIG_RUNTIME_DIR"]):
+    with lab.running(seen_here=True):
         yield lab
 
 
