@@ -10,9 +10,8 @@ it - judged by the console and by what the firmware answers over SMP.
 
 import re
 import shutil
-import socket
 import subprocess
-import time
+import threading
 
 import pytest
 from smpclient.generics import success
@@ -149,13 +148,10 @@ def test_gdb_breaks_at_main_steps_prints_and_continues(virtual_stm32, variant, t
     vb.install(mcuboot.sign(built.bin.read_bytes(), vb.signer, "1.0.0"))
     vb.board.set_power(True)
     vb.console.expect(r"rig: alive uptime=1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([PYOCD, "gdbserver", "-u", vb.uid, "-t", vb.target, "-p", str(port), "--persist",
+    server = subprocess.Popen([PYOCD, "gdbserver", "-u", vb.uid, "-t", vb.target, "-p", "0", "--persist",
                                "-O", "telnet_port=0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_listening(port, server)
+        port = _gdb_port(server)
         gdb = subprocess.run(
             ["gdb-multiarch", "-batch", "-nx", str(built.elf), "-ex", f"target remote 127.0.0.1:{port}",
              "-ex", "monitor reset halt", "-ex", "break main", "-ex", "continue", "-ex", "next", "-ex", "next",
@@ -172,13 +168,16 @@ def test_gdb_breaks_at_main_steps_prints_and_continues(virtual_stm32, variant, t
     vb.console.expect(r"rig: alive uptime=1", timeout=10)  # it continued after the reset gdb asked for
 
 
-def _wait_listening(port, server, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"pyocd gdbserver exited: {server.communicate()[0]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError("pyocd gdbserver did not listen")
+def _gdb_port(server, timeout=30.0) -> int:
+    """The port pyocd gdbserver bound (told -p 0), from the line it logs once it listens."""
+    seen = []
+    guard = threading.Timer(timeout, server.kill)  # a server that never listens ends the loop below
+    guard.start()
+    try:
+        for line in server.stdout:
+            seen.append(line)
+            if found := re.search(r"GDB server listening on port (\d+)", line):
+                return int(found[1])
+    finally:
+        guard.cancel()
+    raise AssertionError("pyocd gdbserver ended without listening:\n" + "".join(seen))
