@@ -116,9 +116,10 @@ class Chip:
         return None
 
     def _running_core(self, addr: int, n: int):
-        """The emulated core whose RAM this range is, while it runs the board's firmware."""
+        """The emulated core whose RAM this range is, while it runs (or is halted in) the board's
+        current run of the firmware."""
         machine = self.board.devices.get(DEVICE)
-        if machine is not None and machine.running and self._ram_at(addr, n) is not None:
+        if machine is not None and machine.live and self._ram_at(addr, n) is not None:
             return machine
         return None
 

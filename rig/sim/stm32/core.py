@@ -120,7 +120,7 @@ class Core:
         boots nothing (slot0 unbootable, a board held): halts, registers and resets then take the
         model's path, which holds the board as silicon's core halts in the bootloader."""
         machine = self.chip.board.devices.get(DEVICE)
-        if machine is None or self._algorithm or not (machine.running or machine.halted):
+        if machine is None or self._algorithm or not machine.live:
             return None
         machine.catch_reset = self._catch  # a machine of a new power-on learns of this debugger too
         return machine
@@ -133,11 +133,14 @@ class Core:
         machine = self._machine()
         if machine is not None:
             self.halted = machine.halted
-            if self.halted:
-                self.dhcsr_c |= C_HALT  # entering debug state sets it (after a step, a breakpoint, a catch)
             if machine.breakpoint_hit:
                 machine.breakpoint_hit = False
                 self.dfsr |= DFSR_BKPT
+        if self.halted:
+            # Entering debug state sets it (a halt, a step, a breakpoint, a catch, the flash
+            # algorithm's BKPT). pyocd's connect writes DHCSR back with C_DEBUGEN added to what it
+            # reads: a halted core read without C_HALT would be resumed by that write.
+            self.dhcsr_c |= C_HALT
         value = (self.dhcsr_c & 0xF) | S_REGRDY
         value |= S_HALT if self.halted else S_RETIRE_ST
         if self._reset_seen or self.in_reset:
@@ -184,6 +187,8 @@ class Core:
     def write_dcrsr(self, value: int) -> None:
         sel = value & 0x7F
         if value & DCRSR_REGWNR and sel == REG_PC:
+            if (parked := self._machine()) is not None:
+                self.halted = parked.halted  # the state the algorithm's calls start from
             self._algorithm = self._algorithm_entry(self.dcrdr) is not None
         machine = self._machine()
         if machine is not None and machine.halted:
@@ -207,8 +212,16 @@ class Core:
     def _resume(self) -> None:
         entry = self._algorithm_entry(self.regs.get(REG_PC, 0))
         if entry is None:
+            # Not a flash algorithm function: the firmware boots again. A core halted on the
+            # emulated core stays parked under the algorithm (its registers are the algorithm's
+            # here): hold the board so that run ends, drop the halt it was parked for, release.
             self.halted = False
-            self.chip.board.release("debug", cause=self._cause)
+            self._algorithm = False
+            board, parked = self.chip.board, self.chip.board.devices.get(DEVICE)
+            board.hold("debug")
+            if parked is not None:
+                parked.debug_resume()
+            board.release("debug", cause=self._cause)
             return
         algo, name = entry
         self.regs[0] = self._run_algorithm(algo, name)

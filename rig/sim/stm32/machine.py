@@ -108,7 +108,8 @@ class Machine:
         self._due = float("inf")  # clock time of the next event, for the current slice
         self.accesses = 0  # register accesses so far (the alarm watches it)
         self.waits = 0  # times the core went waiting (WFI, idle loop): a test knows it is done
-        self.running = False  # inside run(): a debugger's requests go to this core
+        self.running = False  # inside run()
+        self._stopped: Callable[[], bool] = lambda: True  # the stop() of the current run
         # Debug state (the debugger's thread asks, run() obeys at its next slice boundary).
         self._debug = threading.Condition()
         self._halt_wanted = False
@@ -237,6 +238,14 @@ class Machine:
             # Left the park since: it may be halted again already (a breakpoint right after).
             self._debug.wait_for(lambda: not self.halted or self._parks != parks, timeout)
 
+    @property
+    def live(self) -> bool:
+        """Executing (or halted in) the board's current run: the core a debugger's requests reach.
+        A run the board already stopped (a hold, a reset, power) is not, even before its thread
+        has noticed and returned: the board's state says at once which core the debugger sees, so
+        its view (halted or not, RAM) never changes under it with the machine thread's timing."""
+        return self.running and not self._stopped()
+
     def debug_wake(self) -> None:
         """Power or reset changed: a parked core looks at its stop() again."""
         with self._debug:
@@ -244,26 +253,28 @@ class Machine:
 
     def _park(self, stop: Callable[[], bool]) -> bool:
         """Halted in debug state until resumed, executing single steps; False if the run must end.
-        The clock stands still meanwhile (SysTick stops in debug state)."""
+        The clock stands still meanwhile (SysTick stops in debug state). A step executes outside
+        the debug lock: its instruction may write the console, which needs the board's lock, and
+        a power change holding that lock wakes this core through the debug lock (a deadlock)."""
         self.clock.pause()
         try:
-            with self._debug:
-                self.halted = True
-                self._debug.notify_all()
-                while self._halt_wanted and not stop():
-                    if self._steps:
+            while True:
+                with self._debug:
+                    self.halted = True
+                    self._debug.notify_all()
+                    while self._halt_wanted and not self._steps and not stop():
+                        self._debug.wait(0.05)
+                    if not self._halt_wanted or stop():
                         self.halted = False
-                        self._step()
-                        self._steps -= 1  # done: debug_step returns
-                        self.halted = True
+                        self._steps = 0
+                        self._parks += 1
                         self._debug.notify_all()
-                        continue
-                    self._debug.wait(0.05)
-                self.halted = False
-                self._steps = 0
-                self._parks += 1
-                self._debug.notify_all()
-                self._stepping_from = self.cpu.pc  # resuming: the instruction here runs first
+                        self._stepping_from = self.cpu.pc  # resuming: the instruction here runs first
+                        break
+                self._step()  # still in debug state for the debugger: it waits in debug_step
+                with self._debug:
+                    self._steps = max(0, self._steps - 1)  # done: debug_step returns
+                    self._debug.notify_all()
         finally:
             self.clock.resume()
         return not stop()
@@ -429,6 +440,7 @@ class Machine:
 
     def run(self, until: float | None = None, stop: Callable[[], bool] = lambda: False) -> str | None:
         """Execute; returns the cause of a reset the part makes, or None at `until` or `stop()`."""
+        self._stopped = stop
         self.running = True
         try:
             return self._run(until, stop)

@@ -119,8 +119,9 @@ class VirtualStm32:
             raise AssertionError(f"pyocd {' '.join(map(str, args))} failed:\n{proc.stdout}{proc.stderr}")
         return proc
 
-    def cmd(self, *commands: str, check: bool = True) -> subprocess.CompletedProcess:
-        args = ["cmd", "-u", self.uid, "-t", self.target]
+    def cmd(self, *commands: str, check: bool = True, attach: bool = False) -> subprocess.CompletedProcess:
+        """`pyocd commander` running `commands`; it halts the core when it connects, unless `attach`."""
+        args = ["cmd", "-u", self.uid, "-t", self.target, *(["-M", "attach"] if attach else [])]
         for c in commands:
             args += ["-c", c]
         return self.pyocd(*args, check=check)
