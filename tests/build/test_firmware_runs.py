@@ -6,12 +6,14 @@ controller sequence - read back from flash. `imgtool verify` accepts the signed 
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 from firmware_board import FirmwareBoard, flash_with  # tests/build/firmware_board.py, beside this file
 
 from rig.image import appdesc, mcuboot
 from rig.image.trailer import Trailer
+from rig.sim.stm32.cpu import Cpu
 from rig.variants import facts
 
 HEADER = 0x200
@@ -99,6 +101,30 @@ def test_hang_lets_the_watchdog_reset_the_part(built, signer, variant, tmp_path)
     board.clear_console()
     board.boot("watchdog")
     assert BOOT.match(board.lines()[0]).group(3, 4) == ("watchdog", "2")
+
+
+def test_a_core_the_host_starves_is_not_reset_by_a_watchdog_it_had_no_cycles_to_feed(built, signer, tmp_path,
+                                                                                       monkeypatch):
+    """A loaded host runs the emulated core a slice now and then, each slice only ms late (less than
+    a wait must be late to count, rig.sim.stm32.machine.STARVED): the part's time skips a busy
+    slice's lateness however little, so a hung image that executed less than its IWDG period (2 s)
+    of cycles runs on (before 408dc81 the H7's IWDG bit mid-upload this way on a faithful lab)."""
+    run = Cpu.run
+
+    def starved(self, count):
+        # The host runs other work meanwhile: in 3 s at most 150 slices of 100,000 instructions,
+        # a quarter of a second of the H7's cycles at 64 MHz.
+        time.sleep(0.02)
+        return run(self, count)
+
+    monkeypatch.setattr(Cpu, "run", starved)
+    board, _, _ = make_board(built, signer, "stm32h7", "hang", tmp_path)
+    board.start("power-on")
+    try:
+        time.sleep(3.0)  # on the wall clock, longer than the watchdog's period
+        assert board.stop_reason is None
+    finally:
+        board.halt()
 
 
 @pytest.mark.parametrize("variant", ["stm32h7", "stm32l0"])
