@@ -56,6 +56,10 @@ ARTEFACTS = ("full", "delta", "unknown-key", "bad-signature", "wrong-variant")
 TLS_MODES = ("none", *SERVER_CERTS)
 BASELINE_VERSION = "1.0.0"
 CONFIRM_WAIT_S = 3.0  # a booted image that has not confirmed by then is power-cycled
+# A board that installs at reset and shows no app boot this long after the hand-over is power-cycled
+# by the gate too: an image that never starts (a locked-up core, no watchdog running) is silent, and a
+# fleet's gate counts a device that never checks in again as failed. Long enough for a two-sector swap.
+SILENT_WAIT_S = 20.0
 GATE_CYCLES = 2  # power cycles the health gate tries before it gives up on a board
 SETTLE_S = 60.0  # the longest a board may take from delivery to a settled state
 LINE_POLL_S = 0.1  # also how late a triggered power cut may land
@@ -204,6 +208,7 @@ class Campaign:
         self.allow_otp_burn = allow_otp_burn
         self.own_power_cycles = 0
         self._handed_at = 0
+        self._handed_time = 0.0  # when the update was handed over (the gate's clock for a silent board)
         self._rom_reset = ""  # the last ESP32 ROM reset reason seen, for the next boot line
         # A trigger fires on another thread; labgrid's drivers belong to this one, so the cut is
         # requested there and made here, by whoever waits next (console follower, upload progress).
@@ -454,6 +459,7 @@ class Campaign:
         is not armed a second time)."""
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
+        self._handed_time = time.monotonic()
         if s.cut_at_op is not None and self._cuts_receiving(s) and not again:
             self._arm_cut(s.cut_at_op, s)
         if s.flip_at_write is not None:
@@ -544,6 +550,7 @@ class Campaign:
 
             waiting   --a confirmed boot, a refusal, or the gate gives up-->   settled
             waiting   --no image confirmed for CONFIRM_WAIT_S-->               waiting, after a gate power cycle
+            waiting   --no app boot at all for SILENT_WAIT_S-->                waiting, after a gate power cycle
             waiting   --a pulling board came back from a power loss-->         resending
             resending --the old image confirmed: hand over again-->            waiting
         """
@@ -573,10 +580,26 @@ class Campaign:
                     # fleet's backend would on its next check-in.
                     st.phase = _Phase.RESENDING
 
+        def gate_power_cycle() -> bool:
+            """The gate power-cycles the board; False once it has given up (the board is settled)."""
+            if st.gate_cycles == GATE_CYCLES:
+                v.reasons.append(f"no image confirmed itself through {GATE_CYCLES} power cycles")
+                st.phase = _Phase.SETTLED
+                return False
+            st.gate_cycles += 1
+            st.gate_since = time.monotonic()
+            st.gate_cycle_pending = True
+            self._power_cycle()
+            return True
+
         def settled() -> bool:
             if st.phase is _Phase.SETTLED:
                 return True
             if len(boots) <= self._handed_at:
+                silent_since = st.gate_since or self._handed_time
+                if (s.health_gate and self.target.installs_at_reset and st.phase is _Phase.WAITING
+                        and time.monotonic() - silent_since > SILENT_WAIT_S):
+                    return not gate_power_cycle()
                 return False
             last = boots[-1]
             if st.phase is _Phase.RESENDING:
@@ -599,14 +622,7 @@ class Campaign:
             # has CONFIRM_WAIT_S to confirm - a boot loop keeps booting but never gets there.
             st.gate_since = st.gate_since or boots[self._handed_at].at
             if now - st.gate_since > CONFIRM_WAIT_S:
-                if st.gate_cycles == GATE_CYCLES:
-                    v.reasons.append(f"no image confirmed itself through {GATE_CYCLES} power cycles")
-                    st.phase = _Phase.SETTLED
-                    return True
-                st.gate_cycles += 1
-                st.gate_since = now
-                st.gate_cycle_pending = True
-                self._power_cycle()
+                return not gate_power_cycle()
             return False
 
         self._follow(v, boots, until=settled, timeout=SETTLE_S, on_line=on_line)
