@@ -5,6 +5,14 @@ key is found by label/id and used through its handle; rig never asks for its val
 the token and key, never the PIN.
 """
 
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pkcs11
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -13,6 +21,20 @@ from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature
 
 from rig.errors import RigError
 from rig.image.keys import ECDSA_P256, PSS_SALT, Pkcs11Uri, PublicKey, Signer, redact
+
+
+@contextlib.contextmanager
+def token_lock(module_path: str) -> Iterator[None]:
+    """One process (or thread) at a time on a PKCS#11 module's tokens, for the whole session:
+    the provisioning station's fixtures are processes, and SoftHSM2's file store is not safe for
+    that - a process logging in rewrites the token file another one is reading, which then finds
+    no token or gets GeneralError (3 of 20 rounds of two processes here; the station's second
+    board failed 'connect' that way)."""
+    digest = hashlib.sha256(module_path.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"rig-pkcs11-{os.getuid()}-{digest}.lock"
+    with open(path, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 class Pkcs11Signer(Signer):
@@ -40,18 +62,21 @@ class Pkcs11Signer(Signer):
             except pkcs11.PKCS11Error as e:
                 raise RigError(f"{self.source}: the token refused to sign ({type(e).__name__})") from None
 
-    def _session(self):
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[pkcs11.Session]:
         u = self._uri
-        try:
-            token = pkcs11.lib(u.module_path).get_token(token_label=u.token)
-            return token.open(user_pin=self._pin)
-        except pkcs11.NoSuchToken:
-            raise RigError(f"{self.source}: no token labelled {u.token!r} in {u.module_path}") from None
-        except pkcs11.PinIncorrect:
-            raise RigError(f"{self.source}: the token rejected the PIN; check the pin-source") from None
-        except pkcs11.PKCS11Error as e:
-            # Loading errors carry the OS message (missing library); other codes carry no secret.
-            raise RigError(f"{self.source}: PKCS#11 error: {e.args[0] if e.args else type(e).__name__}") from None
+        with token_lock(u.module_path):
+            try:
+                session = pkcs11.lib(u.module_path).get_token(token_label=u.token).open(user_pin=self._pin)
+            except pkcs11.NoSuchToken:
+                raise RigError(f"{self.source}: no token labelled {u.token!r} in {u.module_path}") from None
+            except pkcs11.PinIncorrect:
+                raise RigError(f"{self.source}: the token rejected the PIN; check the pin-source") from None
+            except pkcs11.PKCS11Error as e:
+                # Loading errors carry the OS message (missing library); other codes carry no secret.
+                raise RigError(f"{self.source}: PKCS#11 error: {e.args[0] if e.args else type(e).__name__}") from None
+            with session:
+                yield session
 
     def _key(self, session, object_class):
         u = self._uri

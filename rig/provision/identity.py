@@ -59,10 +59,12 @@ class Pkcs11KeyMaker(KeyMaker):
         from pkcs11 import Attribute, KeyType
         from pkcs11.util.ec import encode_named_curve_parameters
 
+        from rig.image.hsm import token_lock
+
         u = self._uri
         try:
-            token = pkcs11.lib(u.module_path).get_token(token_label=u.token)
-            with token.open(user_pin=u.pin(), rw=True) as session:
+            with (token_lock(u.module_path),
+                  pkcs11.lib(u.module_path).get_token(token_label=u.token).open(user_pin=u.pin(), rw=True) as session):
                 params = session.create_domain_parameters(
                     KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
                 public, private = params.generate_keypair(
