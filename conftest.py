@@ -41,7 +41,7 @@ def rig_cli(monkeypatch, capsys):
 
 
 
-MODULE_SECONDS = Path(__file__).parent / "tests" / "module_seconds.txt"
+DURATIONS = Path(__file__).parent / "tests" / "durations.txt"
 
 
 @pytest.hookimpl(trylast=True)  # after tests/hil/conftest.py's: a HIL run is scheduled by board
@@ -60,11 +60,17 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def pytest_collection_modifyitems(items):
-    """The longest test modules first, by the seconds tests/module_seconds.txt records of a measured
-    run; within a module, and among modules not recorded, the order stays as collected (a stable sort)."""
+    """The longest first, by the seconds tests/durations.txt records of a measured run: per test where
+    it names the test (the HIL run's side-lab tests, which its scheduler hands out one by one), else per
+    module. Within a module, and among what is not recorded, the order stays as collected (a stable sort)."""
     seconds = {}
-    for line in MODULE_SECONDS.read_text().splitlines():
+    for line in DURATIONS.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            value, module = line.split()
-            seconds[module] = float(value)
-    items.sort(key=lambda item: -seconds.get(item.nodeid.partition("::")[0], 0.0))
+            value, key = line.split(maxsplit=1)
+            seconds[key] = float(value)
+
+    def took(item) -> float:
+        module = item.nodeid.partition("::")[0]
+        return seconds.get(item.nodeid, seconds.get(module, 0.0))
+
+    items.sort(key=lambda item: -took(item))
