@@ -144,4 +144,14 @@ class Timing:
     def _spend(self, kind: str, seconds: float) -> None:
         with self._lock:
             self.charged[kind] += seconds
+        _here.slept = slept_in_this_thread() + seconds
         time.sleep(seconds)
+
+
+_here = threading.local()
+
+
+def slept_in_this_thread() -> float:
+    """Seconds the timing models have slept in the calling thread so far: an emulated core's
+    thread tells its flash and UART time from the host's slowness with it (rig.sim.stm32.machine)."""
+    return getattr(_here, "slept", 0.0)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE_PROT, UC_PROT_EXEC, UC_PROT_READ
 from unicorn import arm_const as a
 
+from rig.sim import timing
 from rig.sim.flash import Flash, PowerCut
 from rig.sim.stm32 import dma, rcc
 from rig.sim.stm32.clock import WallClock
@@ -449,14 +450,17 @@ class Machine:
 
     def _run(self, until: float | None, stop: Callable[[], bool]) -> str | None:
         cpu, scs = self.cpu, self.scs
+        accounted = None  # host time up to which the part's time is settled (None: a wait or a halt did)
         while True:
             if self._cut is not None:
                 cut, self._cut = self._cut, None
                 raise cut
             if self._reset_cause is not None:
                 return self._reset_cause
-            if self._halt_wanted and not self._park(stop):
-                return None
+            if self._halt_wanted:
+                if not self._park(stop):
+                    return None
+                accounted = None
             if self.iwdg.expired():
                 return "watchdog"
             if stop() or (until is not None and self.clock.now() >= until):
@@ -495,13 +499,15 @@ class Machine:
                     self._starved(self.clock.now() - wake)
                 self._idle = False
                 self._last_idle = None
+                accounted = None
                 continue
             deadline = _first(irqs[: 1 if by_dma else 2] + others if takes else others)
             self._due = float("inf") if deadline is None else deadline
             self._last_key = None
             self._drop_stale_code()
             self._apply_breakpoints()
-            started = time.monotonic()
+            started = time.monotonic() if accounted is None else accounted
+            busy = timing.slept_in_this_thread()
             if by_dma and usart.pending_rx():
                 # The DMA takes the bytes complete by now once the core had their character times.
                 count = min(SLICE, usart.cycles_per_char() * max(1, usart.complete(self.clock.now())))
@@ -515,14 +521,17 @@ class Machine:
             else:
                 count = SLICE
                 cpu.run(count)
-            # At most `count` instructions ran: the part needs count cycles for them at the most.
-            # Whatever host time the slice took beyond that is skipped, however little: a core
-            # emulated slower than the part (a loaded host) would otherwise see its LSI and
-            # SysTick run ahead of its instructions slice after slice - the two-sector H7 upload's
-            # image hash took 2 s of the part's time at load 15 and the IWDG bit mid-upload.
-            late = time.monotonic() - started - count / self.rcc.core_hz()
-            if late > 0:
-                self.clock.skip(late)
+            # At most `count` instructions ran: the part needs count cycles for them at the most,
+            # plus the time its flash and UART took (the timing model sleeps it in this thread).
+            # Whatever host time the slice took beyond that, the bookkeeping since the previous
+            # slice included, is skipped, however little: a core emulated slower than the part (a
+            # loaded host) would otherwise see its LSI and SysTick run ahead of its instructions
+            # slice after slice - the two-sector H7 upload's image hash took over 2 s of the
+            # part's time at load 15 and the IWDG bit mid-upload.
+            accounted = time.monotonic()
+            needed = count / self.rcc.core_hz() + timing.slept_in_this_thread() - busy
+            if accounted - started > needed:
+                self.clock.skip(accounted - started - needed)
 
     def _starved(self, late: float) -> None:
         if late > STARVED:
