@@ -650,8 +650,13 @@ class Campaign:
             self._rom_reset = m.group("name")
         elif (m := re.match(BOOT_LINE, line)) is not None:
             fields = parse_boot_fields(m.group("fields"))
-            boots.append(_Boot(str(Version.parse(fields.get("version", "0.0.0"))), fields.get("reset", "?"),
-                               rom_reset=self._rom_reset))
+            try:
+                version = Version.parse(fields.get("version", "0.0.0"))
+            except RigError:
+                # Cut off by a reset mid-print, the bootloader's first line on the same line
+                # ('rig: boot variant=stm32l0 version=I: Starting bootloader'): no boot to count.
+                return
+            boots.append(_Boot(str(version), fields.get("reset", "?"), rom_reset=self._rom_reset))
             self._rom_reset = ""
         elif boots and line == "rig: confirmed":
             boots[-1].confirmed = True
