@@ -72,6 +72,7 @@ def _rounds(variant: str, tmp: Path, signer) -> tuple[int, float]:
     board.add_listener(out.extend)
     sector = g.base + layout.part("slot1").offset + layout.part("slot1").size - g.sector_size
     options = {"connect_mode": "halt", "resume_on_disconnect": False, "hide_programming_progress": True}
+    target = PARTS[variant].target_type
     passed, started = 0, time.monotonic()
     try:
         for _ in range(ROUNDS):
@@ -80,7 +81,7 @@ def _rounds(variant: str, tmp: Path, signer) -> tuple[int, float]:
             time.sleep(random.uniform(0, 0.6))
             try:
                 for _ in range(2):
-                    with ConnectHelper.session_with_chosen_probe(unique_id=uid, target_override=PARTS[variant].target_type,
+                    with ConnectHelper.session_with_chosen_probe(unique_id=uid, target_override=target,
                                                                  options=options) as session:
                         FlashEraser(session, FlashEraser.Mode.SECTOR).erase([(sector, sector + g.sector_size)])
             except Exception as exc:  # noqa: BLE001 - pyocd's error is the round's verdict
