@@ -359,10 +359,16 @@ class Loader:
 
     def _stream(self, content: bytes, packet: int, in_flight: int) -> None:
         """The stub's READ_FLASH transfer: data packets, each acked by the host with the byte count
-        it has so far (at most `in_flight` unacked), then the MD5 of all of it."""
+        it has so far, then the MD5 of all of it.
+
+        `in_flight` counts bytes, not packets: the stub sends while `num_sent - num_acked <
+        max_in_flight` (esptool's flasher stub, handle_flash_read). esptool asks for 64, less than
+        one 4 KiB packet, so the stub sends one packet and waits for its ack - stop-and-wait, which
+        keeps a slow host at most one packet behind (counted as packets, 256 KiB ran ahead of a
+        loaded esptool and its RFC2217 client, past the console's send timeout)."""
         sent = acked = 0
         while acked < len(content):
-            if sent < len(content) and (sent - acked) // packet < in_flight:
+            if sent < len(content) and sent - acked < in_flight:
                 self._send(content[sent : sent + packet])
                 sent = min(sent + packet, len(content))
                 continue

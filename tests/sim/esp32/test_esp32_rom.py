@@ -119,3 +119,40 @@ def test_uart_download_disable_efuse_shuts_the_rom_loader(download):
     assert refused.returncode != 0
     assert "Failed to connect to Espressif device: No serial data received." in refused.stderr
     assert "waiting for download" not in download.console()
+
+
+def packets_before_an_ack(esp) -> int:
+    """How many data packets the stub sends before it waits for the host's ack (the host reads on
+    until the line has been quiet for half a second)."""
+    from esptool.loader import slip_reader
+    from esptool.util import FatalError
+
+    esp._port.timeout = 0.5
+    count = 0
+    while True:
+        try:
+            packet = esp.read()
+        except FatalError:  # nothing more on the line (between packets): the stub waits
+            esp._slip_reader = slip_reader(esp._port, esp.trace)  # the timed-out reader is spent
+            return count
+        assert len(packet) == 4096
+        count += 1
+
+
+@pytest.mark.parametrize("window,ahead", [(64, 1), (8192, 2)])
+def test_read_flash_window_counts_bytes_as_the_stub_does(download, window, ahead):
+    """esptool's READ_FLASH asks for at most 64 bytes in flight: the stub's window is in bytes
+    (handle_flash_read: `num_sent - num_acked < max_in_flight`), so it sends one 4 KiB packet and
+    waits for its ack; a window of 8 KiB lets two go ahead."""
+    import struct
+
+    from esptool.cmds import detect_chip
+
+    esp = detect_chip(download.port, 115200, "no-reset").run_stub()
+    try:
+        esp.check_command("read flash", esp.ESP_CMDS["READ_FLASH"], struct.pack("<IIII", 0, 4 * 4096, 4096, window))
+        assert packets_before_an_ack(esp) == ahead
+        esp.write(struct.pack("<I", 4096))
+        assert packets_before_an_ack(esp) == 1  # the ack freed one packet's room
+    finally:
+        esp._port.close()
