@@ -20,7 +20,7 @@ from smpclient.requests.os_management import EchoWrite, ResetWrite
 
 from rig.build import cache
 from rig.image import mcuboot
-from tests.sim.stm32.conftest import PYOCD, VARIANTS
+from tests.sim.stm32.conftest import PYOCD, VARIANTS, variants
 from tests.smp_session import smp_session
 
 BOOTED = r"rig: boot variant=\S+ version=(\S+) slot=0 reset=(\S+) boots=(\d+) fault=(\S+)\r\n"
@@ -120,7 +120,7 @@ def test_the_core_runs_on_once_pyocd_lets_go(virtual_stm32, variant):
     vb.console.expect(r"rig: alive uptime=\d+", timeout=10)
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variants("stm32l0"))  # the part CI failed on; the H7 nightly
 def test_a_core_left_halted_after_flashing_stays_halted_for_the_next_session(virtual_stm32, variant):
     """A core pyocd flashed and left halted (`pyocd erase` without resume) is halted for the next
     session too: pyocd's connect writes DHCSR back with C_DEBUGEN added to what it reads, which
