@@ -20,7 +20,6 @@ modelled. Flash encryption (encrypted writes) is not modelled and is refused.
 
 import hashlib
 import struct
-import time
 import zlib
 
 from rig.sim.esp32 import slip
@@ -45,7 +44,6 @@ SYNC_REPLIES = 8  # the ROM answers each SYNC eight times; esptool reads them al
 SYNC_VALUE_ROM = 0x20120707  # any non-zero value: esptool takes a zero SYNC value for a running stub
 CHECKSUM_SEED = 0xEF
 READ_SLOW_BLOCK = 64  # READ_FLASH_SLOW always returns 64 bytes
-ACK_TIMEOUT = 5.0  # seconds the stub waits for a READ_FLASH ack before giving up the transfer
 
 
 def banner(ctx, strap: int, mode: str) -> None:
@@ -120,20 +118,14 @@ class Loader:
     def serve(self) -> None:
         try:
             while True:
-                packet = self._next_packet(timeout=None)
-                assert packet is not None  # without a timeout it waits for one
-                self._handle(packet)
+                self._handle(self._next_packet())
         except RunApp:
             return
 
-    def _next_packet(self, timeout: float | None) -> bytes | None:
-        """The next SLIP packet from the host; None after `timeout` seconds (None: wait forever)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def _next_packet(self) -> bytes:
+        """The next SLIP packet from the host, however long it takes (as the stub's SLIP_recv)."""
         while not self._queue:
-            left = 0.5 if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self._queue += self._frames.feed(self.ctx.read(min(left, 0.5)))
+            self._queue += self._frames.feed(self.ctx.read(0.5))
         return self._queue.pop(0)
 
     def _send(self, packet: bytes) -> None:
@@ -363,20 +355,20 @@ class Loader:
 
         `in_flight` counts bytes, not packets: the stub sends while `num_sent - num_acked <
         max_in_flight` (esptool's flasher stub, handle_flash_read). esptool asks for 64, less than
-        one 4 KiB packet, so the stub sends one packet and waits for its ack - stop-and-wait, which
-        keeps a slow host at most one packet behind (counted as packets, 256 KiB ran ahead of a
-        loaded esptool and its RFC2217 client, past the console's send timeout)."""
+        one 4 KiB packet, so the stub sends one packet and waits for its ack: stop-and-wait (counted
+        as packets, the model ran 256 KiB ahead of esptool and its RFC2217 client)."""
         sent = acked = 0
-        while acked < len(content):
-            if sent < len(content) and sent - acked < in_flight:
+        while acked < len(content) and acked <= sent:
+            while sent < len(content) and sent - acked < in_flight:
                 self._send(content[sent : sent + packet])
                 sent = min(sent + packet, len(content))
-                continue
-            ack = self._next_packet(timeout=ACK_TIMEOUT)
-            if ack is None:
-                return  # the host went away; the stub drops the transfer and waits for commands
-            if len(ack) == 4:
-                acked = max(acked, struct.unpack("<I", ack)[0])
+            # The stub waits for the ack as long as it takes (SLIP_recv has no timeout; a host that
+            # stalls loses nothing). A packet that is not a 4-byte ack - the next esptool's SYNC
+            # after one that died - ends the transfer, and the stub is back at its commands.
+            ack = self._next_packet()
+            if len(ack) != 4:
+                break
+            acked = struct.unpack("<I", ack)[0]
         self._send(hashlib.md5(content).digest())
 
     def erase_flash(self, data: bytes, chk: int):

@@ -156,3 +156,24 @@ def test_read_flash_window_counts_bytes_as_the_stub_does(download, window, ahead
         assert packets_before_an_ack(esp) == 1  # the ack freed one packet's room
     finally:
         esp._port.close()
+
+
+def test_read_flash_waits_for_a_stalled_host_as_the_stub_does(download):
+    """The stub's SLIP_recv has no timeout: a host that acks a packet 6 s late (a loaded machine)
+    gets the rest of the read and its digest; the model used to drop the transfer after 5 s."""
+    import struct
+    import time
+
+    from esptool.cmds import detect_chip
+
+    esp = detect_chip(download.port, 115200, "no-reset").run_stub()
+    try:
+        esp.check_command("read flash", esp.ESP_CMDS["READ_FLASH"], struct.pack("<IIII", 0, 2 * 4096, 4096, 64))
+        assert packets_before_an_ack(esp) == 1
+        time.sleep(6)
+        esp.write(struct.pack("<I", 4096))
+        assert len(esp.read()) == 4096
+        esp.write(struct.pack("<I", 2 * 4096))
+        assert len(esp.read()) == 16  # the MD5 of the whole read
+    finally:
+        esp._port.close()
