@@ -245,6 +245,14 @@ class Campaign:
         self.instruments.arm_cut(self.d.board.id, after_ops, tear=bool(s and s.tear), off_s=self.d.off_s,
                                  region=region)
 
+    def _disarm(self) -> None:
+        """Forget a cut or bit flip armed on the board and not fired: a board whose defect never
+        reaches the planned flash operation (an MCUboot that never reverts, armed for the revert)
+        would otherwise take the cut in whatever writes its flash next - the next campaign's
+        baseline flashing."""
+        if self.instruments is not None:
+            self.instruments.disarm(self.d.board.id)
+
     def _region(self, name: str) -> tuple[int, int]:
         part = self.target.layout.part(self.target.staging if name == "staging" else name)
         return part.offset, part.size
@@ -285,6 +293,7 @@ class Campaign:
         self.d.target.activate(self.d.console)
         self.d.power_on()  # a board left off by an earlier job has no ROM loader or probe to talk to
         boots: list[_Boot] = []
+        self._disarm()  # what an earlier job left armed (one that failed before its own disarm)
         with self._step(v, "baseline") as step:
             installed = self.target.baseline(BASELINE_VERSION, self.signer)
             boot = self._boot_to_app(v, boots)
@@ -317,6 +326,7 @@ class Campaign:
                     f"{b.version}({b.reset})" for b in boots[mark:])
             if i < s.repeat - 1 and not (boots and boots[-1].version == new_version and boots[-1].confirmed):
                 v.reasons.append(f"update {i + 1} of {s.repeat} to {new_version} did not end running it")
+        self._disarm()  # settled: a planned fault that has not fired will not (reported below)
         for i in range(s.power_cycles_after):
             with self._step(v, f"power cycle {i + 1}") as step:
                 step.detail = self._boot_to_app(v, boots)
