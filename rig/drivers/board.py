@@ -21,6 +21,7 @@ from rig.drivers.smp import SMPDriver
 from rig.drivers.strategy import MCUStrategy
 from rig.drivers.swd import PyOCDDriver
 from rig.errors import RigError
+from rig.image.layouts import LAYOUTS
 from rig.lab.inventory import Board
 from rig.lab.resources import POWER_PORTS
 from rig.sim import registry  # the running labs' files; no live sim object is touched
@@ -134,14 +135,20 @@ class BoardDrivers:
         if self.strategy is not None:
             self.strategy.force("unknown")
 
-    def ensure(self, regions, progress=None) -> bool:
+    def ensure(self, regions, progress=None, by_sector: bool = False) -> bool:
         """Write those (offset, data) regions the board does not hold yet; True if any was written.
+        `by_sector`: compare and write sector by sector, so only the sectors that differ are written
+        (regions starting on sector boundaries; bytes after a region's end in its last sector are kept).
 
         Reflashing an unchanged image wears flash and costs seconds per test on a serial ROM loader.
         """
         regions = list(regions)
         self.powered_flasher()
-        stale = self.flasher.differing(regions)
+        compared = regions
+        if by_sector:
+            size = LAYOUTS[self.board.flash_layout].geometry.sector_size
+            compared = [(offset + i, data[i:i + size]) for offset, data in regions for i in range(0, len(data), size)]
+        stale = self.flasher.differing(compared)
         if stale:
             self.forget_state()
             self.flasher.write_regions(stale, progress=progress)

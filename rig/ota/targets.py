@@ -204,10 +204,12 @@ class McubootTarget:
             flasher.erase(part.offset + start, part.size - start)
         flasher.erase(self._slot("slot1").offset, sector)
         self.d.forget_state()  # the erases halted the core
-        # Written only where slot0 differs: a campaign that kept or rolled back to the last baseline
-        # left these very bytes (one signature per process, see _BASELINES), and programming them
-        # again through the probe took most of an STM32 scenario's time (the L0's 128-byte pages).
-        self.d.ensure([(self._slot("slot0").offset, image)])
+        # Written only in the sectors where slot0 differs: a campaign that kept or rolled back to the
+        # last baseline left these very bytes (one signature per process, see _BASELINES), one that
+        # updated left a release that differs from it in a few (its version, hash and signature), and
+        # programming the whole image through the probe took most of an STM32 scenario's time (the
+        # L0's 128-byte pages).
+        self.d.ensure([(self._slot("slot0").offset, image)], by_sector=True)
         return Installed(image, version, floor)
 
     def start(self, artefact: bytes, plan: Plan) -> None:
