@@ -247,7 +247,10 @@ BROKEN_BY: dict[str, dict[str, tuple[str, ...]]] = {
     "hang, no power cycle: the watchdog resets it": _both("watchdog-never-bites", "no-revert"),
     "damaged primary slot: flipped byte": {"mcuboot": ("no-primary-validation", "no-signature-check")},
     "damaged running partition: flipped byte": {"http": ("skip-validate-on-power-on", "no-fallback")},
-    "damaged running partition: truncated image": {"http": ("skip-validate-on-power-on", "no-fallback")},
+    # Not skip-validate-on-power-on: ESP-IDF's esp_image_load checks every segment header even with
+    # ESP_IMAGE_LOAD_NO_VALIDATE (process_segment -> verify_segment_header), and the erased half of
+    # a truncated app holds its last segment header (length 0xffffffff), so the app is refused anyway.
+    "damaged running partition: truncated image": {"http": ("no-fallback",)},
     "damaged running partition: bad header magic": {"http": ("no-fallback",)},
     "primary image below the security counter": {"mcuboot": ("no-security-counter",),
                                                   "http": ("esp-no-anti-rollback",)},
