@@ -63,6 +63,7 @@ class Core:
         self.halted = False
         self.in_reset = False
         self._reset_seen = False  # S_RESET_ST: a reset happened since DHCSR was last read
+        self._pin_machine = None  # the emulated core the firmware ran on when nRST went low
         # The debugger pointed the PC at a flash algorithm: registers and resume follow the
         # contract below even on a board whose firmware runs on the emulated core.
         self._algorithm = False
@@ -73,6 +74,7 @@ class Core:
     def power_on(self) -> None:
         self.dhcsr_c = self.demcr = self.dfsr = 0
         self.halted = self.in_reset = self._algorithm = False
+        self._pin_machine = None
         self._load_vectors()
         self._cause = "power-on"
 
@@ -80,6 +82,10 @@ class Core:
         """A system reset (SYSRESETREQ, nRST released, option byte load): catch it or boot."""
         self._algorithm = False
         machine = self._machine()
+        if cause == "pin":
+            # Held in reset by the pin, the core is not the board's current run any more: the
+            # reset is still that core's if the firmware ran on it when the pin went low.
+            machine, self._pin_machine = machine or self._pin_machine, None
         if machine is not None:
             # The emulated core boots through MCUboot's model again and, with vector catch,
             # halts at the reset vector of the image it is handed.
@@ -101,6 +107,8 @@ class Core:
 
     def set_nreset(self, asserted: bool) -> None:
         if asserted:
+            if not self.in_reset:
+                self._pin_machine = self._machine()
             self.in_reset = True
             self._reset_seen = True
             self.chip.board.hold("debug")
