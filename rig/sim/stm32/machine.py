@@ -54,6 +54,7 @@ DEBUG_TIMEOUT = 5.0  # seconds a debugger's request waits for the core (a loaded
 # in which the firmware could not execute. (An executing slice skips whatever it took beyond its
 # instructions' cycles: see _run.)
 STARVED = 0.1
+BRANCH_TO_SELF = b"\xfe\xe7"  # Thumb `b .` (B T2, offset -4: back to itself), little-endian
 SLICE = 100_000  # instructions at most between two looks at the clock (a few ms of the core's time)
 RAM_NOISE = 0xA5  # what a cold SRAM reads here: never a valid magic
 # The registers a waiting loop leaves unchanged from one idle access to the next.
@@ -127,6 +128,7 @@ class Machine:
         self._last_idle: tuple | None = None
         self._last_key: tuple | None = None  # the previous access of the running slice
         self._idle = False
+        self._spin_hooks: dict[int, int] = {}  # address of a `b .` the core spun on -> unicorn hook
         self._devices: dict[int, list[tuple[int, int, object]]] = {}  # page -> (start, end, device)
         self._unmodelled: dict[int, int] = {}  # registers of a mapped page that belong to no device
         self._stale: list[tuple[int, int]] = []  # flash ranges changed since the last slice
@@ -520,7 +522,10 @@ class Machine:
                     usart.release()
             else:
                 count = SLICE
-                cpu.run(count)
+                spun_from = cpu.pc
+                if cpu.run(count) and self._spins(spun_from):
+                    self._idle = True
+                    self._watch_spin(cpu.pc)
             # At most `count` instructions ran: the part needs count cycles for them at the most,
             # plus the time its flash and UART took (the timing model sleeps it in this thread).
             # Whatever host time the slice took beyond that, the bookkeeping since the previous
@@ -532,6 +537,28 @@ class Machine:
             needed = count / self.rcc.core_hz() + timing.slept_in_this_thread() - busy
             if accounted - started > needed:
                 self.clock.skip(accounted - started - needed)
+
+    def _spins(self, start: int) -> bool:
+        """The core ran a whole slice and is back where it started, on a branch to itself (`b .`, a
+        hung image's `for (;;) {}`) with interrupts open: it does nothing until an interrupt or a
+        reset, so it waits for its next event as in WFI. On silicon that loop spins at the core clock
+        while the IWDG counts the wall's time; an emulated core the host starves would otherwise
+        take its whole watchdog period in executed slices, many times the wall's 2 s."""
+        cpu = self.cpu
+        return (cpu.pc == start and bytes(cpu.uc.mem_read(cpu.pc, 2)) == BRANCH_TO_SELF
+                and cpu.can_take_exception())
+
+    def _watch_spin(self, addr: int) -> None:
+        """From now on the core waits as soon as it is back on this `b .` (an interrupt handler
+        returning into it), not after another whole slice of spinning."""
+        if addr not in self._spin_hooks:
+            self._spin_hooks[addr] = self.cpu.uc.hook_add(UC_HOOK_CODE, self._spin, begin=addr, end=addr)
+            self.cpu.uc.ctl_remove_cache(addr, addr + 2)  # code translated before the hook would not call it
+
+    def _spin(self, uc, address: int, size: int, user) -> None:
+        if bytes(uc.mem_read(address, 2)) == BRANCH_TO_SELF and self.cpu.can_take_exception():
+            self._idle = True
+            self.cpu.request_stop()
 
     def _starved(self, late: float) -> None:
         if late > STARVED:
