@@ -6,6 +6,7 @@ every board of a variant is driven alike. Drivers a targets file declares itself
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -74,11 +75,15 @@ class BoardDrivers:
     def power_off(self) -> None:
         self._switch().off()
 
-    def power_cycle(self) -> None:
-        """Off, the board's off time, on."""
+    def power_cycle(self, while_off: Callable[[], object] | None = None) -> None:
+        """Off, the board's off time, on. `while_off` runs once the power is off (within the off
+        time, or lengthening it): a console drained there holds nothing from before the cycle."""
         switch = self._switch()
         switch.off()
-        time.sleep(self.off_s)
+        off_at = time.monotonic()
+        if while_off is not None:
+            while_off()
+        time.sleep(max(0.0, self.off_s - (time.monotonic() - off_at)))
         switch.on()
 
     def powered_flasher(self) -> FlashProtocol:
