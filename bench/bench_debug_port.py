@@ -23,8 +23,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bench.needs import firmware_missing
 from rig.build import cache
-from rig.errors import RigError
 from rig.image import mcuboot
 from rig.image.keys import load_signer, make_p256_pem
 from rig.image.mcuboot import Version
@@ -99,10 +99,7 @@ def _rounds(variant: str, tmp: Path, signer) -> tuple[int, float]:
 
 def main() -> None:
     console = Console(width=160)
-    try:
-        cache.binary("stm32l0", "none", Version.parse("1.0.0"))
-    except RigError as exc:
-        console.print(f"bench_debug_port: skipped ({exc})")
+    if firmware_missing(console, "bench_debug_port"):
         return
     tmp = Path(tempfile.mkdtemp(prefix="rig-bench-debug-"))
     saved = os.environ.get("RIG_RUNTIME_DIR")

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 from unicorn import arm_const as a
 
+from bench.needs import firmware_missing
 from rig import delta
 from rig.build import cache
 from rig.errors import RigError
@@ -160,10 +161,7 @@ def _upload_rates(variant: str, tmp: Path, signer) -> tuple[tuple[float, float],
 
 def main() -> None:
     console = Console(width=160)  # the table's columns unwrapped, also in a log
-    try:
-        cache.binary("stm32l0", "none", Version.parse("1.0.0"))
-    except RigError as exc:
-        console.print(f"bench_emulator: skipped ({exc})")
+    if firmware_missing(console, "bench_emulator"):
         return
     tmp = Path(tempfile.mkdtemp(prefix="rig-bench-emulator-"))
     try:
