@@ -36,9 +36,9 @@ def console_cmd(rack, coordinator, board_id, power_cycle, lines, until, timeout)
         console = drivers.console
         drivers.target.activate(console)
         if power_cycle:
-            # Lines the running board sent after the console opened belong to the boot before: an
-            # old `rig: alive` read after the cycle would end --until before the new boot printed.
-            drivers.power_cycle(while_off=console.drain)
+            # Lines the running board sent after the console opened belong to the boot before: the
+            # cycle drains them while the power is off (else an old `rig: alive` would end --until).
+            drivers.power_cycle()
         for line in lines:
             console.send_line(line)
         found = _follow(console, pattern, None if timeout is None else time.monotonic() + timeout)

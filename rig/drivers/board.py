@@ -5,7 +5,6 @@ from the resources and the board's variant, so a rack file never repeats driver 
 every board of a variant is driven alike. Drivers a targets file declares itself are reused.
 """
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -14,7 +13,7 @@ from labgrid import Environment, Target
 from labgrid.factory import target_factory
 from labgrid.protocol import PowerProtocol
 
-from rig.drivers.console import RigConsoleDriver
+from rig.drivers.console import RigConsoleDriver, restart
 from rig.drivers.espflash import EsptoolDriver
 from rig.drivers.protocol import FlashProtocol, regions_sha256
 from rig.drivers.reset import RigResetDriver
@@ -76,15 +75,11 @@ class BoardDrivers:
         self._switch().off()
 
     def power_cycle(self, while_off: Callable[[], object] | None = None) -> None:
-        """Off, the board's off time, on. `while_off` runs once the power is off (within the off
-        time, or lengthening it): a console drained there holds nothing from before the cycle."""
+        """Off, the board's off time, on - with the console drained while the power is off
+        (rig.drivers.console.restart), so what it reads afterwards is the new power-on's.
+        `while_off` reads the old run's last lines first, for a caller that keeps them."""
         switch = self._switch()
-        switch.off()
-        off_at = time.monotonic()
-        if while_off is not None:
-            while_off()
-        time.sleep(max(0.0, self.off_s - (time.monotonic() - off_at)))
-        switch.on()
+        restart(self.console, switch.off, switch.on, self.off_s, while_stopped=while_off)
 
     def powered_flasher(self) -> FlashProtocol:
         """The flasher, active, with the board powered (switched on if it has a switch and is off)."""

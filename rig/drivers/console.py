@@ -12,6 +12,7 @@ back after.
 import contextlib
 import re
 import time
+from collections.abc import Callable
 
 import attr
 import serial
@@ -85,18 +86,24 @@ class RigConsoleDriver(SerialDriver):
     def text_since(self, mark: int) -> str:
         return self.transcript[mark:].decode("utf-8", "replace").replace("\r\n", "\n")
 
-    def drain(self) -> None:
+    def drain(self, through: float = 0.0) -> None:
         """Read what the board has sent so far into the transcript and mark it all as seen.
 
         Later expectations then match only newer output; an old boot line left in the expect
-        buffer would otherwise satisfy the wait for the next one. A board that never pauses is read
-        for DRAIN_LIMIT_S (before, the read of a crash-looping ESP32 never ended).
+        buffer would otherwise satisfy the wait for the next one. `through`: read for at least that
+        many seconds (a board held stopped by `restart`: bytes it sent before it stopped may still
+        be on their way). A board that never pauses is read for DRAIN_LIMIT_S (before, the read of
+        a crash-looping ESP32 never ended).
         """
         if self.status:
-            deadline = time.monotonic() + DRAIN_LIMIT_S
-            with contextlib.suppress(TIMEOUT):
-                while time.monotonic() < deadline:
+            start = time.monotonic()
+            deadline = start + max(through, DRAIN_LIMIT_S)
+            while time.monotonic() < deadline:
+                try:
                     self._read(size=1, timeout=0.05)
+                except TIMEOUT:
+                    if time.monotonic() >= start + through:
+                        break
         self._expect.buffer = self._expect.string_type()
         # pexpect 4.9 keeps what the last match left in `_before` too, and the next expect refills
         # an emptier buffer from it (Expecter.existing_data): clear that as well, or a line read
@@ -143,6 +150,28 @@ class RigConsoleDriver(SerialDriver):
         finally:
             self.serial.apply_settings(settings)
             self._expect.buffer = self._expect.string_type()  # the tool's bytes are not console lines
+
+def restart(console: RigConsoleDriver, stop: Callable[[], object], start: Callable[[], object],
+            hold_s: float = 0.0, while_stopped: Callable[[], object] | None = None) -> None:
+    """Stop the board (power off, reset line asserted, core halted), hold it stopped `hold_s`
+    reading what it sent before it stopped, then start it: the console then holds the new start's
+    output alone. Every power cycle and reset that is followed by a wait for the board's output
+    goes through here.
+
+    Lines a running board sent just before the stop landed (under load, the request takes its
+    time) would otherwise be read after the start, and an old `rig: alive` or boot line would
+    satisfy the wait for the new boot. `while_stopped` reads them first, for a caller that keeps
+    the board's history (rig.ota.campaign); the rest is drained, through the whole hold, as bytes
+    still on their way (ser2net, RFC2217) arrive within it.
+    """
+    stop()
+    held_until = time.monotonic() + hold_s
+    if while_stopped is not None:
+        while_stopped()
+    console.drain(through=max(0.0, held_until - time.monotonic()))
+    time.sleep(max(0.0, held_until - time.monotonic()))  # a console not open reads nothing meanwhile
+    start()
+
 
 def first_line(exc: BaseException) -> str:
     """An exception as one line, for RigError messages (tools raise multi-line errors)."""

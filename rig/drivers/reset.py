@@ -7,14 +7,13 @@ boot output. STM32 boards are reset through the debug probe's NRST when there is
 by cycling power.
 """
 
-import time
-
 import attr
 from labgrid.driver.common import Driver
 from labgrid.factory import target_factory
 from labgrid.protocol import PowerProtocol, ResetProtocol
 from labgrid.step import step
 
+from rig.drivers.console import restart
 from rig.errors import RigError
 from rig.variants import facts
 
@@ -34,14 +33,17 @@ class RigResetDriver(Driver, ResetProtocol):
     @Driver.check_active
     @step()
     def reset(self) -> None:
+        """Reset the board; the console drains while the board is held (rig.drivers.console.restart),
+        so what it reads afterwards is the new boot's."""
         if facts(self.board.variant).auto_program:
             self._pulse_en()
         elif self.swd is not None:
             self.target.activate(self.swd)
-            self.swd.reset()
+            # Halted, the core prints nothing more; pyocd's reset leaves it running.
+            restart(self.console, self.swd.halt, self.swd.reset)
         elif self.power is not None:
             self.target.activate(self.power)
-            self.power.cycle()
+            restart(self.console, self.power.off, self.power.on, getattr(self.power, "delay", 0.0))
         else:
             raise RigError(f"board {self.target.name} has no reset line, probe or power switch; add a "
                            "RigDebugProbe or a power port to its targets entry")
@@ -53,9 +55,8 @@ class RigResetDriver(Driver, ResetProtocol):
             self.console.open()
         try:
             port.dtr = False  # keep GPIO0 high: boot the app, not the ROM loader
-            port.rts = True  # EN low
-            time.sleep(EN_LOW_S)
-            port.rts = False
+            # RTS asserted holds EN low: the chip is held in reset while the console drains
+            restart(self.console, lambda: setattr(port, "rts", True), lambda: setattr(port, "rts", False), EN_LOW_S)
         finally:
             if opened_here:
                 self.console.close()

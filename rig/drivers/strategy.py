@@ -13,7 +13,6 @@ the app's banner are in the transcript (a real board prints them once, right aft
 """
 
 import enum
-import time
 
 import attr
 from labgrid.factory import target_factory
@@ -21,6 +20,7 @@ from labgrid.protocol import PowerProtocol
 from labgrid.step import step
 from labgrid.strategy import Strategy
 
+from rig.drivers.console import restart
 from rig.errors import RigError
 
 BOOT_LINE = r"rig: boot (?P<fields>[^\r\n]*)"
@@ -90,10 +90,9 @@ class MCUStrategy(Strategy):
         """Cold boot with the console already listening; return the boot line's fields."""
         self.target.activate(self.console)
         self.target.activate(self.power)
-        self.power.off()
-        self.console.drain()  # what the board said before the cut belongs to the old run
-        time.sleep(getattr(self.power, "delay", 0.0))  # labgrid power drivers' off time in cycle()
-        self.power.on()
+        # What the board said before the cut belongs to the old run: drained while the power is off,
+        # for labgrid power drivers' off time in cycle().
+        restart(self.console, self.power.off, self.power.on, getattr(self.power, "delay", 0.0))
         match = self.console.expect_line(BOOT_LINE, timeout=self.boot_timeout)
         self.boot = parse_boot_fields(match.group("fields"))
         self.status = Status.app

@@ -229,9 +229,30 @@ class Campaign:
                 self.on_step(verdict.board, step)
 
     # -- power: every transition of a run goes through these, with the board's off time (BoardDrivers.off_s)
-    def _power_cycle(self) -> None:
+    def _power_cycle(self, take: Callable[[str], None] | None = None) -> None:
+        """Off, the board's off time, on. The console is drained while the power is off, so the lines
+        read after it are the new power-on's: an old boot line read later would count as the boot
+        after the cycle. `take`: the run's line handler (_taker); the lines the board sent before the
+        cut are read while it is off and handed to it first, as lines of the run before."""
         self.own_power_cycles += 1
-        self.d.power_cycle()
+        self.d.power_cycle(while_off=None if take is None else lambda: self._read_lines(take, self.d.off_s))
+
+    def _read_lines(self, take: Callable[[str], None], seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                take(self.d.console.expect_line(APP_LINE, timeout=LINE_POLL_S).group(0).strip())
+            except ConsoleTimeout:
+                pass
+
+    def _taker(self, v: Verdict, boots: list["_Boot"],
+               on_line: Callable[[str], None] | None = None) -> Callable[[str], None]:
+        """What a run does with each console line it reads: note it in the boots, then `on_line`."""
+        def take(line: str) -> None:
+            self._note(v, boots, line)
+            if on_line:
+                on_line(line)
+        return take
 
     def _power_cut(self) -> None:
         """Power off mid-delivery; whoever restarts the board next turns it back on."""
@@ -257,10 +278,10 @@ class Campaign:
         part = self.target.layout.part(self.target.staging if name == "staging" else name)
         return part.offset, part.size
 
-    def _cut_if_requested(self) -> None:
+    def _cut_if_requested(self, take: Callable[[str], None]) -> None:
         if self._cut_requested.is_set():
             self._cut_requested.clear()
-            self._power_cycle()
+            self._power_cycle(take)
 
     def _artefact(self, s: Scenario, old: bytes, floor: int) -> tuple[bytes, bytes]:
         """What the board is sent, and the image it should end up with: the same bytes, except for
@@ -385,7 +406,6 @@ class Campaign:
 
     def _watch(self, v: Verdict, boots: list["_Boot"], seconds: float) -> list[str]:
         """Power-cycle and keep every console line for `seconds` (bootloader lines included)."""
-        self.d.console.drain()
         self._power_cycle()
         lines: list[str] = []
         deadline = time.monotonic() + seconds
@@ -452,8 +472,8 @@ class Campaign:
         return image, floor + 1, pre.version
 
     def _boot_to_app(self, v: Verdict, boots: list["_Boot"]) -> str:
-        """Power-cycle with the console listening; wait for the app to boot and settle."""
-        self.d.console.drain()
+        """Power-cycle with the console listening; wait for the app to boot and settle (a boot
+        the board printed before the power went off is not it: _power_cycle)."""
         self._power_cycle()
         n = len(boots)
         self._follow(v, boots, until=lambda: len(boots) > n and (boots[-1].confirmed or boots[-1].health_fail),
@@ -478,7 +498,9 @@ class Campaign:
         if self.target.installs_at_reset:
             if s.cut_at_op is not None and not self._cuts_receiving(s):
                 self._arm_cut(s.cut_at_op, s)
-            self._power_cycle()  # e.g. MCUboot swaps the tested image in at this boot
+            # e.g. MCUboot swaps the tested image in at this boot; what the old image said after the
+            # upload is noted before the cut, as the settle step would have read it
+            self._power_cycle(self._taker(v, boots))
 
     def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
         """Hand over, with faults and cuts; returns whether a planned cut fired."""
@@ -599,7 +621,7 @@ class Campaign:
             st.gate_cycles += 1
             st.gate_since = time.monotonic()
             st.gate_cycle_pending = True
-            self._power_cycle()
+            self._power_cycle(self._taker(v, boots, on_line))
             return True
 
         def settled() -> bool:
@@ -640,8 +662,9 @@ class Campaign:
     def _follow(self, v: Verdict, boots: list[_Boot], until: Callable[[], bool], timeout: float,
                 on_line: Callable[[str], None] | None = None) -> None:
         deadline = time.monotonic() + timeout
+        take = self._taker(v, boots, on_line)
         while not until():
-            self._cut_if_requested()
+            self._cut_if_requested(take)
             if time.monotonic() > deadline:
                 v.reasons.append(f"the board did not settle within {timeout:g} s")
                 return
@@ -649,9 +672,7 @@ class Campaign:
                 line = self.d.console.expect_line(APP_LINE, timeout=LINE_POLL_S).group(0).strip()
             except ConsoleTimeout:
                 continue
-            self._note(v, boots, line)
-            if on_line:
-                on_line(line)
+            take(line)
 
     def _note(self, v: Verdict, boots: list[_Boot], line: str) -> None:
         """What a console line says about the board's boots."""

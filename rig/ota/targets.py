@@ -360,8 +360,7 @@ class Esp32Target:
         console, board = self.d.console, self.d.board.id
         for round_ in range(3):
             self.d.target.activate(console)
-            console.drain()
-            self.d.power_cycle()
+            self.d.power_cycle()  # drains the console while off: the boot line read next is the new one
             boot = parse_boot_fields(console.expect_line(BOOT_LINE, timeout=BASELINE_TIMEOUT_S).group("fields"))
             console.expect_line(r"rig: health ", timeout=BASELINE_TIMEOUT_S)
             # Whatever ran before may carry the same version (a factory app): only what this loop

@@ -195,8 +195,9 @@ def _boot(unit: Unit) -> dict:
         if drivers.strategy is not None:
             return drivers.strategy.power_on_to_app()
         drivers.target.activate(drivers.console)
-        drivers.console.drain()
-        drivers.powered_probe().reset()
+        drivers.powered_probe()
+        drivers.target.activate(drivers.reset)
+        drivers.reset.reset()  # through the probe, the console drained while the core is held
         match = drivers.console.expect_line(BOOT_LINE, timeout=BOOT_TIMEOUT)
         return parse_boot_fields(match.group("fields"))
     except ConsoleTimeout:  # the unit printed no boot line

@@ -99,10 +99,7 @@ def _no_switch():
 
 
 def _power_cycle(drivers) -> str:
-    drivers.power_off()
-    drivers.console.drain()
-    time.sleep(drivers.off_s)
-    drivers.power_on()
+    drivers.power_cycle()
     return "outlet off and on"
 
 

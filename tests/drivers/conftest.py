@@ -7,7 +7,14 @@ it is started and stopped with `rig lab up|down`, as a user does.
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from rig.image.keys import load_signer
+from rig.image.layouts import LAYOUTS
+from rig.image.trailer import Trailer
+from rig.ota import releases
+from rig.sim.stm32 import vmcuboot  # the virtual rack's bootloader binary; a real rack flashes MCUboot's
 from tests.labs import PrivateLab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,3 +66,34 @@ def drivers_of(rack):
     yield get
     for drivers in opened:
         drivers.close()
+
+
+@pytest.fixture(scope="session")
+def signer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("key") / "ec.pem"
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return load_signer(path)
+
+
+@pytest.fixture
+def booted(drivers_of, signer):
+    """drivers_of(board) with MCUboot and rig's reference firmware 1.0.0, signed, programmed over SWD,
+    booted from power-on."""
+
+    def boot(board_id):
+        board = drivers_of(board_id)
+        layout = LAYOUTS[board.board.flash_layout]
+        slot0 = layout.part("slot0")
+        # Erase both slots' trailers (status area to the end), so no swap of an earlier test resumes.
+        board.target.activate(board.swd)
+        for name in ("slot0", "slot1"):
+            part, trailer = layout.part(name), Trailer.for_layout(layout, name)
+            start = trailer.erase_start(layout.geometry.sector_size)
+            board.swd.erase(part.offset + start, part.size - start)
+        board.write_regions([(layout.part("mcuboot").offset, vmcuboot.build(layout, [signer.public])),
+                             (slot0.offset, releases.stm32_image(board.board.variant, "1.0.0", signer))])
+        assert board.strategy.power_on_to_app()["version"] == "1.0.0+0"
+        return board
+
+    return boot
