@@ -60,6 +60,24 @@ class _BootWatch:
         setattr(self._port, name, value)
 
 
+def error_text(reply) -> str:
+    """An SMP error reply in the names smpmgr shows for it: the group and its error for SMP v2
+    (`IMG_MGMT INVALID_HASH`, from smp's IMG_MGMT_ERR.INVALID_HASH), the general code for v1
+    (`MGMT EINVAL`) with the board's reason if it gave one. Anything else as it is."""
+    from smp.error import ErrorV1, ErrorV2
+
+    if isinstance(reply, ErrorV2):
+        rc = reply.err.rc
+    elif isinstance(reply, ErrorV1):
+        rc = reply.rc
+    else:
+        return str(reply)
+    # smp names each group's codes <GROUP>_ERR or <GROUP>_RET_RC (IMG_MGMT_ERR, OS_MGMT_RET_RC); v1's are MGMT_ERR
+    text = f"{re.sub(r'_(ERR|RET_RC)$', '', type(rc).__name__)} {rc.name}"
+    reason = getattr(reply, "rsn", None)
+    return f"{text}: {reason}" if reason else text
+
+
 @target_factory.reg_driver
 @attr.s(eq=False)
 class SMPDriver(Driver):
@@ -104,7 +122,7 @@ class SMPDriver(Driver):
 
         response = await client.request(request)
         if error(response):
-            raise RigError(f"SMP: {type(request).__name__} refused by the board: {response}")
+            raise RigError(f"SMP: {type(request).__name__} refused by the board: {error_text(response)}")
         assert success(response)
         return response
 
@@ -143,8 +161,8 @@ class SMPDriver(Driver):
                 async for offset in client.upload(image, slot=slot, first_timeout_s=max(self.timeout, 20.0)):
                     if progress:
                         progress(offset, len(image))
-            except SMPUploadError as exc:
-                raise RigError(f"SMP: upload refused: {exc}") from exc
+            except SMPUploadError as exc:  # the board's error reply, or smpclient's own complaint
+                raise RigError(f"SMP: upload refused: {error_text(exc.args[0] if exc.args else exc)}") from exc
 
         self._run(work)
         if image_hash is None:

@@ -1,8 +1,13 @@
 """STM32 boards through their probe and SMP: program MCUboot and an image over SWD, boot it, then
-update it over MCUmgr (upload, test, reset) and see the new version boot and confirm itself."""
+update it over MCUmgr (upload, test, reset) and see the new version boot and confirm itself; an
+image the board refuses is named as smpmgr names the error."""
 
+import cbor2
 import pytest
+from smp.header import OP, Header, Version
+from smp.image_management import ImageManagementErrorV1, ImageManagementErrorV2
 
+from rig.drivers.smp import error_text
 from rig.errors import RigError
 from rig.image.layouts import LAYOUTS
 from rig.ota import releases
@@ -44,3 +49,29 @@ def test_probe_reset_and_readout_protection(booted, board_id):
     assert board.swd.read_rdp_level() == 0
     assert board.swd.read(slot0.offset, 32) == bytes([layout.geometry.erased]) * 32
 
+
+def test_a_refused_image_names_the_group_and_the_error(booted, signer):
+    # `rig demo`'s faults column quotes this for the corrupt image: one flipped bit of its code, so
+    # the firmware's image hash check refuses to mark it for test (docs/firmware.md).
+    board = booted("stm32l0-1")
+    board.target.activate(board.smp)
+    image = bytearray(releases.stm32_image(board.board.variant, "1.1.0", signer))
+    image[len(image) // 2] ^= 0x01
+    image_hash = board.smp.upload(bytes(image))
+    with pytest.raises(RigError, match=r"SMP: ImageStatesWrite refused by the board: IMG_MGMT INVALID_HASH$"):
+        board.smp.test(image_hash)
+
+
+def _reply(cls, version, body: dict):
+    data = cbor2.dumps(body)
+    return cls.loads(bytes(Header(op=OP.WRITE_RSP, version=version, flags=0, length=len(data), group_id=1,
+                                  sequence=0, command_id=0)) + data)
+
+
+def test_smp_error_text_v1_with_its_reason_and_other_complaints_as_they_are():
+    assert error_text(_reply(ImageManagementErrorV2, Version.V2, {"err": {"group": 1, "rc": 9}})) == \
+        "IMG_MGMT NO_FREE_SLOT"
+    assert error_text(_reply(ImageManagementErrorV1, Version.V1, {"rc": 3, "rsn": "off past the slot"})) == \
+        "MGMT EINVAL: off past the slot"
+    assert error_text("Upload failed, server reported mismatched SHA256") == \
+        "Upload failed, server reported mismatched SHA256"
