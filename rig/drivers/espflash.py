@@ -107,14 +107,9 @@ class EsptoolDriver(Driver, FlashProtocol):
                 raise RigError(f"esptool: {first_line(exc)}") from exc
 
     @Driver.check_active
-    @step(args=["offset"])
-    def write(self, data: bytes, offset: int, verify: bool = True, progress: Progress | None = None) -> None:
-        """Write `data` at `offset` (esptool erases what it covers), compressed, then MD5-verified."""
-        self.write_regions([(offset, data)], verify=verify, progress=progress)
-
-    @Driver.check_active
     def write_regions(self, regions, verify: bool = True, progress: Progress | None = None) -> None:
-        """Write several (offset, data) regions in one ROM-loader session, as `esptool write-flash` does."""
+        """Write several (offset, data) regions in one ROM-loader session, as `esptool write-flash` does:
+        esptool erases what each covers and sends it compressed; then each is MD5-verified."""
         from esptool.cmds import write_flash
 
         for offset, data in regions:

@@ -96,14 +96,9 @@ class PyOCDDriver(Driver, FlashProtocol):
                 FlashEraser(session, FlashEraser.Mode.SECTOR).erase([(self._bus(offset), self._bus(offset + size))])
 
     @Driver.check_active
-    @step(args=["offset"])
-    def write(self, data: bytes, offset: int, verify: bool = True, progress: Progress | None = None) -> None:
-        """Write `data` at flash `offset` (the sectors it covers are erased first), then read back."""
-        self.write_regions([(offset, data)], verify=verify, progress=progress)
-
-    @Driver.check_active
     def write_regions(self, regions, verify: bool = True, progress: Progress | None = None) -> None:
-        """Program several (offset, data) regions in one probe session; bytes around them are kept."""
+        """Program several (offset, data) regions in one probe session (the sectors they cover are
+        erased first; bytes around them are kept), then read each back."""
         from pyocd.flash.loader import MemoryLoader
 
         for offset, data in regions:
