@@ -100,8 +100,18 @@ def pytest_configure(config):
     if explicit:
         _load_rack(config)
     if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+        _check_selection(config)
         os.environ[RUN_ENV] = uuid.uuid4().hex
         _console_into_junit(config)
+
+
+def _check_selection(config) -> None:
+    """A -k or -m expression pytest cannot parse: pytest's own usage error ("Wrong expression passed
+    to '-k': ..."), now. pytest finds it only after collection; under xdist that is in each worker,
+    whose error the controller reports as an INTERNALERROR blaming a test (pytest-xdist #539), and
+    before it this plugin's pre-flight would bring the lab up and check every board for nothing.
+    Its mark plugin parses both options first thing; with no items it deselects nothing."""
+    config.pluginmanager.get_plugin("mark").pytest_collection_modifyitems(items=[], config=config)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -58,3 +58,14 @@ def test_labgrid_lg_env_names_the_rack_too(run):
     result = run.pytest(run.module(INNER), "--lg-env", rack, "-v", "-k", "test_any")
     assert "test_any[h7-a] PASSED" in result.stdout.str(), result.stdout.str()
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("option", ["-k", "-m"])
+def test_a_wrong_selection_expression_under_xdist_is_pytest_s_own_one_line(run, option):
+    # xdist's workers find it after collection and the controller reported an INTERNALERROR that
+    # blamed a worker crash on the first test (pytest-xdist #539)
+    rack = run.rack(run.board("h7-a", "stm32h7"))
+    result = run.pytest(run.module(INNER), "--rig-rack", rack, "-n", "2", option, "words with spaces")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"ERROR: Wrong expression passed to '{option}': words with spaces: at column 7" in result.stderr.str()
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
