@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rig.sim.flash import Flash, FlashError
-from rig.sim.stm32.parts import Part
+from rig.sim.stm32.parts import FlashInterface, Part
 
 RDP_LEVEL0 = 0xAA
 RDP_LEVEL2 = 0xCC  # any other RDP byte is level 1
@@ -268,6 +268,6 @@ FlashController = H7FlashController | L0FlashController
 
 def for_part(part: Part, flash: Flash, options: OptionBytes, system_reset: Callable[[], None]) -> FlashController:
     """The part's controller; `system_reset()` is what an option byte load does to the chip."""
-    if part.variant == "stm32h7":
+    if part.flash_interface is FlashInterface.H7:
         return H7FlashController(flash, options)
     return L0FlashController(flash, options, system_reset)

@@ -8,6 +8,14 @@ Flash geometry is not here: it comes from rig.image.layouts.
 """
 
 from dataclasses import dataclass
+from enum import Enum
+
+
+class FlashInterface(Enum):
+    """How the part's FLASH peripheral is driven: rig.sim.stm32.flashctl models each one."""
+
+    H7 = "RM0433 §4: KEYR/CR per bank, 256-bit flash words, sector and bank erase, OPTCR option bytes"
+    L0 = "RM0367 §3: PEKEYR/PRGKEYR unlock, word programming, page erase, option bytes at 0x1FF80000"
 
 
 @dataclass(frozen=True)
@@ -29,6 +37,7 @@ class Part:
     uid_addrs: tuple[int, int, int]  # bus addresses of the unique device ID's words UID[31:0], [63:32], [95:64]
     ram: tuple[tuple[int, int], ...]  # (bus address, size) of each RAM block
     flash_ctl: int  # bus address of the FLASH peripheral's registers
+    flash_interface: FlashInterface  # and what they are
     # -- what the emulated core needs (rig.sim.stm32.machine)
     cpu: str  # the core unicorn emulates: "cortex-m7" or "cortex-m0+"
     rcc: int  # bus address of the RCC
@@ -68,6 +77,7 @@ STM32H743 = Part(
         (0x3800_0000, 64 * 1024),  # SRAM4
     ),
     flash_ctl=0x5200_2000,
+    flash_interface=FlashInterface.H7,
     cpu="cortex-m7",
     rcc=0x5802_4400,
     console_usart=0x4000_4800,  # USART3 on PD8/PD9
@@ -101,6 +111,7 @@ STM32L073 = Part(
     uid_addrs=(0x1FF8_0050, 0x1FF8_0054, 0x1FF8_0064),  # RM0367 "Unique device ID registers": the third word is apart
     ram=((0x2000_0000, 20 * 1024),),
     flash_ctl=0x4002_2000,
+    flash_interface=FlashInterface.L0,
     cpu="cortex-m0+",
     rcc=0x4002_1000,
     console_usart=0x4000_4400,  # USART2 on PA2/PA3
