@@ -1,7 +1,8 @@
 """The MQTT broker (mosquitto) and the broker's message log.
 
 `Broker.private(folder)` starts a mosquitto of our own on a free loopback port (the embedded
-default); `Broker.external("mqtt://HOST:PORT")` names one somebody else runs. Either way the
+default) and returns once that mosquitto itself listens there; `Broker.external("mqtt://HOST:PORT")`
+names one somebody else runs. Either way the
 message log is kept by `mosquitto_sub` (Debian mosquitto-clients) subscribed to `#` from before the
 first device connects: one line per message, `<unix time with ns> <topic> <payload>`, written by a
 tool that is not rig. Tests judge rollouts from that file and from the simulator's ground truth.
@@ -55,18 +56,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_listening(host: str, port: int, proc: subprocess.Popen | None, what: str, log: Path | None) -> None:
+def _wait_listening(host: str, port: int, what: str) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log and log.exists() else []
-            raise RigError(f"{what} exited at start{': ' + tail[0] if tail else ''}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
     raise RigError(f"{what} is not listening on {host}:{port} after {START_TIMEOUT_S:g} s")
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The inodes of the sockets listening on TCP `port` of IPv4 (/proc/net/tcp: state 0A is LISTEN)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return {row[9] for row in rows if row[3] == "0A" and int(row[1].rpartition(":")[2], 16) == port}
+
+
+def _holds(pid: int, inodes: set[str]) -> bool:
+    """Whether process `pid` has one of these sockets open."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # it exited
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in wanted:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
+def _wait_own_listener(proc: subprocess.Popen, port: int, log: Path) -> None:
+    """Until `proc` itself listens on `port`. A connection would not tell: when another process
+    took the port between our probe and mosquitto's bind, it succeeds - to that process - while
+    mosquitto exits on its bind error."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+            raise RigError(f"mosquitto exited at start{': ' + tail[0] if tail else ''}")
+        if _holds(proc.pid, _listening_inodes(port)):
+            return
+        time.sleep(0.05)
+    raise RigError(f"mosquitto is not listening on 127.0.0.1:{port} after {START_TIMEOUT_S:g} s")
 
 
 def parse_url(url: str) -> tuple[str, int]:
@@ -89,7 +125,7 @@ class Broker:
     @classmethod
     def external(cls, url: str) -> "Broker":
         host, port = parse_url(url)
-        _wait_listening(host, port, None, f"broker {url}", None)
+        _wait_listening(host, port, f"broker {url}")
         return cls(host, port)
 
     @classmethod
@@ -105,7 +141,7 @@ class Broker:
                                     stderr=subprocess.DEVNULL, start_new_session=True,
                                     preexec_fn=_raise_nofile)
             try:
-                _wait_listening("127.0.0.1", port, proc, "mosquitto", log)
+                _wait_own_listener(proc, port, log)
                 return cls("127.0.0.1", port, proc.pid)
             except RigError:
                 if proc.poll() is None:
