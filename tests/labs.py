@@ -84,6 +84,14 @@ class PrivateLab:
         return running_lab(self.rig, self.rack, self.root / "state",
                            runtime_dir=self.env["RIG_RUNTIME_DIR"] if seen_here else None)
 
+    def fit_new_boards(self) -> None:
+        """Factory-fresh boards on the running lab, as a bench swaps in new units: `rig lab reset`
+        (the lab goes down, the boards' state is removed), then `rig lab up` again."""
+        for args in (("reset", "--rack", self.rack, "--state", self.root / "state"),
+                     ("up", "--rack", self.rack, "--state", self.root / "state")):
+            done = self.rig("lab", *args)
+            assert done.returncode == 0, done.stdout + done.stderr
+
 
 def bound_rack(rack, runtime_dir):
     """The rack as its running lab bound it (rig.lab.Rack with real ports), for a lab started on a

@@ -29,6 +29,10 @@ POINTS = [
 def test_killed_mid_unit_leaves_nothing_half_and_the_unit_finishes_next_run(station_lab, tmp_path,
                                                                             which, point):
     board = which + SUFFIX
+    if which.startswith("esp32"):
+        # The module's earlier ESP32 case ends with a whole unit, flash encryption on: such a unit
+        # takes no image over serial again (the station says put it aside), so this one takes a new board.
+        station_lab.fit_new_boards()
     workdir = tmp_path / "station"
     station = station_lab.start(workdir, "--board", board)
     seen = wait_for_line(station, f"{board}: {point}")
