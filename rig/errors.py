@@ -18,6 +18,15 @@ class PowerCutDuringUpload(RigError):
         super().__init__(f"power cut at upload offset {offset}")
 
 
+class BoardRefused(RigError):
+    """The board answered a request with an error reply. The message says which request and what
+    the board said; `reason` is what it said alone, in the protocol's names (a table's column)."""
+
+    def __init__(self, request: str, reason: str):
+        self.reason = reason
+        super().__init__(f"{request} refused by the board: {reason}")
+
+
 class HandoverRefused(RigError):
     """An update could not be handed to the board: the board refused it (an SMP error reply), the
     host did (not an image it can send), or the board did not answer."""

@@ -18,7 +18,7 @@ from labgrid.factory import target_factory
 from labgrid.step import step
 
 from rig.drivers.strategy import BOOT_LINE
-from rig.errors import RigError
+from rig.errors import BoardRefused, RigError
 
 Progress = Callable[[int, int], None]
 BOOTED = re.compile(BOOT_LINE.encode())
@@ -122,7 +122,7 @@ class SMPDriver(Driver):
 
         response = await client.request(request)
         if error(response):
-            raise RigError(f"SMP: {type(request).__name__} refused by the board: {error_text(response)}")
+            raise BoardRefused(f"SMP: {type(request).__name__}", error_text(response))
         assert success(response)
         return response
 
@@ -162,7 +162,7 @@ class SMPDriver(Driver):
                     if progress:
                         progress(offset, len(image))
             except SMPUploadError as exc:  # the board's error reply, or smpclient's own complaint
-                raise RigError(f"SMP: upload refused: {error_text(exc.args[0] if exc.args else exc)}") from exc
+                raise BoardRefused("SMP: upload", error_text(exc.args[0] if exc.args else exc)) from exc
 
         self._run(work)
         if image_hash is None:

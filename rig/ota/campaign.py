@@ -567,15 +567,20 @@ class Campaign:
             # An SMP upload the lab's relay cut (at the app's Nth flash operation) dies as the board
             # does: no reply. Only a cut the scenario planned is taken for one; else the board refused.
             if not (self.target.pushes and self._cuts_receiving(s) and self._relay_cycles() > relay_cycles):
-                v.faults_fired.append(f"hand-over refused: {exc}")
-                return False
+                return self._refused(v, exc)
         self._boot_to_app(v, boots)
         try:
             self._handover(v, s, artefact, boots, plan, again=True)
         except HandoverRefused as exc:
-            v.faults_fired.append(f"hand-over refused: {exc}")
-            return False
+            return self._refused(v, exc)
         return True
+
+    @staticmethod
+    def _refused(v: Verdict, exc: HandoverRefused) -> bool:
+        """A refused hand-over: the faults column says why, the log also which request it was."""
+        v.faults_fired.append(f"hand-over refused: {exc}")
+        log.info("%s %s: hand-over refused: %s", v.board, v.scenario, exc.__cause__ or exc)
+        return False
 
     def _settle(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot], plan: Plan, trigger) -> None:
         """Follow the console until the board is settled; hand the update over again after a cut.

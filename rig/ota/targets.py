@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from rig import delta
 from rig.delta import container
-from rig.errors import HandoverRefused, PowerCutDuringUpload, RigError
+from rig.errors import BoardRefused, HandoverRefused, PowerCutDuringUpload, RigError
 from rig.image import esp_partitions, factory, mcuboot, otadata
 from rig.image.layouts import LAYOUTS
 from rig.image.trailer import Flag, Magic, SwapType, Trailer, TrailerState, swap_type
@@ -217,7 +217,9 @@ class McubootTarget:
             self._push(artefact, plan)
         except PowerCutDuringUpload:
             raise
-        except RigError as exc:  # the board's SMP error reply, no reply, or an image the host cannot send
+        except BoardRefused as exc:  # its SMP error reply says it all (the request: in the cause)
+            raise HandoverRefused(exc.reason) from exc
+        except RigError as exc:  # no reply, or an image the host cannot send
             raise HandoverRefused(str(exc)) from exc
 
     def _push(self, artefact: bytes, plan: Plan) -> None:

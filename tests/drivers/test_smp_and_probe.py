@@ -8,9 +8,10 @@ from smp.header import OP, Header, Version
 from smp.image_management import ImageManagementErrorV1, ImageManagementErrorV2
 
 from rig.drivers.smp import error_text
-from rig.errors import RigError
+from rig.errors import HandoverRefused, RigError
 from rig.image.layouts import LAYOUTS
 from rig.ota import releases
+from rig.ota.targets import McubootTarget, Plan
 
 BOARDS = ["stm32h7-1", "stm32l0-1"]
 
@@ -50,16 +51,17 @@ def test_probe_reset_and_readout_protection(booted, board_id):
     assert board.swd.read(slot0.offset, 32) == bytes([layout.geometry.erased]) * 32
 
 
-def test_a_refused_image_names_the_group_and_the_error(booted, signer):
-    # `rig demo`'s faults column quotes this for the corrupt image: one flipped bit of its code, so
-    # the firmware's image hash check refuses to mark it for test (docs/firmware.md).
+def test_a_refused_image_names_the_group_and_the_error(booted, signer, tmp_path):
+    # The corrupt image of `rig demo`: one flipped bit of its code, so the firmware's image hash
+    # check refuses to mark it for test (docs/firmware.md). Its faults column reads
+    # 'hand-over refused: <the hand-over's reason>'; the log has the request too.
     board = booted("stm32l0-1")
-    board.target.activate(board.smp)
     image = bytearray(releases.stm32_image(board.board.variant, "1.1.0", signer))
     image[len(image) // 2] ^= 0x01
-    image_hash = board.smp.upload(bytes(image))
-    with pytest.raises(RigError, match=r"SMP: ImageStatesWrite refused by the board: IMG_MGMT INVALID_HASH$"):
-        board.smp.test(image_hash)
+    with pytest.raises(HandoverRefused) as refused:
+        McubootTarget(board, b"", tmp_path).start(bytes(image), Plan())
+    assert str(refused.value) == "IMG_MGMT INVALID_HASH"
+    assert str(refused.value.__cause__) == "SMP: ImageStatesWrite refused by the board: IMG_MGMT INVALID_HASH"
 
 
 def _reply(cls, version, body: dict):
