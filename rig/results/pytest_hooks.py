@@ -54,6 +54,7 @@ class _Session:
         self.pending: dict[str, list] = {}
         self.header: list[str] = []
         self.boards_seen: set[str] = set()
+        self.stopped_by: BaseException | None = None  # what ended the session early (pytest_keyboard_interrupt)
 
 
 def store_url(config) -> str | None:
@@ -226,6 +227,28 @@ def _state_of(report):
     return state if state is not None and state.url is not None else None
 
 
+def pytest_keyboard_interrupt(excinfo):
+    # pytest calls it for ctrl-c, for pytest.exit() and for its own stop after collection errors alike
+    state = _CONFIG[0].stash.get(STATE, None) if _CONFIG else None
+    if state is not None:
+        state.stopped_by = excinfo.value
+
+
+def _ending(state: _Session, exitstatus) -> tuple[str | None, str | None]:
+    """(status, note) of a run that pytest ended otherwise than by running its tests: the results
+    alone would say `passed` (no failed result); (None, None) lets the store judge by the results."""
+    if exitstatus == pytest.ExitCode.INTERNAL_ERROR:
+        return "failed", "pytest stopped with an INTERNALERROR (its output says where); tests not run have no result"
+    if exitstatus != pytest.ExitCode.INTERRUPTED:
+        return None, None
+    why = state.stopped_by
+    if isinstance(why, pytest.Session.Interrupted):  # pytest's own stop: errors during collection
+        return "failed", f"pytest stopped: {why}; no test ran"
+    if isinstance(why, pytest.exit.Exception):
+        return "interrupted", f"pytest.exit: {why.msg}; tests not finished have no result"
+    return "interrupted", "interrupted from the keyboard; tests not finished have no result"
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
@@ -233,9 +256,7 @@ def pytest_sessionfinish(session, exitstatus):
     if state is None or state.recorder is None:
         return
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-    status = state.recorder.finish(status="interrupted" if interrupted else None,
-                                   note="interrupted from the keyboard; tests not finished have no result"
-                                   if interrupted else None)
+    status = state.recorder.finish(*_ending(state, exitstatus))
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     lines = [f"rig: {state.recorder.describe()}: {status}"]
     after = config.getoption("--rig-quarantine-after")
