@@ -3,11 +3,11 @@
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
 from rig.results.pytest_hooks import key_of
+from tests import hangs
 
 MODULE = """
     import os, time
@@ -64,19 +64,39 @@ def test_a_junit_file_from_elsewhere_is_imported_as_a_run(sessions, tmp_path):
     assert len(sessions.store().runs()) == 1
 
 
+# A terminal starts a job with SIGINT at its default action. A run started in the background (`nohup tox
+# -e nightly &`: its pytest, xdist workers and their children all ignore SIGINT, inherited through fork
+# and exec) would start the session with SIGINT ignored, and Python then installs no KeyboardInterrupt
+# handler: the session slept through Ctrl-C (the nightly run's 60 s timeouts; in the foreground it passed).
+FROM_A_TERMINAL = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                   "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+
+
 @pytest.mark.parametrize("how", ["kill -9", pytest.param("ctrl-c", marks=pytest.mark.nightly)])
 def test_a_killed_session_leaves_its_run_interrupted_and_no_partial_result(sessions, how):
     sessions.module(MODULE)
     flag = sessions.root / "hanging"
-    proc = subprocess.Popen(sessions.pytest_cmd("test_inner.py", "-p", "no:randomly"), cwd=sessions.root,
+    # Started as from a terminal: a session of its own, SIGINT at its default action (FROM_A_TERMINAL);
+    # Ctrl-C signals its process group, as a terminal does.
+    cmd = sessions.pytest_cmd("test_inner.py", "-p", "no:randomly")
+    proc = subprocess.Popen([cmd[0], "-c", FROM_A_TERMINAL, *cmd[1:]], cwd=sessions.root,
                             env={**sessions.env, "HANG_FLAG": str(flag)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    while not flag.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL if how == "kill -9" else signal.SIGINT)
-    proc.communicate(timeout=60)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        # Slow is not hung (tests/hangs.py): at idle the session needs ~1.2 s of CPU to reach test_hangs
+        # and ~1.5 s after Ctrl-C to finish (of which ~70 % hypothesis's plugin importing hypothesis for
+        # its terminal summary, ~25 % pytest rendering the KeyboardInterrupt) - in the nightly run at
+        # load 15 that took over 60 s of wall.
+        hangs.wait_until(proc, flag.exists, "the session before test_hangs")
+        if how == "kill -9":
+            os.kill(proc.pid, signal.SIGKILL)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        hangs.finish(proc, f"the session after {how}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     store = sessions.store()  # opening the store finds the run's process gone
     (run,) = store.runs()
     assert run["status"] == "interrupted", run
