@@ -25,7 +25,8 @@ pyocd's flash programming while that core is halted.
 
 import struct
 
-from pyocd.target.builtin import target_STM32H743xx
+from pyocd.core.memory_map import MemoryType
+from pyocd.target import TARGET
 
 from rig.sim.flash import FlashError
 from rig.sim.stm32 import pyocd_target
@@ -42,10 +43,12 @@ AIRCR_VECTRESET, AIRCR_SYSRESETREQ = 1 << 0, 1 << 2
 REG_SP, REG_LR, REG_PC, REG_XPSR, REG_MSP = 13, 14, 15, 16, 17
 XPSR_THUMB = 1 << 24
 
-ALGORITHMS = {
-    "stm32h7": (target_STM32H743xx.FLASH_ALGO,),
-    "stm32l0": (pyocd_target.FLASH_ALGO,),
-}
+
+def _algorithms(target_type: str) -> list[dict]:
+    """The flash algorithms pyocd loads for `-t target_type`: those of its flash regions."""
+    pyocd_target.register()  # the STM32L073's target type is rig's own
+    regions = TARGET[target_type].MEMORY_MAP.iter_matching_regions(type=MemoryType.FLASH)
+    return list({id(r.algo): r.algo for r in regions}.values())  # the H7's two banks share one
 
 
 def _packed(algo: dict) -> bytes:
@@ -68,7 +71,7 @@ class Core:
         # contract below even on a board whose firmware runs on the emulated core.
         self._algorithm = False
         self._cause = "power-on"  # cause of the last reset, for the boot a resume starts
-        self._algos = [(a, _packed(a)) for a in ALGORITHMS[chip.part.variant]]
+        self._algos = [(a, _packed(a)) for a in _algorithms(chip.part.target_type)]
 
     # -- resets
     def power_on(self) -> None:

@@ -18,6 +18,13 @@ class FlashInterface(Enum):
     L0 = "RM0367 §3: PEKEYR/PRGKEYR unlock, word programming, page erase, option bytes at 0x1FF80000"
 
 
+class RccInterface(Enum):
+    """Which RCC the part has: rig.sim.stm32.rcc models each one's reset flags and core clock."""
+
+    H7 = "RM0433 §8: reset flags in RCC_RSR, core clock from HSI (64 MHz / CR.HSIDIV)"
+    L0 = "RM0367 §7: reset flags in RCC_CSR, core clock from MSI (2.097 MHz) or HSI16 (/4) by CFGR.SW"
+
+
 @dataclass(frozen=True)
 class Part:
     variant: str
@@ -41,6 +48,7 @@ class Part:
     # -- what the emulated core needs (rig.sim.stm32.machine)
     cpu: str  # the core unicorn emulates: "cortex-m7" or "cortex-m0+"
     rcc: int  # bus address of the RCC
+    rcc_interface: RccInterface  # and which one it is
     console_usart: int  # the USART wired to the ST-LINK virtual COM port on the Nucleo board
     console_irq: int  # its NVIC interrupt number
     iwdg: int  # bus address of the independent watchdog (IWDG1 on the H7)
@@ -80,6 +88,7 @@ STM32H743 = Part(
     flash_interface=FlashInterface.H7,
     cpu="cortex-m7",
     rcc=0x5802_4400,
+    rcc_interface=RccInterface.H7,
     console_usart=0x4000_4800,  # USART3 on PD8/PD9
     console_irq=39,
     iwdg=0x5800_4800,
@@ -114,6 +123,7 @@ STM32L073 = Part(
     flash_interface=FlashInterface.L0,
     cpu="cortex-m0+",
     rcc=0x4002_1000,
+    rcc_interface=RccInterface.L0,
     console_usart=0x4000_4400,  # USART2 on PA2/PA3
     console_irq=28,
     iwdg=0x4000_3000,

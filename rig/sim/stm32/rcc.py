@@ -8,7 +8,7 @@ from MSI (2.097 MHz, its reset range) until CFGR.SW selects HSI16 (16 MHz, /4 wi
 Oscillators are ready as soon as they are switched on (their start-up takes microseconds).
 """
 
-from rig.sim.stm32.parts import Part
+from rig.sim.stm32.parts import Part, RccInterface
 
 
 class Rcc:
@@ -98,4 +98,4 @@ class L0Rcc(Rcc):
 
 
 def for_part(part: Part) -> Rcc:
-    return {"stm32h7": H7Rcc, "stm32l0": L0Rcc}[part.variant]()
+    return {RccInterface.H7: H7Rcc, RccInterface.L0: L0Rcc}[part.rcc_interface]()
