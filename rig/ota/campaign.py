@@ -152,6 +152,10 @@ class Verdict:
     wire_bytes: int = 0
     artefact_size: int = 0
     faults_fired: list[str] = field(default_factory=list)
+    # The update was refused before it was installed: the target raised HandoverRefused, or the
+    # board's OTA client said `ota refused`. The proofs read these; the faults column is for people.
+    handover_refused: bool = False
+    client_refused: bool = False
     read_back: str = ""
     console: list[str] = field(default_factory=list)
 
@@ -380,7 +384,7 @@ class Campaign:
         if (s.cut is not None or s.cut_at_op is not None or s.revert_cut_at_op is not None) and not fired:
             v.reasons.append("the planned power cut never fired")
         # (A cut that fired landed in the board's own writes of the update: it had the bytes.)
-        if v.wire_bytes == 0 and not fired and any(f.startswith("hand-over refused") for f in v.faults_fired):
+        if v.wire_bytes == 0 and not fired and v.handover_refused:
             v.reasons.append("the update never reached the board: the host refused to send it")
         for kind in {f.kind for f in s.link_faults}:
             planned = sum(f.kind == kind for f in s.link_faults)
@@ -578,6 +582,7 @@ class Campaign:
     @staticmethod
     def _refused(v: Verdict, exc: HandoverRefused) -> bool:
         """A refused hand-over: the faults column says why, the log also which request it was."""
+        v.handover_refused = True
         v.faults_fired.append(f"hand-over refused: {exc}")
         log.info("%s %s: hand-over refused: %s", v.board, v.scenario, exc.__cause__ or exc)
         return False
@@ -606,6 +611,7 @@ class Campaign:
             if st.phase is _Phase.SETTLED:
                 return
             if line.startswith("rig: ota refused"):
+                v.client_refused = True
                 v.faults_fired.append(line.removeprefix("rig: "))
                 st.phase = _Phase.SETTLED
             elif line.startswith("rig: boot ") and pulled and "reset=power-on" in line:
@@ -763,7 +769,7 @@ def _proofs(s: Scenario, v: Verdict, boots: list[_Boot], new: str, old: str, pus
             reasons.append(f"the boot after {new} failed reports reset={nxt.reset}, not {s.reset_cause}")
         elif nxt.rom_reset and s.reset_cause == "watchdog" and not _watchdog_rom_reason(nxt.rom_reset):
             reasons.append(f"the ROM reports {nxt.rom_reset} for the boot after {new} failed, not a watchdog reset")
-    if s.refused_at_handover and not any(f.startswith(("hand-over refused", "ota refused")) for f in v.faults_fired):
+    if s.refused_at_handover and not (v.handover_refused or v.client_refused):
         reasons.append("the board did not refuse the update at the end of the upload")
     if s.expected == "rolled back" and pushes:
         # After a pushing board runs the old image again, nobody hands it the new one: a later boot
