@@ -8,7 +8,7 @@ import pytest
 
 from rig.errors import RigError
 from rig.image import appdesc, esp_app, esp_partitions, factory, mcuboot, otadata
-from rig.image.layouts import LAYOUTS
+from rig.variants import facts
 
 
 def test_esp32_factory_equals_esptool_merge_bin(tmp_path):
@@ -41,7 +41,7 @@ def test_esp32_factory_reads_back_as_a_bootable_flash():
 def test_stm32_factory_places_the_signed_image_in_slot0(variant, signer):
     payload = bytes(0x400) + appdesc.AppDescriptor(variant, (1, 0, 0, 0)).pack() + bytes(64)
     image = mcuboot.sign(payload, signer, "1.0.0")
-    layout = LAYOUTS[{"stm32h7": "stm32h743-2x1m", "stm32l0": "stm32l073-192k"}[variant]]
+    layout = facts(variant).layout
     erased = layout.geometry.erased
     boot = b"\x5a" * 1000
     made = factory.factory_image(variant, image, bootloader=boot, full=True)

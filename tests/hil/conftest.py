@@ -18,6 +18,7 @@ from rig.image.layouts import LAYOUTS
 from rig.lab import Board, load_rack
 from rig.ota.kit import CampaignKit
 from rig.pytest_plugin import rack_path
+from rig.variants import Bootloader
 from tests.labs import lab_rack
 
 
@@ -53,14 +54,15 @@ def pytest_xdist_make_scheduler(config, log):
     return ByBoard(config, log)
 
 
-# A partition each variant's tests may overwrite freely: never the one the app boots from.
-SCRATCH = {"esp32": "ota_1", "stm32h7": "slot1", "stm32l0": "slot1"}
+# A partition a board's tests may overwrite freely: never the one the app boots from, but the
+# slot its boot chain stages an update in (MCUboot's secondary slot; ESP-IDF's other OTA slot).
+SCRATCH = {Bootloader.MCUBOOT: "slot1", Bootloader.ESP_IDF: "ota_1"}
 
 
 @pytest.fixture
 def scratch(board):
     """(offset, size) of the board's scratch partition."""
-    part = LAYOUTS[board.board.flash_layout].part(SCRATCH[board.board.variant])
+    part = LAYOUTS[board.board.flash_layout].part(SCRATCH[board.board.facts.bootloader])
     return part.offset, part.size
 
 

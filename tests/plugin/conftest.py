@@ -7,12 +7,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from rig.variants import facts
+
 RACK_HEAD = "imports:\n  - rig.lab.resources\ntargets:\n"
 
 
 def _board_entry(board_id: str, variant: str, tags: tuple, console: str) -> str:
     probe = ("      RigDebugProbe:\n        unique_id: NONE-" + board_id + "\n        target_type: stm32h743xx\n"
-             if variant != "esp32" else "")
+             if facts(variant).debug_probe else "")
     return (f"  {board_id}:\n    resources:\n      RigBoard:\n        variant: {variant}\n"
             f"        tags: [{', '.join(tags)}]\n      RawSerialPort:\n        port: {console}\n{probe}")
 

@@ -18,6 +18,7 @@ from rig.image import nvs as esp32_nvs
 from rig.image.layouts import LAYOUTS
 from rig.provision import keyarea
 from rig.provision.identity import KeyMaker
+from rig.variants import Family, Flasher
 
 BIN = Path(sys.executable).parent
 
@@ -37,7 +38,7 @@ def read_back(lab, board, tmp_path: Path) -> ec.EllipticCurvePrivateKey:
     """The device's private key, read from the device as a user would (pyocd savemem, esptool read-flash)."""
     layout = LAYOUTS[board.flash_layout]
     part, out = layout.part("identity"), tmp_path / f"{board.id}.bin"
-    if board.variant == "esp32":
+    if board.facts.flasher is Flasher.ROM_LOADER:
         cmd = [BIN / "esptool", "--port", board.console, "read-flash",
                hex(part.offset), hex(part.size), out]
     else:
@@ -45,7 +46,7 @@ def read_back(lab, board, tmp_path: Path) -> ec.EllipticCurvePrivateKey:
                "-c", f"savemem {layout.geometry.base + part.offset:#x} {part.size} {out}"]
     done = subprocess.run(cmd, env=lab.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    if board.variant == "esp32":
+    if board.facts.family is Family.ESP32:  # the identity is an NVS entry there, a key area on an STM32
         der = esp32_nvs.read(out.read_bytes())["identity"]["device_key"]
         return serialization.load_der_private_key(der, password=None)
     scalar = keyarea.decode(out.read_bytes()).device_key

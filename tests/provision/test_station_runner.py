@@ -27,7 +27,8 @@ def vanish(unit):
 @pytest.fixture
 def station(station_lab, tmp_path, monkeypatch):
     monkeypatch.setenv("RIG_RUNTIME_DIR", station_lab.env["RIG_RUNTIME_DIR"])  # the fixtures reach this lab
-    boards = [b for b in load_rack(station_lab.rack).boards if b.variant != "esp32"]
+    # the boards rig.provision.stm32 provisions: the recipes below identify them with its IDENTIFY
+    boards = [b for b in load_rack(station_lab.rack).boards if b.facts.recipe == stm32.__name__]
     spec, records = setup.prepare(tmp_path / "station", f"sqlite:///{tmp_path / 'records.db'}", boards,
                                   name="station-test", operator="tester",
                                   firmware_keys=(str(station_lab.firmware_key),), note=lambda line: None)

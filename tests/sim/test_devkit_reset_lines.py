@@ -10,9 +10,9 @@ import time
 import pytest
 from esp_pylib.serial_reset import classic_bootloader_reset, hard_reset
 
-from rig.image.layouts import LAYOUTS
 from rig.sim.board import Board
 from rig.sim.rfc2217_server import Rfc2217Server
+from rig.variants import facts
 
 
 def report_boot(ctx):
@@ -24,7 +24,7 @@ def report_boot(ctx):
 @pytest.fixture
 def devkit(tmp_path, open_console):
     def make(variant="esp32"):
-        layout = LAYOUTS["esp32-4mb-ota" if variant == "esp32" else "stm32h743-2x1m"]
+        layout = facts(variant).layout
         board = Board("devkit", variant, layout, tmp_path, report_boot)
         server = Rfc2217Server(board, "127.0.0.1", 0)
         console = open_console(f"rfc2217://127.0.0.1:{server.port}")
