@@ -21,7 +21,7 @@ def test_labgrid_environment_reads_every_board(path):
             assert spec.variant == board.variant
             kinds = {type(r).__name__ for r in target.resources}
             assert kinds & {"NetworkSerialPort", "USBSerialPort", "RawSerialPort"}
-            if board.variant.startswith("stm32"):
+            if board.facts.debug_probe:
                 assert target.get_resource("RigDebugProbe").unique_id == board.probe
     finally:
         env.cleanup()
