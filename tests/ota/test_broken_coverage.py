@@ -10,10 +10,10 @@ from pathlib import Path
 
 from rig.ota import scenarios
 from rig.sim.broken import CATALOGUE, PROVED_BY_TEST, SWITCHES, Kind
+from rig.variants import NAMES as VARIANTS
 from tests.hil.test_broken_models import EVERY, PAIRINGS, SAMPLE
 
 REPO = Path(__file__).resolve().parents[2]
-VARIANTS = ("esp32", "stm32h7", "stm32l0")
 FITS = [(name, variant) for name in scenarios.names() for variant in VARIANTS if scenarios.fits(name, variant)]
 # Scenarios no single defect switch can make fail on a kind of board, and why: two independent
 # defences stand in the way (boards broken in two places at once are future work).
