@@ -60,6 +60,10 @@ class _BootWatch:
         setattr(self._port, name, value)
 
 
+# The last upload reply's `match: false`: the SHA-256 of what the board wrote is not the image's.
+MISMATCH = "upload match=false: the image the board wrote has another SHA-256"
+
+
 def error_text(reply) -> str:
     """An SMP error reply in the names smpmgr shows for it: the group and its error for SMP v2
     (`IMG_MGMT INVALID_HASH`, from smp's IMG_MGMT_ERR.INVALID_HASH), the general code for v1
@@ -157,11 +161,16 @@ class SMPDriver(Driver):
         image_hash = None if is_delta else mcuboot.parse(image).find(mcuboot.TLV_SHA256)[0].value.hex()
 
         async def work(client):
+            done = 0
             try:
-                async for offset in client.upload(image, slot=slot, first_timeout_s=max(self.timeout, 20.0)):
+                async for done in client.upload(image, slot=slot, first_timeout_s=max(self.timeout, 20.0)):
                     if progress:
-                        progress(offset, len(image))
+                        progress(done, len(image))
             except SMPUploadError as exc:  # the board's error reply, or smpclient's own complaint
+                if done == len(image):
+                    # Every chunk taken: what smpclient checks after the last one is the reply's `match`,
+                    # whose complaint carries the reply's repr - say what the board said instead.
+                    raise BoardRefused("SMP: upload", MISMATCH) from exc
                 raise BoardRefused("SMP: upload", error_text(exc.args[0] if exc.args else exc)) from exc
 
         self._run(work)

@@ -11,6 +11,7 @@ from rig.drivers.smp import error_text
 from rig.errors import HandoverRefused, RigError
 from rig.image.layouts import LAYOUTS
 from rig.ota import releases
+from rig.ota.instruments import LabInstruments
 from rig.ota.targets import McubootTarget, Plan
 
 BOARDS = ["stm32h7-1", "stm32l0-1"]
@@ -62,6 +63,18 @@ def test_a_refused_image_names_the_group_and_the_error(booted, signer, tmp_path)
         McubootTarget(board, b"", tmp_path).start(bytes(image), Plan())
     assert str(refused.value) == "IMG_MGMT INVALID_HASH"
     assert str(refused.value.__cause__) == "SMP: ImageStatesWrite refused by the board: IMG_MGMT INVALID_HASH"
+
+
+def test_an_image_changed_on_its_way_to_flash_is_named_by_the_board_s_match(booted, signer, lab, tmp_path):
+    # 'a bit lost on its way to flash': the board takes every chunk, then its last reply's match is
+    # false. The faults column read smpclient's complaint with the whole reply's repr.
+    board = booted("stm32l0-1")
+    slot1 = LAYOUTS[board.board.flash_layout].part("slot1")
+    LabInstruments(lab.rack).arm_flip("stm32l0-1", 20, (slot1.offset, slot1.size))
+    image = releases.stm32_image(board.board.variant, "1.1.0", signer)
+    with pytest.raises(HandoverRefused) as refused:
+        McubootTarget(board, b"", tmp_path).start(image, Plan())
+    assert str(refused.value) == "upload match=false: the image the board wrote has another SHA-256"
 
 
 def _reply(cls, version, body: dict):
