@@ -67,6 +67,9 @@ class Core:
         self.in_reset = False
         self._reset_seen = False  # S_RESET_ST: a reset happened since DHCSR was last read
         self._pin_machine = None  # the emulated core the firmware ran on when nRST went low
+        # Whether the last reset of the emulated core was caught, decided as it left reset (None:
+        # no such reset waits for MCUboot's model to hand over).
+        self._caught: bool | None = None
         # The debugger pointed the PC at a flash algorithm: registers and resume follow the
         # contract below even on a board whose firmware runs on the emulated core.
         self._algorithm = False
@@ -78,12 +81,14 @@ class Core:
         self.dhcsr_c = self.demcr = self.dfsr = 0
         self.halted = self.in_reset = self._algorithm = False
         self._pin_machine = None
+        self._caught = None
         self._load_vectors()
         self._cause = "power-on"
 
     def reset(self, cause: str) -> None:
         """A system reset (SYSRESETREQ, nRST released, option byte load): catch it or boot."""
         self._algorithm = False
+        self._caught = None
         machine = self._machine()
         if cause == "pin":
             # Held in reset by the pin, the core is not the board's current run any more: the
@@ -91,7 +96,11 @@ class Core:
             machine, self._pin_machine = machine or self._pin_machine, None
         if machine is not None:
             # The emulated core boots through MCUboot's model again and, with vector catch,
-            # halts at the reset vector of the image it is handed.
+            # halts at the reset vector of the image it is handed. Silicon decides the catch as
+            # the core leaves reset, not once a bootloader has run: pyocd's H7 connect restores
+            # DEMCR 10 ms after releasing nRST, often before the model hands over (at once with
+            # the UART's datasheet time), and the firmware then ran and printed its boot line.
+            self._caught = self._catch()
             self.halted = False
             self._reset_seen = True
             self.chip.board.hold("debug")
@@ -133,8 +142,14 @@ class Core:
         machine = self.chip.board.devices.get(DEVICE)
         if machine is None or self._algorithm or not machine.live:
             return None
-        machine.catch_reset = self._catch  # a machine of a new power-on learns of this debugger too
+        machine.catch_reset = self._handover_catch  # a machine of a new power-on learns of this debugger too
         return machine
+
+    def _handover_catch(self) -> bool:
+        """Whether the core halts at the reset vector MCUboot's model hands over to: as decided
+        when a reset of the debugger's left it, else (a reset the firmware made) as now."""
+        caught, self._caught = self._caught, None
+        return self._catch() if caught is None else caught
 
     def _catch(self) -> bool:
         # C_HALT survives a system reset, and vector catch halts at the reset vector.
@@ -228,6 +243,7 @@ class Core:
             # here): hold the board so that run ends, drop the halt it was parked for, release.
             self.halted = False
             self._algorithm = False
+            self._caught = None
             board, parked = self.chip.board, self.chip.board.devices.get(DEVICE)
             board.hold("debug")
             if parked is not None:

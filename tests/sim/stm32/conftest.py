@@ -83,7 +83,7 @@ class Console:
 
 
 class VirtualStm32:
-    def __init__(self, variant: str, root: Path, signer):
+    def __init__(self, variant: str, root: Path, signer, timing: str = "none"):
         self.variant = variant
         self.layout = facts(variant).layout
         self.geometry = self.layout.geometry
@@ -92,7 +92,7 @@ class VirtualStm32:
         self.signer = signer
         self.root = root / variant
         self.root.mkdir()
-        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state", boot.run)
+        self.board = Board(f"{variant}-1", variant, self.layout, self.root / "state", boot.run, timing=timing)
         self.swd = SwdServer(self.board)
         self.pty = PtyConsole(self.board)
         self.console = Console(self.pty.path)
@@ -177,8 +177,9 @@ def virtual_stm32(tmp_path, monkeypatch, signer):
     boards = []
     monkeypatch.setenv("RIG_RUNTIME_DIR", str(tmp_path / "runtime"))
 
-    def make(variant: str) -> VirtualStm32:
-        vb = VirtualStm32(variant, tmp_path, signer)
+    def make(variant: str, timing: str = "none") -> VirtualStm32:
+        """`timing`: the lab's timing model (rig.sim.timing), as `rig lab up --timing`."""
+        vb = VirtualStm32(variant, tmp_path, signer, timing)
         boards.append(vb)
         vb.board.set_power(True)
         return vb

@@ -137,6 +137,25 @@ def test_a_core_left_halted_after_flashing_stays_halted_for_the_next_session(vir
         assert re.search(r"Core 0 .*:\s+Halted", vb.cmd("status", attach=True).stdout)
 
 
+def test_a_connect_under_reset_halts_the_core_before_the_firmware_runs(virtual_stm32):
+    """pyocd's STM32H743 target connects under reset (the L0's has no such sequence): nRST low,
+    DEMCR.VC_CORERESET and C_DEBUGEN set, nRST released, DEMCR restored 10 ms later. Silicon
+    decides the vector catch as the core leaves reset, so the firmware never runs before pyocd's
+    halt. The virtual H7 decided it once MCUboot's model handed over - with the UART's datasheet
+    time MCUboot's log takes ~30 ms, DEMCR was restored by then, and the firmware ran and printed
+    its boot line (timing-dependent without the datasheet times: on a loaded host as well)."""
+    vb = virtual_stm32("stm32h7", timing="datasheet")
+    vb.install(vb.image("1.0.0", fault="none"))
+    vb.board.set_power(True)
+    vb.console.expect(r"rig: alive uptime=1")
+    vb.pyocd("cmd", "-u", vb.uid, "-t", vb.target, "-M", "halt", "-c", "status")
+    assert re.search(r"Core 0 .*:\s+Halted", vb.cmd("status", attach=True).stdout)
+    after = vb.console.drain()
+    assert "I: Starting bootloader" in after and "rig: boot" not in after, after
+    vb.cmd("go", attach=True)
+    vb.console.expect(BOOTED, timeout=10)
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_pyocd_breakpoint_halts_the_core_there(virtual_stm32, variant):
     """An FPB breakpoint on the SysTick handler (its address from the build's ELF, as a bench
