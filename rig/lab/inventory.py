@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import attr
 import yaml
 from labgrid.factory import target_factory
 from labgrid.resource.common import ManagedResource
@@ -200,23 +201,27 @@ def _resources(f, board_id, target, problems) -> dict | None:
 
 
 def _construct(cls, args) -> str | None:
-    """Let labgrid's own attrs validators judge the arguments, without starting udev monitors."""
+    """Judge the arguments by the resource class's declared attrs fields (names, which have no
+    default), then let labgrid's own attrs validators judge the values, without starting udev monitors."""
+    args = {k: v for k, v in args.items() if k != "name"}
+    # The keyword each field takes (`alias`: attrs strips a private field's underscore); labgrid fills
+    # in target and name itself.
+    fields = {a.alias: a for a in attr.fields(cls) if a.init and a.alias not in ("target", "name")}
+    unknown = [k for k in args if k not in fields]
+    if unknown:
+        bad = str(unknown[0])
+        return f"unknown field {bad!r}{_hint(bad, fields)} (fields: {', '.join(fields)})"
+    missing = [k for k, a in fields.items() if a.default is attr.NOTHING and k not in args]
+    if missing:
+        return f"missing field {missing[0]!r}"
     if issubclass(cls, ManagedResource):
         return None
-    args = {k: v for k, v in args.items() if k != "name"}
     try:
         cls(target=None, name=None, **args)
-    except TypeError as exc:
-        msg = str(exc)
-        if "unexpected keyword argument" in msg:
-            bad = msg.split("'")[1]
-            fields = [a.name for a in cls.__attrs_attrs__ if a.init and a.name not in ("target", "name")]
-            return f"unknown field {bad!r}{_hint(bad, fields)} (fields: {', '.join(fields)})"
-        if "missing" in msg:
-            return f"missing field {msg.split(chr(39))[1]!r}"
-        return f"invalid value: {msg.splitlines()[0]}"
-    except ValueError as exc:
-        return f"invalid value: {str(exc).splitlines()[0]}"
+    except (TypeError, ValueError) as exc:  # a validator's verdict on a value
+        # attrs' instance_of puts its sentence first and the Attribute's repr after it in args
+        said = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        return f"invalid value: {said.splitlines()[0]}"
     return None
 
 

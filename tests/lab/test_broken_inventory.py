@@ -51,6 +51,16 @@ CASES = {
         HEAD + board(variant="stm32h7", extra="    RigDebugProbe: {target_type: t}\n"),
         "board b1: RigDebugProbe", "missing field 'unique_id'",
     ),
+    # a udev-matched port is never constructed (no udev monitor for a check): its fields still are
+    "unknown field of a udev port": (
+        HEAD + "  b1:\n    resources:\n      RigBoard: {variant: esp32}\n"
+        "      USBSerialPort: {mtach: {ID_SERIAL_SHORT: X}}\n",
+        "board b1: USBSerialPort", "unknown field 'mtach' (did you mean 'match'?)",
+    ),
+    "value of the wrong type": (
+        HEAD + board().replace("variant: esp32", "variant: esp32, virtual: 3"),
+        "board b1: RigBoard", "invalid value: 'virtual' must be <class 'bool'>",
+    ),
     "wrong flash layout": (
         HEAD + board().replace("variant: esp32", "variant: esp32, flash_layout: stm32h743-2x1m"),
         "board b1: RigBoard.flash_layout", "not a esp32 layout",
