@@ -117,7 +117,7 @@ REAL_POWER_OFF_S = 2.0
 VIRTUAL_POWER_OFF_S = 0.2
 
 _MCUBOOT_KEYS = (ECDSA_P256, RSA_2048)  # the signature TLVs rig's MCUboot images carry (rig.image.mcuboot)
-_STM32_MODULES = ("rig.drivers.optionbytes", "rig.build.stm32", "rig.sim.stm32")
+_STM32_MODULES = ("rig.chips.stm32", "rig.drivers.optionbytes", "rig.build.stm32", "rig.sim.stm32")
 
 VARIANTS: dict[str, Variant] = {
     v.name: v

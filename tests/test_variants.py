@@ -16,7 +16,7 @@ import pytest
 
 from rig import variants
 from rig.image.layouts import LAYOUTS
-from rig.variants import NAMES, VARIANTS, Bootloader, Delivery, Flasher, facts, foreign
+from rig.variants import NAMES, VARIANTS, Bootloader, Delivery, Family, Flasher, facts, foreign
 
 RIG = Path(variants.__file__).parent
 
@@ -26,6 +26,10 @@ def _every(v):
 
 def _mcuboot(v):
     return v.bootloader is Bootloader.MCUBOOT
+
+
+def _stm32(v):
+    return v.family is Family.STM32
 
 
 # (module, table) -> which variants it must cover: facts one layer needs for itself.
@@ -39,6 +43,8 @@ PRIVATE_TABLES = {
     ("rig/provision/steps.py", "SERIAL_PREFIX"): _every,
     # the simulated fleet's default share of each variant (rig fleet up --mix)
     ("rig/fleet/control.py", "DEFAULT_MIX"): _every,
+    # the silicon each STM32 variant carries (its reference manual's core and addresses)
+    ("rig/chips/stm32.py", "PARTS"): _stm32,
 }
 
 

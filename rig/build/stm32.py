@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rig.build import defects, layout_header, toolchain
+from rig.chips import stm32 as chips
 from rig.image import appdesc
 from rig.image.mcuboot import Version
 from rig.variants import facts
 
 FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
 
-CPU_FLAGS = {
-    "stm32h7": ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=soft"],
-    "stm32l0": ["-mcpu=cortex-m0plus", "-mthumb"],
-}
 C_FLAGS = ["-std=c11", "-Os", "-g", "-Wall", "-Wextra", "-Werror", "-ffunction-sections",
            "-fdata-sections", "-fno-common"]
 # firmware/lib's applier, built with the codec of the variant's delta profile (rig.variants).
@@ -27,6 +24,13 @@ CODEC_SOURCES = {"p1": "rd_lzss.c", "p2": "rd_lzma.c"}
 CODEC_DEFINES = {"p1": "RDELTA_WITH_LZSS", "p2": "RDELTA_WITH_LZMA"}
 LINK_FLAGS = ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections",
               "-Wl,--build-id=none"]
+
+
+def cpu_flags(variant: str) -> list[str]:
+    """The variant's core (rig.chips.stm32). On a core with an FPU the ABI is said: the firmware does
+    no floating point, and the toolchain's configured default must not pick a hard-float newlib."""
+    chip = chips.PARTS[variant]
+    return [f"-mcpu={chip.core}", "-mthumb", *(["-mfloat-abi=soft"] if chip.fpu else [])]
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def build(variant: str, fault: str, version: Version, scratch: Path, env: dict[s
         **defects.defines(defect),
     }
     args = [
-        toolchain.tool("gcc"), *CPU_FLAGS[variant], *C_FLAGS, *cflags,
+        toolchain.tool("gcc"), *cpu_flags(variant), *C_FLAGS, *cflags,
         f"-ffile-prefix-map={FIRMWARE}=firmware", f"-ffile-prefix-map={gen}=gen",
         *(f"-D{k}={v}" for k, v in defines.items()),
         f"-I{FIRMWARE / 'common'}", f"-I{FIRMWARE / variant}", f"-I{FIRMWARE / 'lib'}", f"-I{gen}",

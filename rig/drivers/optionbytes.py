@@ -1,14 +1,16 @@
 """STM32 readout protection (RDP) in the option bytes: where each part keeps it, how to change it.
 
-Register addresses and key sequences from the reference manuals: RM0433 (STM32H743, FLASH_OPTSR
-and FLASH_OPTCR, section 4.9) and RM0367 (STM32L0x3, FLASH_OPTR and the option byte area at
-0x1FF80000, section 3.7). RDP byte values are the same on both: 0xAA = level 0 (open),
-0xCC = level 2 (permanent, debug disabled), anything else = level 1 (flash unreadable by debug).
+Register offsets and key sequences from the reference manuals: RM0433 (STM32H743, FLASH_OPTSR
+and FLASH_OPTCR, section 4.9) and RM0367 (STM32L0x3, FLASH_OPTR and the option byte area,
+section 3.7); where the FLASH registers and the option bytes sit is the part's rig.chips.stm32
+record. RDP byte values are the same on both: 0xAA = level 0 (open), 0xCC = level 2 (permanent,
+debug disabled), anything else = level 1 (flash unreadable by debug).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rig.chips import stm32 as chips
 from rig.errors import RigError
 
 LEVEL_BYTES = {0: 0xAA, 1: 0xBB, 2: 0xCC}
@@ -37,7 +39,7 @@ def write_level(target, variant: str, level: int) -> None:
 
 # STM32H743 (RM0433): unlock FLASH_OPTCR with OPTKEYR, write OPTSR_PRG, set OPTSTART, wait on
 # OPT_BUSY in OPTSR_CUR, lock again.
-_H7_FLASH = 0x5200_2000
+_H7_FLASH = chips.STM32H743.flash
 _H7_OPTKEYR, _H7_OPTCR, _H7_OPTSR_CUR, _H7_OPTSR_PRG = 0x08, 0x18, 0x1C, 0x20
 _H7_OPTKEYS = (0x0819_2A3B, 0x4C5D_6E7F)
 _H7_OPTLOCK, _H7_OPTSTART, _H7_OPT_BUSY = 1 << 0, 1 << 1, 1 << 0
@@ -54,12 +56,12 @@ def _h7_program(target, rdp: int) -> None:
 
 
 # STM32L0 (RM0367): unlock PECR (PEKEYR), then the option bytes (OPTKEYR); write the first option
-# word at 0x1FF80000 as value | ~value << 16; wait on BSY; OBL_LAUNCH reloads them (a reset).
-_L0_FLASH = 0x4002_2000
+# word as value | ~value << 16; wait on BSY; OBL_LAUNCH reloads them (a reset).
+_L0_FLASH = chips.STM32L073.flash
 _L0_PECR, _L0_PEKEYR, _L0_OPTKEYR, _L0_SR, _L0_OPTR = 0x04, 0x0C, 0x14, 0x18, 0x1C
 _L0_PEKEYS = (0x89AB_CDEF, 0x0203_0405)
 _L0_OPTKEYS = (0xFBEA_D9C8, 0x2425_2627)
-_L0_OPTION_WORD0 = 0x1FF8_0000
+_L0_OPTION_WORD0 = chips.STM32L073.option_bytes
 _L0_BSY, _L0_OBL_LAUNCH = 1 << 0, 1 << 18
 
 

@@ -1,6 +1,6 @@
 """The STM32 provisioning recipe (STM32H743, STM32L073): identify, check, flash, identity, write it, lock, prove.
 
-Both parts run the same steps; only the addresses differ (reference manuals RM0433 and RM0367).
+Both parts run the same steps; only the addresses differ (the part's rig.chips.stm32 record).
 Everything goes through the board's SWD probe (PyOCDDriver) and console, so the recipe runs alike on
 a real ST-LINK and on the virtual lab. The steps and the key area format are described in
 docs/provisioning.md.
@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyocd.core.exceptions import TransferError
 
+from rig.chips import stm32 as chips
 from rig.drivers import optionbytes
 from rig.drivers.strategy import BOOT_LINE, parse_boot_fields
 from rig.errors import ConsoleTimeout, RigError
@@ -31,22 +32,15 @@ BOOT_TIMEOUT = 10.0  # seconds from a probe reset to the boot line (with a power
 
 @dataclass(frozen=True)
 class Part:
-    name: str
-    dev_id: int  # DBGMCU_IDCODE.DEV_ID of the part the variant's firmware is built for
-    idcode: int  # bus address of DBGMCU_IDCODE
-    uid: tuple[int, int, int]  # bus addresses of UID[31:0], UID[63:32], UID[95:64]
+    chip: chips.Chip  # the part the variant's firmware is built for: its IDs and where they are read
     # The L0 has no mass-erase command: its one whole-flash erase is the RDP 1 -> 0 regression, far
     # faster than erasing 1536 pages one by one. The H7 erases a bank with one command.
     erase_by_regression: bool
 
 
 PARTS = {
-    # RM0433: DBGMCU_IDCODE in the DBGMCU block; the unique ID in system memory.
-    "stm32h7": Part("STM32H742/743/750/753", 0x450, 0x5C00_1000, (0x1FF1_E800, 0x1FF1_E804, 0x1FF1_E808),
-                    erase_by_regression=False),
-    # RM0367: DBGMCU_IDCODE on APB2; the unique ID beside the factory option bytes, third word apart.
-    "stm32l0": Part("STM32L07x/L08x", 0x447, 0x4001_5800, (0x1FF8_0050, 0x1FF8_0054, 0x1FF8_0064),
-                    erase_by_regression=True),
+    "stm32h7": Part(chips.STM32H743, erase_by_regression=False),
+    "stm32l0": Part(chips.STM32L073, erase_by_regression=True),
 }
 
 
@@ -69,16 +63,16 @@ def options(unit: Unit) -> dict:
 def identify(unit: Unit) -> dict:
     """The unique device ID and DBGMCU_IDCODE through the probe: readable under RDP level 1 too."""
     options(unit)  # a bad option fails the unit before anything is written to it
-    variant, part = unit.board.variant, PARTS[unit.board.variant]
+    variant, chip = unit.board.variant, PARTS[unit.board.variant].chip
     swd = unit.drivers.powered_probe()
     with swd.session() as session:
-        low, mid, high = (session.target.read32(addr) for addr in part.uid)
-        idcode = session.target.read32(part.idcode)
+        low, mid, high = (session.target.read32(addr) for addr in chip.uid)
+        idcode = session.target.read32(chip.idcode)
         rdp = optionbytes.read_level(session.target, variant)
     dev_id, rev_id = idcode & 0xFFF, idcode >> 16
     unit.record.chip_id = f"{high:08x}{mid:08x}{low:08x}"  # set first: a refused unit is recorded too
-    if dev_id != part.dev_id:
-        raise Refused(f"DBGMCU_IDCODE says DEV_ID 0x{dev_id:03x}, not an {part.name} (0x{part.dev_id:03x}): "
+    if dev_id != chip.dev_id:
+        raise Refused(f"DBGMCU_IDCODE says DEV_ID 0x{dev_id:03x}, not an {chip.name} (0x{chip.dev_id:03x}): "
                       f"wrong board on a {variant} fixture?")
     if rdp == 2:
         raise Refused("readout protection is at level 2: the part is locked for good and cannot be provisioned")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from rig.chips.stm32 import PARTS
 from rig.errors import RigError
 from rig.lab.export import start_probe_server
-from rig.provision.stm32 import PARTS
 from tests.labs import PrivateLab, bound_rack
 
 BIN = Path(sys.executable).parent

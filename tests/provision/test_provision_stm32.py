@@ -165,7 +165,7 @@ def test_locked_unit_refuses_readout_and_a_second_run_and_force_reprovisions_it(
     for partition in ("slot0", "identity"):
         out = lab.pyocd_cmd(board, f"read32 0x{base + layout.part(partition).offset:x} 16")
         assert "memory transfer failed" in out.stdout + out.stderr, out.stdout + out.stderr
-    uid = stm32.PARTS[variant].uid
+    uid = stm32.PARTS[variant].chip.uid
     out = lab.pyocd_cmd(board, *(f"read32 0x{addr:x}" for addr in uid))
     words = re.findall(r"^[0-9a-f]{8}:\s+([0-9a-f]{8})", out.stdout, re.MULTILINE)
     assert "".join(reversed(words)) == first.chip_id, out.stdout + out.stderr

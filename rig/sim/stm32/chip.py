@@ -67,7 +67,7 @@ class Chip:
         self._ram = [(start, bytearray(size)) for start, size in self.part.ram]
         self._regs: dict[int, int] = {}  # other registers: plain storage, reset at power-on
         self._ids = self._component_ids()
-        self._ids.update(zip(self.part.uid_addrs, unique_id(board.id), strict=True))
+        self._ids.update(zip(self.part.chip.uid, unique_id(board.id), strict=True))
         self._power_cycles = -1  # power-on state is set up at the first access (check_power)
 
     def _component_ids(self) -> dict[int, int]:
@@ -185,19 +185,19 @@ class Chip:
             0xE000_EDFC: core.demcr,
             0xE000_ED30: core.dfsr,
             0xE000_ED0C: 0xFA05_0000 | (self._regs.get(addr, 0) & 0x700),
-            0xE000_EF40: 0x1011_0221 if p.has_fpu else 0,  # MVFR0: single+double precision
-            0xE000_EF44: 0x1200_0011 if p.has_fpu else 0,
-            0xE000_EF48: 0x0000_0040 if p.has_fpu else 0,
+            0xE000_EF40: 0x1011_0221 if p.chip.fpu else 0,  # MVFR0: single+double precision
+            0xE000_EF44: 0x1200_0011 if p.chip.fpu else 0,
+            0xE000_EF48: 0x0000_0040 if p.chip.fpu else 0,
             FPB: p.fpb_rev << 28 | (p.fpb_comparators << 4) | (2 << 8) | (self._regs.get(FPB, 0) & 1),
             DWT: p.dwt_comparators << 28,
-            p.dbgmcu_idcode_addr: p.dbgmcu_idcode,
+            p.chip.idcode: p.dbgmcu_idcode,
         }
         if addr == 0xE000_EDF0:
             return core.read_dhcsr()
         if addr in fixed:
             return fixed[addr] or 0  # (DHCSR, the one None, is read above)
-        if p.flash_ctl <= addr < p.flash_ctl + 0x400:
-            return self.flashctl.read(addr - p.flash_ctl)
+        if p.chip.flash <= addr < p.chip.flash + 0x400:
+            return self.flashctl.read(addr - p.chip.flash)
         if self._is_register_space(addr):
             return self._regs.get(addr, 0)
         raise BusFault(f"bus fault reading 0x{addr:08x}: nothing is mapped there")
@@ -221,10 +221,11 @@ class Chip:
             core.demcr = value
         elif addr == 0xE000_ED30:
             core.dfsr &= ~value  # write 1 to clear
-        elif p.flash_ctl <= addr < p.flash_ctl + 0x400:
-            self.flashctl.write(addr - p.flash_ctl, value)
-        elif isinstance(self.flashctl, L0FlashController) and 0x1FF8_0000 <= addr < 0x1FF8_0020:
-            if not self.flashctl.write_option_word(addr, value):
+        elif p.chip.flash <= addr < p.chip.flash + 0x400:
+            self.flashctl.write(addr - p.chip.flash, value)
+        elif (isinstance(self.flashctl, L0FlashController) and p.chip.option_bytes is not None
+              and 0 <= addr - p.chip.option_bytes < 0x20):
+            if not self.flashctl.write_option_word(addr - p.chip.option_bytes, value):
                 raise BusFault(f"write to option bytes at 0x{addr:08x}: unlock them with OPTKEYR first")
         elif self._is_register_space(addr):
             self._regs[addr] = value

@@ -23,7 +23,7 @@ from unicorn import UC_ARCH_ARM, UC_HOOK_INTR, UC_MODE_MCLASS, UC_MODE_THUMB, Uc
 from unicorn import arm_const as a
 from unicorn.unicorn_py3.unicorn import uclib
 
-MODELS = {"cortex-m7": a.UC_CPU_ARM_CORTEX_M7, "cortex-m0+": a.UC_CPU_ARM_CORTEX_M0}
+MODELS = {"cortex-m7": a.UC_CPU_ARM_CORTEX_M7, "cortex-m0plus": a.UC_CPU_ARM_CORTEX_M0}
 # QEMU's exception numbers, as unicorn's interrupt hook reports them
 EXCP_SWI, EXCP_EXCEPTION_EXIT = 2, 8
 HARDFAULT, SVCALL = 3, 11

@@ -178,7 +178,6 @@ class L0FlashController:
     PECR_OBL_LAUNCH = 1 << 18
     SR_READY_HVOFF = 0x0000_000C  # READY, ENDHV: never busy, operations complete within the store
     SR_EOP, SR_WRPERR, SR_PGAERR, SR_SIZERR, SR_NOTZEROERR = 1 << 1, 1 << 8, 1 << 9, 1 << 10, 1 << 16
-    OPTION_BYTES = 0x1FF8_0000  # bus address of the user option bytes (RDP word first)
 
     def __init__(self, flash: Flash, options: OptionBytes, system_reset):
         self.flash = flash
@@ -245,11 +244,12 @@ class L0FlashController:
             except FlashError:
                 self._sr |= self.SR_NOTZEROERR  # the word was not erased
 
-    def write_option_word(self, addr: int, value: int) -> bool:
-        """A write into the option byte area; False if the area is locked (the bus faults)."""
+    def write_option_word(self, offset: int, value: int) -> bool:
+        """A write into the option byte area (chip.option_bytes) at `offset`; False if the area is
+        locked (the bus faults)."""
         if self._pecr & self.PECR_OPTLOCK:
             return False
-        if addr == self.OPTION_BYTES:
+        if offset == 0:  # the RDP word
             # The low half holds RDP and its complement nRDP in the high half must match.
             rdp, nrdp = value & 0xFF, (value >> 16) & 0xFF
             if rdp ^ nrdp == 0xFF:

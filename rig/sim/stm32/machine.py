@@ -99,7 +99,7 @@ class Machine:
         self.usart.dma_serves = lambda: self._rx_stream() is not None
         # Instructions the core executed since the DMA last took a console byte (inf: it waited).
         self._rx_credit = float("inf")
-        self.cpu = Cpu(part.cpu, lambda: self.scs.vtor)
+        self.cpu = Cpu(part.chip.core, lambda: self.scs.vtor)
         self.cpu.exception_due = lambda: self.scs.pending(self._line) is not None
         self.cpu.returned = self._returned
         self._reset_cause: str | None = None
@@ -151,9 +151,9 @@ class Machine:
             uc.mem_write(start, bytes([RAM_NOISE]) * size)
         p = self.part
         for start, size, device in ((p.rcc, 0x400, self.rcc), (p.console_usart, 0x400, self.usart),
-                                    (p.iwdg, 0x400, self.iwdg), (p.flash_ctl, 0x400, self.flashctl),
+                                    (p.iwdg, 0x400, self.iwdg), (p.chip.flash, 0x400, self.flashctl),
                                     (p.gpio[0], p.gpio[1], _Plain()),
-                                    (p.dbgmcu_idcode_addr, 0x400, _Dbgmcu(p.dbgmcu_idcode)),
+                                    (p.chip.idcode, 0x400, _Dbgmcu(p.dbgmcu_idcode)),
                                     (p.dma, 0x400, self.dma),
                                     *(((p.dmamux, 0x400, self.dmamux),) if p.dmamux is not None else ()),
                                     (SCS_BASE, PAGE, self.scs)):

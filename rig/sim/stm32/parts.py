@@ -4,11 +4,14 @@ components) and where the peripherals its emulated core drives sit on the bus.
 Values are those of the silicon (reference manuals RM0433 for the STM32H743, RM0367/RM0377 for
 the STM32L0, ARMv7-M / ARMv6-M ARM for the core), so pyocd's discovery walks the same path it
 walks on a Nucleo board, and the firmware finds its registers where chip.h puts them on the part.
-Flash geometry is not here: it comes from rig.image.layouts.
+What the drivers and the build need too (the core, the ID and FLASH addresses) is the part's
+rig.chips.stm32 record; flash geometry comes from rig.image.layouts.
 """
 
 from dataclasses import dataclass
 from enum import Enum
+
+from rig.chips import stm32 as chips
 
 
 class FlashInterface(Enum):
@@ -28,6 +31,7 @@ class RccInterface(Enum):
 @dataclass(frozen=True)
 class Part:
     variant: str
+    chip: chips.Chip  # the silicon facts the drivers and the build read too
     target_type: str  # the pyocd target type a user passes with -t
     dpidr: int  # SW-DP IDR
     ap_idr: int  # AP0: the AHB-AP that reaches the core and the bus
@@ -38,15 +42,10 @@ class Part:
     dwt_comparators: int
     fpb_comparators: int
     fpb_rev: int  # FP_CTRL.REV: 1 on the Cortex-M7 (breakpoints anywhere), 0 on v6-M
-    has_fpu: bool
-    dbgmcu_idcode_addr: int
-    dbgmcu_idcode: int
-    uid_addrs: tuple[int, int, int]  # bus addresses of the unique device ID's words UID[31:0], [63:32], [95:64]
+    dbgmcu_idcode: int  # what DBGMCU_IDCODE (chip.idcode) reads: the revision's REV_ID, chip.dev_id
     ram: tuple[tuple[int, int], ...]  # (bus address, size) of each RAM block
-    flash_ctl: int  # bus address of the FLASH peripheral's registers
-    flash_interface: FlashInterface  # and what they are
+    flash_interface: FlashInterface  # what the FLASH peripheral's registers (chip.flash) are
     # -- what the emulated core needs (rig.sim.stm32.machine)
-    cpu: str  # the core unicorn emulates: "cortex-m7" or "cortex-m0+"
     rcc: int  # bus address of the RCC
     rcc_interface: RccInterface  # and which one it is
     console_usart: int  # the USART wired to the ST-LINK virtual COM port on the Nucleo board
@@ -63,6 +62,7 @@ class Part:
 
 STM32H743 = Part(
     variant="stm32h7",
+    chip=chips.STM32H743,
     target_type="stm32h743xx",
     dpidr=0x6BA02477,  # SW-DP v2, ARM
     ap_idr=0x84770001,  # AHB-AP (AHB3)
@@ -73,10 +73,7 @@ STM32H743 = Part(
     dwt_comparators=4,
     fpb_comparators=8,
     fpb_rev=1,
-    has_fpu=True,  # double-precision FPv5
-    dbgmcu_idcode_addr=0x5C00_1000,
-    dbgmcu_idcode=0x1003_6450,  # revision V, DEV_ID 0x450
-    uid_addrs=(0x1FF1_E800, 0x1FF1_E804, 0x1FF1_E808),  # RM0433 "Unique device ID register", in system memory
+    dbgmcu_idcode=0x1003_6000 | chips.STM32H743.dev_id,  # REV_ID 0x1003 (revision V), reserved 15:12, DEV_ID
     ram=(
         (0x0000_0000, 64 * 1024),  # ITCM
         (0x2000_0000, 128 * 1024),  # DTCM (pyocd's flash algorithm runs here)
@@ -84,9 +81,7 @@ STM32H743 = Part(
         (0x3000_0000, 288 * 1024),  # SRAM1..3
         (0x3800_0000, 64 * 1024),  # SRAM4
     ),
-    flash_ctl=0x5200_2000,
     flash_interface=FlashInterface.H7,
-    cpu="cortex-m7",
     rcc=0x5802_4400,
     rcc_interface=RccInterface.H7,
     console_usart=0x4000_4800,  # USART3 on PD8/PD9
@@ -104,6 +99,7 @@ STM32H743 = Part(
 
 STM32L073 = Part(
     variant="stm32l0",
+    chip=chips.STM32L073,
     target_type="stm32l073xx",
     dpidr=0x0BC11477,  # SW-DP v1 MINDP, as on every Cortex-M0+
     ap_idr=0x04770031,  # AHB-AP of the Cortex-M0+
@@ -114,14 +110,9 @@ STM32L073 = Part(
     dwt_comparators=2,
     fpb_comparators=4,
     fpb_rev=0,
-    has_fpu=False,
-    dbgmcu_idcode_addr=0x4001_5800,
-    dbgmcu_idcode=0x1000_6447,  # DEV_ID 0x447: STM32L07x/L08x (category 5)
-    uid_addrs=(0x1FF8_0050, 0x1FF8_0054, 0x1FF8_0064),  # RM0367 "Unique device ID registers": the third word is apart
+    dbgmcu_idcode=0x1000_6000 | chips.STM32L073.dev_id,  # REV_ID 0x1000, reserved 15:12, DEV_ID
     ram=((0x2000_0000, 20 * 1024),),
-    flash_ctl=0x4002_2000,
     flash_interface=FlashInterface.L0,
-    cpu="cortex-m0+",
     rcc=0x4002_1000,
     rcc_interface=RccInterface.L0,
     console_usart=0x4000_4400,  # USART2 on PA2/PA3
