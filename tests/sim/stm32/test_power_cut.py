@@ -49,7 +49,11 @@ class Sweep:
     def cut(self, before: bytes, op: int, tear: bool) -> str:
         """Restore `before`, cut power at operation `op` of the boot, power on; the version that runs."""
         vb = self.vb
-        self.flash_file.write_bytes(before)  # the board is off; its flash file is the part's cells
+        # The board is off; its flash file is the part's cells, mapped by the board: written in place,
+        # as a programmer writes cells (a truncating write_bytes let a board thread that still read the
+        # map meanwhile die of SIGBUS - an xdist worker crashed so once).
+        with self.flash_file.open("r+b") as cells:
+            cells.write(before)
         vb.console.drain()
         vb.board.arm_cut(op, tear=tear, off_time=CUT_OFF_TIME)
         vb.board.set_power(True)
