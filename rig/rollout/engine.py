@@ -480,9 +480,17 @@ class Engine:
                                                    "execution": self._execution(ex, r)})
 
     def _announce_all(self) -> None:
-        """After a (re)start: every execution a device may be waiting for is announced again."""
+        """After a (re)start: every execution a device may be waiting for is announced again. A queued
+        one counts in the rate limit's window from now on: the engine may have been stopped between
+        committing it and sending its notification, so this may be the first one its device gets."""
+        now = time.time()
         for ex in self.execs.values():
             if ex["status"] in (p.QUEUED, p.IN_PROGRESS) and self._offerable(ex):
+                if ex["status"] == p.QUEUED:
+                    window = self.notified.setdefault(ex["rollout_id"], deque())
+                    if ex["queued_at"] in window:
+                        window.remove(ex["queued_at"])
+                    window.append(now)  # not before any entry: the window stays in time order
                 self._announce(ex, self.rollouts[ex["rollout_id"]])
 
     # -- requests from the command line
