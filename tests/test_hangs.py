@@ -41,8 +41,9 @@ def test_a_blocked_process_is_hung_and_says_what_it_waits_in():
     proc = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, "
                              "signal.SIG_IGN); time.sleep(600)"])
     try:
-        with pytest.raises(pytest.fail.Exception, match=r"the sleeper: hung - blocked \(state S in \w+, ignoring "
-                                                        r"[^)]*\bSIGINT\b[^)]*\), its CPU time stood at \d\.\d\d s for \d s"):
+        with pytest.raises(pytest.fail.Exception,
+                           match=r"the sleeper: hung - blocked \(state S in \w+, ignoring "
+                                 r"[^)]*\bSIGINT\b[^)]*\), its CPU time stood at \d\.\d\d s for \d s"):
             hangs.finish(proc, "the sleeper", stall_s=2)
     finally:
         proc.kill()
