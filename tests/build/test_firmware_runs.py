@@ -110,9 +110,7 @@ def test_a_hung_image_on_a_starved_core_is_reset_by_its_watchdog_on_the_walls_ti
     so the part's time follows its instructions; but a hung image spins on `b .` doing nothing while
     its IWDG counts the wall's time, as on silicon: it is reset after its 2 s, not after 2 s of
     executed slices (half a minute here - long enough for the campaign's 3 s health gate to
-    power-cycle it first, and a watchdog proof to miss its reset cause). Nor after 2 s of its
-    SysTick handler's slices: the host's delay in running them is a woken core's lateness, counted
-    as a wait's (skipped, its 2 s took 9.6-9.9 s of the wall here: at the guard, past it at load 7-10)."""
+    power-cycle it first, and a watchdog proof to miss its reset cause)."""
     run = Cpu.run
 
     def starved(self, count):

@@ -453,7 +453,6 @@ class Machine:
     def _run(self, until: float | None, stop: Callable[[], bool]) -> str | None:
         cpu, scs = self.cpu, self.scs
         accounted = None  # host time up to which the part's time is settled (None: a wait or a halt did)
-        woken = False  # the core waited and has not run a whole slice since (it serves an interrupt)
         while True:
             if self._cut is not None:
                 cut, self._cut = self._cut, None
@@ -503,7 +502,6 @@ class Machine:
                 self._idle = False
                 self._last_idle = None
                 accounted = None
-                woken = True
                 continue
             deadline = _first(irqs[: 1 if by_dma else 2] + others if takes else others)
             self._due = float("inf") if deadline is None else deadline
@@ -515,40 +513,29 @@ class Machine:
             if by_dma and usart.pending_rx():
                 # The DMA takes the bytes complete by now once the core had their character times.
                 count = min(SLICE, usart.cycles_per_char() * max(1, usart.complete(self.clock.now())))
-                whole = cpu.run(count)
-                if whole:
+                if cpu.run(count):
                     self._rx_credit += count
             elif usart.held:
                 # The console's next byte comes in after the part's character time of cycles.
                 count = min(SLICE, usart.cycles_per_char())
-                whole = cpu.run(count)
-                if whole or cpu.sleeping:
+                if cpu.run(count) or cpu.sleeping:
                     usart.release()
             else:
                 count = SLICE
                 spun_from = cpu.pc
-                whole = cpu.run(count)
-                if whole and self._spins(spun_from):
+                if cpu.run(count) and self._spins(spun_from):
                     self._idle = True
                     self._watch_spin(cpu.pc)
-            woken = woken and not whole
             # At most `count` instructions ran: the part needs count cycles for them at the most,
             # plus the time its flash and UART took (the timing model sleeps it in this thread).
-            # Whatever host time a busy slice took beyond that, the bookkeeping since the previous
+            # Whatever host time the slice took beyond that, the bookkeeping since the previous
             # slice included, is skipped, however little: a core emulated slower than the part (a
             # loaded host) would otherwise see its LSI and SysTick run ahead of its instructions
             # slice after slice - the two-sector H7 upload's image hash took over 2 s of the
-            # part's time at load 15 and the IWDG bit mid-upload. A woken core's slices (an
-            # interrupt's handler, back to its WFI or `b .` before a whole slice ran) are its wake-up:
-            # their lateness is the wait's, skipped only beyond STARVED as a wait's is - skipped
-            # whole, the host's delay in running the SysTick handler of an idle or hung part (twice
-            # a tick: the handler, then the spin it returns to) made its IWDG count a fifth of the
-            # wall's time on a loaded host, where on silicon it counts the wall's.
+            # part's time at load 15 and the IWDG bit mid-upload.
             accounted = time.monotonic()
             needed = count / self.rcc.core_hz() + timing.slept_in_this_thread() - busy
-            if woken:
-                self._starved(accounted - started - needed)
-            elif accounted - started > needed:
+            if accounted - started > needed:
                 self.clock.skip(accounted - started - needed)
 
     def _spins(self, start: int) -> bool:
