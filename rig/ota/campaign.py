@@ -493,7 +493,6 @@ class Campaign:
         is not armed a second time)."""
         self.d.console.drain()
         self._handed_at = len(boots)  # boots before this count belong to the image that ran before
-        self._handed_time = time.monotonic()
         if s.cut_at_op is not None and self._cuts_receiving(s) and not again:
             self._arm_cut(s.cut_at_op, s)
         if s.flip_at_write is not None:
@@ -505,6 +504,9 @@ class Campaign:
             # e.g. MCUboot swaps the tested image in at this boot; what the old image said after the
             # upload is noted before the cut, as the settle step would have read it
             self._power_cycle(self._taker(v, boots))
+        # The silent-board gate counts from here, not from the upload's start: a two-sector image
+        # takes longer than SILENT_WAIT_S to upload at load, and the gate then cut MCUboot's swap at once.
+        self._handed_time = time.monotonic()
 
     def _deliver(self, v: Verdict, s: Scenario, artefact: bytes, boots: list[_Boot]) -> bool:
         """Hand over, with faults and cuts; returns whether a planned cut fired."""
