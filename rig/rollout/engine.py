@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 
 from sqlalchemy import bindparam, insert, select, update
@@ -483,15 +483,16 @@ class Engine:
         """After a (re)start: every execution a device may be waiting for is announced again. A queued
         one counts in the rate limit's window from now on: the engine may have been stopped between
         committing it and sending its notification, so this may be the first one its device gets."""
-        now = time.time()
+        again: dict[int, list[float]] = {}  # rollout -> when its re-announced queued jobs were queued
         for ex in self.execs.values():
             if ex["status"] in (p.QUEUED, p.IN_PROGRESS) and self._offerable(ex):
                 if ex["status"] == p.QUEUED:
-                    window = self.notified.setdefault(ex["rollout_id"], deque())
-                    if ex["queued_at"] in window:
-                        window.remove(ex["queued_at"])
-                    window.append(now)  # not before any entry: the window stays in time order
+                    again.setdefault(ex["rollout_id"], []).append(ex["queued_at"])
                 self._announce(ex, self.rollouts[ex["rollout_id"]])
+        now = time.time()
+        for rid, queued in again.items():  # one rebuild per rollout: a fleet restarts with thousands queued
+            kept = Counter(self.notified.get(rid, ())) - Counter(queued)
+            self.notified[rid] = deque(sorted(kept.elements()) + [now] * len(queued))
 
     # -- requests from the command line
     def _requests(self) -> None:
